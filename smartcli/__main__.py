@@ -1,0 +1,3 @@
+from smartcli.cli import main
+
+main()

@@ -1,0 +1,164 @@
+"""The `smart` command line. Heavy imports (torch, transformers) happen inside commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from smartcli import __version__
+
+# Exit codes (documented in the README).
+EXIT_OK = 0
+EXIT_ERROR = 1  # fatal: damaged store, model cannot load, unexpected failure
+EXIT_USAGE = 2  # bad arguments or empty query (also Typer's own code for usage errors)
+EXIT_SKIPPED = 3  # index finished, but some files were skipped (each reported on stderr)
+EXIT_NO_INDEX = 4  # no store at the given path yet
+EXIT_BUSY = 5  # another `smart index` holds the store's write lock
+EXIT_MODEL_MISMATCH = 6  # the store was built with another model
+
+app = typer.Typer(
+    name="smart",
+    help="Index local PDFs and images, then search them in plain language with SMART "
+    "(pooled + late-interaction scoring from one frozen embedding model).",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+
+StoreOption = typer.Option(
+    None,
+    "--store",
+    envvar="SMART_STORE",
+    help="Store directory. Default: $SMART_STORE, else $XDG_DATA_HOME/smart/store (~/.local/share/smart/store).",
+    show_default=False,
+)
+DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda.")
+
+
+def _store_path(store: Optional[Path]) -> Path:
+    from smartcli.store import default_store_path
+
+    return store if store is not None else default_store_path()
+
+
+def _fail(message: str, code: int) -> "typer.Exit":
+    from smartcli.output import warn
+
+    warn(message)
+    return typer.Exit(code)
+
+
+def _store_error_code(exc) -> int:
+    from smartcli.store import ModelMismatch, StoreBusy, StoreMissing
+
+    if isinstance(exc, StoreMissing):
+        return EXIT_NO_INDEX
+    if isinstance(exc, StoreBusy):
+        return EXIT_BUSY
+    if isinstance(exc, ModelMismatch):
+        return EXIT_MODEL_MISMATCH
+    return EXIT_ERROR
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"smart {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+) -> None:
+    pass
+
+
+@app.command()
+def index(
+    paths: list[Path] = typer.Argument(..., help="Files or folders to index (folders are walked recursively).", show_default=False),
+    store: Optional[Path] = StoreOption,
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Hugging Face id or local folder of the embedding model. Default: the store's model, else the packaged all-MiniLM-L6-v2."
+    ),
+    device: str = DeviceOption,
+    batch_pages: int = typer.Option(128, "--batch-pages", min=1, help="Pages committed to the store per batch (an interrupted run keeps finished batches)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Text windows per forward pass."),
+    token_dtype: str = typer.Option("float16", "--token-dtype", help="Storage type of token states for a new store: float16 or int8 (per-token scale)."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Delete the store's contents first and index from scratch (also the way out of a damaged store)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be added, updated, moved and removed, and change nothing."),
+    json_output: bool = typer.Option(False, "--json", help="Print the end-of-run summary as one JSON object."),
+) -> None:
+    """Index PDFs and images under PATHS (new and changed files encoded, moved ones recognized, gone ones removed)."""
+    from smartcli.commands.index_cmd import run_index
+
+    raise typer.Exit(
+        run_index(
+            paths=paths,
+            store_path=_store_path(store),
+            model=model,
+            device=device,
+            batch_pages=batch_pages,
+            batch_size=batch_size,
+            token_dtype=token_dtype,
+            rebuild=rebuild,
+            dry_run=dry_run,
+            json_output=json_output,
+        )
+    )
+
+
+@app.command()
+def search(
+    query: Optional[str] = typer.Argument(None, help="The query text.", show_default=False),
+    queries: Optional[str] = typer.Option(
+        None, "--queries", "-q", help="Run many queries from FILE ('-' for stdin): one per line, plain text or JSON {\"qid\", \"query\"}. Prints JSON lines."
+    ),
+    store: Optional[Path] = StoreOption,
+    mode: str = typer.Option("smart", "--mode", help="smart (anchor + late), pooled (anchor only) or late (MaxSim only)."),
+    lambda_anchor: Optional[float] = typer.Option(None, "--lambda-anchor", help="Weight of the pooled cosine. Default: 1.0.", show_default=False),
+    lambda_late: Optional[float] = typer.Option(None, "--lambda-late", help="Weight of the MaxSim term. Default: 2.0.", show_default=False),
+    top_k: int = typer.Option(10, "--top-k", "-k", min=1, help="Results per query."),
+    json_output: bool = typer.Option(False, "--json", help="One JSON object per query per line on stdout."),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", min=1, help="Items scored per chunk. Default: automatic (about 65k token states per chunk).", show_default=False),
+    device: str = DeviceOption,
+) -> None:
+    """Search the index with plain-language QUERY (or many with --queries)."""
+    from smartcli.commands.search_cmd import run_search
+
+    raise typer.Exit(
+        run_search(
+            query=query,
+            queries_file=queries,
+            store_path=_store_path(store),
+            mode=mode,
+            lambda_anchor=lambda_anchor,
+            lambda_late=lambda_late,
+            top_k=top_k,
+            json_output=json_output,
+            chunk_size=chunk_size,
+            device=device,
+        )
+    )
+
+
+@app.command()
+def status(
+    store: Optional[Path] = StoreOption,
+    json_output: bool = typer.Option(False, "--json", help="Print the status as one JSON object."),
+) -> None:
+    """Show what the store holds and how many indexed files changed on disk since."""
+    from smartcli.commands.status_cmd import run_status
+
+    raise typer.Exit(run_status(_store_path(store), json_output))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("smart: interrupted\n")
+        sys.exit(130)

@@ -1,0 +1,476 @@
+"""The on-disk index: a SQLite catalog plus immutable HDF5 vector segments.
+
+Layout of a store directory::
+
+    catalog.sqlite        files, items (pages), segments, metadata; the only mutable file
+    segments/<name>.h5    pooled vectors and token states of one committed batch
+    lock                  held (flock) by the one process allowed to write
+
+A segment is written under a temporary name, fsynced and renamed into place before
+the catalog transaction that references it commits, so a crash at any moment leaves
+the catalog pointing only at complete segments. Segment files the catalog does not
+name are leftovers of an interrupted run and are deleted by the next writer.
+Readers see the last committed catalog state (SQLite WAL snapshot isolation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, NamedTuple, Sequence
+
+import numpy as np
+
+from smartcli.encoders import Encoded, ModelInfo
+
+SCHEMA_VERSION = 1
+CATALOG = "catalog.sqlite"
+SEGMENT_DIR = "segments"
+TOKEN_DTYPES = ("float16", "int8")
+DEFAULT_TOKEN_DTYPE = "float16"
+# Deleted segment files are kept this long so that searches that started before a
+# compaction can still read them.
+SEGMENT_GRACE_SECONDS = 600
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    path BLOB UNIQUE NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT,
+    status TEXT NOT NULL,          -- indexed | skipped
+    reason TEXT,
+    indexed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    page INTEGER NOT NULL,
+    segment TEXT,                  -- NULL: discovered but not encoded (see note)
+    row INTEGER,
+    n_tokens INTEGER NOT NULL DEFAULT 0,
+    text TEXT,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS items_by_file ON items(file_id);
+CREATE INDEX IF NOT EXISTS items_by_segment ON items(segment, row);
+CREATE TABLE IF NOT EXISTS segments (
+    name TEXT PRIMARY KEY,
+    rows INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retired_segments (name TEXT PRIMARY KEY, retired REAL NOT NULL);
+"""
+
+
+class StoreError(Exception):
+    """The store is missing, damaged, busy or belongs to another model."""
+
+
+class StoreMissing(StoreError):
+    pass
+
+
+class StoreBusy(StoreError):
+    pass
+
+
+class ModelMismatch(StoreError):
+    pass
+
+
+def default_store_path() -> Path:
+    """``$SMART_STORE``, else ``$XDG_DATA_HOME/smart/store`` (``~/.local/share/smart/store``)."""
+    if os.environ.get("SMART_STORE"):
+        return Path(os.environ["SMART_STORE"]).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data_home) / "smart" / "store"
+
+
+def fs_path(path: bytes | str) -> str:
+    return os.fsdecode(path)
+
+
+def db_path(path: str) -> bytes:
+    # Paths are stored as bytes so that names that are not valid UTF-8 survive.
+    return os.fsencode(path)
+
+
+@dataclass
+class PageRecord:
+    """One page (or image) of a file, ready to be committed."""
+
+    page: int
+    text: str | None
+    encoded: Encoded | None
+    note: str | None = None  # why the page has no vectors
+
+
+@dataclass
+class FileRecord:
+    path: str
+    kind: str
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    pages: list[PageRecord]
+    status: str = "indexed"
+    reason: str | None = None
+
+
+class SegmentFile(NamedTuple):
+    name: str
+    rows: int
+    tokens: int
+    bytes: int
+
+
+@dataclass
+class LiveItem:
+    item_id: int
+    path: str
+    page: int
+    kind: str
+    segment: str
+    row: int
+    n_tokens: int
+    text: str
+
+
+class Store:
+    """A store directory. Open for reading with :meth:`open`, for writing with :meth:`open_for_writing`."""
+
+    def __init__(self, root: Path, conn: sqlite3.Connection, lock_file=None):
+        self.root = root
+        self.conn = conn
+        self._lock_file = lock_file
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, root: str | Path) -> "Store":
+        root = Path(root)
+        catalog = root / CATALOG
+        if not catalog.exists():
+            raise StoreMissing(f"no index at {root} (run `smart index PATH` first)")
+        conn = _connect(catalog)
+        store = cls(root, conn)
+        store._check_schema()
+        return store
+
+    @staticmethod
+    def lock_only(root: str | Path, wait: bool = False):
+        """Take the store's write lock (creating the directory); the returned file holds it."""
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        lock_file = open(root / "lock", "a+")
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            lock_file.close()
+            raise StoreBusy(f"another `smart index` is writing to {root}; try again when it ends") from None
+        return lock_file
+
+    @classmethod
+    def open_for_writing(cls, root: str | Path, wait: bool = False) -> "Store":
+        root = Path(root)
+        lock_file = cls.lock_only(root, wait)
+        (root / SEGMENT_DIR).mkdir(exist_ok=True)
+        conn = _connect(root / CATALOG)
+        conn.executescript(_SCHEMA)
+        store = cls(root, conn, lock_file)
+        if store.meta.get("schema_version") is None:
+            with conn:
+                store._set_meta("schema_version", SCHEMA_VERSION)
+                store._set_meta("created", time.time())
+        store._check_schema()
+        store._remove_leftovers()
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _check_schema(self) -> None:
+        try:
+            version = self.meta.get("schema_version")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"the catalog of {self.root} is damaged ({exc}); rebuild with `smart index --rebuild PATH`") from None
+        if version is not None and int(version) != SCHEMA_VERSION:
+            raise StoreError(f"{self.root} has store schema {version}, this smart reads {SCHEMA_VERSION}; rebuild with `smart index --rebuild PATH`")
+
+    # -- metadata --------------------------------------------------------------------------
+
+    @property
+    def meta(self) -> dict:
+        return {key: json.loads(value) for key, value in self.conn.execute("SELECT key, value FROM meta")}
+
+    def _set_meta(self, key: str, value) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    @property
+    def model(self) -> ModelInfo | None:
+        raw = self.meta.get("model")
+        return ModelInfo(**raw) if raw else None
+
+    @property
+    def token_dtype(self) -> str:
+        return self.meta.get("token_dtype", DEFAULT_TOKEN_DTYPE)
+
+    def bind_model(self, info: ModelInfo, token_dtype: str = DEFAULT_TOKEN_DTYPE) -> None:
+        """Record the store's model on first use; refuse a different one afterwards."""
+        current = self.model
+        if current is None:
+            with self.conn:
+                self._set_meta("model", info.__dict__)
+                self._set_meta("token_dtype", token_dtype)
+            return
+        check_same_model(current, info, self.root)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def live_items(self) -> list[LiveItem]:
+        """Encoded items of the last committed state, ordered by segment and row."""
+        rows = self.conn.execute(
+            """SELECT items.id, files.path, items.page, files.kind, items.segment, items.row,
+                      items.n_tokens, COALESCE(items.text, '')
+               FROM items JOIN files ON files.id = items.file_id
+               WHERE items.segment IS NOT NULL ORDER BY items.segment, items.row"""
+        ).fetchall()
+        return [LiveItem(r[0], fs_path(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+
+    def segment_path(self, name: str) -> Path:
+        return self.root / SEGMENT_DIR / f"{name}.h5"
+
+    def open_segment(self, name: str):
+        import h5py
+
+        path = self.segment_path(name)
+        try:
+            return h5py.File(path, "r", locking=False)
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"segment {path} cannot be read ({exc}); rebuild with `smart index --rebuild PATH`") from None
+
+    def files(self) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT id, path, kind, size, mtime_ns, sha256, status, reason FROM files ORDER BY path"
+        ).fetchall()
+        keys = ("id", "path", "kind", "size", "mtime_ns", "sha256", "status", "reason")
+        return [dict(zip(keys, (r[0], fs_path(r[1])) + tuple(r[2:]))) for r in rows]
+
+    def stats(self) -> dict:
+        q = self.conn.execute
+        files_by_kind = dict(q("SELECT kind, COUNT(*) FROM files WHERE status='indexed' GROUP BY kind").fetchall())
+        items_total = q("SELECT COUNT(*) FROM items").fetchone()[0]
+        encoded, tokens = q("SELECT COUNT(*), COALESCE(SUM(n_tokens), 0) FROM items WHERE segment IS NOT NULL").fetchone()
+        segment_rows, segment_bytes = q("SELECT COALESCE(SUM(rows), 0), COALESCE(SUM(bytes), 0) FROM segments").fetchone()
+        not_encoded = dict(q("SELECT COALESCE(note, ''), COUNT(*) FROM items WHERE segment IS NULL GROUP BY note").fetchall())
+        skipped = q("SELECT COUNT(*) FROM files WHERE status='skipped'").fetchone()[0]
+        catalog_bytes = sum(
+            p.stat().st_size for p in self.root.glob(CATALOG + "*") if p.is_file()
+        )
+        return {
+            "files": files_by_kind,
+            "items": items_total,
+            "encoded_items": encoded,
+            "not_encoded": not_encoded,
+            "skipped_files": skipped,
+            "tokens": tokens,
+            "segments": q("SELECT COUNT(*) FROM segments").fetchone()[0],
+            "segment_rows": segment_rows,
+            "garbage_rows": segment_rows - encoded,
+            "bytes": segment_bytes + catalog_bytes,
+        }
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write_segment(self, records: Sequence[FileRecord]) -> "SegmentFile | None":
+        """Write the encoded pages of ``records`` to a new, complete segment file."""
+        import h5py
+
+        encoded = [(f, p) for f in records for p in f.pages if p.encoded is not None]
+        if not encoded:
+            return None
+        info = self.model
+        name = f"seg-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        final = self.segment_path(name)
+        tmp = final.with_name(f".tmp-{name}.h5")
+        counts = np.array([p.encoded.tokens.shape[0] for _, p in encoded], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        tokens = np.concatenate([p.encoded.tokens for _, p in encoded])
+        with h5py.File(tmp, "w", locking=False) as h5:
+            h5.attrs.update(
+                schema_version=SCHEMA_VERSION,
+                model_name=info.name,
+                model_fingerprint=info.fingerprint,
+                pooling=info.pooling,
+                dims=info.dims,
+                token_dtype=self.token_dtype,
+                created=time.time(),
+            )
+            h5["pooled"] = np.stack([p.encoded.pooled for _, p in encoded]).astype(np.float32)
+            h5["offsets"] = offsets
+            _write_tokens(h5, tokens, self.token_dtype)
+            h5["token_ids"] = np.concatenate([p.encoded.token_ids for _, p in encoded]).astype(np.int32)
+            h5["spans"] = np.concatenate([p.encoded.spans for _, p in encoded]).astype(np.int32)
+            h5["item_path"] = np.array([db_path(f.path) for f, _ in encoded], dtype=h5py.special_dtype(vlen=bytes))
+            h5["item_page"] = np.array([p.page for _, p in encoded], dtype=np.int32)
+            h5.flush()
+            os.fsync(h5.id.get_vfd_handle())
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+        return SegmentFile(name, len(encoded), int(offsets[-1]), final.stat().st_size)
+
+    def commit_files(self, records: Sequence[FileRecord], segment: "SegmentFile | None", replace_paths: Iterable[str] = ()) -> None:
+        """Atomically make ``records`` (and their new ``segment``) part of the index.
+
+        Any existing catalog entry for the same paths (or for ``replace_paths``) is
+        replaced in the same transaction.
+        """
+        now = time.time()
+        with self.conn:
+            if segment is not None:
+                self.conn.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)", (*segment, now))
+            for path in list(replace_paths) + [r.path for r in records]:
+                self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(path),))
+            row = 0
+            for record in records:
+                cur = self.conn.execute(
+                    "INSERT INTO files(path, kind, size, mtime_ns, sha256, status, reason, indexed_at) VALUES (?,?,?,?,?,?,?,?)",
+                    (db_path(record.path), record.kind, record.size, record.mtime_ns, record.sha256, record.status, record.reason, now),
+                )
+                file_id = cur.lastrowid
+                for page in record.pages:
+                    if page.encoded is not None:
+                        values = (file_id, page.page, segment.name, row, int(page.encoded.tokens.shape[0]), page.text, None)
+                        row += 1
+                    else:
+                        values = (file_id, page.page, None, None, 0, page.text, page.note)
+                    self.conn.execute(
+                        "INSERT INTO items(file_id, page, segment, row, n_tokens, text, note) VALUES (?,?,?,?,?,?,?)", values
+                    )
+            self._set_meta("updated", now)
+            self._drop_dead_segments(now)
+
+    def remove_paths(self, paths: Iterable[str]) -> None:
+        with self.conn:
+            for path in paths:
+                self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(path),))
+            self._set_meta("updated", time.time())
+            self._drop_dead_segments(time.time())
+
+    def move_file(self, old: str, new: str, size: int, mtime_ns: int) -> None:
+        with self.conn:
+            self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(new),))
+            self.conn.execute(
+                "UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE path = ?",
+                (db_path(new), size, mtime_ns, db_path(old)),
+            )
+            self._set_meta("updated", time.time())
+
+    def touch_file(self, path: str, size: int, mtime_ns: int) -> None:
+        with self.conn:
+            self.conn.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, db_path(path)))
+
+    def record_roots(self, roots: Iterable[str]) -> None:
+        known = set(self.meta.get("roots", []))
+        with self.conn:
+            self._set_meta("roots", sorted(known | set(roots)))
+
+    def _drop_dead_segments(self, now: float) -> None:
+        """Retire segments no item references any more (inside the caller's transaction)."""
+        dead = [r[0] for r in self.conn.execute(
+            "SELECT name FROM segments WHERE name NOT IN (SELECT DISTINCT segment FROM items WHERE segment IS NOT NULL)"
+        )]
+        for name in dead:
+            self.conn.execute("DELETE FROM segments WHERE name = ?", (name,))
+            self.conn.execute("INSERT OR REPLACE INTO retired_segments VALUES (?, ?)", (name, now))
+
+    def _remove_leftovers(self) -> None:
+        """Delete temporary and unreferenced segment files, and retired ones past their grace time."""
+        known = {r[0] for r in self.conn.execute("SELECT name FROM segments")}
+        retired = dict(self.conn.execute("SELECT name, retired FROM retired_segments").fetchall())
+        now = time.time()
+        for path in (self.root / SEGMENT_DIR).glob("*.h5"):
+            name = path.stem
+            if path.name.startswith(".tmp-"):
+                path.unlink(missing_ok=True)
+            elif name in retired:
+                if now - retired[name] > SEGMENT_GRACE_SECONDS:
+                    path.unlink(missing_ok=True)
+            elif name not in known:
+                path.unlink(missing_ok=True)
+        with self.conn:
+            for name, when in retired.items():
+                if now - when > SEGMENT_GRACE_SECONDS:
+                    self.conn.execute("DELETE FROM retired_segments WHERE name = ?", (name,))
+
+
+def check_same_model(stored: ModelInfo, loaded: ModelInfo, root) -> None:
+    if stored.fingerprint != loaded.fingerprint:
+        raise ModelMismatch(
+            f"{root} was built with model {stored.name!r} ({stored.fingerprint}), "
+            f"not {loaded.name!r} ({loaded.fingerprint}); use another --store or `smart index --rebuild`"
+        )
+
+
+def read_token_rows(segment, start: int, stop: int) -> np.ndarray:
+    """Token states ``[start, stop)`` of an open segment as float32."""
+    tokens = segment["tokens"][start:stop]
+    if tokens.dtype == np.int8:
+        scale = segment["token_scale"][start:stop]
+        return tokens.astype(np.float32) * scale[:, None]
+    return tokens.astype(np.float32)
+
+
+def _write_tokens(h5, tokens: np.ndarray, dtype: str) -> None:
+    if dtype == "float16":
+        h5["tokens"] = tokens.astype(np.float16)
+    elif dtype == "int8":
+        # Per-token symmetric scale: each row keeps its own dynamic range.
+        scale = np.abs(tokens).max(axis=1) / 127.0
+        scale[scale == 0] = 1.0
+        h5["tokens"] = np.round(tokens / scale[:, None]).astype(np.int8)
+        h5["token_scale"] = scale.astype(np.float32)
+    else:
+        raise ValueError(f"unknown token dtype {dtype!r}; choose one of {TOKEN_DTYPES}")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level="DEFERRED")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=FULL")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"the catalog {path} is damaged ({exc}); rebuild with `smart index --rebuild PATH`") from None
+    return conn
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
