@@ -156,6 +156,24 @@ def status(
     raise typer.Exit(run_status(_store_path(store), json_output))
 
 
+@app.command("eval")
+def evaluate(
+    queries: Path = typer.Option(..., "--queries", "-q", help="Judged queries, JSON lines: {\"qid\", \"query\", \"relevant\": [{\"file\", \"page\"}], \"kind\"?}. Files match by base name or by path.", show_default=False),
+    store: Optional[Path] = StoreOption,
+    lambda_anchor: Optional[float] = typer.Option(None, "--lambda-anchor", help="Weight of the pooled cosine for the smart row. Default: 1.0.", show_default=False),
+    lambda_late: Optional[float] = typer.Option(None, "--lambda-late", help="Weight of the MaxSim term for the smart row. Default: 2.0.", show_default=False),
+    sweep: bool = typer.Option(False, "--sweep", help="Also score a grid of lambda_late values (lambda_anchor 1) and mark the best row."),
+    per_query: bool = typer.Option(False, "--per-query", help="Also show each query's first relevant rank and scores (smart row)."),
+    top_k: int = typer.Option(10, "--k", "-k", min=1, help="Cut-off rank of the metrics."),
+    json_output: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
+    device: str = DeviceOption,
+) -> None:
+    """Measure MRR@k, Recall@k and nDCG@k of pooled, late and smart search on judged queries."""
+    from smartcli.commands.eval_cmd import run_eval
+
+    raise typer.Exit(run_eval(queries, _store_path(store), lambda_anchor, lambda_late, sweep, per_query, top_k, json_output, device))
+
+
 def main() -> None:
     try:
         app()

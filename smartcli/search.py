@@ -71,18 +71,28 @@ class Searcher:
 
     def search(self, queries: list[str], weights: Weights, k: int = 10) -> list[list[Hit]]:
         encoded = self.encoder.encode(queries)
-        return self.search_encoded(encoded, weights, k, texts=queries)
+        return self.search_encoded(encoded, weights, k)
 
-    def search_encoded(self, encoded: list[Encoded], weights: Weights, k: int, texts=None) -> list[list[Hit]]:
+    def search_encoded(self, encoded: list[Encoded], weights: Weights, k: int) -> list[list[Hit]]:
         if not self.items or not encoded:
             return [[] for _ in encoded]
-        anchor = np.stack([e.pooled for e in encoded]) @ self.pooled.T  # [m, N]
-        late = self.late_scores(encoded) if weights.needs_tokens else None
+        anchor, late = self.scores(encoded, with_late=weights.needs_tokens)
+        return self.rank(encoded, anchor, late, weights, k)
+
+    def scores(self, encoded: list[Encoded], with_late: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Anchor cosines and (optionally) MaxSim scores of every query against every item: [m, N] each."""
+        anchor = np.stack([e.pooled for e in encoded]) @ self.pooled.T
+        return anchor, (self.late_scores(encoded) if with_late else None)
+
+    def rank(
+        self, encoded: list[Encoded], anchor: np.ndarray, late: np.ndarray | None, weights: Weights, k: int, snippets: bool = True
+    ) -> list[list[Hit]]:
+        """Fuse precomputed scores with ``weights`` and return each query's top ``k`` hits."""
         fused = fuse(anchor, late, weights)
         results = []
         for qi, query in enumerate(encoded):
             order = top_k(fused[qi], k)
-            snippets = self._snippets(query, [self.items[i] for i in order])
+            passages = self._snippets(query, [self.items[i] for i in order]) if snippets else [""] * len(order)
             results.append(
                 [
                     Hit(
@@ -93,7 +103,7 @@ class Searcher:
                         late=None if late is None else float(late[qi, i]),
                         snippet=snippet,
                     )
-                    for rank, (i, snippet) in enumerate(zip(order, snippets))
+                    for rank, (i, snippet) in enumerate(zip(order, passages))
                 ]
             )
         return results
