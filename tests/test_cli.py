@@ -2,6 +2,9 @@ import json
 import shutil
 
 import pymupdf
+import pytest
+
+from smartcli.scoring import DEFAULT_LAMBDA_ANCHOR, DEFAULT_LAMBDA_LATE
 
 from tests.conftest import SAMPLE_CORPUS, run_smart
 
@@ -15,7 +18,7 @@ def test_search_finds_the_page_that_answers_the_query(sample_store):
     assert top["file"] == "terminal-guide.pdf" and top["page"] == 1
     assert top["path"] == str(corpus / "manuals" / "terminal-guide.pdf")
     assert set(top) >= {"rank", "path", "page", "kind", "score", "anchor", "late"}
-    assert top["score"] == round(top["anchor"] + 2.0 * top["late"], 5) or abs(top["score"] - (top["anchor"] + 2 * top["late"])) < 1e-5
+    assert top["score"] == pytest.approx(DEFAULT_LAMBDA_ANCHOR * top["anchor"] + DEFAULT_LAMBDA_LATE * top["late"], abs=1e-5)
     assert "update-alternatives" in top["snippet"]
 
 

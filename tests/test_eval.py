@@ -63,8 +63,8 @@ def test_eval_agrees_with_score_py_on_a_real_run(sample_store, tmp_path):
     report = json.loads(result.stdout)
     assert report["queries"] == 4 and report["k"] == 10
     rows = {(r["mode"], r["lambda_anchor"], r["lambda_late"]): r for r in report["rows"]}
-    assert ("pooled", 1.0, 0.0) in rows and ("late", 0.0, 1.0) in rows and ("smart", 1.0, 2.0) in rows
-    assert ("smart", 1.0, 0.5) in rows and ("smart", 1.0, 4.0) in rows
+    assert ("pooled", 1.0, 0.0) in rows and ("late", 0.0, 1.0) in rows and ("smart", 1.0, 5.0) in rows
+    assert ("smart", 1.0, 0.5) in rows and ("smart", 1.0, 16.0) in rows
     assert sum(r["best"] for r in report["rows"]) == 1
     for (mode, la, ll), row in rows.items():
         run = run_smart(

@@ -8,7 +8,7 @@ from pathlib import Path
 from smartcli import cli
 from smartcli.output import print_json_line, stdout, warn
 
-SWEEP_LAMBDA_LATE = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+SWEEP_LAMBDA_LATE = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 16.0)
 
 
 @dataclass(frozen=True)
