@@ -1,0 +1,58 @@
+"""Storage formats for token states, and their decoding for scoring.
+
+Token states dominate a store's size (one vector per kept token), so they can be kept as:
+
+- ``float16``: 2 bytes per dimension.
+- ``int8``: 1 byte per dimension plus a float32 scale per token (symmetric, per token).
+- ``binary``: 1 bit per dimension, the sign of each coordinate. Scoring is asymmetric: the
+  query stays in float and meets ``sign(d) / sqrt(D)``. Against a unit vector that
+  reconstruction has a cosine of about sqrt(2/pi) ~= 0.8, which would shrink every MaxSim
+  score and silently re-weight the fusion; the mean shrink is measured on the first batch a
+  store sees, recorded in the store, and divided out, so the lambdas keep their meaning.
+
+``benchmarks/token_formats.py`` measures size and retrieval quality of each.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+TOKEN_FORMATS = ("binary", "int8", "float16")
+DEFAULT_TOKEN_FORMAT = "binary"
+
+
+def encode_int8(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scale = np.abs(tokens).max(axis=1) / 127.0
+    scale[scale == 0] = 1.0
+    return np.round(tokens / scale[:, None]).astype(np.int8), scale.astype(np.float32)
+
+
+def encode_binary(tokens: np.ndarray) -> np.ndarray:
+    """Pack the sign bits of each row: [T, D] float -> [T, ceil(D / 8)] uint8."""
+    return np.packbits(tokens >= 0, axis=1)
+
+
+def binary_shrink(tokens: np.ndarray) -> float:
+    """Mean cosine between unit token states and their 1-bit reconstructions."""
+    if len(tokens) == 0:
+        return math.sqrt(2 / math.pi)
+    dims = tokens.shape[1]
+    signs = np.where(tokens >= 0, 1.0, -1.0) / math.sqrt(dims)
+    return float(np.mean(np.sum(tokens * signs, axis=1)))
+
+
+def decode_binary(packed: np.ndarray, dims: int, shrink: float) -> np.ndarray:
+    bits = np.unpackbits(packed, axis=1, count=dims).astype(np.float32)
+    return (bits * 2.0 - 1.0) / (math.sqrt(dims) * shrink)
+
+
+def unpack_binary_tokens(packed, dims: int, dtype=None, shrink: float = 1.0):
+    """Torch version of :func:`decode_binary`, run on the packed tensor's own device."""
+    import torch
+
+    shifts = torch.arange(7, -1, -1, device=packed.device, dtype=torch.uint8)
+    bits = (packed.unsqueeze(-1) >> shifts) & 1  # [T, D/8, 8], most significant bit first like np.packbits
+    signs = bits.reshape(packed.shape[0], -1)[:, :dims].to(dtype or torch.float32) * 2 - 1
+    return signs / (math.sqrt(dims) * shrink)
