@@ -123,7 +123,7 @@ class Indexer:
     ):
         self.store = store
         self.encoder = encoder
-        self.batch_pages = pages_per_batch(encoder, batch_pages)
+        self.batch_pages = pages_per_batch(encoder, batch_pages, store.token_dtype)
         self.encode_batch_size = encode_batch_size
         self.pixels = reads_pixels(encoder)  # pages become pictures; text-less pages and images are encoded
         self.report = report
@@ -178,7 +178,7 @@ class Indexer:
     def _commit(self, batch: list[FileRecord], summary: IndexSummary, changed_paths: set[str]) -> None:
         if self.pixels:
             pictured = [(r.path, r.kind, p) for r in batch if r.status == "indexed" for p in r.pages if p.note is None]
-            encode_pictures(self.encoder, pictured, self.encode_batch_size, self.report)
+            encode_pictures(self.encoder, pictured, self.encode_batch_size, self.report, self.store.token_dtype)
         pages = [p for r in batch if r.status == "indexed" for p in r.pages if p.note is None and p.encoded is None]
         for page, encoded in zip(pages, self.encoder.encode([p.text for p in pages], self.encode_batch_size)):
             if encoded.tokens.shape[0] == 0:

@@ -1,18 +1,21 @@
 """Indexing with a model that reads pixels: picturing pages and encoding them in bounded batches.
 
 Pictures are made just before they are encoded, ``batch_size`` at a time, so a batch never
-holds more than a few rendered pages; the token states of a committed batch are bounded
-by :func:`pages_per_batch`.
+holds more than a few rendered pages. The token states of a committed batch are bounded by
+:func:`pages_per_batch` (a batch is still at least one whole file), and are kept in the
+store's own precision while they wait to be written.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
+
 from smartcli.discovery import UnreadableFile
 from smartcli.render import PageRenderer, load_image, probe_image
 
-# Token states (float32, before they are written as float16 or int8) held for one committed batch.
+# Token states held in memory for one committed batch.
 TOKEN_RAM_BUDGET = 256 * 2**20
 # PDF pages are rendered at about this many times the model's pixel budget, so that the
 # model's own resize works from a sharper picture than it keeps.
@@ -23,12 +26,17 @@ def reads_pixels(encoder) -> bool:
     return encoder is not None and getattr(encoder.info, "consumes_pixels", False)
 
 
-def pages_per_batch(encoder, batch_pages: int) -> int:
+def pages_per_batch(encoder, batch_pages: int, token_dtype: str = "float16") -> int:
     """``batch_pages``, lowered for big vision-language models so a batch's token states fit the budget."""
     if not reads_pixels(encoder):
         return batch_pages
-    per_page = max(1, encoder.info.max_length) * encoder.info.dims * 4
+    per_page = max(1, encoder.info.max_length) * encoder.info.dims * held_dtype(token_dtype).itemsize
     return max(1, min(batch_pages, TOKEN_RAM_BUDGET // per_page))
+
+
+def held_dtype(token_dtype: str) -> np.dtype:
+    """How page token states wait in memory: float16 when the store keeps float16 anyway (no loss)."""
+    return np.dtype(np.float16 if token_dtype == "float16" else np.float32)
 
 
 def check_image_file(path: str) -> None:
@@ -41,6 +49,7 @@ def encode_pictures(
     pages: Sequence[tuple[str, str, object]],
     batch_size: int,
     report: Callable[[str], None],
+    token_dtype: str = "float16",
 ) -> None:
     """Picture each ``(path, kind, PageRecord)`` and set its ``encoded`` (or ``note``, when it cannot be pictured)."""
     renderer = PageRenderer(RENDER_FACTOR * encoder.max_pixels, encoder.pixel_cap, encoder.dpi)
@@ -58,6 +67,7 @@ def encode_pictures(
                     page.note = str(exc)
                     report(f"page {page.page} of {path} not encoded: {exc}")
             for page, encoded in zip(pictured, encoder.encode_images(pictures, batch_size)):
+                encoded.tokens = encoded.tokens.astype(held_dtype(token_dtype), copy=False)
                 page.encoded = encoded
 
 
