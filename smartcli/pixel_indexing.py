@@ -74,12 +74,22 @@ def encode_pictures(
 RENDER_OPTIONS = ("max_pixels", "dpi")
 
 
+def is_pixel_model(spec: str | None) -> bool:
+    """Whether ``spec`` names a model of a pixel family (reads its config only, loads nothing)."""
+    from smartcli.encoders import DEFAULT_MODEL
+    from smartcli.families import pixel_encoder_class
+
+    return spec not in (None, DEFAULT_MODEL) and pixel_encoder_class(spec) is not None
+
+
 def render_options(stored, spec: str | None, **given) -> dict:
     """The render settings (``max_pixels``, ``dpi``) to load ``spec`` with for a store.
 
     A store keeps the settings of its first run, so that all its pages are pictured alike:
     a later run uses them, and asking for different ones is refused (ValueError).
     """
+    if any(given.get(key) is not None for key in RENDER_OPTIONS) and not is_pixel_model(spec):
+        raise ValueError(f"--dpi and --max-pixels apply to image models; {spec or 'the default model'} reads text")
     same_model = stored is not None and (spec is None or spec == stored.spec)
     saved = stored.extra if same_model else {}
     options = {}

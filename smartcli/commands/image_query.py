@@ -8,6 +8,19 @@ from smartcli import cli
 from smartcli.output import print_json_line, results_table, stdout, warn
 
 
+def check_image_query(image: Path) -> bool:
+    """Whether the query picture can be read (its header); says why not on stderr."""
+    from smartcli.discovery import UnreadableFile
+    from smartcli.render import probe_image
+
+    try:
+        probe_image(str(image))
+        return True
+    except UnreadableFile as exc:
+        warn(f"{image}: {exc}")
+        return False
+
+
 def run_image_query(searcher, image: Path, weights, top_k: int, json_output: bool) -> int:
     from smartcli.discovery import UnreadableFile
     from smartcli.render import load_image

@@ -55,8 +55,6 @@ def run_index(
         if plan.to_encode or model is not None:
             try:
                 encoder = load_encoder(spec, device, options)
-                if (dpi or max_pixels) and not encoder.info.consumes_pixels:
-                    raise ValueError(f"--dpi and --max-pixels apply to image models; {encoder.info.name} reads text")
                 store.bind_model(encoder.info, token_dtype)
             except (ModelLoadError, StoreError) as exc:
                 warn(str(exc))

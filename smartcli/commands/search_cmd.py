@@ -46,6 +46,11 @@ def run_search(
     except ValueError as exc:
         warn(str(exc))
         return cli.EXIT_USAGE
+    if image is not None:
+        from smartcli.commands.image_query import check_image_query
+
+        if not check_image_query(image):  # before the model is loaded
+            return cli.EXIT_USAGE
     searcher, code = open_searcher(store_path, device, chunk_size)
     if searcher is None:
         return code

@@ -71,7 +71,7 @@ class PixelEncoder:
     pooling = "model"
     dims: int
     max_pixels: int  # the model's own pixel budget for one picture
-    max_item_tokens: int  # upper bound of token states per picture
+    max_item_tokens: int  # about the most token states one picture gives (sizes committed batches)
 
     def _load(self, location: str, max_pixels: int | None) -> None:
         raise NotImplementedError
