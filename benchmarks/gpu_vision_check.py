@@ -6,7 +6,7 @@
 For each model it indexes the corpus on the CPU and, when CUDA is there, on the GPU (the
 real indexing path: rendering, encoding, HDF5 segments), then scores a few text queries
 and one image query against every item on both stores and prints the largest absolute
-difference of the anchor, late and fused (lambda 1/2) scores, and items/s of each run.
+difference of the anchor, late and fused (default lambdas) scores, and items/s of each run.
 Without CUDA the GPU runs are skipped and said so. Runs in well under a minute on a GPU
 machine; about a minute on a laptop CPU.
 """
