@@ -78,14 +78,17 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from tests.tiny_models import build_all
+    from transformers.utils import logging as hf_logging
+
+    from tests.tiny_models import BUILDERS
 
     has_cuda = torch.cuda.is_available()
     print(f"torch {torch.__version__}; CUDA: {torch.cuda.get_device_name(0) if has_cuda else 'not available'}")
     print(f"corpus: {args.corpus}")
     with tempfile.TemporaryDirectory(prefix="smart-gpu-check-") as tmp:
         workdir = Path(tmp)
-        checkpoints = build_all(workdir / "models")
+        hf_logging.set_verbosity_error()
+        checkpoints = {name: BUILDERS[name](workdir / "models" / name) for name in MODELS}
         for name in MODELS:
             runs = {"cpu": index_and_score(checkpoints[name], args.corpus, "cpu", workdir)}
             if has_cuda:
