@@ -86,7 +86,15 @@ def index(
     ),
     device: str = DeviceOption,
     batch_pages: int = typer.Option(128, "--batch-pages", min=1, help="Pages committed to the store per batch (an interrupted run keeps finished batches)."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Text windows per forward pass."),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", min=1, help="Text windows or pictures per forward pass. Default: 32; 8 for Qwen-VL-based models.", show_default=False
+    ),
+    dpi: Optional[float] = typer.Option(
+        None, "--dpi", min=1, help="Image models: resolution PDF pages are rendered at. Default: what fills the model's pixel budget.", show_default=False
+    ),
+    max_pixels: Optional[int] = typer.Option(
+        None, "--max-pixels", min=1, help="Qwen-VL and SigLIP 2 NaFlex models: pixel budget per page or image (sets token count and size). Default: the model's.", show_default=False
+    ),
     token_dtype: str = typer.Option("float16", "--token-dtype", help="Storage type of token states for a new store: float16 or int8 (per-token scale)."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Delete the store's contents first and index from scratch (also the way out of a damaged store)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be added, updated, moved and removed, and change nothing."),
@@ -104,6 +112,8 @@ def index(
             batch_pages=batch_pages,
             batch_size=batch_size,
             token_dtype=token_dtype,
+            dpi=dpi,
+            max_pixels=max_pixels,
             rebuild=rebuild,
             dry_run=dry_run,
             json_output=json_output,
@@ -125,8 +135,11 @@ def search(
     json_output: bool = typer.Option(False, "--json", help="One JSON object per query per line on stdout."),
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size", min=1, help="Items scored per chunk. Default: automatic (about 65k token states per chunk).", show_default=False),
     device: str = DeviceOption,
+    image: Optional[Path] = typer.Option(
+        None, "--image", help="Search with the picture in PATH instead of text (stores built with an image model).", show_default=False
+    ),
 ) -> None:
-    """Search the index with plain-language QUERY (or many with --queries)."""
+    """Search the index with plain-language QUERY (or many with --queries, or a picture with --image)."""
     from smartcli.commands.search_cmd import run_search
 
     raise typer.Exit(
@@ -141,6 +154,7 @@ def search(
             json_output=json_output,
             chunk_size=chunk_size,
             device=device,
+            image=image,
         )
     )
 

@@ -39,18 +39,25 @@ class ModelInfo:
     spec: str  # what to pass to load_encoder() to get this model again
     name: str  # a human-readable name
     fingerprint: str  # hash of config, tokenizer and weight files
-    family: str  # encoder family ("text")
+    family: str  # encoder family: "text", or a pixel family ("clip", "siglip", "qwen3_vl", ...)
     dims: int
     pooling: str
-    max_length: int
-    extra: dict = field(default_factory=dict)
+    max_length: int  # text: tokens per window; pixel families: most token states per picture
+    extra: dict = field(default_factory=dict)  # pixel families: the render settings ("max_pixels", "dpi")
+    consumes_pixels: bool = False  # True: documents are rendered pages and images, not text layers
 
 
 class Encoder(Protocol):
     info: ModelInfo
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> list[Encoded]:
-        """Encode documents or queries (the text families treat both the same)."""
+        """Encode documents or queries (the text families treat both the same).
+
+        Encoders with ``info.consumes_pixels`` use this for text queries only, and also
+        have ``encode_images(images: Sequence[PIL.Image], batch_size=None)`` for pages,
+        photos and image queries, and a ``pixel_cap`` (the largest picture, in pixels,
+        worth handing them) and ``max_pixels`` (their own budget). See smartcli/families.
+        """
         ...
 
 
@@ -74,13 +81,25 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load_encoder(spec: str | None = None, device: str = "auto") -> Encoder:
-    """Load a frozen encoder from a Hugging Face id, a local folder, or ``default``."""
+def load_encoder(spec: str | None = None, device: str = "auto", options: dict | None = None) -> Encoder:
+    """Load a frozen encoder from a Hugging Face id, a local folder, or ``default``.
+
+    The checkpoint's ``model_type`` picks the family: CLIP, SigLIP, Qwen3-VL-Embedding and
+    GME read pixels (``options``: ``max_pixels``, ``dpi``); anything else is loaded as a
+    sentence-transformers-style text model.
+    """
     spec = spec or DEFAULT_MODEL
     if spec == DEFAULT_MODEL:
         return SentenceTransformerTextEncoder(
             default_model_path(), spec=DEFAULT_MODEL, name=DEFAULT_MODEL_NAME, device=device
         )
+    from smartcli.families import pixel_encoder_class
+
+    found = pixel_encoder_class(spec)
+    if found is not None:
+        encoder_class, model_dir = found
+        settings = {k: v for k, v in (options or {}).items() if k in ("max_pixels", "dpi")}
+        return encoder_class(spec, model_dir, spec=spec, name=spec, device=device, **settings)
     return SentenceTransformerTextEncoder(spec, spec=spec, name=spec, device=device)
 
 

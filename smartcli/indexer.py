@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 
 from smartcli.discovery import SourceFile, Skipped, UnreadableFile, count_pages, discover, read_pages
 from smartcli.encoders import Encoder
+from smartcli.pixel_indexing import check_image_file, encode_pictures, pages_per_batch, reads_pixels
 from smartcli.store import FileRecord, PageRecord, Store
 
 DEFAULT_BATCH_PAGES = 128
@@ -122,8 +123,9 @@ class Indexer:
     ):
         self.store = store
         self.encoder = encoder
-        self.batch_pages = batch_pages
+        self.batch_pages = pages_per_batch(encoder, batch_pages, store.token_dtype)
         self.encode_batch_size = encode_batch_size
+        self.pixels = reads_pixels(encoder)  # pages become pictures; text-less pages and images are encoded
         self.report = report
 
     def run(self, plan: Plan, hashes: dict[str, str], progress: Callable[[int], None] = lambda n: None) -> IndexSummary:
@@ -154,10 +156,14 @@ class Indexer:
     def _read(self, source: SourceFile, sha256: str | None) -> FileRecord:
         record = FileRecord(source.path, source.kind, source.size, source.mtime_ns, sha256, pages=[])
         try:
+            if self.pixels and source.kind == "image":
+                check_image_file(source.path)
             for page in read_pages(source):
                 if page.error:
                     self.report(f"page {page.page} of {source.path} not encoded: {page.error}")
                     note = page.error
+                elif self.pixels:
+                    note = None
                 elif source.kind == "image":
                     note = NOTE_IMAGE
                 elif not page.text:
@@ -170,7 +176,10 @@ class Indexer:
         return record
 
     def _commit(self, batch: list[FileRecord], summary: IndexSummary, changed_paths: set[str]) -> None:
-        pages = [p for r in batch if r.status == "indexed" for p in r.pages if p.note is None]
+        if self.pixels:
+            pictured = [(r.path, r.kind, p) for r in batch if r.status == "indexed" for p in r.pages if p.note is None]
+            encode_pictures(self.encoder, pictured, self.encode_batch_size, self.report, self.store.token_dtype)
+        pages = [p for r in batch if r.status == "indexed" for p in r.pages if p.note is None and p.encoded is None]
         for page, encoded in zip(pages, self.encoder.encode([p.text for p in pages], self.encode_batch_size)):
             if encoded.tokens.shape[0] == 0:
                 page.note = NOTE_NO_TEXT

@@ -49,3 +49,11 @@ def sample_store(tmp_path_factory):
     result = run_smart("index", corpus, "--store", store)
     assert result.returncode == 0, result.stderr
     return store, corpus
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """Tiny random-weight checkpoints of every pixel family, saved once per test session."""
+    from tests.tiny_models import build_all
+
+    return build_all(tmp_path_factory.mktemp("tiny-models"))

@@ -8,6 +8,8 @@ from pathlib import Path
 from smartcli import cli
 from smartcli.output import format_bytes, print_json_line, stderr, stdout, warn
 
+DEFAULT_BATCH_SIZE = 32  # text windows per forward pass; pixel families set their own
+
 
 def run_index(
     paths: list[Path],
@@ -20,9 +22,12 @@ def run_index(
     rebuild: bool,
     dry_run: bool,
     json_output: bool,
+    dpi: float | None = None,
+    max_pixels: int | None = None,
 ) -> int:
     from smartcli.encoders import ModelLoadError, load_encoder
     from smartcli.indexer import plan_changes
+    from smartcli.pixel_indexing import render_options
     from smartcli.store import TOKEN_DTYPES, Store, StoreError
 
     if token_dtype not in TOKEN_DTYPES:
@@ -41,14 +46,23 @@ def run_index(
             print_plan(plan, json_output)
             return cli.EXIT_OK
         encoder = None
+        spec = model or (store.model.spec if store.model else None)
+        try:
+            options = render_options(store.model, spec, dpi=dpi, max_pixels=max_pixels)
+        except ValueError as exc:
+            warn(str(exc))
+            return cli.EXIT_USAGE
         if plan.to_encode or model is not None:
-            spec = model or (store.model.spec if store.model else None)
             try:
-                encoder = load_encoder(spec, device)
+                encoder = load_encoder(spec, device, options)
                 store.bind_model(encoder.info, token_dtype)
             except (ModelLoadError, StoreError) as exc:
                 warn(str(exc))
                 return cli._store_error_code(exc) if isinstance(exc, StoreError) else cli.EXIT_ERROR
+            except ValueError as exc:  # render settings the model or the store cannot take
+                warn(str(exc))
+                return cli.EXIT_USAGE
+        batch_size = batch_size or getattr(encoder, "default_batch_size", DEFAULT_BATCH_SIZE)
         summary = encode_with_progress(store, encoder, plan, hashes, batch_pages, batch_size)
         store.record_roots(str(p.resolve()) for p in paths)
         print_summary(summary, store, json_output)

@@ -24,10 +24,14 @@ def run_search(
     json_output: bool,
     chunk_size: int | None,
     device: str,
+    image: Path | None = None,
 ) -> int:
     from smartcli.scoring import DEFAULT_LAMBDA_ANCHOR, DEFAULT_LAMBDA_LATE, Weights
 
-    if query is None and queries_file is None:
+    if image is not None and (query is not None or queries_file is not None):
+        warn("give one of QUERY, --queries FILE or --image PATH")
+        return cli.EXIT_USAGE
+    if query is None and queries_file is None and image is None:
         warn("give a QUERY, or --queries FILE ('-' for stdin)")
         return cli.EXIT_USAGE
     if query is not None and not query.strip():
@@ -42,9 +46,18 @@ def run_search(
     except ValueError as exc:
         warn(str(exc))
         return cli.EXIT_USAGE
+    if image is not None:
+        from smartcli.commands.image_query import check_image_query
+
+        if not check_image_query(image):  # before the model is loaded
+            return cli.EXIT_USAGE
     searcher, code = open_searcher(store_path, device, chunk_size)
     if searcher is None:
         return code
+    if image is not None:
+        from smartcli.commands.image_query import run_image_query
+
+        return run_image_query(searcher, image, weights, top_k, json_output)
     if queries_file is not None:
         return run_batch(searcher, queries_file, weights, top_k)
     hits = searcher.search([query], weights, top_k)[0]
@@ -68,7 +81,7 @@ def open_searcher(store_path: Path, device: str, chunk_size: int | None):
         info = store.model
         if info is None:
             raise StoreMissing(f"the index at {store_path} is empty (run `smart index PATH` first)")
-        encoder = load_encoder(info.spec, device)
+        encoder = load_encoder(info.spec, device, info.extra)  # pixel models: the store's render settings
         check_same_model(info, encoder.info, store_path)
         return Searcher(store, encoder, device=device, chunk_size=chunk_size), cli.EXIT_OK
     except StoreError as exc:

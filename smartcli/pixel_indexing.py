@@ -1,0 +1,103 @@
+"""Indexing with a model that reads pixels: picturing pages and encoding them in bounded batches.
+
+Pictures are made just before they are encoded, ``batch_size`` at a time, so a batch never
+holds more than a few rendered pages. The token states of a committed batch are bounded by
+:func:`pages_per_batch` (a batch is still at least one whole file), and are kept in the
+store's own precision while they wait to be written.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from smartcli.discovery import UnreadableFile
+from smartcli.render import PageRenderer, load_image, probe_image
+
+# Token states held in memory for one committed batch.
+TOKEN_RAM_BUDGET = 256 * 2**20
+# PDF pages are rendered at about this many times the model's pixel budget, so that the
+# model's own resize works from a sharper picture than it keeps.
+RENDER_FACTOR = 2
+
+
+def reads_pixels(encoder) -> bool:
+    return encoder is not None and getattr(encoder.info, "consumes_pixels", False)
+
+
+def pages_per_batch(encoder, batch_pages: int, token_dtype: str = "float16") -> int:
+    """``batch_pages``, lowered for big vision-language models so a batch's token states fit the budget."""
+    if not reads_pixels(encoder):
+        return batch_pages
+    per_page = max(1, encoder.info.max_length) * encoder.info.dims * held_dtype(token_dtype).itemsize
+    return max(1, min(batch_pages, TOKEN_RAM_BUDGET // per_page))
+
+
+def held_dtype(token_dtype: str) -> np.dtype:
+    """How page token states wait in memory: float16 when the store keeps float16 anyway (no loss)."""
+    return np.dtype(np.float16 if token_dtype == "float16" else np.float32)
+
+
+def check_image_file(path: str) -> None:
+    """Read an image file's header; raises :class:`UnreadableFile` when it cannot be pictured."""
+    probe_image(path)
+
+
+def encode_pictures(
+    encoder,
+    pages: Sequence[tuple[str, str, object]],
+    batch_size: int,
+    report: Callable[[str], None],
+    token_dtype: str = "float16",
+) -> None:
+    """Picture each ``(path, kind, PageRecord)`` and set its ``encoded`` (or ``note``, when it cannot be pictured)."""
+    renderer = PageRenderer(RENDER_FACTOR * encoder.max_pixels, encoder.pixel_cap, encoder.dpi)
+    with renderer:
+        for start in range(0, len(pages), batch_size):
+            pictures, pictured = [], []
+            for path, kind, page in pages[start : start + batch_size]:
+                try:
+                    if kind == "image":
+                        pictures.append(load_image(path, encoder.pixel_cap))
+                    else:
+                        pictures.append(renderer.render(path, page.page))
+                    pictured.append(page)
+                except UnreadableFile as exc:
+                    page.note = str(exc)
+                    report(f"page {page.page} of {path} not encoded: {exc}")
+            for page, encoded in zip(pictured, encoder.encode_images(pictures, batch_size)):
+                encoded.tokens = encoded.tokens.astype(held_dtype(token_dtype), copy=False)
+                page.encoded = encoded
+
+
+RENDER_OPTIONS = ("max_pixels", "dpi")
+
+
+def is_pixel_model(spec: str | None) -> bool:
+    """Whether ``spec`` names a model of a pixel family (reads its config only, loads nothing)."""
+    from smartcli.encoders import DEFAULT_MODEL
+    from smartcli.families import pixel_encoder_class
+
+    return spec not in (None, DEFAULT_MODEL) and pixel_encoder_class(spec) is not None
+
+
+def render_options(stored, spec: str | None, **given) -> dict:
+    """The render settings (``max_pixels``, ``dpi``) to load ``spec`` with for a store.
+
+    A store keeps the settings of its first run, so that all its pages are pictured alike:
+    a later run uses them, and asking for different ones is refused (ValueError).
+    """
+    if any(given.get(key) is not None for key in RENDER_OPTIONS) and not is_pixel_model(spec):
+        raise ValueError(f"--dpi and --max-pixels apply to image models; {spec or 'the default model'} reads text")
+    same_model = stored is not None and (spec is None or spec == stored.spec)
+    saved = stored.extra if same_model else {}
+    options = {}
+    for key in RENDER_OPTIONS:
+        value = given.get(key)
+        if same_model and value is not None and value != saved.get(key):
+            before = saved.get(key) if saved.get(key) is not None else "the model's default"
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(f"this store was indexed with {flag} {before}; use that, or `smart index --rebuild` to change it")
+        options[key] = value if value is not None else saved.get(key)
+    return options
