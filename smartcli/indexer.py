@@ -164,24 +164,30 @@ class Indexer:
         summary = IndexSummary(unchanged=len(plan.unchanged) + len(plan.touched))
         for skipped in plan.skipped:
             self._skip(summary, skipped)
+        orphan_copies = self._apply_catalog_changes(plan, hashes, summary, progress)
+        self._encode_all(orphan_copies + plan.to_encode, hashes, plan, summary, progress)
+        self._copy_duplicates(plan, hashes, summary, progress)
+        return summary
+
+    def _apply_catalog_changes(self, plan, hashes, summary, progress) -> list[SourceFile]:
+        """Moves, copies, touches and removals in one transaction. Returns the copies that must be encoded
+        after all (no indexed file holds their content any more)."""
+        fresh_copies = [s for s in plan.copied if not _changed_on_disk(s)]
         changes = CatalogChanges(
             moves=[(old, s.path, s.size, s.mtime_ns) for old, s in plan.moved],
-            copies=[FileCopy(s.path, s.size, s.mtime_ns, hashes[s.path]) for s in plan.copied if not _changed_on_disk(s)],
+            copies=[FileCopy(s.path, s.size, s.mtime_ns, hashes[s.path]) for s in fresh_copies],
             touches=[(s.path, s.size, s.mtime_ns) for s in plan.touched],
             removals=plan.removed,
         )
         not_copied = set(self.store.apply_changes(changes))
         summary.removed, summary.moved = len(plan.removed), len(plan.moved)
-        copied = {c.path for c in changes.copies} - not_copied
-        self._count_copies(summary, [s for s in plan.copied if s.path in copied], plan)
         for source in plan.copied:
-            if source.path not in copied and source.path not in not_copied:
+            if source not in fresh_copies:
                 self._skip(summary, Skipped(source.path, REASON_RACE))
-        # Copies whose source vanished meanwhile, then files to encode.
-        to_encode = [s for s in plan.copied if s.path in not_copied] + plan.to_encode
-        self._encode_all(to_encode, hashes, plan, summary, progress)
-        self._copy_duplicates(plan, hashes, summary, progress)
-        return summary
+        copied = [s for s in fresh_copies if s.path not in not_copied]
+        self._count_copies(summary, copied, plan)
+        progress(len(copied))
+        return [s for s in fresh_copies if s.path in not_copied]
 
     def _encode_all(self, sources, hashes, plan, summary, progress) -> None:
         batch: list[FileRecord] = []
