@@ -48,7 +48,7 @@ def search_snapshot(store, encoder, pages):
 
 def test_searches_during_an_index_run_see_committed_whole_files_and_a_second_writer_is_refused(tmp_path, encoder):
     corpus, store = tmp_path / "docs", tmp_path / "store"
-    pages = make_many_pdfs(corpus, 60, seed=5, max_pages=3)
+    pages = make_many_pdfs(corpus, 40, seed=5, max_pages=3)
     total = sum(len(p) for p in pages.values())
     rng = random.Random(5)
     writer = index_process(corpus, store, "--batch-pages", "4")
