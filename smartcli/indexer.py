@@ -67,14 +67,14 @@ class IndexSummary:
     tokens_encoded: int = 0
     not_encoded: Counter = field(default_factory=Counter)  # note -> pages
     skipped: list[Skipped] = field(default_factory=list)
-    damaged: list[Skipped] = field(default_factory=list)  # indexed, but only partly readable
+    partly_indexed: list[Skipped] = field(default_factory=list)  # damaged files whose readable pages were indexed
     bytes_written: int = 0
     compaction: dict | None = None
 
     @property
     def complete(self) -> bool:
         """True when every file was read whole (exit code 0 rather than 3)."""
-        return not self.skipped and not self.damaged
+        return not self.skipped and not self.partly_indexed
 
     def as_json(self) -> dict:
         return {
@@ -88,7 +88,7 @@ class IndexSummary:
             "tokens_encoded": self.tokens_encoded,
             "not_encoded": dict(self.not_encoded),
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
-            "damaged": [{"path": s.path, "reason": s.reason} for s in self.damaged],
+            "partly_indexed": [{"path": s.path, "reason": s.reason} for s in self.partly_indexed],
             "bytes_written": self.bytes_written,
             "compaction": self.compaction,
         }
@@ -272,7 +272,7 @@ class Indexer:
             self._skip(summary, Skipped(record.path, record.reason))
             return
         if record.reason:
-            summary.damaged.append(Skipped(record.path, record.reason))
+            summary.partly_indexed.append(Skipped(record.path, record.reason))
             self.report(f"partly indexed {record.path}: {record.reason}")
         if record.path in plan.previously_indexed:
             summary.updated += 1

@@ -6,6 +6,8 @@ import ctypes
 import os
 import random
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -83,15 +85,20 @@ def truncated(path, source: Path, fraction: float) -> None:
     Path(path).write_bytes(data[: int(len(data) * fraction)])
 
 
-def can_drop_read_override() -> bool:
-    return os.geteuid() != 0 or _prctl_available()
-
-
-def _prctl_available() -> bool:
+def permissions_can_hide_a_file(scratch: Path) -> bool:
+    """Whether a child started with :func:`drop_read_override` is refused a chmod 000 file."""
+    probe = scratch / "probe"
+    probe.write_text("x")
+    probe.chmod(0)
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl(23, 1, 0, 0, 0) == 1  # PR_CAPBSET_READ CAP_DAC_OVERRIDE
-    except (OSError, AttributeError):
+        result = subprocess.run(
+            [sys.executable, "-c", f"open({str(probe)!r}).read()"], preexec_fn=drop_read_override, capture_output=True, text=True
+        )
+    except (OSError, subprocess.SubprocessError):
         return False
+    finally:
+        probe.unlink()
+    return "PermissionError" in result.stderr
 
 
 def drop_read_override() -> None:
@@ -133,10 +140,14 @@ BAD = {
     "loop-b.pdf": "symbolic link loop",
     "dangling.pdf": "dangling symbolic link",
     "pipe.pdf": "not a regular file (a named pipe)",
-    "unreadable.pdf": "permission denied",
-    "locked-folder": "directory cannot be listed (permission denied)",
     "bad\nname.pdf": "not a readable PDF",
     b"bad-\xff-bytes.pdf": "not a readable PDF",
+}
+
+# Added to BAD where permission bits can be made to bite (see permissions_can_hide_a_file).
+UNREADABLE = {
+    "unreadable.pdf": "permission denied",
+    "locked-folder": "directory cannot be listed (permission denied)",
 }
 
 # Indexed, but only what could be read: reported once as partly indexed.
@@ -148,8 +159,9 @@ def name_of(name: str | bytes) -> str:
     return os.fsdecode(name)
 
 
-def build_hostile_corpus(root: Path) -> None:
-    """Write GOOD, BAD and DAMAGED files (plus a good image and a directory symlink loop) under ``root``."""
+def build_hostile_corpus(root: Path, unreadable: bool) -> None:
+    """Write GOOD, BAD, DAMAGED and, with ``unreadable``, UNREADABLE files (plus a good image and a
+    directory symlink loop) under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     broot = os.fsencode(root)
     for name, text in GOOD.items():
@@ -179,11 +191,12 @@ def build_hostile_corpus(root: Path) -> None:
     os.symlink("loop-a.pdf", root / "loop-b.pdf")
     os.symlink("no-such-target.pdf", root / "dangling.pdf")
     os.mkfifo(root / "pipe.pdf")
-    make_pdf(root / "unreadable.pdf", ["You cannot read me."])
-    os.chmod(root / "unreadable.pdf", 0)
-    (root / "locked-folder").mkdir()
-    make_pdf(root / "locked-folder" / "inside.pdf", ["Hidden behind permissions."])
-    os.chmod(root / "locked-folder", 0)
+    if unreadable:
+        make_pdf(root / "unreadable.pdf", ["You cannot read me."])
+        os.chmod(root / "unreadable.pdf", 0)
+        (root / "locked-folder").mkdir()
+        make_pdf(root / "locked-folder" / "inside.pdf", ["Hidden behind permissions."])
+        os.chmod(root / "locked-folder", 0)
     (root / "bad\nname.pdf").write_bytes(b"%PDF-1.4\nbroken")
     Path(os.fsdecode(os.path.join(broot, b"bad-\xff-bytes.pdf"))).write_text("not a pdf")
 

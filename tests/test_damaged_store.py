@@ -64,7 +64,7 @@ def test_status_still_describes_a_store_with_a_missing_segment(small_store):
     result = run_smart("status", "--store", small_store, "--json")
     assert result.returncode == 1
     report = json.loads(result.stdout)
-    assert report["encoded_items"] == 3 and len(report["damaged"]) == 1 and "missing" in report["damaged"][0]
+    assert report["encoded_items"] == 3 and len(report["store_problems"]) == 1 and "missing" in report["store_problems"][0]
 
 
 def test_rebuild_is_the_way_out(small_store):
@@ -75,7 +75,7 @@ def test_rebuild_is_the_way_out(small_store):
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert json.loads(rebuilt.stdout)["added"] == 2
     status = json.loads(run_smart("status", "--store", small_store, "--json", check=True).stdout)
-    assert status["damaged"] == [] and status["encoded_items"] == 5
+    assert status["store_problems"] == [] and status["encoded_items"] == 5
     assert status["model"] == "sentence-transformers/all-MiniLM-L6-v2"  # the old store's model is forgotten
 
 

@@ -181,13 +181,13 @@ def print_summary(summary, store, json_output: bool) -> None:
     line = (
         f"{summary.added} added, {summary.updated} updated, {summary.removed} removed, "
         f"{summary.moved} moved, {summary.copied} copied, {summary.unchanged} unchanged, "
-        f"{len(summary.skipped)} skipped" + (f", {len(summary.damaged)} partly indexed" if summary.damaged else "")
+        f"{len(summary.skipped)} skipped" + (f", {len(summary.partly_indexed)} partly indexed" if summary.partly_indexed else "")
     )
     print_line(line)
     if summary.skipped:
         print_line(f"skipped: {reasons_line(summary.skipped)}")
-    if summary.damaged:
-        print_line(f"partly indexed: {len(summary.damaged)} damaged file(s), readable pages kept")
+    if summary.partly_indexed:
+        print_line(f"partly indexed: {len(summary.partly_indexed)} damaged file(s), readable pages kept")
     if summary.pages_encoded:
         print_line(
             f"{summary.pages_encoded} pages encoded, {summary.tokens_encoded} token states, "

@@ -31,9 +31,9 @@ def run_status(store_path: Path, json_output: bool) -> int:
         print_json_line(report)
     else:
         print_status(report)
-    for problem in report["damaged"]:
+    for problem in report["store_problems"]:
         warn(f"the store at {store_path} is damaged: {problem}; {hint}")
-    return cli.EXIT_ERROR if report["damaged"] else cli.EXIT_OK
+    return cli.EXIT_ERROR if report["store_problems"] else cli.EXIT_OK
 
 
 def collect_status(store) -> dict:
@@ -81,7 +81,7 @@ def collect_status(store) -> dict:
         "changed_on_disk": {"modified": on_disk_changed, "missing": on_disk_missing, "new": on_disk_new},
         "skipped": [{"path": f["path"], "reason": f["reason"]} for f in files if f["status"] == "skipped"],
         "partly_indexed": [{"path": f["path"], "reason": f["reason"]} for f in files if f["status"] == "indexed" and f["reason"]],
-        "damaged": store.problems(),
+        "store_problems": store.problems(),
     }
 
 
@@ -108,8 +108,8 @@ def print_status(r: dict) -> None:
         ("last update", updated),
         ("changed since", f"{changed['modified']} modified, {changed['missing']} missing, {changed['new']} new"),
     ]
-    if r["damaged"]:
-        rows.append(("damaged", "; ".join(r["damaged"])))
+    if r["store_problems"]:
+        rows.append(("damaged", "; ".join(r["store_problems"])))
     for key, value in rows:
         table.add_row(key, Text(printable(value)))
     stdout.print(table, highlight=False)
