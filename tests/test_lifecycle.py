@@ -59,11 +59,15 @@ def test_add_modify_delete_rename_copy_encode_only_new_content(tmp_path):
     # Only the new file's page and the changed file's page went through the model; the
     # touched file was hashed, found identical, and not read again.
     assert second["pages_encoded"] == 2 and second["skipped"] == []
+    # 5 of the 15 stored rows are dead now (the old sourdough and home-network pages): past
+    # the 25% threshold, so the run compacted the store by itself.
+    assert second["compaction"]["dead_rows_dropped"] == 5
 
     after = status(store)
     assert after["files"] == {"pdf": 6, "image": 2}
     assert after["encoded_items"] == 13 - 2 - 3 + 1 + 1 + 3  # sourdough now has one page; copy shares three
     assert after["shared_items"] == 3
+    assert after["garbage_rows"] == 0 and after["segments"] == 1
     assert after["changed_on_disk"] == {"modified": 0, "missing": 0, "new": 0}
 
     queries = "\n".join(
