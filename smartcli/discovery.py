@@ -96,7 +96,7 @@ def _walk(top: str, found: dict, skipped: list, seen_dirs: set) -> None:
     try:
         st = os.stat(top)
     except OSError as exc:
-        skipped.append(Skipped(top, os_reason(exc), unlisted=exc.errno != errno.ENOENT))
+        skipped.append(Skipped(top, os_reason(exc), unlisted=exc.errno not in (errno.ENOENT, errno.ELOOP)))
         return
     key = (st.st_dev, st.st_ino)
     if key in seen_dirs:

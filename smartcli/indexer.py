@@ -192,7 +192,7 @@ class Indexer:
     def _encode_all(self, sources, hashes, plan, summary, progress) -> None:
         batch: list[FileRecord] = []
         for source in sources:
-            record = self._read(source, hashes.get(source.path), summary)
+            record = self._read(source, hashes.get(source.path))
             progress(len(record.pages) or 1)
             batch.append(record)
             if sum(len(r.pages) for r in batch) >= self.batch_pages:
@@ -212,8 +212,7 @@ class Indexer:
         copies = [FileCopy(s.path, s.size, s.mtime_ns, hashes[s.path]) for s in fresh]
         not_copied = set(self.store.apply_changes(CatalogChanges(copies=copies)))
         self._count_copies(summary, [s for s in fresh if s.path not in not_copied], plan)
-        for source in fresh:
-            progress(1)
+        progress(len(fresh))
         # The first file with this content could not be indexed (unreadable, changed): try this one.
         self._encode_all([s for s in fresh if s.path in not_copied], hashes, plan, summary, lambda n: None)
 
@@ -229,7 +228,8 @@ class Indexer:
         summary.skipped.append(skipped)
         self.report(f"skipped {skipped.path}: {skipped.reason}")
 
-    def _read(self, source: SourceFile, sha256: str | None, summary: IndexSummary) -> FileRecord:
+    @staticmethod
+    def _read(source: SourceFile, sha256: str | None) -> FileRecord:
         record = FileRecord(source.path, source.kind, source.size, source.mtime_ns, sha256, pages=[])
         try:
             document = read_document(source)
@@ -257,13 +257,15 @@ class Indexer:
             else:
                 page.encoded = encoded
         # A file that changed after it was hashed and read is left as it was in the catalog.
-        raced = [r for r in batch if _changed_on_disk(r)]
-        batch = [r for r in batch if r not in raced]
-        for record in raced:
-            self._skip(summary, Skipped(record.path, REASON_RACE))
-        segment = self.store.write_segment(batch)
-        self.store.commit_files(batch, segment)
+        intact: list[FileRecord] = []
         for record in batch:
+            if _changed_on_disk(record):
+                self._skip(summary, Skipped(record.path, REASON_RACE))
+            else:
+                intact.append(record)
+        segment = self.store.write_segment(intact)
+        self.store.commit_files(intact, segment)
+        for record in intact:
             self._count(record, summary, plan)
         summary.bytes_written += segment.bytes if segment else 0
 
