@@ -6,6 +6,7 @@ A *source file* is a PDF or an image on disk. Each source file yields one or mor
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -201,28 +202,32 @@ def _quiet_pymupdf():
     return pymupdf
 
 
-def _check_not_empty(path: str) -> None:
-    fd = open_regular(path)
-    try:
-        if os.fstat(fd).st_size == 0:
+@contextlib.contextmanager
+def open_content(path: str):
+    """The file at ``path`` as an open binary file, checked to be a regular, non-empty file.
+
+    Everything that reads a source file goes through here, so a file swapped for a named
+    pipe after discovery is refused instead of blocking the run.
+    """
+    with os.fdopen(open_regular(path), "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
             raise UnreadableFile("empty file")
-    finally:
-        os.close(fd)
+        yield f
 
 
 def open_pdf(path: str):
     """Open a PDF with PyMuPDF, raising :class:`UnreadableFile` with a short reason."""
     pymupdf = _quiet_pymupdf()
-    _check_not_empty(path)
-    try:
-        doc = _open_with_pymupdf(pymupdf, path)
-    except OSError:
-        raise
-    except Exception as exc:  # PyMuPDF raises several types for broken files
-        message = str(exc)
-        if message.startswith("Failed to open"):  # the message repeats the path; say what it means
-            raise UnreadableFile("not a readable PDF (no PDF structure could be found or repaired)") from None
-        raise UnreadableFile(f"not a readable PDF ({_short(exc)})") from None
+    with open_content(path) as f:
+        try:
+            doc = _open_with_pymupdf(pymupdf, f)
+        except OSError:
+            raise
+        except Exception as exc:  # PyMuPDF raises several types for broken files
+            message = str(exc)
+            if message.startswith("Failed to open"):  # the message repeats the path; say what it means
+                raise UnreadableFile("not a readable PDF (no PDF structure could be found or repaired)") from None
+            raise UnreadableFile(f"not a readable PDF ({_short(exc)})") from None
     if doc.needs_pass:
         doc.close()
         raise UnreadableFile("encrypted PDF (a password is required)")
@@ -232,14 +237,13 @@ def open_pdf(path: str):
     return doc
 
 
-def _open_with_pymupdf(pymupdf, path: str):
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        # MuPDF takes file names as UTF-8; one that is not valid UTF-8 is read from memory.
-        with os.fdopen(open_regular(path), "rb") as f:
-            return pymupdf.open(stream=f.read(), filetype="pdf")
-    return pymupdf.open(path, filetype="pdf")
+def _open_with_pymupdf(pymupdf, f):
+    """Open the already-checked file ``f``: through /proc (the very same file, an ASCII name
+    MuPDF accepts even when the real one is not UTF-8), else from memory."""
+    by_descriptor = f"/proc/self/fd/{f.fileno()}"
+    if os.path.exists(by_descriptor):
+        return pymupdf.open(by_descriptor, filetype="pdf")
+    return pymupdf.open(stream=f.read(), filetype="pdf")
 
 
 def count_pages(source: SourceFile) -> int:
@@ -308,18 +312,18 @@ def validate_image(path: str) -> None:
     """
     from PIL import Image, UnidentifiedImageError
 
-    _check_not_empty(path)
     try:
-        with warnings.catch_warnings():
+        with open_content(path) as f, warnings.catch_warnings():
             # Pillow only warns between its two bomb thresholds; _check_pixels refuses those.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(f) as image:
                 _check_pixels(image.size)
                 image_format = image.format
                 image.verify()
             if image_format == "PNG":
                 return  # verify() already checked every chunk's CRC and the end of data
-            with Image.open(path) as image:
+            f.seek(0)
+            with Image.open(f) as image:
                 if image_format == "JPEG":
                     image.draft(image.mode, (image.width // 8 or 1, image.height // 8 or 1))
                 image.load()
