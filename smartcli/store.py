@@ -364,6 +364,15 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def read_snapshot(self):
+        """Make every query inside see one committed state, even while a writer commits."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            self.conn.rollback()
+
     def live_items(self) -> list[LiveItem]:
         """Encoded items of the last committed state, ordered by segment and row."""
         rows = self.conn.execute(

@@ -18,7 +18,7 @@ def run_status(store_path: Path, json_output: bool) -> int:
 
     try:
         store = Store.open(store_path, verify=False)
-        with store:
+        with store, store.read_snapshot():
             report = collect_status(store)
             hint = store.rebuild_hint()
     except StoreError as exc:
