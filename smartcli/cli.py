@@ -15,9 +15,9 @@ from smartcli import __version__
 EXIT_OK = 0
 EXIT_ERROR = 1  # fatal: damaged store, model cannot load, unexpected failure
 EXIT_USAGE = 2  # bad arguments or empty query (also Typer's own code for usage errors)
-EXIT_SKIPPED = 3  # index finished, but some files were skipped (each reported on stderr)
+EXIT_SKIPPED = 3  # index finished, but some files were skipped or only partly read (each reported on stderr)
 EXIT_NO_INDEX = 4  # no store at the given path yet
-EXIT_BUSY = 5  # another `smart index` holds the store's write lock
+EXIT_BUSY = 5  # another `smart index` or `smart compact` holds the store's write lock
 EXIT_MODEL_MISMATCH = 6  # the store was built with another model
 
 app = typer.Typer(
@@ -99,8 +99,9 @@ def index(
     rebuild: bool = typer.Option(False, "--rebuild", help="Delete the store's contents first and index from scratch (also the way out of a damaged store)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be added, updated, moved and removed, and change nothing."),
     json_output: bool = typer.Option(False, "--json", help="Print the end-of-run summary as one JSON object."),
+    wait: bool = typer.Option(False, "--wait", help="If another `smart index` is writing to the store, wait for it instead of exiting with code 5."),
 ) -> None:
-    """Index PDFs and images under PATHS (new and changed files encoded, moved ones recognized, gone ones removed)."""
+    """Index PDFs and images under PATHS (new and changed files encoded, moved and copied ones recognized, gone ones removed)."""
     from smartcli.commands.index_cmd import run_index
 
     raise typer.Exit(
@@ -117,6 +118,7 @@ def index(
             rebuild=rebuild,
             dry_run=dry_run,
             json_output=json_output,
+            wait=wait,
         )
     )
 
@@ -188,9 +190,30 @@ def evaluate(
     raise typer.Exit(run_eval(queries, _store_path(store), lambda_anchor, lambda_late, sweep, per_query, top_k, json_output, device))
 
 
+@app.command()
+def compact(
+    store: Optional[Path] = StoreOption,
+    wait: bool = typer.Option(False, "--wait", help="If another writer holds the store, wait for it instead of exiting with code 5."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """Reclaim the space of removed and replaced files by rewriting segments (`smart index` also does this past 25% dead rows)."""
+    from smartcli.commands.compact_cmd import run_compact
+
+    raise typer.Exit(run_compact(_store_path(store), wait, json_output))
+
+
 def main() -> None:
+    import os
+
     try:
         app()
     except KeyboardInterrupt:
         sys.stderr.write("smart: interrupted\n")
         sys.exit(130)
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        if os.environ.get("SMART_DEBUG"):
+            raise
+        from smartcli.output import warn
+
+        warn(f"unexpected error: {type(exc).__name__}: {exc} (set SMART_DEBUG=1 to see where)")
+        sys.exit(EXIT_ERROR)

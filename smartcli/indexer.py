@@ -1,26 +1,40 @@
 """Bring a store up to date with the files under some paths.
 
-The run plans first (what is new, changed, moved, gone, unchanged), applies the cheap
-catalog-only changes (removals, moves), then reads and encodes the rest in batches,
-committing each batch atomically so an interrupted run keeps what it finished.
+The run plans first (what is new, changed, moved, copied, gone, unchanged), applies the
+catalog-only changes (moves, copies, removals) in one transaction, then reads and
+encodes the rest in batches, committing each batch atomically so an interrupted run
+keeps what it finished and the next run resumes where it stopped.
+
+A file's identity is its path; its content's identity is its SHA-256. Size and mtime
+decide cheaply that a file is unchanged; only files that differ are hashed. Content
+already in the index (a moved, renamed or copied file) is never encoded again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from smartcli.discovery import SourceFile, Skipped, UnreadableFile, count_pages, discover, read_pages
+from smartcli.discovery import (
+    SourceFile,
+    Skipped,
+    UnreadableFile,
+    count_pages,
+    discover,
+    file_sha256,
+    os_reason,
+    read_document,
+)
 from smartcli.encoders import Encoder
 from smartcli.pixel_indexing import check_image_file, encode_pictures, pages_per_batch, reads_pixels
-from smartcli.store import FileRecord, PageRecord, Store
+from smartcli.store import CatalogChanges, FileCopy, FileRecord, PageRecord, Store
 
 DEFAULT_BATCH_PAGES = 128
 NOTE_IMAGE = "image: no text for a text model"
 NOTE_NO_TEXT = "page has no text layer"
+REASON_RACE = "changed or deleted while being indexed (left for the next run)"
 
 
 @dataclass
@@ -28,10 +42,14 @@ class Plan:
     new: list[SourceFile] = field(default_factory=list)
     changed: list[SourceFile] = field(default_factory=list)
     moved: list[tuple[str, SourceFile]] = field(default_factory=list)  # (old path, new file)
+    copied: list[SourceFile] = field(default_factory=list)  # content already indexed under another path
     touched: list[SourceFile] = field(default_factory=list)  # same content, new mtime
     unchanged: list[SourceFile] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    # Files to encode whose content another file to encode has: encoded once, then copied.
+    duplicates: list[SourceFile] = field(default_factory=list)
+    previously_indexed: set[str] = field(default_factory=set)  # paths whose new version is an update
 
     @property
     def to_encode(self) -> list[SourceFile]:
@@ -44,12 +62,20 @@ class IndexSummary:
     updated: int = 0
     removed: int = 0
     moved: int = 0
+    copied: int = 0
     unchanged: int = 0
     pages_encoded: int = 0
     tokens_encoded: int = 0
     not_encoded: Counter = field(default_factory=Counter)  # note -> pages
     skipped: list[Skipped] = field(default_factory=list)
+    partly_indexed: list[Skipped] = field(default_factory=list)  # damaged files whose readable pages were indexed
     bytes_written: int = 0
+    compaction: dict | None = None
+
+    @property
+    def complete(self) -> bool:
+        """True when every file was read whole (exit code 0 rather than 3)."""
+        return not self.skipped and not self.partly_indexed
 
     def as_json(self) -> dict:
         return {
@@ -57,21 +83,16 @@ class IndexSummary:
             "updated": self.updated,
             "removed": self.removed,
             "moved": self.moved,
+            "copied": self.copied,
             "unchanged": self.unchanged,
             "pages_encoded": self.pages_encoded,
             "tokens_encoded": self.tokens_encoded,
             "not_encoded": dict(self.not_encoded),
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "partly_indexed": [{"path": s.path, "reason": s.reason} for s in self.partly_indexed],
             "bytes_written": self.bytes_written,
+            "compaction": self.compaction,
         }
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _under(path: str, roots: Iterable[str]) -> bool:
@@ -79,34 +100,47 @@ def _under(path: str, roots: Iterable[str]) -> bool:
 
 
 def plan_changes(store: Store, roots: list[str]) -> tuple[Plan, dict[str, str]]:
-    """Compare the files under ``roots`` with the catalog. Returns the plan and new files' hashes."""
+    """Compare the files under ``roots`` with the catalog. Returns the plan and the hashes it computed."""
     sources, skipped = discover(roots)
     plan = Plan(skipped=list(skipped))
     known = {f["path"]: f for f in store.files()}
     present = {s.path for s in sources}
     abs_roots = [os.path.abspath(r) for r in roots]
-    gone = {p: f for p, f in known.items() if _under(p, abs_roots) and p not in present}
+    # Files under a directory that could not be listed are not known to be gone.
+    unlisted = [s.path for s in skipped if s.unlisted]
+    gone = {p: f for p, f in known.items() if _under(p, abs_roots) and p not in present and not _under(p, unlisted)}
     gone_by_hash = {f["sha256"]: p for p, f in gone.items() if f["sha256"] and f["status"] == "indexed"}
+    indexed_hashes = {f["sha256"] for f in known.values() if f["sha256"] and f["status"] == "indexed"}
+    to_encode_hashes: set[str] = set()
     hashes: dict[str, str] = {}
     for source in sources:
         old = known.get(source.path)
-        if old and old["status"] == "indexed" and (old["size"], old["mtime_ns"]) == (source.size, source.mtime_ns):
+        was_indexed = old is not None and old["status"] == "indexed"
+        if was_indexed and (old["size"], old["mtime_ns"]) == (source.size, source.mtime_ns):
             plan.unchanged.append(source)
             continue
         try:
             digest = file_sha256(source.path)
         except OSError as exc:
-            plan.skipped.append(Skipped(source.path, exc.strerror.lower() if exc.strerror else str(exc)))
+            plan.skipped.append(Skipped(source.path, os_reason(exc)))
+            continue
+        except UnreadableFile as exc:
+            plan.skipped.append(Skipped(source.path, str(exc)))
             continue
         hashes[source.path] = digest
-        if old and old["status"] == "indexed" and old["sha256"] == digest:
+        if was_indexed:
+            plan.previously_indexed.add(source.path)
+        if was_indexed and old["sha256"] == digest:
             plan.touched.append(source)
         elif old is None and digest in gone_by_hash:
             plan.moved.append((gone_by_hash.pop(digest), source))
-        elif old is not None:
-            plan.changed.append(source)
+        elif digest in indexed_hashes:
+            plan.copied.append(source)
+        elif digest in to_encode_hashes:
+            plan.duplicates.append(source)
         else:
-            plan.new.append(source)
+            to_encode_hashes.add(digest)
+            (plan.changed if was_indexed else plan.new).append(source)
     moved_from = {old for old, _ in plan.moved}
     plan.removed = sorted(p for p in gone if p not in moved_from)
     return plan, hashes
@@ -129,53 +163,98 @@ class Indexer:
         self.report = report
 
     def run(self, plan: Plan, hashes: dict[str, str], progress: Callable[[int], None] = lambda n: None) -> IndexSummary:
-        summary = IndexSummary(unchanged=len(plan.unchanged) + len(plan.touched), skipped=list(plan.skipped))
+        summary = IndexSummary(unchanged=len(plan.unchanged) + len(plan.touched))
         for skipped in plan.skipped:
-            self.report(f"skipped {skipped.path}: {skipped.reason}")
-        if plan.removed:
-            self.store.remove_paths(plan.removed)
-            summary.removed = len(plan.removed)
-        for old, source in plan.moved:
-            self.store.move_file(old, source.path, source.size, source.mtime_ns)
-            summary.moved += 1
-        for source in plan.touched:
-            self.store.touch_file(source.path, source.size, source.mtime_ns)
-        changed_paths = {s.path for s in plan.changed}
+            self._skip(summary, skipped)
+        orphan_copies = self._apply_catalog_changes(plan, hashes, summary, progress)
+        self._encode_all(orphan_copies + plan.to_encode, hashes, plan, summary, progress)
+        self._copy_duplicates(plan, hashes, summary, progress)
+        return summary
+
+    def _apply_catalog_changes(self, plan, hashes, summary, progress) -> list[SourceFile]:
+        """Moves, copies, touches and removals in one transaction. Returns the copies that must be encoded
+        after all (no indexed file holds their content any more)."""
+        fresh_copies = [s for s in plan.copied if not _changed_on_disk(s)]
+        changes = CatalogChanges(
+            moves=[(old, s.path, s.size, s.mtime_ns) for old, s in plan.moved],
+            copies=[FileCopy(s.path, s.size, s.mtime_ns, hashes[s.path]) for s in fresh_copies],
+            touches=[(s.path, s.size, s.mtime_ns) for s in plan.touched],
+            removals=plan.removed,
+        )
+        not_copied = set(self.store.apply_changes(changes))
+        summary.removed, summary.moved = len(plan.removed), len(plan.moved)
+        for source in plan.copied:
+            if source not in fresh_copies:
+                self._skip(summary, Skipped(source.path, REASON_RACE))
+        copied = [s for s in fresh_copies if s.path not in not_copied]
+        self._count_copies(summary, copied, plan)
+        progress(len(copied))
+        return [s for s in fresh_copies if s.path in not_copied]
+
+    def _encode_all(self, sources, hashes, plan, summary, progress) -> None:
         batch: list[FileRecord] = []
-        for source in plan.to_encode:
+        for source in sources:
             record = self._read(source, hashes.get(source.path))
             progress(len(record.pages) or 1)
             batch.append(record)
             if sum(len(r.pages) for r in batch) >= self.batch_pages:
-                self._commit(batch, summary, changed_paths)
+                self._commit(batch, summary, plan)
                 batch = []
         if batch:
-            self._commit(batch, summary, changed_paths)
-        return summary
+            self._commit(batch, summary, plan)
+
+    def _copy_duplicates(self, plan, hashes, summary, progress) -> None:
+        """Files whose content another file of this run has: share its freshly committed rows."""
+        if not plan.duplicates:
+            return
+        fresh = [s for s in plan.duplicates if not _changed_on_disk(s)]
+        for source in plan.duplicates:
+            if source not in fresh:
+                self._skip(summary, Skipped(source.path, REASON_RACE))
+        copies = [FileCopy(s.path, s.size, s.mtime_ns, hashes[s.path]) for s in fresh]
+        not_copied = set(self.store.apply_changes(CatalogChanges(copies=copies)))
+        self._count_copies(summary, [s for s in fresh if s.path not in not_copied], plan)
+        progress(len(fresh))
+        # The first file with this content could not be indexed (unreadable, changed): try this one.
+        self._encode_all([s for s in fresh if s.path in not_copied], hashes, plan, summary, lambda n: None)
+
+    @staticmethod
+    def _count_copies(summary: IndexSummary, sources: list[SourceFile], plan: Plan) -> None:
+        for source in sources:
+            if source.path in plan.previously_indexed:
+                summary.updated += 1
+            else:
+                summary.copied += 1
+
+    def _skip(self, summary: IndexSummary, skipped: Skipped) -> None:
+        summary.skipped.append(skipped)
+        self.report(f"skipped {skipped.path}: {skipped.reason}")
 
     def _read(self, source: SourceFile, sha256: str | None) -> FileRecord:
         record = FileRecord(source.path, source.kind, source.size, source.mtime_ns, sha256, pages=[])
         try:
             if self.pixels and source.kind == "image":
                 check_image_file(source.path)
-            for page in read_pages(source):
-                if page.error:
-                    self.report(f"page {page.page} of {source.path} not encoded: {page.error}")
-                    note = page.error
-                elif self.pixels:
-                    note = None
-                elif source.kind == "image":
-                    note = NOTE_IMAGE
-                elif not page.text:
-                    note = NOTE_NO_TEXT
-                else:
-                    note = None
-                record.pages.append(PageRecord(page.page, page.text or None, None, note))
+            document = read_document(source)
         except UnreadableFile as exc:
-            record.status, record.reason, record.pages = "skipped", str(exc), []
+            record.status, record.reason = "skipped", str(exc)
+            return record
+        for page in document.pages:
+            if page.error:
+                note = page.error
+            elif self.pixels:
+                note = None
+            elif source.kind == "image":
+                note = NOTE_IMAGE
+            elif not page.text:
+                note = NOTE_NO_TEXT
+            else:
+                note = None
+            record.pages.append(PageRecord(page.page, page.text or None, None, note))
+        record.reason = document.damage  # reported once the file is committed
         return record
 
-    def _commit(self, batch: list[FileRecord], summary: IndexSummary, changed_paths: set[str]) -> None:
+    def _commit(self, batch: list[FileRecord], summary: IndexSummary, plan: Plan) -> None:
         if self.pixels:
             pictured = [(r.path, r.kind, p) for r in batch if r.status == "indexed" for p in r.pages if p.note is None]
             encode_pictures(self.encoder, pictured, self.encode_batch_size, self.report, self.store.token_dtype)
@@ -185,37 +264,44 @@ class Indexer:
                 page.note = NOTE_NO_TEXT
             else:
                 page.encoded = encoded
+        # A file that changed after it was hashed and read is left as it was in the catalog.
+        intact: list[FileRecord] = []
         for record in batch:
-            if record.status == "indexed" and _changed_on_disk(record):
-                record.status, record.reason, record.pages = "skipped", "changed or deleted while being indexed", []
-        for record in batch:
-            if record.status == "skipped":
-                summary.skipped.append(Skipped(record.path, record.reason))
-                self.report(f"skipped {record.path}: {record.reason}")
-        segment = self.store.write_segment(batch)
-        self.store.commit_files(batch, segment)
-        for record in batch:
-            if record.status != "indexed":
-                continue
-            if record.path in changed_paths:
-                summary.updated += 1
+            if _changed_on_disk(record):
+                self._skip(summary, Skipped(record.path, REASON_RACE))
             else:
-                summary.added += 1
-            for page in record.pages:
-                if page.encoded is not None:
-                    summary.pages_encoded += 1
-                    summary.tokens_encoded += page.encoded.tokens.shape[0]
-                else:
-                    summary.not_encoded[page.note] += 1
+                intact.append(record)
+        segment = self.store.write_segment(intact)
+        self.store.commit_files(intact, segment)
+        for record in intact:
+            self._count(record, summary, plan)
         summary.bytes_written += segment.bytes if segment else 0
 
+    def _count(self, record: FileRecord, summary: IndexSummary, plan: Plan) -> None:
+        if record.status != "indexed":
+            self._skip(summary, Skipped(record.path, record.reason))
+            return
+        if record.reason:
+            summary.partly_indexed.append(Skipped(record.path, record.reason))
+            self.report(f"partly indexed {record.path}: {record.reason}")
+        if record.path in plan.previously_indexed:
+            summary.updated += 1
+        else:
+            summary.added += 1
+        for page in record.pages:
+            if page.encoded is not None:
+                summary.pages_encoded += 1
+                summary.tokens_encoded += page.encoded.tokens.shape[0]
+            else:
+                summary.not_encoded[page.note] += 1
 
-def _changed_on_disk(record: FileRecord) -> bool:
+
+def _changed_on_disk(source: SourceFile | FileRecord) -> bool:
     try:
-        st = os.stat(record.path)
+        st = os.stat(source.path)
     except OSError:
         return True
-    return (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns)
+    return (st.st_size, st.st_mtime_ns) != (source.size, source.mtime_ns)
 
 
 def total_pages(files: Iterable[SourceFile]) -> int:

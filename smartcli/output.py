@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 from rich.console import Console
@@ -14,23 +15,50 @@ stdout = Console(soft_wrap=False)
 stderr = Console(stderr=True)
 
 
+# Control characters (a newline in a file name would split a line) and the lone
+# surrogates Python uses for bytes of a file name that are not valid UTF-8.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_char(match: re.Match) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte of a file name
+        return f"\\x{code - 0xDC00:02x}"
+    return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(match.group()) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def printable(text: str) -> str:
+    """``text`` on one line and encodable: control characters and undecodable bytes escaped (``\\n``, ``\\xff``)."""
+    return _UNPRINTABLE.sub(_escape_char, text)
+
+
 def warn(message: str) -> None:
     """One line on stderr, prefixed so it stands out in logs."""
-    stderr.print(Text(f"smart: {message}"), highlight=False, soft_wrap=True)
+    stderr.print(Text(f"smart: {printable(message)}"), highlight=False, soft_wrap=True)
+
+
+def print_line(text: str) -> None:
+    """One line of results on stdout: printable, never wrapped, no markup."""
+    stdout.print(printable(text), highlight=False, markup=False, soft_wrap=True)
 
 
 def print_json_line(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    # Lone surrogates (file names that are not UTF-8) cannot be written as UTF-8; as
+    # \udcXX escapes the line stays valid UTF-8 and json.loads + os.fsencode give the
+    # original bytes back.
+    text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False))
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
 def display_path(path: str) -> str:
-    """A path relative to the working directory when it is below it."""
+    """A path relative to the working directory when it is below it, printable on one line."""
     try:
         rel = os.path.relpath(path)
     except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
+        return printable(path)
+    return printable(path if rel.startswith("..") else rel)
 
 
 def results_table(query: str, hits, show_late: bool = True) -> Table:

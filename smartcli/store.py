@@ -11,6 +11,11 @@ the catalog transaction that references it commits, so a crash at any moment lea
 the catalog pointing only at complete segments. Segment files the catalog does not
 name are leftovers of an interrupted run and are deleted by the next writer.
 Readers see the last committed catalog state (SQLite WAL snapshot isolation).
+
+Several items may point at the same segment row (copies of one file share vectors).
+A segment no item points at any more is *retired*: it leaves the ``segments`` table
+but its file stays on disk for ``SEGMENT_GRACE_SECONDS`` so that a search that read
+the catalog before the change can still open it; a later writer deletes it.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
+import shutil
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
@@ -89,6 +96,13 @@ class StoreBusy(StoreError):
 
 class ModelMismatch(StoreError):
     pass
+
+
+class StoreDamaged(StoreError):
+    pass
+
+
+REBUILD_HINT = "rebuild it with `smart index --rebuild PATH...`"
 
 
 def default_store_path() -> Path:
@@ -160,44 +174,105 @@ class Store:
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, root: str | Path) -> "Store":
+    def open(cls, root: str | Path, verify: bool = True) -> "Store":
+        """Open for reading. ``verify`` refuses a store whose segment files are missing or cut short."""
         root = Path(root)
         catalog = root / CATALOG
         if not catalog.exists():
             raise StoreMissing(f"no index at {root} (run `smart index PATH` first)")
         conn = _connect(catalog)
         store = cls(root, conn)
-        store._check_schema()
+        try:
+            store._check_schema()
+            if verify:
+                store.raise_if_damaged()
+        except BaseException:
+            conn.close()
+            raise
         return store
 
     @staticmethod
-    def lock_only(root: str | Path, wait: bool = False):
-        """Take the store's write lock (creating the directory); the returned file holds it."""
+    def lock_only(root: str | Path, wait: bool = False, on_wait=None):
+        """Take the store's write lock (creating the directory); the returned file holds it.
+
+        Without ``wait`` a held lock raises :class:`StoreBusy`; with it, ``on_wait()`` is
+        called once and the call blocks until the other writer ends.
+        """
         root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
-        lock_file = open(root / "lock", "a+")
         try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            root.mkdir(parents=True, exist_ok=True)
+            lock_file = open(root / "lock", "a+")
+        except OSError as exc:
+            raise StoreError(f"cannot create the store at {root}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            lock_file.close()
-            raise StoreBusy(f"another `smart index` is writing to {root}; try again when it ends") from None
+            if not wait:
+                lock_file.close()
+                raise StoreBusy(
+                    f"another `smart index` or `smart compact` is writing to {root}; "
+                    "try again when it ends, or pass --wait"
+                ) from None
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
         return lock_file
 
     @classmethod
-    def open_for_writing(cls, root: str | Path, wait: bool = False) -> "Store":
+    def open_for_writing(cls, root: str | Path, wait: bool = False, rebuild: bool = False, on_wait=None) -> "Store":
+        """Take the write lock and open (creating if needed).
+
+        ``rebuild`` empties the store first: a readable catalog forgets every file and
+        retires every segment (searches already running can finish); a damaged one is
+        deleted with all segment files.
+        """
         root = Path(root)
-        lock_file = cls.lock_only(root, wait)
-        (root / SEGMENT_DIR).mkdir(exist_ok=True)
-        conn = _connect(root / CATALOG)
-        conn.executescript(_SCHEMA)
-        store = cls(root, conn, lock_file)
-        if store.meta.get("schema_version") is None:
-            with conn:
-                store._set_meta("schema_version", SCHEMA_VERSION)
-                store._set_meta("created", time.time())
-        store._check_schema()
-        store._remove_leftovers()
+        lock_file = cls.lock_only(root, wait, on_wait)
+        try:
+            if rebuild:
+                cls._empty(root)
+            (root / SEGMENT_DIR).mkdir(exist_ok=True)
+            conn = _connect(root / CATALOG)
+            store = cls(root, conn, lock_file)
+            try:
+                conn.executescript(_SCHEMA)
+                if store.meta.get("schema_version") is None:
+                    with conn:
+                        store._set_meta("schema_version", SCHEMA_VERSION)
+                        store._set_meta("created", time.time())
+                store._check_schema()
+                if not rebuild:
+                    store.raise_if_damaged()
+                store._remove_leftovers()
+            except sqlite3.DatabaseError as exc:
+                raise damaged_catalog(root, exc) from None
+        except BaseException:
+            lock_file.close()
+            raise
         return store
+
+    @classmethod
+    def _empty(cls, root: Path) -> None:
+        """Empty the store at ``root`` (the caller holds the write lock)."""
+        if not (root / CATALOG).exists():
+            return
+        try:
+            conn = _connect(root / CATALOG)
+            try:
+                store = cls(root, conn)
+                store._check_schema()
+                with conn:
+                    conn.execute("DELETE FROM files")
+                    conn.execute("DELETE FROM meta WHERE key NOT IN ('schema_version', 'created')")
+                    store._drop_dead_segments(time.time())
+                return
+            finally:
+                conn.close()
+        except (StoreError, sqlite3.DatabaseError):
+            pass  # damaged beyond use: start over from nothing
+        for path in root.glob(CATALOG + "*"):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(root / SEGMENT_DIR, ignore_errors=True)
 
     def close(self) -> None:
         self.conn.close()
@@ -213,11 +288,51 @@ class Store:
 
     def _check_schema(self) -> None:
         try:
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "meta" not in tables:
+                # A brand-new catalog whose first writer has not created its tables yet.
+                raise StoreMissing(f"the index at {self.root} is empty (run `smart index PATH` first)")
             version = self.meta.get("schema_version")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the catalog of {self.root} is damaged ({exc}); rebuild with `smart index --rebuild PATH`") from None
+            raise damaged_catalog(self.root, exc) from None
         if version is not None and int(version) != SCHEMA_VERSION:
-            raise StoreError(f"{self.root} has store schema {version}, this smart reads {SCHEMA_VERSION}; rebuild with `smart index --rebuild PATH`")
+            raise StoreError(f"{self.root} has store schema {version}, this smart reads {SCHEMA_VERSION}; {REBUILD_HINT}")
+
+    # -- integrity -------------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """What is wrong with the segment files the catalog relies on (cheap: no data is read)."""
+        found = []
+        for name, size in self.conn.execute("SELECT name, bytes FROM segments ORDER BY name"):
+            path = self.segment_path(name)
+            try:
+                actual = path.stat().st_size
+            except FileNotFoundError:
+                found.append(f"segment {path.name} is missing")
+                continue
+            except OSError as exc:
+                found.append(f"segment {path.name} cannot be read ({exc.strerror or exc})")
+                continue
+            if actual != size:
+                found.append(f"segment {path.name} is damaged ({actual} bytes on disk, {size} committed)")
+        orphans = [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT segment FROM items WHERE segment IS NOT NULL AND segment NOT IN (SELECT name FROM segments)"
+        )]
+        found += [f"pages point at segment {name}.h5, which the catalog does not list" for name in orphans]
+        return found
+
+    def raise_if_damaged(self) -> None:
+        found = self.problems()
+        if found:
+            more = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
+            raise StoreDamaged(f"the store at {self.root} is damaged: {found[0]}{more}; {self.rebuild_hint()}")
+
+    def rebuild_hint(self) -> str:
+        """How to get out of damage: the rebuild command with the paths this store indexed."""
+        roots = self.meta.get("roots") or []
+        if not roots:
+            return REBUILD_HINT
+        return f"rebuild it with `smart index --rebuild {' '.join(shlex.quote(r) for r in roots)}`"
 
     # -- metadata --------------------------------------------------------------------------
 
@@ -249,6 +364,15 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def read_snapshot(self):
+        """Make every query inside see one committed state, even while a writer commits."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            self.conn.rollback()
+
     def live_items(self) -> list[LiveItem]:
         """Encoded items of the last committed state, ordered by segment and row."""
         rows = self.conn.execute(
@@ -269,7 +393,7 @@ class Store:
         try:
             return h5py.File(path, "r", locking=False)
         except (OSError, ValueError) as exc:
-            raise StoreError(f"segment {path} cannot be read ({exc}); rebuild with `smart index --rebuild PATH`") from None
+            raise StoreDamaged(f"segment {path} cannot be read ({_first_line(exc)}); {REBUILD_HINT}") from None
 
     def files(self) -> list[dict]:
         rows = self.conn.execute(
@@ -283,26 +407,76 @@ class Store:
         files_by_kind = dict(q("SELECT kind, COUNT(*) FROM files WHERE status='indexed' GROUP BY kind").fetchall())
         items_total = q("SELECT COUNT(*) FROM items").fetchone()[0]
         encoded, tokens = q("SELECT COUNT(*), COALESCE(SUM(n_tokens), 0) FROM items WHERE segment IS NOT NULL").fetchone()
+        live_rows = q("SELECT COUNT(*) FROM (SELECT DISTINCT segment, row FROM items WHERE segment IS NOT NULL)").fetchone()[0]
         segment_rows, segment_bytes = q("SELECT COALESCE(SUM(rows), 0), COALESCE(SUM(bytes), 0) FROM segments").fetchone()
         not_encoded = dict(q("SELECT COALESCE(note, ''), COUNT(*) FROM items WHERE segment IS NULL GROUP BY note").fetchall())
         skipped = q("SELECT COUNT(*) FROM files WHERE status='skipped'").fetchone()[0]
-        catalog_bytes = sum(
-            p.stat().st_size for p in self.root.glob(CATALOG + "*") if p.is_file()
-        )
+        catalog_bytes = sum(p.stat().st_size for p in self.root.glob(CATALOG + "*") if p.is_file())
+        retired = [self.segment_path(r[0]) for r in q("SELECT name FROM retired_segments")]
+        retired_bytes = sum(p.stat().st_size for p in retired if p.exists())
         return {
             "files": files_by_kind,
             "items": items_total,
             "encoded_items": encoded,
+            "shared_items": encoded - live_rows,  # items reusing another file's vectors (copies)
             "not_encoded": not_encoded,
             "skipped_files": skipped,
             "tokens": tokens,
             "segments": q("SELECT COUNT(*) FROM segments").fetchone()[0],
             "segment_rows": segment_rows,
-            "garbage_rows": segment_rows - encoded,
-            "bytes": segment_bytes + catalog_bytes,
+            "garbage_rows": segment_rows - live_rows,
+            "retired_segments": len(retired),
+            "retired_bytes": retired_bytes,
+            "bytes": segment_bytes + catalog_bytes + retired_bytes,  # all on disk now
+            "live_bytes": segment_bytes + catalog_bytes,  # what stays after retired segments are deleted
         }
 
+    def segment_usage(self) -> list[dict]:
+        """Each committed segment with its live (referenced) row count, oldest first."""
+        rows = self.conn.execute(
+            """SELECT s.name, s.rows, s.tokens, s.bytes,
+                      (SELECT COUNT(DISTINCT row) FROM items WHERE items.segment = s.name)
+               FROM segments s ORDER BY s.created, s.name"""
+        ).fetchall()
+        return [dict(zip(("name", "rows", "tokens", "bytes", "live_rows"), r)) for r in rows]
+
+    def live_rows(self, segment: str) -> list[int]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT row FROM items WHERE segment = ? ORDER BY row", (segment,))]
+
     # -- writing ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def new_segment(self):
+        """Yield ``(name, h5 file)`` for a new segment; on success it is fsynced and renamed into place.
+
+        Until the catalog transaction that names it commits, the file is a leftover that
+        the next writer deletes.
+        """
+        import h5py
+
+        info = self.model
+        name = f"seg-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        final = self.segment_path(name)
+        tmp = final.with_name(f".tmp-{name}.h5")
+        try:
+            with h5py.File(tmp, "w", locking=False) as h5:
+                h5.attrs.update(
+                    schema_version=SCHEMA_VERSION,
+                    model_name=info.name,
+                    model_fingerprint=info.fingerprint,
+                    pooling=info.pooling,
+                    dims=info.dims,
+                    token_dtype=self.token_dtype,
+                    created=time.time(),
+                )
+                yield name, h5
+                h5.flush()
+                os.fsync(h5.id.get_vfd_handle())
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(final.parent)
 
     def write_segment(self, records: Sequence[FileRecord]) -> "SegmentFile | None":
         """Write the encoded pages of ``records`` to a new, complete segment file."""
@@ -311,23 +485,10 @@ class Store:
         encoded = [(f, p) for f in records for p in f.pages if p.encoded is not None]
         if not encoded:
             return None
-        info = self.model
-        name = f"seg-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        final = self.segment_path(name)
-        tmp = final.with_name(f".tmp-{name}.h5")
         counts = np.array([p.encoded.tokens.shape[0] for _, p in encoded], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts)])
         tokens = np.concatenate([p.encoded.tokens for _, p in encoded])
-        with h5py.File(tmp, "w", locking=False) as h5:
-            h5.attrs.update(
-                schema_version=SCHEMA_VERSION,
-                model_name=info.name,
-                model_fingerprint=info.fingerprint,
-                pooling=info.pooling,
-                dims=info.dims,
-                token_dtype=self.token_dtype,
-                created=time.time(),
-            )
+        with self.new_segment() as (name, h5):
             h5["pooled"] = np.stack([p.encoded.pooled for _, p in encoded]).astype(np.float32)
             h5["offsets"] = offsets
             _write_tokens(h5, tokens, self.token_dtype)
@@ -335,11 +496,7 @@ class Store:
             h5["spans"] = np.concatenate([p.encoded.spans for _, p in encoded]).astype(np.int32)
             h5["item_path"] = np.array([db_path(f.path) for f, _ in encoded], dtype=h5py.special_dtype(vlen=bytes))
             h5["item_page"] = np.array([p.page for _, p in encoded], dtype=np.int32)
-            h5.flush()
-            os.fsync(h5.id.get_vfd_handle())
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
-        return SegmentFile(name, len(encoded), int(offsets[-1]), final.stat().st_size)
+        return SegmentFile(name, len(encoded), int(offsets[-1]), self.segment_path(name).stat().st_size)
 
     def commit_files(self, records: Sequence[FileRecord], segment: "SegmentFile | None", replace_paths: Iterable[str] = ()) -> None:
         """Atomically make ``records`` (and their new ``segment``) part of the index.
@@ -355,11 +512,7 @@ class Store:
                 self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(path),))
             row = 0
             for record in records:
-                cur = self.conn.execute(
-                    "INSERT INTO files(path, kind, size, mtime_ns, sha256, status, reason, indexed_at) VALUES (?,?,?,?,?,?,?,?)",
-                    (db_path(record.path), record.kind, record.size, record.mtime_ns, record.sha256, record.status, record.reason, now),
-                )
-                file_id = cur.lastrowid
+                file_id = self._insert_file(record.path, record.kind, record.size, record.mtime_ns, record.sha256, record.status, record.reason, now)
                 for page in record.pages:
                     if page.encoded is not None:
                         values = (file_id, page.page, segment.name, row, int(page.encoded.tokens.shape[0]), page.text, None)
@@ -372,25 +525,77 @@ class Store:
             self._set_meta("updated", now)
             self._drop_dead_segments(now)
 
-    def remove_paths(self, paths: Iterable[str]) -> None:
+    def _insert_file(self, path, kind, size, mtime_ns, sha256, status, reason, now) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO files(path, kind, size, mtime_ns, sha256, status, reason, indexed_at) VALUES (?,?,?,?,?,?,?,?)",
+            (db_path(path), kind, size, mtime_ns, sha256, status, reason, now),
+        )
+        return cur.lastrowid
+
+    def apply_changes(self, changes: "CatalogChanges") -> list[str]:
+        """Apply moves, copies, content-unchanged touches and removals in one transaction.
+
+        Returns the paths of copies whose content no indexed file holds any more (they
+        must be encoded instead).
+        """
+        now = time.time()
+        missing = []
         with self.conn:
-            for path in paths:
+            for old, new, size, mtime_ns in changes.moves:
+                self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(new),))
+                self.conn.execute(
+                    "UPDATE files SET path = ?, size = ?, mtime_ns = ?, indexed_at = ? WHERE path = ?",
+                    (db_path(new), size, mtime_ns, now, db_path(old)),
+                )
+            for copy in changes.copies:
+                if not self._copy_file(copy, now):
+                    missing.append(copy.path)
+            for path, size, mtime_ns in changes.touches:
+                self.conn.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, db_path(path)))
+            for path in changes.removals:
                 self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(path),))
-            self._set_meta("updated", time.time())
-            self._drop_dead_segments(time.time())
+            if changes:
+                self._set_meta("updated", now)
+            self._drop_dead_segments(now)
+        return missing
 
-    def move_file(self, old: str, new: str, size: int, mtime_ns: int) -> None:
+    def _copy_file(self, copy: "FileCopy", now: float) -> bool:
+        """Give ``copy.path`` the items of an indexed file with the same content (sharing its rows)."""
+        source = self.conn.execute(
+            "SELECT id, kind FROM files WHERE sha256 = ? AND status = 'indexed' AND path != ? ORDER BY id LIMIT 1",
+            (copy.sha256, db_path(copy.path)),
+        ).fetchone()
+        if source is None:
+            return False
+        self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(copy.path),))
+        file_id = self._insert_file(copy.path, source[1], copy.size, copy.mtime_ns, copy.sha256, "indexed", None, now)
+        self.conn.execute(
+            """INSERT INTO items(file_id, page, segment, row, n_tokens, text, note)
+               SELECT ?, page, segment, row, n_tokens, text, note FROM items WHERE file_id = ? ORDER BY id""",
+            (file_id, source[0]),
+        )
+        return True
+
+    def remove_paths(self, paths: Iterable[str]) -> None:
+        self.apply_changes(CatalogChanges(removals=list(paths)))
+
+    def replace_segments(self, new: Sequence[SegmentFile], remap: Sequence[tuple[str, int, str, int]], old: Sequence[str]) -> None:
+        """Point items at rewritten rows and retire the ``old`` segments, in one transaction.
+
+        ``remap`` holds ``(old segment, old row, new segment, new row)``.
+        """
+        now = time.time()
         with self.conn:
-            self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(new),))
-            self.conn.execute(
-                "UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE path = ?",
-                (db_path(new), size, mtime_ns, db_path(old)),
+            for segment in new:
+                self.conn.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)", (*segment, now))
+            self.conn.executemany(
+                "UPDATE items SET segment = ?, row = ? WHERE segment = ? AND row = ?",
+                [(new_seg, new_row, old_seg, old_row) for old_seg, old_row, new_seg, new_row in remap],
             )
-            self._set_meta("updated", time.time())
-
-    def touch_file(self, path: str, size: int, mtime_ns: int) -> None:
-        with self.conn:
-            self.conn.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, db_path(path)))
+            for name in old:
+                self.conn.execute("DELETE FROM segments WHERE name = ?", (name,))
+                self.conn.execute("INSERT OR REPLACE INTO retired_segments VALUES (?, ?)", (name, now))
+            self._drop_dead_segments(now)
 
     def record_roots(self, roots: Iterable[str]) -> None:
         known = set(self.meta.get("roots", []))
@@ -420,10 +625,33 @@ class Store:
                     path.unlink(missing_ok=True)
             elif name not in known:
                 path.unlink(missing_ok=True)
-        with self.conn:
-            for name, when in retired.items():
-                if now - when > SEGMENT_GRACE_SECONDS:
-                    self.conn.execute("DELETE FROM retired_segments WHERE name = ?", (name,))
+        expired = [name for name, when in retired.items() if now - when > SEGMENT_GRACE_SECONDS]
+        if expired:
+            with self.conn:
+                self.conn.executemany("DELETE FROM retired_segments WHERE name = ?", [(n,) for n in expired])
+
+
+@dataclass
+class FileCopy:
+    """A file whose content (``sha256``) an indexed file already has."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass
+class CatalogChanges:
+    """Catalog-only changes of a re-index: nothing to read or encode."""
+
+    moves: list[tuple[str, str, int, int]] = field(default_factory=list)  # (old path, new path, size, mtime_ns)
+    copies: list[FileCopy] = field(default_factory=list)
+    touches: list[tuple[str, int, int]] = field(default_factory=list)  # (path, size, mtime_ns): same content
+    removals: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.moves or self.copies or self.touches or self.removals)
 
 
 def check_same_model(stored: ModelInfo, loaded: ModelInfo, root) -> None:
@@ -456,14 +684,27 @@ def _write_tokens(h5, tokens: np.ndarray, dtype: str) -> None:
         raise ValueError(f"unknown token dtype {dtype!r}; choose one of {TOKEN_DTYPES}")
 
 
+def damaged_catalog(root: Path, exc: Exception) -> StoreDamaged:
+    return StoreDamaged(f"the catalog of the store at {root} is damaged ({_first_line(exc)}); {REBUILD_HINT}")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(path, timeout=30, isolation_level="DEFERRED")
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the catalog {path} ({_first_line(exc)})") from None
+    try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=FULL")
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"the catalog {path} is damaged ({exc}); rebuild with `smart index --rebuild PATH`") from None
+        conn.close()
+        raise damaged_catalog(path.parent, exc) from None
     return conn
 
 

@@ -37,3 +37,82 @@ def build_random_store(root, rng, token_counts, dims, token_dtype="float16", pag
         record = FileRecord(path=f"/random/doc-{start}.pdf", kind="pdf", size=1, mtime_ns=1, sha256=str(start), pages=pages)
         store.commit_files([record], store.write_segment([record]))
     return store, docs
+
+
+def snapshot(root):
+    """Everything a store's last committed state holds, keyed by (path, page), read through the real store code.
+
+    Values: (kind, text, pooled, tokens, token_ids, spans) with arrays as float32 / int32;
+    pages without vectors have None arrays.
+    """
+    from smartcli.store import read_token_rows
+
+    store = Store.open(root)
+    try:
+        result = {}
+        rows = store.conn.execute(
+            """SELECT files.path, items.page, files.kind, items.text, items.segment, items.row, items.n_tokens
+               FROM items JOIN files ON files.id = items.file_id"""
+        ).fetchall()
+        segments = {}
+        for path, page, kind, text, segment, row, n_tokens in rows:
+            key = (path.decode("utf-8", "surrogateescape"), page)
+            assert key not in result, f"duplicate item {key}"
+            if segment is None:
+                result[key] = (kind, text, None, None, None, None)
+                continue
+            if segment not in segments:
+                segments[segment] = store.open_segment(segment)
+            h5 = segments[segment]
+            start, stop = h5["offsets"][row : row + 2]
+            assert stop - start == n_tokens
+            result[key] = (
+                kind,
+                text,
+                h5["pooled"][row].astype(np.float32),
+                read_token_rows(h5, start, stop),
+                h5["token_ids"][start:stop],
+                h5["spans"][start:stop],
+            )
+        for h5 in segments.values():
+            h5.close()
+        return result
+    finally:
+        store.close()
+
+
+def assert_same_index(actual, expected, pooled_atol=1e-5, token_atol=2e-3):
+    """Two snapshots hold the same items with the same text and (up to float noise of batching) the same vectors."""
+    assert sorted(actual) == sorted(expected)
+    for key, (kind, text, pooled, tokens, ids, spans) in expected.items():
+        got = actual[key]
+        assert got[0] == kind and got[1] == text, key
+        if pooled is None:
+            assert got[2] is None, key
+            continue
+        np.testing.assert_allclose(got[2], pooled, atol=pooled_atol, err_msg=str(key))
+        np.testing.assert_allclose(got[3], tokens, atol=token_atol, err_msg=str(key))
+        np.testing.assert_array_equal(got[4], ids, err_msg=str(key))
+        np.testing.assert_array_equal(got[5], spans, err_msg=str(key))
+
+
+def empty_random_store(root, dims, token_dtype="float16"):
+    store = Store.open_for_writing(root)
+    store.bind_model(ModelInfo(**{**RANDOM_MODEL.__dict__, "dims": dims}), token_dtype)
+    return store
+
+
+def add_random_files(store, rng, files, dims):
+    """Commit ``{path: [token count of each page]}`` in one new segment; returns {(path, page): Encoded}.
+
+    Each file's sha256 is ``"sha:" + path``.
+    """
+    records, encodings = [], {}
+    for path, counts in files.items():
+        pages = []
+        for number, n_tokens in enumerate(counts, 1):
+            encodings[(path, number)] = random_encoded(rng, n_tokens, dims)
+            pages.append(PageRecord(page=number, text=f"{path} page {number}", encoded=encodings[(path, number)]))
+        records.append(FileRecord(path=path, kind="pdf", size=1, mtime_ns=1, sha256=f"sha:{path}", pages=pages))
+    store.commit_files(records, store.write_segment(records))
+    return encodings

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
+import os
+import sqlite3
+from collections import Counter
 from pathlib import Path
 
 from smartcli import cli
-from smartcli.output import format_bytes, print_json_line, stderr, stdout, warn
+from smartcli.output import format_bytes, print_json_line, print_line, printable, stderr, warn
 
 DEFAULT_BATCH_SIZE = 32  # text windows per forward pass; pixel families set their own
 
@@ -22,61 +24,115 @@ def run_index(
     rebuild: bool,
     dry_run: bool,
     json_output: bool,
+    wait: bool = False,
     dpi: float | None = None,
     max_pixels: int | None = None,
 ) -> int:
-    from smartcli.encoders import ModelLoadError, load_encoder
-    from smartcli.indexer import plan_changes
-    from smartcli.pixel_indexing import render_options
-    from smartcli.store import TOKEN_DTYPES, Store, StoreError
+    from smartcli.store import TOKEN_DTYPES, Store, StoreError, damaged_catalog
 
     if token_dtype not in TOKEN_DTYPES:
         warn(f"--token-dtype must be one of {', '.join(TOKEN_DTYPES)}, not {token_dtype!r}")
         return cli.EXIT_USAGE
     try:
-        if rebuild and not dry_run:
-            wipe_store(store_path)
-        store = Store.open_for_writing(store_path)
+        store = Store.open_for_writing(
+            store_path,
+            wait=wait,
+            rebuild=rebuild and not dry_run,
+            on_wait=lambda: warn(f"waiting for another writer to finish with {store_path}"),
+        )
     except StoreError as exc:
         warn(str(exc))
         return cli._store_error_code(exc)
     with store:
-        plan, hashes = plan_changes(store, [str(p) for p in paths])
-        if dry_run:
-            print_plan(plan, json_output)
-            return cli.EXIT_OK
-        encoder = None
-        spec = model or (store.model.spec if store.model else None)
         try:
-            options = render_options(store.model, spec, dpi=dpi, max_pixels=max_pixels)
-        except ValueError as exc:
+            return index_into(
+                store, paths, model, device, batch_pages, batch_size, token_dtype, dry_run, json_output, dpi, max_pixels
+            )
+        except StoreError as exc:
             warn(str(exc))
-            return cli.EXIT_USAGE
-        if plan.to_encode or model is not None:
-            try:
-                encoder = load_encoder(spec, device, options)
-                store.bind_model(encoder.info, token_dtype)
-            except (ModelLoadError, StoreError) as exc:
-                warn(str(exc))
-                return cli._store_error_code(exc) if isinstance(exc, StoreError) else cli.EXIT_ERROR
-            except ValueError as exc:  # render settings the model or the store cannot take
-                warn(str(exc))
-                return cli.EXIT_USAGE
-        batch_size = batch_size or getattr(encoder, "default_batch_size", DEFAULT_BATCH_SIZE)
+            return cli._store_error_code(exc)
+        except sqlite3.DatabaseError as exc:
+            warn(str(damaged_catalog(store.root, exc)))
+            return cli.EXIT_ERROR
+
+
+def index_into(
+    store, paths, model, device, batch_pages, batch_size, token_dtype, dry_run, json_output, dpi=None, max_pixels=None
+) -> int:
+    from smartcli.compaction import compact, needs_compaction
+    from smartcli.encoders import ModelLoadError
+    from smartcli.indexer import plan_changes
+    from smartcli.pixel_indexing import render_options
+
+    roots = [os.path.abspath(p) for p in paths]
+    plan, hashes = plan_changes(store, roots)
+    if dry_run:
+        print_plan(plan, json_output)
+        return cli.EXIT_OK
+    try:
+        options = render_options(store.model, model or (store.model.spec if store.model else None), dpi=dpi, max_pixels=max_pixels)
+    except ValueError as exc:
+        warn(str(exc))
+        return cli.EXIT_USAGE
+    encoder = LazyEncoder(store, model, device, token_dtype, options)
+    try:
+        if model is not None or (plan.to_encode and store.model is None):
+            encoder.load()  # check --model against the store, or bind a new store's model, before any change
+        if batch_size is None:
+            batch_size = encoder.default_batch_size if plan.to_encode else DEFAULT_BATCH_SIZE
         summary = encode_with_progress(store, encoder, plan, hashes, batch_pages, batch_size)
-        store.record_roots(str(p.resolve()) for p in paths)
-        print_summary(summary, store, json_output)
-    return cli.EXIT_SKIPPED if summary.skipped else cli.EXIT_OK
+    except ModelLoadError as exc:
+        warn(str(exc))
+        return cli.EXIT_ERROR
+    except ValueError as exc:  # render settings the model or the store cannot take
+        warn(str(exc))
+        return cli.EXIT_USAGE
+    store.record_roots(roots)
+    if needs_compaction(store):
+        result = compact(store)
+        summary.compaction = result.as_json()
+        warn(
+            f"compacted the store: {result.segments_rewritten} segment(s) rewritten into {result.segments_written}, "
+            f"{result.dead_rows_dropped} dead row(s) dropped, {format_bytes(result.bytes_reclaimed)} reclaimed"
+        )
+    print_summary(summary, store, json_output)
+    return cli.EXIT_OK if summary.complete else cli.EXIT_SKIPPED
 
 
-def wipe_store(store_path: Path) -> None:
-    """Delete a store's catalog and segments (under its write lock)."""
-    from smartcli.store import CATALOG, SEGMENT_DIR, Store
+class LazyEncoder:
+    """Loads the model (and binds it to the store) the first time something must be encoded.
 
-    with Store.lock_only(store_path):
-        for path in store_path.glob(CATALOG + "*"):
-            path.unlink()
-        shutil.rmtree(store_path / SEGMENT_DIR, ignore_errors=True)
+    A run that only moves, copies or removes files never pays for loading the model.
+    """
+
+    def __init__(self, store, model: str | None, device: str, token_dtype: str, options: dict | None = None):
+        self.store, self.model, self.device, self.token_dtype = store, model, device, token_dtype
+        self.options = options
+        self._encoder = None
+
+    def load(self):
+        from smartcli.encoders import load_encoder
+
+        if self._encoder is None:
+            spec = self.model or (self.store.model.spec if self.store.model else None)
+            encoder = load_encoder(spec, self.device, self.options)
+            self.store.bind_model(encoder.info, self.token_dtype)
+            self._encoder = encoder
+        return self._encoder
+
+    @property
+    def info(self):
+        """The model's description: the stored one until the model itself is needed."""
+        return self._encoder.info if self._encoder is not None else self.store.model
+
+    def encode(self, texts, batch_size: int = 32):
+        return self.load().encode(texts, batch_size) if texts else []
+
+    def __getattr__(self, name):
+        # Anything else (encode_images, max_pixels, ...) needs the real model.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.load(), name)
 
 
 def encode_with_progress(store, encoder, plan, hashes, batch_pages, batch_size):
@@ -84,7 +140,8 @@ def encode_with_progress(store, encoder, plan, hashes, batch_pages, batch_size):
 
     from smartcli.indexer import Indexer, total_pages
 
-    total = total_pages(plan.to_encode)
+    show = stderr.is_terminal and bool(plan.to_encode)
+    total = total_pages(plan.to_encode) + len(plan.copied) + len(plan.duplicates) if show else 0
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -94,41 +151,46 @@ def encode_with_progress(store, encoder, plan, hashes, batch_pages, batch_size):
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=stderr, disable=total == 0 or not stderr.is_terminal) as progress:
+    with Progress(*columns, console=stderr, disable=not show) as progress:
         task = progress.add_task("indexing", total=total)
         indexer = Indexer(
             store,
             encoder,
             batch_pages=batch_pages,
             encode_batch_size=batch_size,
-            report=lambda message: progress.console.print(f"smart: {message}", highlight=False, markup=False, soft_wrap=True),
+            report=lambda message: progress.console.print(
+                f"smart: {printable(message)}", highlight=False, markup=False, soft_wrap=True
+            ),
         )
         return indexer.run(plan, hashes, progress=lambda n: progress.advance(task, n))
 
 
 def print_plan(plan, json_output: bool) -> None:
-    actions = (
-        [("add", s.path) for s in plan.new]
-        + [("update", s.path) for s in plan.changed]
-        + [("move", f"{old} -> {s.path}") for old, s in plan.moved]
-        + [("remove", p) for p in plan.removed]
-        + [("skip", f"{s.path}: {s.reason}") for s in plan.skipped]
-    )
+    unchanged = len(plan.unchanged) + len(plan.touched)
     if json_output:
         print_json_line(
             {
                 "add": [s.path for s in plan.new],
                 "update": [s.path for s in plan.changed],
                 "move": [{"from": old, "to": s.path} for old, s in plan.moved],
+                "copy": [s.path for s in plan.copied + plan.duplicates],
                 "remove": plan.removed,
                 "skip": [{"path": s.path, "reason": s.reason} for s in plan.skipped],
-                "unchanged": len(plan.unchanged) + len(plan.touched),
+                "unchanged": unchanged,
             }
         )
         return
+    actions = (
+        [("add", s.path) for s in plan.new]
+        + [("update", s.path) for s in plan.changed]
+        + [("move", f"{old} -> {s.path}") for old, s in plan.moved]
+        + [("copy", s.path) for s in plan.copied + plan.duplicates]
+        + [("remove", p) for p in plan.removed]
+        + [("skip", f"{s.path}: {s.reason}") for s in plan.skipped]
+    )
     for action, what in actions:
-        stdout.print(f"{action:7} {what}", highlight=False, markup=False)
-    stdout.print(f"{len(plan.unchanged) + len(plan.touched)} unchanged", highlight=False)
+        print_line(f"{action:7} {what}")
+    print_line(f"{unchanged} unchanged")
 
 
 def print_summary(summary, store, json_output: bool) -> None:
@@ -149,13 +211,23 @@ def print_summary(summary, store, json_output: bool) -> None:
         return
     line = (
         f"{summary.added} added, {summary.updated} updated, {summary.removed} removed, "
-        f"{summary.moved} moved, {summary.unchanged} unchanged, {len(summary.skipped)} skipped"
+        f"{summary.moved} moved, {summary.copied} copied, {summary.unchanged} unchanged, "
+        f"{len(summary.skipped)} skipped" + (f", {len(summary.partly_indexed)} partly indexed" if summary.partly_indexed else "")
     )
-    stdout.print(line, highlight=False)
+    print_line(line)
+    if summary.skipped:
+        print_line(f"skipped: {reasons_line(summary.skipped)}")
+    if summary.partly_indexed:
+        print_line(f"partly indexed: {len(summary.partly_indexed)} damaged file(s), readable pages kept")
     if summary.pages_encoded:
-        stdout.print(
+        print_line(
             f"{summary.pages_encoded} pages encoded, {summary.tokens_encoded} token states, "
-            f"{format_bytes(summary.bytes_written)} written ({format_bytes(per_page)} per page)",
-            highlight=False,
+            f"{format_bytes(summary.bytes_written)} written ({format_bytes(per_page)} per page)"
         )
-    stdout.print(f"store: {store.root}", highlight=False, markup=False)
+    print_line(f"store: {store.root}")
+
+
+def reasons_line(skipped) -> str:
+    """``2 not a readable PDF, 1 empty file``: skipped files counted by reason (details are on stderr)."""
+    counts = Counter(s.reason.split(" (")[0] for s in skipped)
+    return ", ".join(f"{n} {reason}" for reason, n in counts.most_common())

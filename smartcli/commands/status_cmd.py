@@ -7,24 +7,33 @@ import os
 from pathlib import Path
 
 from smartcli import cli
-from smartcli.output import format_bytes, print_json_line, stdout, warn
+from smartcli.output import format_bytes, print_json_line, printable, stdout, warn
 
 
 def run_status(store_path: Path, json_output: bool) -> int:
-    from smartcli.store import Store, StoreError
+    """Print the status; a damaged store is still described, with the problem on stderr and exit code 1."""
+    import sqlite3
+
+    from smartcli.store import Store, StoreError, damaged_catalog
 
     try:
-        store = Store.open(store_path)
-        with store:
+        store = Store.open(store_path, verify=False)
+        with store, store.read_snapshot():
             report = collect_status(store)
+            hint = store.rebuild_hint()
     except StoreError as exc:
         warn(str(exc))
         return cli._store_error_code(exc)
+    except sqlite3.DatabaseError as exc:
+        warn(str(damaged_catalog(store_path, exc)))
+        return cli.EXIT_ERROR
     if json_output:
         print_json_line(report)
     else:
         print_status(report)
-    return cli.EXIT_OK
+    for problem in report["store_problems"]:
+        warn(f"the store at {store_path} is damaged: {problem}; {hint}")
+    return cli.EXIT_ERROR if report["store_problems"] else cli.EXIT_OK
 
 
 def collect_status(store) -> dict:
@@ -62,17 +71,23 @@ def collect_status(store) -> dict:
         "encoded_items": encoded,
         "not_encoded": stats["not_encoded"],
         "tokens": stats["tokens"],
+        "shared_items": stats["shared_items"],
         "segments": stats["segments"],
         "garbage_rows": stats["garbage_rows"],
+        "retired_segments": stats["retired_segments"],
         "bytes": stats["bytes"],
-        "bytes_per_item": round(stats["bytes"] / encoded) if encoded else None,
+        "bytes_per_item": round(stats["live_bytes"] / encoded) if encoded else None,
         "updated": meta.get("updated"),
         "changed_on_disk": {"modified": on_disk_changed, "missing": on_disk_missing, "new": on_disk_new},
+        "skipped": [{"path": f["path"], "reason": f["reason"]} for f in files if f["status"] == "skipped"],
+        "partly_indexed": [{"path": f["path"], "reason": f["reason"]} for f in files if f["status"] == "indexed" and f["reason"]],
+        "store_problems": store.problems(),
     }
 
 
 def print_status(r: dict) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
@@ -81,18 +96,28 @@ def print_status(r: dict) -> None:
     changed = r["changed_on_disk"]
     rows = [
         ("store", r["store"]),
-        ("model", f"{r['model']} ({r['model_fingerprint']}, {r['dims']} dims, tokens as {r['token_dtype']})"),
-        ("indexed paths", ", ".join(r["roots"]) or "-"),
+        ("model", f"{r['model']} ({r['model_fingerprint']}, {r['dims']} dims, tokens as {r['token_dtype']})" if r["model"] else "-"),
+        ("indexed paths", ", ".join(map(printable, r["roots"])) or "-"),
         ("files", ", ".join(f"{n} {kind}" for kind, n in sorted(r["files"].items())) or "0"),
         ("skipped files", str(r["skipped_files"])),
-        ("pages encoded", f"{r['encoded_items']} of {r['items']}"),
+        ("pages encoded", f"{r['encoded_items']} of {r['items']} ({r['shared_items']} sharing a copy's vectors)"),
         ("not encoded", ", ".join(f"{n} {note}" for note, n in r["not_encoded"].items()) or "0"),
         ("token states", str(r["tokens"])),
         ("size on disk", f"{format_bytes(r['bytes'])} ({format_bytes(r['bytes_per_item'] or 0)} per encoded page)"),
-        ("segments", f"{r['segments']} ({r['garbage_rows']} dead rows)"),
+        ("segments", segments_line(r)),
         ("last update", updated),
         ("changed since", f"{changed['modified']} modified, {changed['missing']} missing, {changed['new']} new"),
     ]
+    if r["store_problems"]:
+        rows.append(("damaged", "; ".join(r["store_problems"])))
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, Text(printable(value)))
     stdout.print(table, highlight=False)
+
+
+def segments_line(r: dict) -> str:
+    line = f"{r['segments']} ({r['garbage_rows']} dead rows"
+    line += "; `smart compact` reclaims them)" if r["garbage_rows"] else ")"
+    if r["retired_segments"]:
+        line += f", {r['retired_segments']} retired, deleted after a grace period"
+    return line
