@@ -79,7 +79,7 @@ def index_into(
         if model is not None or (plan.to_encode and store.model is None):
             encoder.load()  # check --model against the store, or bind a new store's model, before any change
         if batch_size is None:
-            batch_size = encoder.default_batch_size if plan.to_encode else DEFAULT_BATCH_SIZE
+            batch_size = getattr(encoder, "default_batch_size", DEFAULT_BATCH_SIZE) if plan.to_encode else DEFAULT_BATCH_SIZE
         summary = encode_with_progress(store, encoder, plan, hashes, batch_pages, batch_size)
     except ModelLoadError as exc:
         warn(str(exc))
