@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+import itertools
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -32,6 +35,7 @@ from smartcli.pixel_indexing import check_image_file, encode_pictures, pages_per
 from smartcli.store import CatalogChanges, FileCopy, FileRecord, PageRecord, Store
 
 DEFAULT_BATCH_PAGES = 128
+READ_AHEAD_FILES = 2  # files read in the background while the current batch is encoded
 NOTE_IMAGE = "image: no text for a text model"
 NOTE_NO_TEXT = "page has no text layer"
 REASON_RACE = "changed or deleted while being indexed (left for the next run)"
@@ -193,8 +197,7 @@ class Indexer:
 
     def _encode_all(self, sources, hashes, plan, summary, progress) -> None:
         batch: list[FileRecord] = []
-        for source in sources:
-            record = self._read(source, hashes.get(source.path))
+        for record in self._read_ahead(sources, hashes):
             progress(len(record.pages) or 1)
             batch.append(record)
             if sum(len(r.pages) for r in batch) >= self.batch_pages:
@@ -202,6 +205,23 @@ class Indexer:
                 batch = []
         if batch:
             self._commit(batch, summary, plan)
+
+    def _read_ahead(self, sources: list[SourceFile], hashes: dict[str, str]):
+        """Yield each source's FileRecord in order, reading the next files on a background thread.
+
+        PDF parsing then overlaps the model's forward passes, which release the GIL.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-read") as pool:
+            queue = deque()
+            remaining = iter(sources)
+            for source in itertools.islice(remaining, READ_AHEAD_FILES):
+                queue.append(pool.submit(self._read, source, hashes.get(source.path)))
+            while queue:
+                record = queue.popleft().result()
+                following = next(remaining, None)
+                if following is not None:
+                    queue.append(pool.submit(self._read, following, hashes.get(following.path)))
+                yield record
 
     def _copy_duplicates(self, plan, hashes, summary, progress) -> None:
         """Files whose content another file of this run has: share its freshly committed rows."""

@@ -15,6 +15,8 @@ from smartcli.store import LiveItem, Store, read_token_rows
 # Upper bound on the token states held in memory at once (per chunk) when --chunk-size is automatic.
 DEFAULT_CHUNK_TOKENS = 65536
 SNIPPET_CHARS = 160
+# Two-stage search: items re-scored with SMART after the anchor ranking (see benchmarks/two_stage.py).
+DEFAULT_CANDIDATES = 200
 
 
 @dataclass

@@ -35,13 +35,14 @@ from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
+from smartcli.quantize import BINARY_SHRINK, DEFAULT_TOKEN_FORMAT, TOKEN_FORMATS, decode_binary, encode_binary, encode_int8
 from smartcli.encoders import Encoded, ModelInfo
 
 SCHEMA_VERSION = 1
 CATALOG = "catalog.sqlite"
 SEGMENT_DIR = "segments"
-TOKEN_DTYPES = ("float16", "int8")
-DEFAULT_TOKEN_DTYPE = "float16"
+TOKEN_DTYPES = TOKEN_FORMATS
+DEFAULT_TOKEN_DTYPE = DEFAULT_TOKEN_FORMAT
 # Deleted segment files are kept this long so that searches that started before a
 # compaction can still read them.
 SEGMENT_GRACE_SECONDS = 600
@@ -663,23 +664,25 @@ def check_same_model(stored: ModelInfo, loaded: ModelInfo, root) -> None:
 
 
 def read_token_rows(segment, start: int, stop: int) -> np.ndarray:
-    """Token states ``[start, stop)`` of an open segment as float32."""
-    tokens = segment["tokens"][start:stop]
-    if tokens.dtype == np.int8:
-        scale = segment["token_scale"][start:stop]
-        return tokens.astype(np.float32) * scale[:, None]
-    return tokens.astype(np.float32)
+    """Token states ``[start, stop)`` of an open segment as float32 (decoded from its format)."""
+    return decode_token_rows(segment, segment["tokens"][start:stop], start, stop)
+
+
+def decode_token_rows(segment, stored: np.ndarray, start: int, stop: int) -> np.ndarray:
+    if stored.dtype == np.uint8:  # 1-bit signs, packed
+        return decode_binary(stored, int(segment.attrs["dims"]), BINARY_SHRINK)
+    if stored.dtype == np.int8:
+        return stored.astype(np.float32) * segment["token_scale"][start:stop][:, None]
+    return stored.astype(np.float32)
 
 
 def _write_tokens(h5, tokens: np.ndarray, dtype: str) -> None:
     if dtype == "float16":
         h5["tokens"] = tokens.astype(np.float16)
     elif dtype == "int8":
-        # Per-token symmetric scale: each row keeps its own dynamic range.
-        scale = np.abs(tokens).max(axis=1) / 127.0
-        scale[scale == 0] = 1.0
-        h5["tokens"] = np.round(tokens / scale[:, None]).astype(np.int8)
-        h5["token_scale"] = scale.astype(np.float32)
+        h5["tokens"], h5["token_scale"] = encode_int8(tokens)
+    elif dtype == "binary":
+        h5["tokens"] = encode_binary(tokens)
     else:
         raise ValueError(f"unknown token dtype {dtype!r}; choose one of {TOKEN_DTYPES}")
 

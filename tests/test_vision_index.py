@@ -13,7 +13,7 @@ from smartcli.indexer import Indexer, plan_changes
 from smartcli.render import load_image
 from smartcli.scoring import Weights
 from smartcli.search import Searcher
-from smartcli.store import ModelMismatch, Store
+from smartcli.store import DEFAULT_TOKEN_DTYPE, ModelMismatch, Store
 from tests.conftest import SAMPLE_CORPUS, run_smart
 from tests.odd_images import write_odd_images
 
@@ -79,7 +79,7 @@ def test_large_vision_language_batches_are_split_to_bound_token_memory(tiny_chec
     assert pixel_indexing.pages_per_batch(real_encoder, 128, "int8") == 17  # held as float32 until quantized
     _, odd = mixed_corpus
     encoder = load_encoder(str(tiny_checkpoints["qwen3_vl"]), "cpu", OPTIONS["qwen3_vl"])
-    per_page = encoder.info.max_length * encoder.info.dims * 2
+    per_page = encoder.info.max_length * encoder.info.dims * pixel_indexing.held_dtype(DEFAULT_TOKEN_DTYPE).itemsize
     monkeypatch.setattr(pixel_indexing, "TOKEN_RAM_BUDGET", 2 * per_page)
     store, summary, _ = index(tmp_path / "store", encoder, [odd["rgba"].parent])
     assert summary.pages_encoded == 7

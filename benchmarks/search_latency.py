@@ -1,0 +1,132 @@
+"""Warm query latency on synthetic stores built through the real store code, and peak memory.
+
+    python benchmarks/search_latency.py [--items 100000] [--small 1000] [--tokens 650] [--format binary]
+    python benchmarks/search_latency.py --smoke
+
+Builds (once, cached under --workdir) a store of --items pages and one of --small pages, each
+page with a realistic number of token states (normal around --tokens, 50 to 2,000) of random
+unit vectors in the default model's 384 dimensions, written with `Store.write_segment` and
+`commit_files` like `smart index` does. Then, with the real default model loaded and the
+stores open, it times real text queries end to end (query encoding included):
+
+- two-stage search (default K) over the large store — judged against 100 ms;
+- exhaustive search over the small store — judged against 50 ms;
+
+and prints the process's peak resident memory beside the token bytes on disk, since token
+states are read per query (candidates only, in offset order) and never all loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from smartcli.encoders import Encoded, load_encoder
+from smartcli.scoring import DEFAULT_LAMBDA_ANCHOR, DEFAULT_LAMBDA_LATE, Weights
+from smartcli.search import DEFAULT_CANDIDATES, Searcher
+from smartcli.store import FileRecord, PageRecord, Store
+
+QUERIES = [
+    "how do I change the default terminal",
+    "encrypt the files on a usb stick",
+    "which make target builds kernel packages",
+    "wifi channel interference",
+    "multiply a complex matrix by a vector",
+    "what does the administrator account allow",
+    "restart a script from the beginning",
+    "postscript point types",
+]
+PAGES_PER_BATCH = 500
+
+
+def build_store(root: Path, items: int, tokens_per_item: int, token_format: str, info) -> Store:
+    if (root / "catalog.sqlite").exists():
+        return Store.open(root)
+    rng = np.random.default_rng(0)
+    store = Store.open_for_writing(root)
+    store.bind_model(info, token_format)
+    dims = info.dims
+    for start in range(0, items, PAGES_PER_BATCH):
+        n = min(PAGES_PER_BATCH, items - start)
+        counts = np.clip(rng.normal(tokens_per_item, tokens_per_item / 3, n).astype(int), 50, 2000)
+        pages = []
+        for i, count in enumerate(counts):
+            # Random sign vectors scaled to unit length: uniformly spread unit vectors that are
+            # cheap to draw (100,000 pages need 65 million of them).
+            bits = np.unpackbits(rng.integers(0, 256, (count, dims // 8), dtype=np.uint8), axis=1)
+            tokens = (bits.astype(np.float32) * 2 - 1) / np.sqrt(dims)
+            pooled = rng.standard_normal(dims).astype(np.float32)
+            pooled /= np.linalg.norm(pooled)
+            spans = np.zeros((count, 2), np.int32)
+            encoded = Encoded(pooled, tokens, np.zeros(count, np.int32), spans)
+            pages.append(PageRecord(page=i + 1, text="", encoded=encoded))
+        record = FileRecord(f"/synthetic/batch-{start:07d}.pdf", "pdf", 1, 1, f"{start}", pages)
+        store.commit_files([record], store.write_segment([record]))
+        print(f"\rbuilding {root.name}: {start + n}/{items} pages", end="", flush=True)
+    print()
+    store.close()
+    return Store.open(root)
+
+
+def token_bytes(store: Store) -> int:
+    return sum(p.stat().st_size for p in (store.root / "segments").glob("seg-*.h5"))
+
+
+def time_queries(searcher: Searcher, candidates, repeats: int) -> list[float]:
+    weights = Weights(DEFAULT_LAMBDA_ANCHOR, DEFAULT_LAMBDA_LATE)
+    searcher.search(QUERIES[:1], weights, 10, candidates=candidates)  # warm caches
+    times = []
+    for _ in range(repeats):
+        for query in QUERIES:
+            start = time.perf_counter()
+            searcher.search([query], weights, 10, candidates=candidates)
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--tokens", type=int, default=650, help="mean token states per page")
+    parser.add_argument("--format", default="binary", help="token format of the synthetic stores")
+    parser.add_argument("--workdir", default="/tmp/smart-latency")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="tiny stores, to check the script runs")
+    args = parser.parse_args()
+    if args.smoke:
+        args.items, args.small, args.tokens, args.repeats = 300, 50, 40, 1
+        args.workdir += "-smoke"
+    encoder = load_encoder("default", "cpu")
+    work = Path(args.workdir)
+    big = build_store(work / f"big-{args.items}-{args.tokens}-{args.format}", args.items, args.tokens, args.format, encoder.info)
+    small = build_store(work / f"small-{args.small}-{args.tokens}-{args.format}", args.small, args.tokens, args.format, encoder.info)
+
+    start = time.perf_counter()
+    big_searcher = Searcher(big, encoder, device="cpu")
+    open_seconds = time.perf_counter() - start
+    two_stage = time_queries(big_searcher, DEFAULT_CANDIDATES, args.repeats)
+    small_searcher = Searcher(small, encoder, device="cpu")
+    exhaustive = time_queries(small_searcher, None, args.repeats)
+    encode = []
+    for query in QUERIES:
+        t = time.perf_counter()
+        encoder.encode([query])
+        encode.append(time.perf_counter() - t)
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    ms = lambda xs: f"median {statistics.median(xs) * 1000:6.1f} ms, p90 {sorted(xs)[int(0.9 * (len(xs) - 1))] * 1000:6.1f} ms"
+    print(f"token format {args.format}; query encoding alone: {ms(encode)}")
+    print(f"two-stage, K={DEFAULT_CANDIDATES}, {len(big_searcher)} pages: {ms(two_stage)}   (target 100 ms: ratio {statistics.median(two_stage) / 0.1:.2f})")
+    print(f"exhaustive, {len(small_searcher)} pages:        {ms(exhaustive)}   (target 50 ms: ratio {statistics.median(exhaustive) / 0.05:.2f})")
+    print(f"opening the large store (pooled vectors into memory): {open_seconds:.1f} s")
+    print(f"peak resident memory {peak / 2**30:.2f} GiB; large store's segments on disk {token_bytes(big) / 2**30:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
