@@ -123,37 +123,66 @@ def index(
     )
 
 
+def _complete(*choices: str):
+    """A shell-completion function offering ``choices``."""
+    return lambda incomplete: [choice for choice in choices if choice.startswith(incomplete)]
+
+
 @app.command()
 def search(
-    query: Optional[str] = typer.Argument(None, help="The query text.", show_default=False),
+    query: Optional[str] = typer.Argument(None, help="The query text. Leave it out on a terminal for an interactive prompt.", show_default=False),
     queries: Optional[str] = typer.Option(
-        None, "--queries", "-q", help="Run many queries from FILE ('-' for stdin): one per line, plain text or JSON {\"qid\", \"query\"}. Prints JSON lines."
+        None,
+        "--queries",
+        "-q",
+        help="Run many queries from FILE ('-' for stdin): one per line, plain text or JSON {\"qid\", \"query\"}. "
+        "Prints JSON lines; from a pipe each line is answered as soon as it arrives.",
+    ),
+    like: Optional[str] = typer.Option(
+        None, "--like", metavar="PATH[:PAGE]", help="More like this: rank pages by similarity to an indexed page (its stored vectors, no re-encoding)."
     ),
     store: Optional[Path] = StoreOption,
-    mode: str = typer.Option("smart", "--mode", help="smart (anchor + late), pooled (anchor only) or late (MaxSim only)."),
+    mode: str = typer.Option(
+        "smart", "--mode", help="smart (anchor + late), pooled (anchor only) or late (MaxSim only).", autocompletion=_complete("smart", "pooled", "late")
+    ),
     lambda_anchor: Optional[float] = typer.Option(None, "--lambda-anchor", help="Weight of the pooled cosine. Default: 1.0.", show_default=False),
     lambda_late: Optional[float] = typer.Option(None, "--lambda-late", help="Weight of the MaxSim term. Default: 5.0.", show_default=False),
     top_k: int = typer.Option(10, "--top-k", "-k", min=1, help="Results per query."),
     json_output: bool = typer.Option(False, "--json", help="One JSON object per query per line on stdout."),
+    files_only: bool = typer.Option(False, "--files-only", "-l", help="Only PATH:PAGE (PATH for an image) per result, one per line."),
+    explain: bool = typer.Option(False, "--explain", help="Show, per query token, the page word it matched and the similarity."),
+    path_prefix: list[str] = typer.Option([], "--path-prefix", metavar="PREFIX", help="Only results whose path starts with PREFIX (repeatable).", show_default=False),
+    glob: list[str] = typer.Option([], "--glob", metavar="PATTERN", help="Only results matching PATTERN: '*.pdf' matches file names, 'manuals/*' paths (repeatable).", show_default=False),
+    kind: Optional[str] = typer.Option(
+        None, "--kind", metavar="pdf|image", help="Only results of this kind.", show_default=False, autocompletion=_complete("pdf", "image")
+    ),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Only results scoring at least this (in the --mode's scale).", show_default=False),
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size", min=1, help="Items scored per chunk. Default: automatic (about 65k token states per chunk).", show_default=False),
     device: str = DeviceOption,
     image: Optional[Path] = typer.Option(
         None, "--image", help="Search with the picture in PATH instead of text (stores built with an image model).", show_default=False
     ),
 ) -> None:
-    """Search the index with plain-language QUERY (or many with --queries, or a picture with --image)."""
+    """Search the index with plain-language QUERY, many --queries, a picture (--image) or --like an indexed page."""
     from smartcli.commands.search_cmd import run_search
 
     raise typer.Exit(
         run_search(
             query=query,
             queries_file=queries,
-            store_path=_store_path(store),
+            like=like,
+            store=store,
             mode=mode,
             lambda_anchor=lambda_anchor,
             lambda_late=lambda_late,
             top_k=top_k,
             json_output=json_output,
+            files_only=files_only,
+            explain=explain,
+            path_prefixes=path_prefix,
+            globs=glob,
+            kind=kind,
+            min_score=min_score,
             chunk_size=chunk_size,
             device=device,
             image=image,

@@ -61,8 +61,11 @@ def display_path(path: str) -> str:
     return printable(path if rel.startswith("..") else rel)
 
 
+HIGHLIGHT_STYLE = "bold magenta"
+
+
 def results_table(query: str, hits, show_late: bool = True) -> Table:
-    table = Table(title=f"[bold]{query}[/bold]", title_justify="left", expand=False, show_lines=False)
+    table = Table(title=Text(query, style="bold"), title_justify="left", expand=False, show_lines=False)
     table.add_column("#", justify="right", style="dim")
     table.add_column("score", justify="right", style="bold")
     table.add_column("anchor", justify="right")
@@ -75,9 +78,34 @@ def results_table(query: str, hits, show_late: bool = True) -> Table:
         row = [str(hit.rank), f"{hit.score:.3f}", f"{hit.anchor:.3f}"]
         if show_late:
             row.append("" if hit.late is None else f"{hit.late:.3f}")
-        row += [Text(display_path(hit.item.path)), str(hit.item.page), Text(hit.snippet)]
+        row += [Text(display_path(hit.item.path)), str(hit.item.page), highlighted(hit.snippet, hit.highlights)]
         table.add_row(*row)
     return table
+
+
+def highlighted(text: str, spans) -> Text:
+    """``text`` with the character ranges ``spans`` in the highlight style (bold survives NO_COLOR)."""
+    rich_text = Text(text)
+    for start, end in spans:
+        rich_text.stylize(HIGHLIGHT_STYLE, start, end)
+    return rich_text
+
+
+def explain_table(hit) -> Table:
+    """Per query token: the word of the page it matched (MaxSim arg-max) and the similarity."""
+    table = Table(box=None, pad_edge=False, show_header=True)
+    table.add_column("query token")
+    table.add_column("matched", style=HIGHLIGHT_STYLE)
+    table.add_column("similarity", justify="right")
+    for match in hit.matches:
+        matched = match.word if match.word is not None else f"token {match.doc_token}"
+        table.add_row(Text(match.query_token), Text(matched), f"{match.similarity:.3f}")
+    return table
+
+
+def file_line(hit) -> str:
+    """``path:page`` for a page of a document, ``path`` for an item that is a whole file (an image)."""
+    return hit.item.path if hit.item.kind == "image" else f"{hit.item.path}:{hit.item.page}"
 
 
 def format_bytes(n: float) -> str:
@@ -86,3 +114,65 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"
+
+
+class AnswerPrinter:
+    """Prints each query's answer in one form: a table for people, JSON lines, or file lines.
+
+    ``framed`` (several answers on one stream) ends each answer in the files form with an
+    empty line, so that a program reading the stream knows where one answer stops.
+    """
+
+    FORMS = ("table", "json", "files")
+
+    def __init__(self, form: str, explain: bool = False, show_late: bool = True, framed: bool = False):
+        assert form in self.FORMS
+        self.form = form
+        self.explain = explain
+        self.show_late = show_late
+        self.framed = framed
+
+    def answer(self, hits, query: str | None = None, qid: str | None = None, like=None, image=None) -> None:
+        """``like`` is the item a "more like this" search started from, ``image`` the path of a
+        picture query (with either, ``query`` is None)."""
+        if self.form == "json":
+            print_json_line(self._json(hits, query, qid, like, image))
+        elif self.form == "files":
+            for hit in hits:
+                print_line(file_line(hit))
+            if self.framed:
+                print_line("")
+        else:
+            self._table(hits, query, like, image)
+
+    def error(self, message: str, qid: str | None = None) -> None:
+        """An answer that could not be given (a bad input line); keeps one answer per query."""
+        if self.form == "json":
+            print_json_line({"query": None, "qid": qid, "error": message, "results": []})
+        elif self.form == "files" and self.framed:
+            print_line("")
+
+    def _json(self, hits, query, qid, like, image) -> dict:
+        data = {"query": query}
+        if image is not None:
+            data["image"] = str(image.resolve())
+        data["qid"] = qid
+        if like is not None:
+            data["like"] = {"path": like.path, "page": like.page}
+        data["results"] = [hit.as_json(explain=self.explain) for hit in hits]
+        return data
+
+    def _table(self, hits, query, like, image) -> None:
+        if not hits:
+            warn("no results")
+            return
+        if like is not None:
+            title = f"more like {display_path(like.path)} page {like.page}"
+        else:
+            title = f"image: {display_path(str(image))}" if image is not None else printable(query)
+        stdout.print(results_table(title, hits, show_late=self.show_late))
+        if self.explain:
+            for hit in hits:
+                stdout.print()
+                stdout.print(Text.assemble((f"#{hit.rank} ", "dim"), (display_path(hit.item.path), "cyan"), f" page {hit.item.page}"))
+                stdout.print(explain_table(hit))

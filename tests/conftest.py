@@ -21,6 +21,7 @@ def encoder():
 def _isolated_store_env(monkeypatch, tmp_path):
     # Never touch the user's real default store from a test.
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))  # the prompt's history
     monkeypatch.delenv("SMART_STORE", raising=False)
 
 

@@ -1,0 +1,44 @@
+"""`smart search` with no query on a terminal: a prompt that keeps the model and the index loaded."""
+
+from tests.terminal import Terminal, plain
+
+PROMPT = r"search> "
+
+
+def test_prompt_answers_queries_recalls_history_and_quits_on_ctrl_d(sample_store, tmp_path):
+    store, _ = sample_store
+    state = tmp_path / "state"
+    env = {"TERM": "xterm-256color", "XDG_STATE_HOME": str(state)}
+    # Wide enough that the table folds no file name.
+    with Terminal("search", "--store", store, "-k", "2", env=env, columns=300) as term:
+        banner = plain(term.expect(PROMPT))
+        assert "13 pages indexed" in banner and "Ctrl-D" in banner
+
+        term.send("tyre pressure\n")
+        answer = plain(term.expect(PROMPT))
+        assert "bicycle-maintenance.pdf" in answer and "2 results in" in answer
+
+        term.send("how long do I bake the loaf\n")
+        answer = plain(term.expect(PROMPT))
+        assert "sourdough.pdf" in answer and "bicycle-maintenance.pdf" not in answer
+
+        term.send("\x10\n")  # Ctrl-P: the previous query from the history, run again
+        again = plain(term.expect(PROMPT))
+        assert again.count("how long do I bake the loaf") >= 2 and "sourdough.pdf" in again
+
+        term.send("\x03")  # Ctrl-C clears the line and keeps the prompt
+        term.expect(PROMPT)
+        term.send("\x04")  # Ctrl-D quits
+        assert term.wait() == 0
+    assert "Traceback" not in term.output
+    history = (state / "smart" / "search_history").read_text().splitlines()
+    assert history == ["tyre pressure", "how long do I bake the loaf"]  # a repeat is kept once
+
+
+def test_no_query_without_a_terminal_is_a_usage_error(sample_store):
+    from tests.conftest import run_smart
+
+    store, _ = sample_store
+    result = run_smart("search", "--store", store, input="")
+    assert result.returncode == 2
+    assert "--queries" in result.stderr and result.stdout == ""
