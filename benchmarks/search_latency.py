@@ -77,14 +77,15 @@ def token_bytes(store: Store) -> int:
     return sum(p.stat().st_size for p in (store.root / "segments").glob("seg-*.h5"))
 
 
-def time_queries(searcher: Searcher, candidates, repeats: int) -> list[float]:
+def time_queries(searcher: Searcher, shortlist, repeats: int) -> list[float]:
     weights = Weights(DEFAULT_LAMBDA_ANCHOR, DEFAULT_LAMBDA_LATE)
-    searcher.search(QUERIES[:1], weights, 10, candidates=candidates)  # warm caches
+    searcher.shortlist = shortlist
+    searcher.search(QUERIES[:1], weights, 10)  # warm caches
     times = []
     for _ in range(repeats):
         for query in QUERIES:
             start = time.perf_counter()
-            searcher.search([query], weights, 10, candidates=candidates)
+            searcher.search([query], weights, 10)
             times.append(time.perf_counter() - start)
     return times
 

@@ -39,9 +39,10 @@ def main() -> None:
     encoded = encoder.encode([line["query"] for line in lines])
     weights = Weights(DEFAULT_LAMBDA_ANCHOR, DEFAULT_LAMBDA_LATE)
 
-    def run(candidates):
+    def run(shortlist):
+        searcher.shortlist = shortlist
         start = time.perf_counter()
-        hits = [searcher.search_encoded([e], weights, 10, candidates=candidates)[0] for e in encoded]
+        hits = [searcher.search_encoded([e], weights, 10)[0] for e in encoded]
         return hits, (time.perf_counter() - start) / len(encoded)
 
     exhaustive, t_exhaustive = run(None)

@@ -162,6 +162,10 @@ def search(
     image: Optional[Path] = typer.Option(
         None, "--image", help="Search with the picture in PATH instead of text (stores built with an image model).", show_default=False
     ),
+    candidates: int = typer.Option(
+        200, "--candidates", min=1, help="Two-stage search: rank every page by its pooled vector, then score the top K with SMART (only their token states are read)."
+    ),
+    exhaustive: bool = typer.Option(False, "--exhaustive", help="Score every page with SMART (no first stage)."),
 ) -> None:
     """Search the index with plain-language QUERY, many --queries, a picture (--image) or --like an indexed page."""
     from smartcli.commands.search_cmd import run_search
@@ -186,6 +190,7 @@ def search(
             chunk_size=chunk_size,
             device=device,
             image=image,
+            shortlist=None if exhaustive else candidates,
         )
     )
 

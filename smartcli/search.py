@@ -18,7 +18,7 @@ from smartcli.store import LiveItem, Store, read_token_rows
 DEFAULT_CHUNK_TOKENS = 65536
 SNIPPET_CHARS = 160
 # Two-stage search: items re-scored with SMART after the anchor ranking (see benchmarks/two_stage.py).
-DEFAULT_CANDIDATES = 200
+DEFAULT_CANDIDATES = 200  # also the --candidates default in cli.py
 # Matched words at least this similar are highlighted and place the snippet. With the default
 # model an exact word match scores 0.8-0.9, a related word ("wireless" for "wifi") 0.5-0.7, an
 # unrelated one ("need" for "pressure") mostly below 0.4.
@@ -112,12 +112,21 @@ class Searcher:
     """Holds the committed snapshot of a store (items and pooled vectors) for many queries."""
 
     def __init__(
-        self, store: Store, encoder: Encoder | None, device: str = "auto", chunk_size: int | None = None, cache_bytes: int = 0
+        self,
+        store: Store,
+        encoder: Encoder | None,
+        device: str = "auto",
+        chunk_size: int | None = None,
+        cache_bytes: int = 0,
+        shortlist: int | None = DEFAULT_CANDIDATES,
     ):
         """``cache_bytes``: how much of the token states to keep in memory between queries, for
-        long-lived processes (segments never change, so a cached chunk never goes stale)."""
+        long-lived processes (segments never change, so a cached chunk never goes stale).
+        ``shortlist``: two-stage search — each query's top ``shortlist`` items by anchor cosine
+        are scored with SMART, and only their token states are read; None scores every item."""
         import torch
 
+        self.shortlist = shortlist
         self.store = store
         self.encoder = encoder
         self.device = resolve_device(device)
@@ -183,8 +192,22 @@ class Searcher:
         admitted = self.admitted(scope)
         if not admitted or not encoded:
             return [[] for _ in encoded]
+        if weights.needs_tokens and self.shortlist is not None and self.shortlist < len(admitted):
+            return self._two_stage(encoded, weights, k, texts, admitted, min_score)
         anchor, late = self.scores(encoded, with_late=weights.needs_tokens, admitted=admitted)
         return self.rank(encoded, anchor, late, weights, k, texts=texts, admitted=admitted, min_score=min_score)
+
+    def _two_stage(self, encoded, weights, k, texts, admitted, min_score) -> list[list[Hit]]:
+        """Rank ``admitted`` items by anchor cosine, then score each query's top ``shortlist`` with SMART."""
+        anchor_all = np.stack([e.pooled for e in encoded]) @ self.pooled[admitted].T
+        own = [np.argpartition(-row, self.shortlist - 1)[: self.shortlist] for row in anchor_all]
+        columns = np.unique(np.concatenate(own))  # sorted, so token states are read in offset order
+        shortlisted = [admitted[j] for j in columns]
+        anchor, late = self.scores(encoded, with_late=True, admitted=shortlisted)
+        # With several queries the union is scored; each query keeps only its own shortlist.
+        for qi, mine in enumerate(own):
+            anchor[qi, ~np.isin(columns, mine)] = -np.inf
+        return self.rank(encoded, anchor, late, weights, k, texts=texts, admitted=shortlisted, min_score=min_score)
 
     def admitted(self, scope: Scope = Scope()) -> list[int]:
         """Indexes of the items ``scope`` admits."""
@@ -220,6 +243,7 @@ class Searcher:
         results = []
         for qi, query in enumerate(encoded):
             order = top_k(fused[qi], k)
+            order = order[np.isfinite(fused[qi, order])]  # outside this query's shortlist
             if min_score is not None:
                 order = order[fused[qi, order] >= min_score]
             items = [self.items[admitted[j]] for j in order]
@@ -289,7 +313,8 @@ class Searcher:
             if chunk:
                 too_many_items = self.chunk_size is not None and len(chunk) >= self.chunk_size
                 too_many_tokens = self.chunk_size is None and offsets[row + 1] - start_token > DEFAULT_CHUNK_TOKENS
-                if too_many_items or too_many_tokens:
+                gap = row != self.items[chunk[-1]].row + 1  # never read the rows in between
+                if too_many_items or too_many_tokens or gap:
                     yield chunk
                     chunk = []
             if not chunk:

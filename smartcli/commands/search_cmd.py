@@ -58,6 +58,7 @@ def run_search(
     chunk_size: int | None,
     device: str,
     image: Path | None = None,
+    shortlist: int | None = None,
 ) -> int:
     interactive = query is None and queries_file is None and like is None and image is None
     problem = usage_problem(query, queries_file, like, image, interactive, json_output, files_only, explain, kind)
@@ -89,7 +90,9 @@ def run_search(
     # A process that answers many queries keeps token states in memory between them.
     cache_bytes = WARM_CACHE_BYTES if interactive or stream is not None else 0
     # "More like this" starts from stored vectors: no model to load.
-    searcher, code = open_searcher(cli._store_path(store), device, chunk_size, with_encoder=like is None, cache_bytes=cache_bytes)
+    searcher, code = open_searcher(
+        cli._store_path(store), device, chunk_size, with_encoder=like is None, cache_bytes=cache_bytes, shortlist=shortlist
+    )
     if searcher is None:
         return code
     if like_target is not None:
@@ -156,7 +159,9 @@ def parse_like(value: str) -> tuple[str, int | None]:
     return os.path.abspath(os.path.expanduser(value)), None
 
 
-def open_searcher(store_path: Path, device: str, chunk_size: int | None, with_encoder: bool = True, cache_bytes: int = 0):
+def open_searcher(
+    store_path: Path, device: str, chunk_size: int | None, with_encoder: bool = True, cache_bytes: int = 0, shortlist: int | None = None
+):
     """Open the store (and its model); return (searcher, 0) or (None, exit code)."""
     from smartcli.encoders import ModelLoadError, load_encoder
     from smartcli.search import Searcher
@@ -171,7 +176,8 @@ def open_searcher(store_path: Path, device: str, chunk_size: int | None, with_en
         if with_encoder:
             encoder = load_encoder(info.spec, device, info.extra)  # pixel models: the store's render settings
             check_same_model(info, encoder.info, store_path)
-        return Searcher(store, encoder, device=device, chunk_size=chunk_size, cache_bytes=cache_bytes), cli.EXIT_OK
+        searcher = Searcher(store, encoder, device=device, chunk_size=chunk_size, cache_bytes=cache_bytes, shortlist=shortlist)
+        return searcher, cli.EXIT_OK
     except StoreError as exc:
         warn(str(exc))
         return None, cli._store_error_code(exc)
