@@ -12,7 +12,7 @@ import numpy as np
 
 from smartcli.encoders import Encoded, Encoder, resolve_device
 from smartcli.scoring import Weights, fuse, maxsim, top_k
-from smartcli.store import LiveItem, Store, read_token_rows
+from smartcli.store import LiveItem, Store, decode_stored, read_stored_rows, read_token_rows
 
 # Upper bound on the token states held in memory at once (per chunk) when --chunk-size is automatic.
 DEFAULT_CHUNK_TOKENS = 65536
@@ -147,7 +147,7 @@ class Searcher:
         live = {item.segment for item in self.items}
         for key in [key for key in self._token_cache if key[0] not in live]:
             tokens, _ = self._token_cache.pop(key)
-            self._cached_bytes -= tokens.element_size() * tokens.nelement()
+            self._cached_bytes -= tokens.nbytes
         self._offsets = {name: offsets for name, offsets in self._offsets.items() if name in live}
 
     def refresh(self) -> bool:
@@ -199,7 +199,8 @@ class Searcher:
 
     def _two_stage(self, encoded, weights, k, texts, admitted, min_score) -> list[list[Hit]]:
         """Rank ``admitted`` items by anchor cosine, then score each query's top ``shortlist`` with SMART."""
-        anchor_all = np.stack([e.pooled for e in encoded]) @ self.pooled[admitted].T
+        pooled = self.pooled if len(admitted) == len(self.items) else self.pooled[admitted]
+        anchor_all = np.stack([e.pooled for e in encoded]) @ pooled.T
         own = [np.argpartition(-row, self.shortlist - 1)[: self.shortlist] for row in anchor_all]
         columns = np.unique(np.concatenate(own))  # sorted, so token states are read in offset order
         shortlisted = [admitted[j] for j in columns]
@@ -274,15 +275,32 @@ class Searcher:
         q_tokens = torch.from_numpy(np.concatenate([e.tokens for e in encoded])).to(self.device)
         q_lengths = torch.tensor([e.tokens.shape[0] for e in encoded], device=self.device)
         late = np.zeros((len(encoded), len(admitted)), dtype=np.float32)
+        # Runs of rows are gathered until about one chunk's worth of tokens and scored in one
+        # call: a shortlist is hundreds of short runs, and each call has a fixed cost.
+        pending: list[tuple] = []  # (tokens, lengths, late columns, rows within the run)
+
+        def score_pending() -> None:
+            tokens = torch.from_numpy(decode_stored([p[0] for p in pending])).to(self.device)
+            lengths = torch.from_numpy(np.concatenate([p[1] for p in pending])).to(self.device)
+            scores = maxsim(q_tokens, tokens, lengths, q_lengths).cpu().numpy()
+            start = 0
+            for _, lengths, columns, rows in pending:
+                late[:, columns] = scores[:, start + rows]
+                start += len(lengths)
+            pending.clear()
+
         for name, indexes in self._by_segment(admitted).items():
             with _LazySegment(self.store, name) as segment:
                 offsets = self._segment_offsets(name, segment)
                 for chunk in self._chunks(indexes, offsets):
                     first, last = self.items[chunk[0]].row, self.items[chunk[-1]].row
                     tokens, lengths = self._chunk_tokens(segment, offsets, first, last)
-                    scores = maxsim(q_tokens, tokens, lengths, q_lengths)
                     rows = np.array([self.items[i].row - first for i in chunk])
-                    late[:, [column[i] for i in chunk]] = scores.cpu().numpy()[:, rows]
+                    pending.append((tokens, lengths, [column[i] for i in chunk], rows))
+                    if sum(p[0].data.shape[0] for p in pending) >= DEFAULT_CHUNK_TOKENS:
+                        score_pending()
+        if pending:
+            score_pending()
         return late
 
     def _segment_offsets(self, name: str, segment: "_LazySegment") -> np.ndarray:
@@ -291,14 +309,13 @@ class Searcher:
         return self._offsets[name]
 
     def _chunk_tokens(self, segment: "_LazySegment", offsets: np.ndarray, first: int, last: int):
-        """Token states of rows first..last and each row's token count, as tensors on the device."""
+        """Stored token states of rows first..last (still packed) and each row's token count."""
         key = (segment.name, first, last)
         if key in self._token_cache:
             return self._token_cache[key]
-        torch = self._torch
-        tokens = torch.from_numpy(read_token_rows(segment.file, offsets[first], offsets[last + 1])).to(self.device)
-        lengths = torch.from_numpy(np.diff(offsets[first : last + 2])).to(self.device)
-        size = tokens.element_size() * tokens.nelement()
+        tokens = read_stored_rows(segment.file, offsets[first], offsets[last + 1])
+        lengths = np.diff(offsets[first : last + 2])
+        size = tokens.nbytes
         if self._cached_bytes + size <= self.cache_bytes:
             self._token_cache[key] = (tokens, lengths)
             self._cached_bytes += size

@@ -663,17 +663,42 @@ def check_same_model(stored: ModelInfo, loaded: ModelInfo, root) -> None:
         )
 
 
+class StoredTokens(NamedTuple):
+    """Token states as a segment keeps them (packed bits, int8 + scale, or float16)."""
+
+    data: np.ndarray
+    scale: np.ndarray | None
+    dims: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.nbytes + (0 if self.scale is None else self.scale.nbytes)
+
+
+def read_stored_rows(segment, start: int, stop: int) -> StoredTokens:
+    data = segment["tokens"][start:stop]
+    scale = segment["token_scale"][start:stop] if data.dtype == np.int8 else None
+    return StoredTokens(data, scale, int(segment.attrs["dims"]))
+
+
+def decode_stored(parts: Sequence[StoredTokens]) -> np.ndarray:
+    """Decode stored token states (all in one format) to one float32 [T, D] array.
+
+    Concatenating the small stored form first and decoding once is much cheaper than
+    decoding many small runs and concatenating the large float arrays.
+    """
+    data = parts[0].data if len(parts) == 1 else np.concatenate([p.data for p in parts])
+    if data.dtype == np.uint8:  # 1-bit signs, packed
+        return decode_binary(data, parts[0].dims, BINARY_SHRINK)
+    if data.dtype == np.int8:
+        scale = np.concatenate([p.scale for p in parts])
+        return data.astype(np.float32) * scale[:, None]
+    return data.astype(np.float32)
+
+
 def read_token_rows(segment, start: int, stop: int) -> np.ndarray:
     """Token states ``[start, stop)`` of an open segment as float32 (decoded from its format)."""
-    return decode_token_rows(segment, segment["tokens"][start:stop], start, stop)
-
-
-def decode_token_rows(segment, stored: np.ndarray, start: int, stop: int) -> np.ndarray:
-    if stored.dtype == np.uint8:  # 1-bit signs, packed
-        return decode_binary(stored, int(segment.attrs["dims"]), BINARY_SHRINK)
-    if stored.dtype == np.int8:
-        return stored.astype(np.float32) * segment["token_scale"][start:stop][:, None]
-    return stored.astype(np.float32)
+    return decode_stored([read_stored_rows(segment, start, stop)])
 
 
 def _write_tokens(h5, tokens: np.ndarray, dtype: str) -> None:
