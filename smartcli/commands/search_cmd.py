@@ -289,18 +289,28 @@ def run_queries(searcher, stream: TextIO, name: str, request: Request, printer: 
 def answer_group(searcher, lines: list[QueryLine], request: Request, printer: AnswerPrinter) -> None:
     if not lines:
         return
-    refresh(searcher)
-    texts = [line.text for line in lines]
-    results = searcher.search(texts, request.weights, request.top_k, request.scope, request.min_score)
+    results = search_current(searcher, [line.text for line in lines], request)
     for line, hits in zip(lines, results):
         printer.answer(hits, query=line.text, qid=line.qid)
 
 
-def refresh(searcher) -> None:
-    """A long-lived process follows the index: take the new snapshot after a `smart index` run."""
+def search_current(searcher, texts: list[str], request: Request):
+    """Search the index as it is now: a long-lived process follows `smart index` runs, and when
+    a compaction has deleted segments its snapshot still read, it takes a new one and retries."""
+    from smartcli.store import StoreError
+
+    refresh(searcher)
+    try:
+        return searcher.search(texts, request.weights, request.top_k, request.scope, request.min_score)
+    except StoreError:
+        refresh(searcher, force=True)
+        return searcher.search(texts, request.weights, request.top_k, request.scope, request.min_score)
+
+
+def refresh(searcher, force: bool = False) -> None:
     from smartcli.store import check_same_model
 
-    if searcher.refresh() and searcher.encoder is not None:
+    if searcher.refresh(force) and searcher.encoder is not None:
         check_same_model(searcher.store.model, searcher.encoder.info, searcher.store.root)
 
 
@@ -326,8 +336,7 @@ def run_prompt(searcher, request: Request, printer: AnswerPrinter) -> int:
                 continue
             started = time.perf_counter()
             try:
-                refresh(searcher)
-                hits = searcher.search([text], request.weights, request.top_k, request.scope, request.min_score)[0]
+                hits = search_current(searcher, [text], request)[0]
             except KeyboardInterrupt:
                 warn("interrupted")
                 continue
