@@ -95,18 +95,24 @@ def run_search(
     )
     if searcher is None:
         return code
-    if like_target is not None:
-        return answer_like(searcher, like_target, request, printer)
-    if image is not None:
-        return answer_image(searcher, image, request, printer)
-    if stream is not None:
-        with stream:
-            return run_queries(searcher, stream, "stdin" if queries_file == "-" else queries_file, request, printer)
-    if interactive:
-        return run_prompt(searcher, request, printer)
-    hits = searcher.search([query], request.weights, request.top_k, request.scope, request.min_score)[0]
-    printer.answer(hits, query=query)
-    return cli.EXIT_OK
+    from smartcli.store import StoreError
+
+    try:
+        if like_target is not None:
+            return answer_like(searcher, like_target, request, printer)
+        if image is not None:
+            return answer_image(searcher, image, request, printer)
+        if stream is not None:
+            with stream:
+                return run_queries(searcher, stream, "stdin" if queries_file == "-" else queries_file, request, printer)
+        if interactive:
+            return run_prompt(searcher, request, printer)
+        hits = searcher.search([query], request.weights, request.top_k, request.scope, request.min_score)[0]
+        printer.answer(hits, query=query)
+        return cli.EXIT_OK
+    except StoreError as exc:  # a segment that became unreadable while searching
+        warn(str(exc))
+        return cli._store_error_code(exc)
 
 
 def usage_problem(query, queries_file, like, image, interactive, json_output, files_only, explain, kind) -> str | None:
