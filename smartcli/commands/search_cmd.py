@@ -25,7 +25,7 @@ KINDS = ("pdf", "image")
 PROMPT = "search> "
 HISTORY_LENGTH = 1000
 # A process that answers many queries (a prompt, --queries) keeps up to this much of the token
-# states in memory (as float32), so that only the first query reads them from disk.
+# states in memory (as stored), so that only the first query reads them from disk.
 WARM_CACHE_BYTES = 1 << 30
 
 
