@@ -97,9 +97,10 @@ def explain_table(hit) -> Table:
     table.add_column("query token")
     table.add_column("matched", style=HIGHLIGHT_STYLE)
     table.add_column("similarity", justify="right")
-    for match in hit.matches:
+    for index, match in enumerate(hit.matches):
+        token = match.query_token if match.query_token is not None else f"token {index}"
         matched = match.word if match.word is not None else f"token {match.doc_token}"
-        table.add_row(Text(match.query_token), Text(matched), f"{match.similarity:.3f}")
+        table.add_row(Text(token), Text(matched), f"{match.similarity:.3f}")
     return table
 
 

@@ -63,7 +63,7 @@ class TokenMatch:
     None when the item has no text behind its tokens.
     """
 
-    query_token: str
+    query_token: str | None  # None when the query's tokens have no character spans
     doc_token: int
     similarity: float
     span: tuple[int, int] | None
@@ -150,9 +150,10 @@ class Searcher:
             self._cached_bytes -= tokens.nbytes
         self._offsets = {name: offsets for name, offsets in self._offsets.items() if name in live}
 
-    def refresh(self) -> bool:
-        """Take a new snapshot if an index run committed since the last one (for long-lived processes)."""
-        if self.store.meta.get("updated") == self.version:
+    def refresh(self, force: bool = False) -> bool:
+        """Take a new snapshot if an index run committed since the last one (for long-lived
+        processes), or anyway with ``force``; True when it did."""
+        if not force and self.store.meta.get("updated") == self.version:
             return False
         self._load_snapshot()
         return True
@@ -365,9 +366,11 @@ class Searcher:
         item = self.find_item(path, page)
         with self.store.open_segment(item.segment) as segment:
             start, stop = segment["offsets"][item.row : item.row + 2]
+            tokens = read_token_rows(segment, start, stop)
             encoded = Encoded(
-                pooled=segment["pooled"][item.row].astype(np.float32),
-                tokens=read_token_rows(segment, start, stop),
+                pooled=_unit_rows(segment["pooled"][item.row].astype(np.float32)),
+                # Decoded 1-bit or int8 states are not unit length; a query's tokens must be.
+                tokens=_unit_rows(tokens),
                 token_ids=segment["token_ids"][start:stop],
                 spans=segment["spans"][start:stop] if "spans" in segment else np.zeros((stop - start, 2), np.int32),
             )
@@ -412,6 +415,10 @@ class _LazySegment:
             self._file.close()
 
 
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
 def match_tokens(query: Encoded, query_text: str, item: LiveItem, segment, textual: bool = True) -> list[TokenMatch]:
     """Per query token, the item token it matched best and the similarity (the MaxSim arg-max).
     ``textual``: the item's tokens have character spans in its text (not so for pixel models)."""
@@ -425,7 +432,7 @@ def match_tokens(query: Encoded, query_text: str, item: LiveItem, segment, textu
         span = None if spans is None else (int(spans[ti][0]), int(spans[ti][1]))
         matches.append(
             TokenMatch(
-                query_token=_slice(query_text, query.spans[qi]) if query_text else "",
+                query_token=_slice(query_text, query.spans[qi]) if query_text and query.spans[qi][1] > query.spans[qi][0] else None,
                 doc_token=int(ti),
                 similarity=float(similarity[qi, ti]),
                 span=span,

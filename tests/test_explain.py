@@ -54,3 +54,34 @@ def test_short_text_is_its_own_snippet():
     assert highlighted_passage("", [], width=60) == ("", [])
     snippet, highlights = highlighted_passage("a b", np.zeros((0, 2), dtype=int).tolist(), width=60)
     assert snippet == "a b" and highlights == []
+
+
+def test_pixel_model_hits_explain_by_patch_and_claim_no_words(tiny_checkpoints, tmp_path):
+    """With an image model, the page's token states are patches: matches name the patch, not a word."""
+    import shutil
+
+    from smartcli.encoders import load_encoder
+    from smartcli.indexer import Indexer, plan_changes
+    from smartcli.output import explain_table
+    from smartcli.scoring import Weights
+    from smartcli.search import Searcher
+    from tests.conftest import SAMPLE_CORPUS
+
+    corpus = tmp_path / "docs"
+    shutil.copytree(SAMPLE_CORPUS / "hobbies", corpus)
+    encoder = load_encoder(str(tiny_checkpoints["clip"]), "cpu")
+    store = Store.open_for_writing(tmp_path / "store")
+    store.bind_model(encoder.info)
+    plan, hashes = plan_changes(store, [str(corpus)])
+    Indexer(store, encoder).run(plan, hashes)
+
+    searcher = Searcher(store, encoder, device="cpu")
+    (hits,) = searcher.search(["tyre pressure"], Weights(), k=2)
+    assert len(hits) == 2
+    for hit in hits:
+        assert all(m.span is None and m.word is None for m in hit.matches)
+        assert all(0 <= m.doc_token < hit.item.n_tokens for m in hit.matches)
+        assert hit.highlights == []  # nothing in the page text is claimed as matched
+    matched_column = explain_table(hits[0]).columns[1]._cells
+    assert [cell.plain for cell in matched_column] == [f"token {m.doc_token}" for m in hits[0].matches]
+    store.close()

@@ -26,8 +26,11 @@ def test_prompt_answers_queries_recalls_history_and_quits_on_ctrl_d(sample_store
         again = plain(term.expect(PROMPT))
         assert again.count("how long do I bake the loaf") >= 2 and "sourdough.pdf" in again
 
-        term.send("\x03")  # Ctrl-C clears the line and keeps the prompt
-        term.expect(PROMPT)
+        term.send("half a thought")
+        term.expect("half a thought")  # echoed: readline is reading, so Ctrl-C reaches it there
+        term.send("\x03")  # Ctrl-C drops the line, unsearched, and gives a new prompt
+        dropped = plain(term.expect(PROMPT))
+        assert "results in" not in dropped
         term.send("\x04")  # Ctrl-D quits
         assert term.wait() == 0
     assert "Traceback" not in term.output

@@ -50,3 +50,34 @@ def test_refresh_sees_a_later_index_run_and_drops_what_it_replaced(tmp_path):
     (hit,) = searcher.search_encoded([query], Weights(), k=5)[0]
     expected_late = float((query.tokens @ encoded.tokens.T).max(axis=1).mean())
     assert hit.late == pytest.approx(expected_late, abs=2e-3)  # float16 storage
+
+
+def test_a_warm_process_survives_a_compaction_that_deleted_its_segments(tmp_path, encoder, monkeypatch):
+    """Compaction rewrites segments without an index run; once the old files are gone, a long-lived
+    process takes a new snapshot instead of failing."""
+    from smartcli.commands.search_cmd import Request, search_current
+    from smartcli.compaction import compact
+    from smartcli.search import Scope
+    from smartcli.store import Store
+    from tests.store_helpers import add_random_files
+
+    root = tmp_path / "store"
+    writer = Store.open_for_writing(root)
+    writer.bind_model(encoder.info)
+    dims = encoder.info.dims
+    rng = np.random.default_rng(13)
+    add_random_files(writer, rng, {f"/d/{i}.pdf": [3, 2] for i in range(4)}, dims=dims)
+    writer.remove_paths(["/d/0.pdf", "/d/1.pdf", "/d/2.pdf"])
+    searcher = Searcher(Store.open(root), encoder, device="cpu")
+    request = Request(Weights(), 10, Scope(), None)
+    before = [(h.item.path, h.item.page, h.score) for h in search_current(searcher, ["harbour lantern"], request)[0]]
+    assert [b[:2] for b in before] == [("/d/3.pdf", 1), ("/d/3.pdf", 2)] or [b[:2] for b in before] == [("/d/3.pdf", 2), ("/d/3.pdf", 1)]
+
+    assert compact(writer).segments_rewritten == 1
+    writer.close()
+    monkeypatch.setattr("smartcli.store.SEGMENT_GRACE_SECONDS", -1)
+    Store.open_for_writing(root).close()  # a later writer deletes the retired segment file
+
+    after = [(h.item.path, h.item.page, h.score) for h in search_current(searcher, ["harbour lantern"], request)[0]]
+    assert [a[:2] for a in after] == [b[:2] for b in before]
+    np.testing.assert_allclose([a[2] for a in after], [b[2] for b in before], rtol=1e-5)

@@ -25,7 +25,7 @@ KINDS = ("pdf", "image")
 PROMPT = "search> "
 HISTORY_LENGTH = 1000
 # A process that answers many queries (a prompt, --queries) keeps up to this much of the token
-# states in memory (as float32), so that only the first query reads them from disk.
+# states in memory (as stored), so that only the first query reads them from disk.
 WARM_CACHE_BYTES = 1 << 30
 
 
@@ -95,18 +95,24 @@ def run_search(
     )
     if searcher is None:
         return code
-    if like_target is not None:
-        return answer_like(searcher, like_target, request, printer)
-    if image is not None:
-        return answer_image(searcher, image, request, printer)
-    if stream is not None:
-        with stream:
-            return run_queries(searcher, stream, "stdin" if queries_file == "-" else queries_file, request, printer)
-    if interactive:
-        return run_prompt(searcher, request, printer)
-    hits = searcher.search([query], request.weights, request.top_k, request.scope, request.min_score)[0]
-    printer.answer(hits, query=query)
-    return cli.EXIT_OK
+    from smartcli.store import StoreError
+
+    try:
+        if like_target is not None:
+            return answer_like(searcher, like_target, request, printer)
+        if image is not None:
+            return answer_image(searcher, image, request, printer)
+        if stream is not None:
+            with stream:
+                return run_queries(searcher, stream, "stdin" if queries_file == "-" else queries_file, request, printer)
+        if interactive:
+            return run_prompt(searcher, request, printer)
+        hits = searcher.search([query], request.weights, request.top_k, request.scope, request.min_score)[0]
+        printer.answer(hits, query=query)
+        return cli.EXIT_OK
+    except StoreError as exc:  # a segment that became unreadable while searching
+        warn(str(exc))
+        return cli._store_error_code(exc)
 
 
 def usage_problem(query, queries_file, like, image, interactive, json_output, files_only, explain, kind) -> str | None:
@@ -289,18 +295,28 @@ def run_queries(searcher, stream: TextIO, name: str, request: Request, printer: 
 def answer_group(searcher, lines: list[QueryLine], request: Request, printer: AnswerPrinter) -> None:
     if not lines:
         return
-    refresh(searcher)
-    texts = [line.text for line in lines]
-    results = searcher.search(texts, request.weights, request.top_k, request.scope, request.min_score)
+    results = search_current(searcher, [line.text for line in lines], request)
     for line, hits in zip(lines, results):
         printer.answer(hits, query=line.text, qid=line.qid)
 
 
-def refresh(searcher) -> None:
-    """A long-lived process follows the index: take the new snapshot after a `smart index` run."""
+def search_current(searcher, texts: list[str], request: Request):
+    """Search the index as it is now: a long-lived process follows `smart index` runs, and when
+    a compaction has deleted segments its snapshot still read, it takes a new one and retries."""
+    from smartcli.store import StoreError
+
+    refresh(searcher)
+    try:
+        return searcher.search(texts, request.weights, request.top_k, request.scope, request.min_score)
+    except StoreError:
+        refresh(searcher, force=True)
+        return searcher.search(texts, request.weights, request.top_k, request.scope, request.min_score)
+
+
+def refresh(searcher, force: bool = False) -> None:
     from smartcli.store import check_same_model
 
-    if searcher.refresh() and searcher.encoder is not None:
+    if searcher.refresh(force) and searcher.encoder is not None:
         check_same_model(searcher.store.model, searcher.encoder.info, searcher.store.root)
 
 
@@ -326,8 +342,7 @@ def run_prompt(searcher, request: Request, printer: AnswerPrinter) -> int:
                 continue
             started = time.perf_counter()
             try:
-                refresh(searcher)
-                hits = searcher.search([text], request.weights, request.top_k, request.scope, request.min_score)[0]
+                hits = search_current(searcher, [text], request)[0]
             except KeyboardInterrupt:
                 warn("interrupted")
                 continue
