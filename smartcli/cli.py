@@ -100,6 +100,11 @@ def index(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be added, updated, moved and removed, and change nothing."),
     json_output: bool = typer.Option(False, "--json", help="Print the end-of-run summary as one JSON object."),
     wait: bool = typer.Option(False, "--wait", help="If another `smart index` is writing to the store, wait for it instead of exiting with code 5."),
+    ocr: str = typer.Option(
+        "auto", "--ocr", help="OCR for text models: auto (images, and pages whose text layer is empty or nearly so), always (every page) or never."
+    ),
+    ocr_lang: str = typer.Option("eng", "--ocr-lang", help="Tesseract language(s) of the OCR, joined by '+': eng, deu, eng+fra."),
+    ocr_workers: int = typer.Option(0, "--ocr-workers", min=0, help="OCR worker processes. Default: one per CPU.", show_default=False),
 ) -> None:
     """Index PDFs and images under PATHS (new and changed files encoded, moved and copied ones recognized, gone ones removed)."""
     from smartcli.commands.index_cmd import run_index
@@ -119,6 +124,9 @@ def index(
             dry_run=dry_run,
             json_output=json_output,
             wait=wait,
+            ocr=ocr,
+            ocr_lang=ocr_lang,
+            ocr_workers=ocr_workers,
         )
     )
 

@@ -103,8 +103,11 @@ def _under(path: str, roots: Iterable[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
-def plan_changes(store: Store, roots: list[str]) -> tuple[Plan, dict[str, str]]:
-    """Compare the files under ``roots`` with the catalog. Returns the plan and the hashes it computed."""
+def plan_changes(store: Store, roots: list[str], reread: set[str] = frozenset()) -> tuple[Plan, dict[str, str]]:
+    """Compare the files under ``roots`` with the catalog. Returns the plan and the hashes it computed.
+
+    Files in ``reread`` are read again even when unchanged (pages OCR can read now).
+    """
     sources, skipped = discover(roots)
     plan = Plan(skipped=list(skipped))
     known = {f["path"]: f for f in store.files()}
@@ -120,7 +123,8 @@ def plan_changes(store: Store, roots: list[str]) -> tuple[Plan, dict[str, str]]:
     for source in sources:
         old = known.get(source.path)
         was_indexed = old is not None and old["status"] == "indexed"
-        if was_indexed and (old["size"], old["mtime_ns"]) == (source.size, source.mtime_ns):
+        read_again = source.path in reread
+        if was_indexed and (old["size"], old["mtime_ns"]) == (source.size, source.mtime_ns) and not read_again:
             plan.unchanged.append(source)
             continue
         try:
@@ -134,11 +138,11 @@ def plan_changes(store: Store, roots: list[str]) -> tuple[Plan, dict[str, str]]:
         hashes[source.path] = digest
         if was_indexed:
             plan.previously_indexed.add(source.path)
-        if was_indexed and old["sha256"] == digest:
+        if was_indexed and old["sha256"] == digest and not read_again:
             plan.touched.append(source)
         elif old is None and digest in gone_by_hash:
             plan.moved.append((gone_by_hash.pop(digest), source))
-        elif digest in indexed_hashes:
+        elif digest in indexed_hashes and not read_again:
             plan.copied.append(source)
         elif digest in to_encode_hashes:
             plan.duplicates.append(source)
@@ -158,6 +162,7 @@ class Indexer:
         batch_pages: int = DEFAULT_BATCH_PAGES,
         encode_batch_size: int = 32,
         report: Callable[[str], None] = lambda message: None,
+        ocr=None,
     ):
         self.store = store
         self.encoder = encoder
@@ -165,8 +170,12 @@ class Indexer:
         self.encode_batch_size = encode_batch_size
         self.pixels = reads_pixels(encoder)  # pages become pictures; text-less pages and images are encoded
         self.report = report
+        # An ocr.OcrRunner, or None: pages without a text layer stay text-less.
+        self.ocr = ocr if not self.pixels else None
+        self._progress: Callable[[int], None] = lambda n: None
 
     def run(self, plan: Plan, hashes: dict[str, str], progress: Callable[[int], None] = lambda n: None) -> IndexSummary:
+        self._progress = progress
         summary = IndexSummary(unchanged=len(plan.unchanged) + len(plan.touched))
         for skipped in plan.skipped:
             self._skip(summary, skipped)
@@ -198,7 +207,8 @@ class Indexer:
     def _encode_all(self, sources, hashes, plan, summary, progress) -> None:
         batch: list[FileRecord] = []
         for record in self._read_ahead(sources, hashes):
-            progress(len(record.pages) or 1)
+            waiting_for_ocr = self.ocr.claim(record) if self.ocr else 0
+            progress((len(record.pages) or 1) - waiting_for_ocr)
             batch.append(record)
             if sum(len(r.pages) for r in batch) >= self.batch_pages:
                 self._commit(batch, summary, plan)
@@ -275,6 +285,8 @@ class Indexer:
         return record
 
     def _commit(self, batch: list[FileRecord], summary: IndexSummary, plan: Plan) -> None:
+        if self.ocr:
+            self.ocr.fill(self._progress)
         if self.pixels:
             pictured = [(r.path, r.kind, p) for r in batch if r.status == "indexed" for p in r.pages if p.note is None]
             encode_pictures(self.encoder, pictured, self.encode_batch_size, self.report, self.store.token_dtype)

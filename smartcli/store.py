@@ -131,6 +131,7 @@ class PageRecord:
     text: str | None
     encoded: Encoded | None
     note: str | None = None  # why the page has no vectors
+    ocr: str | None = None  # OCR language when ``text`` came from OCR
 
 
 @dataclass
@@ -237,6 +238,7 @@ class Store:
             store = cls(root, conn, lock_file)
             try:
                 conn.executescript(_SCHEMA)
+                _add_ocr_column(conn)
                 if store.meta.get("schema_version") is None:
                     with conn:
                         store._set_meta("schema_version", SCHEMA_VERSION)
@@ -521,7 +523,8 @@ class Store:
                     else:
                         values = (file_id, page.page, None, None, 0, page.text, page.note)
                     self.conn.execute(
-                        "INSERT INTO items(file_id, page, segment, row, n_tokens, text, note) VALUES (?,?,?,?,?,?,?)", values
+                        "INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, ocr) VALUES (?,?,?,?,?,?,?,?)",
+                        values + (page.ocr,),
                     )
             self._set_meta("updated", now)
             self._drop_dead_segments(now)
@@ -571,8 +574,8 @@ class Store:
         self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(copy.path),))
         file_id = self._insert_file(copy.path, source[1], copy.size, copy.mtime_ns, copy.sha256, "indexed", None, now)
         self.conn.execute(
-            """INSERT INTO items(file_id, page, segment, row, n_tokens, text, note)
-               SELECT ?, page, segment, row, n_tokens, text, note FROM items WHERE file_id = ? ORDER BY id""",
+            """INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, ocr)
+               SELECT ?, page, segment, row, n_tokens, text, note, ocr FROM items WHERE file_id = ? ORDER BY id""",
             (file_id, source[0]),
         )
         return True
@@ -630,6 +633,36 @@ class Store:
         if expired:
             with self.conn:
                 self.conn.executemany("DELETE FROM retired_segments WHERE name = ?", [(n,) for n in expired])
+
+    # -- OCR bookkeeping (issue 8) ---------------------------------------------------------
+
+    def ocr_counts(self) -> dict:
+        """Pages whose text came from OCR, by language (empty for stores that predate OCR)."""
+        if not _has_ocr_column(self.conn):
+            return {}
+        return dict(self.conn.execute("SELECT ocr, COUNT(*) FROM items WHERE ocr IS NOT NULL GROUP BY ocr").fetchall())
+
+    def paths_awaiting_ocr(self, notes: Iterable[str]) -> set[str]:
+        """Files with a text-less page noted with one of ``notes`` that OCR has not read."""
+        notes = list(notes)
+        rows = self.conn.execute(
+            f"""SELECT DISTINCT files.path FROM items JOIN files ON files.id = items.file_id
+                WHERE items.segment IS NULL AND items.ocr IS NULL AND items.note IN ({','.join('?' * len(notes))})""",
+            notes,
+        )
+        return {fs_path(r[0]) for r in rows}
+
+
+def _has_ocr_column(conn: sqlite3.Connection) -> bool:
+    return any(row[1] == "ocr" for row in conn.execute("PRAGMA table_info(items)"))
+
+
+def _add_ocr_column(conn: sqlite3.Connection) -> None:
+    # items.ocr: the OCR language when items.text came from OCR, NULL otherwise. Added in
+    # place (stores written before OCR existed gain it) so the schema version stays.
+    if not _has_ocr_column(conn):
+        with conn:
+            conn.execute("ALTER TABLE items ADD COLUMN ocr TEXT")
 
 
 @dataclass

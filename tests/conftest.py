@@ -43,11 +43,14 @@ def run_smart(*args, input=None, env=None, check=False):
 
 @pytest.fixture(scope="session")
 def sample_store(tmp_path_factory):
-    """The sample corpus indexed once with the default model (a real run of `smart index`)."""
+    """The sample corpus indexed once with the default model (a real run of `smart index`).
+
+    Text layers only (``--ocr never``): OCR has its own tests in test_ocr.py.
+    """
     store = tmp_path_factory.mktemp("sample") / "store"
     corpus = tmp_path_factory.mktemp("corpus") / "sample_corpus"
     shutil.copytree(SAMPLE_CORPUS, corpus)
-    result = run_smart("index", corpus, "--store", store)
+    result = run_smart("index", corpus, "--store", store, "--ocr", "never")
     assert result.returncode == 0, result.stderr
     return store, corpus
 

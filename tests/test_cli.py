@@ -110,7 +110,7 @@ def test_store_from_environment_variable(sample_store):
 
 def test_reindexing_unchanged_files_encodes_nothing(sample_store):
     store, corpus = sample_store
-    result = run_smart("index", corpus, "--store", store, "--json", check=True)
+    result = run_smart("index", corpus, "--store", store, "--json", "--ocr", "never", check=True)
     summary = json.loads(result.stdout)
     assert summary["unchanged"] == 7 and summary["pages_encoded"] == 0 and summary["added"] == 0
 

@@ -30,7 +30,7 @@ def index_json(corpus, store, *extra) -> dict:
 def test_add_modify_delete_rename_copy_encode_only_new_content(tmp_path):
     corpus, store = tmp_path / "docs", tmp_path / "store"
     shutil.copytree(SAMPLE_CORPUS, corpus)
-    first = index_json(corpus, store)
+    first = index_json(corpus, store, "--ocr", "never")  # text layers only: the images stay unencoded
     assert first["added"] == 7 and first["pages_encoded"] == 13
 
     make_pdf(corpus / "new.pdf", ["Pedestrians cross the road at the zebra crossing when the lights show the green man."])
@@ -44,7 +44,7 @@ def test_add_modify_delete_rename_copy_encode_only_new_content(tmp_path):
 
     before = status(store)
     assert before["changed_on_disk"] == {"modified": 2, "missing": 2, "new": 3}
-    plan = json.loads(run_smart("index", corpus, "--store", store, "--dry-run", "--json", check=True).stdout)
+    plan = json.loads(run_smart("index", corpus, "--store", store, "--dry-run", "--json", "--ocr", "never", check=True).stdout)
     assert plan["add"] == [str(corpus / "new.pdf")]
     assert plan["update"] == [str(corpus / "hobbies" / "sourdough.pdf")]
     assert plan["move"] == [{"from": str(corpus / "houseplants.pdf"), "to": str(corpus / "archive" / "plants renamed.pdf")}]
@@ -52,7 +52,7 @@ def test_add_modify_delete_rename_copy_encode_only_new_content(tmp_path):
     assert plan["remove"] == [str(corpus / "manuals" / "home-network.pdf")]
     assert status(store) == before, "--dry-run changed the store"
 
-    second = index_json(corpus, store)
+    second = index_json(corpus, store, "--ocr", "never")
     assert {k: second[k] for k in ("added", "updated", "removed", "moved", "copied", "unchanged")} == {
         "added": 1, "updated": 1, "removed": 1, "moved": 1, "copied": 1, "unchanged": 4,
     }
@@ -93,7 +93,7 @@ def test_add_modify_delete_rename_copy_encode_only_new_content(tmp_path):
     assert str(corpus / "manuals" / "home-network.pdf") not in every_path
     assert not any("500 grams of bread flour" in h["snippet"] for hits in answers.values() for h in hits)
 
-    third = index_json(corpus, store)
+    third = index_json(corpus, store, "--ocr", "never")
     assert third["unchanged"] == 8 and third["pages_encoded"] == 0 and third["bytes_written"] == 0
 
 

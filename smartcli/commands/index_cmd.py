@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from smartcli import cli
@@ -27,12 +28,21 @@ def run_index(
     wait: bool = False,
     dpi: float | None = None,
     max_pixels: int | None = None,
+    ocr: str = "auto",
+    ocr_lang: str = "eng",
+    ocr_workers: int = 0,
 ) -> int:
+    from smartcli.ocr import check_options, resolve_settings
     from smartcli.store import TOKEN_DTYPES, Store, StoreError, damaged_catalog
 
     if token_dtype not in TOKEN_DTYPES:
         warn(f"--token-dtype must be one of {', '.join(TOKEN_DTYPES)}, not {token_dtype!r}")
         return cli.EXIT_USAGE
+    ocr_problem = check_options(ocr, ocr_lang)
+    if ocr_problem:
+        warn(ocr_problem)
+        return cli.EXIT_USAGE
+    ocr_settings = resolve_settings(ocr, ocr_lang, ocr_workers)
     try:
         store = Store.open_for_writing(
             store_path,
@@ -46,7 +56,8 @@ def run_index(
     with store:
         try:
             return index_into(
-                store, paths, model, device, batch_pages, batch_size, token_dtype, dry_run, json_output, dpi, max_pixels
+                store, paths, model, device, batch_pages, batch_size, token_dtype, dry_run, json_output, dpi, max_pixels,
+                ocr_settings,
             )
         except StoreError as exc:
             warn(str(exc))
@@ -57,15 +68,19 @@ def run_index(
 
 
 def index_into(
-    store, paths, model, device, batch_pages, batch_size, token_dtype, dry_run, json_output, dpi=None, max_pixels=None
+    store, paths, model, device, batch_pages, batch_size, token_dtype, dry_run, json_output, dpi=None, max_pixels=None,
+    ocr_settings=None,
 ) -> int:
     from smartcli.compaction import compact, needs_compaction
     from smartcli.encoders import ModelLoadError
     from smartcli.indexer import plan_changes
+    from smartcli.ocr import OcrSettings, retry_notes
     from smartcli.pixel_indexing import render_options
 
     roots = [os.path.abspath(p) for p in paths]
-    plan, hashes = plan_changes(store, roots)
+    ocr_settings = ocr_for_model(ocr_settings or OcrSettings(mode="never"), store.model)
+    reread = store.paths_awaiting_ocr(retry_notes()) if ocr_settings.available else set()
+    plan, hashes = plan_changes(store, roots, reread)
     if dry_run:
         print_plan(plan, json_output)
         return cli.EXIT_OK
@@ -80,7 +95,8 @@ def index_into(
             encoder.load()  # check --model against the store, or bind a new store's model, before any change
         if batch_size is None:
             batch_size = getattr(encoder, "default_batch_size", DEFAULT_BATCH_SIZE) if plan.to_encode else DEFAULT_BATCH_SIZE
-        summary = encode_with_progress(store, encoder, plan, hashes, batch_pages, batch_size)
+        ocr_settings = ocr_for_model(ocr_settings, encoder.info)
+        summary, ocr_stats = encode_with_progress(store, encoder, plan, hashes, batch_pages, batch_size, ocr_settings)
     except ModelLoadError as exc:
         warn(str(exc))
         return cli.EXIT_ERROR
@@ -95,8 +111,15 @@ def index_into(
             f"compacted the store: {result.segments_rewritten} segment(s) rewritten into {result.segments_written}, "
             f"{result.dead_rows_dropped} dead row(s) dropped, {format_bytes(result.bytes_reclaimed)} reclaimed"
         )
-    print_summary(summary, store, json_output)
+    print_summary(summary, store, json_output, ocr_settings, ocr_stats)
     return cli.EXIT_OK if summary.complete else cli.EXIT_SKIPPED
+
+
+def ocr_for_model(settings, info):
+    """OCR is for text models: a store of a model that reads pixels pictures its pages instead."""
+    if info is not None and info.consumes_pixels:
+        return replace(settings, mode="never")
+    return settings
 
 
 class LazyEncoder:
@@ -135,10 +158,12 @@ class LazyEncoder:
         return getattr(self.load(), name)
 
 
-def encode_with_progress(store, encoder, plan, hashes, batch_pages, batch_size):
+def encode_with_progress(store, encoder, plan, hashes, batch_pages, batch_size, ocr_settings):
+    """Run the indexer under a progress display: pages, and an OCR line when pages go through OCR."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from smartcli.indexer import Indexer, total_pages
+    from smartcli.ocr import OcrRunner
 
     show = stderr.is_terminal and bool(plan.to_encode)
     total = total_pages(plan.to_encode) + len(plan.copied) + len(plan.duplicates) if show else 0
@@ -153,16 +178,19 @@ def encode_with_progress(store, encoder, plan, hashes, batch_pages, batch_size):
     )
     with Progress(*columns, console=stderr, disable=not show) as progress:
         task = progress.add_task("indexing", total=total)
-        indexer = Indexer(
-            store,
-            encoder,
-            batch_pages=batch_pages,
-            encode_batch_size=batch_size,
-            report=lambda message: progress.console.print(
-                f"smart: {printable(message)}", highlight=False, markup=False, soft_wrap=True
-            ),
-        )
-        return indexer.run(plan, hashes, progress=lambda n: progress.advance(task, n))
+        ocr_task = progress.add_task("OCR", total=0, visible=False)
+
+        def report(message: str) -> None:
+            progress.console.print(f"smart: {printable(message)}", highlight=False, markup=False, soft_wrap=True)
+
+        def ocr_queued(n: int) -> None:
+            progress.update(ocr_task, total=progress.tasks[ocr_task].total + n, visible=True)
+
+        ocr = OcrRunner(ocr_settings, report=report, on_queued=ocr_queued, on_done=lambda n: progress.advance(ocr_task, n))
+        with ocr:
+            indexer = Indexer(store, encoder, batch_pages=batch_pages, encode_batch_size=batch_size, report=report, ocr=ocr)
+            summary = indexer.run(plan, hashes, progress=lambda n: progress.advance(task, n))
+        return summary, ocr.stats
 
 
 def print_plan(plan, json_output: bool) -> None:
@@ -193,13 +221,21 @@ def print_plan(plan, json_output: bool) -> None:
     print_line(f"{unchanged} unchanged")
 
 
-def print_summary(summary, store, json_output: bool) -> None:
+def print_summary(summary, store, json_output: bool, ocr_settings, ocr_stats) -> None:
     from smartcli.indexer import NOTE_IMAGE
+    from smartcli.ocr import NOTE_MISSING_DATA, NOTE_NOTHING_FOUND, install_hint
 
     images = summary.not_encoded.get(NOTE_IMAGE, 0)
     if images:
-        warn(f"{images} image(s) recorded but not encoded: the text model reads no pixels (use an image model or OCR)")
-    textless = sum(n for note, n in summary.not_encoded.items() if note != NOTE_IMAGE)
+        warn(f"{images} image(s) recorded but not encoded: the text model reads no pixels (use an image model or --ocr auto)")
+    missing = summary.not_encoded.get(NOTE_MISSING_DATA, 0)
+    if missing:
+        warn(f"{missing} page(s) or image(s) recorded without text: {install_hint(ocr_settings)}")
+    unread = summary.not_encoded.get(NOTE_NOTHING_FOUND, 0)
+    if unread:
+        warn(f"{unread} page(s) or image(s) in which OCR found no text recorded but not encoded")
+    ocr_notes = (NOTE_IMAGE, NOTE_MISSING_DATA, NOTE_NOTHING_FOUND)
+    textless = sum(n for note, n in summary.not_encoded.items() if note not in ocr_notes)
     if textless:
         warn(f"{textless} page(s) without a usable text layer recorded but not encoded")
     per_page = summary.bytes_written / summary.pages_encoded if summary.pages_encoded else 0
@@ -207,6 +243,7 @@ def print_summary(summary, store, json_output: bool) -> None:
         data = summary.as_json()
         data["store"] = str(store.root)
         data["bytes_per_page"] = round(per_page)
+        data["ocr"] = ocr_stats.as_json(ocr_settings)
         print_json_line(data)
         return
     line = (
@@ -223,6 +260,12 @@ def print_summary(summary, store, json_output: bool) -> None:
         print_line(
             f"{summary.pages_encoded} pages encoded, {summary.tokens_encoded} token states, "
             f"{format_bytes(summary.bytes_written)} written ({format_bytes(per_page)} per page)"
+        )
+    if ocr_stats.attempted:
+        print_line(
+            f"{ocr_stats.attempted} pages through OCR ({ocr_settings.language}), text from {ocr_stats.pages}, "
+            f"in {ocr_stats.wall_seconds:.1f} s ({ocr_stats.attempted / max(ocr_stats.wall_seconds, 1e-9):.2f} pages/s, "
+            f"{ocr_settings.workers} workers)"
         )
     print_line(f"store: {store.root}")
 

@@ -70,6 +70,7 @@ def collect_status(store) -> dict:
         "items": stats["items"],
         "encoded_items": encoded,
         "not_encoded": stats["not_encoded"],
+        "ocr": ocr_status(store, stats["not_encoded"]),
         "tokens": stats["tokens"],
         "shared_items": stats["shared_items"],
         "segments": stats["segments"],
@@ -83,6 +84,27 @@ def collect_status(store) -> dict:
         "partly_indexed": [{"path": f["path"], "reason": f["reason"]} for f in files if f["status"] == "indexed" and f["reason"]],
         "store_problems": store.problems(),
     }
+
+
+def ocr_status(store, not_encoded: dict) -> dict:
+    from smartcli.ocr import NOTE_MISSING_DATA, NOTE_NOTHING_FOUND
+
+    by_language = store.ocr_counts()
+    return {
+        "pages": sum(by_language.values()),
+        "by_language": by_language,
+        "missing_language_data": not_encoded.get(NOTE_MISSING_DATA, 0),
+        "nothing_found": not_encoded.get(NOTE_NOTHING_FOUND, 0),
+    }
+
+
+def describe_ocr(ocr: dict) -> str:
+    line = f"{ocr['pages']} pages read by OCR" + (f" ({', '.join(ocr['by_language'])})" if ocr["by_language"] else "")
+    if ocr["missing_language_data"]:
+        line += f", {ocr['missing_language_data']} waiting for OCR language data (see `smart index`)"
+    if ocr["nothing_found"]:
+        line += f", {ocr['nothing_found']} with no text OCR could read"
+    return line
 
 
 def print_status(r: dict) -> None:
@@ -102,6 +124,7 @@ def print_status(r: dict) -> None:
         ("skipped files", str(r["skipped_files"])),
         ("pages encoded", f"{r['encoded_items']} of {r['items']} ({r['shared_items']} sharing a copy's vectors)"),
         ("not encoded", ", ".join(f"{n} {note}" for note, n in r["not_encoded"].items()) or "0"),
+        ("OCR", describe_ocr(r["ocr"])),
         ("token states", str(r["tokens"])),
         ("size on disk", f"{format_bytes(r['bytes'])} ({format_bytes(r['bytes_per_item'] or 0)} per encoded page)"),
         ("segments", segments_line(r)),
