@@ -107,23 +107,23 @@ def find_tessdata(languages: list[str]) -> str | None:
     """
     if os.environ.get("TESSDATA_PREFIX"):
         return os.environ["TESSDATA_PREFIX"]
-    candidates = [path for pattern in _TESSDATA_GLOBS for path in sorted(glob.glob(pattern), reverse=True)]
-    candidates += _tesseract_reported_folder()
-    folders = [path for path in dict.fromkeys(candidates) if os.path.isdir(path)]
-    for folder in folders:
-        if all(_has_language(folder, lang) for lang in languages):
-            return folder
-    return folders[0] if folders else None
+    folders = [path for pattern in _TESSDATA_GLOBS for path in sorted(glob.glob(pattern), reverse=True) if os.path.isdir(path)]
+    def holds_all(folder: str) -> bool:
+        return all(_has_language(folder, lang) for lang in languages)
+
+    found = next(filter(holds_all, folders), None) or next(filter(holds_all, _tesseract_reported_folder(folders)), None)
+    return found or (folders[0] if folders else None)
 
 
-def _tesseract_reported_folder() -> list[str]:
-    """The folder an installed ``tesseract`` program reports (PyMuPDF's own lookup)."""
+def _tesseract_reported_folder(known: list[str]) -> list[str]:
+    """The folder an installed ``tesseract`` program reports (PyMuPDF's own lookup, which runs it)."""
     import pymupdf
 
     try:
-        return [pymupdf.get_tessdata()]
+        folder = pymupdf.get_tessdata()
     except Exception:  # no tesseract program: PyMuPDF raises RuntimeError
         return []
+    return [folder] if folder not in known and os.path.isdir(folder) else []
 
 
 def _has_language(tessdata: str | None, language: str) -> bool:
