@@ -193,7 +193,7 @@ class Searcher:
         admitted = self.admitted(scope)
         if not admitted or not encoded:
             return [[] for _ in encoded]
-        if weights.needs_tokens and self.shortlist is not None and self.shortlist < len(admitted):
+        if weights.needs_tokens and self.shortlist is not None and self.shortlist <= len(admitted):
             return self._two_stage(encoded, weights, k, texts, admitted, min_score)
         anchor, late = self.scores(encoded, with_late=weights.needs_tokens, admitted=admitted)
         return self.rank(encoded, anchor, late, weights, k, texts=texts, admitted=admitted, min_score=min_score)
