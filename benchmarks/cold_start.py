@@ -113,7 +113,7 @@ from smartcli.store import Store
 store = Store.open(sys.argv[1]); spec = store.model.spec; lap("smartcli modules, open the store")
 encoder = load_encoder(spec, "auto"); lap("load the model (model class, tokenizer, weights)")
 searcher = Searcher(store, encoder); lap("snapshot: items and pooled vectors")
-searcher.search([sys.argv[2]], Weights(), 10); lap("first query: encode, score every page, explain hits")
+searcher.search([sys.argv[2]], Weights(), 10); lap("first query: encode, score (two-stage by default), explain 10 hits")
 searcher.search([sys.argv[2]], Weights(), 10); lap("the same query again, same process")
 print(json.dumps(stages))
 """
