@@ -18,6 +18,7 @@ import glob
 import os
 import re
 import signal
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -233,13 +234,22 @@ def _tesseract_text(pixmap, language: str, tessdata: str) -> str:
         return doc[0].get_text("text")
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     import pymupdf
 
     # Ctrl-C is the parent's to handle; workers stop when it shuts the pool down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     pymupdf.TOOLS.mupdf_display_errors(False)
     pymupdf.TOOLS.mupdf_display_warnings(False)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    # A worker whose parent is killed would wait on its task queue forever (the queue's
+    # write end lives in every worker too), so it watches for being orphaned itself.
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _short(exc: Exception, path: str) -> str:
@@ -353,22 +363,33 @@ class OcrRunner:
         self.stats.wall_seconds += time.perf_counter() - self._started
         self._started = None
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+    def close(self, abort: bool = False) -> None:
+        """Shut the workers down; ``abort`` (an interrupt, an error) also stops the pages being read."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        # Cancel queued pages ourselves: shutdown(cancel_futures=True) cancels nothing once
+        # the executor object is gone, and the interpreter would then wait for every page.
+        for waiting in self._waiting:
+            waiting.future.cancel()
+        self._waiting = []
+        if abort:
+            _terminate_workers(pool)
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, *exc):
+        self.close(abort=exc_type is not None)
 
     def _submit(self, job: OcrJob) -> Future:
         if self._pool is None:
             # spawn, not fork: the parent holds torch's and rich's threads, which a
             # forked child would inherit in whatever state they were.
-            self._pool = ProcessPoolExecutor(self.settings.workers, get_context("spawn"), initializer=_worker_init)
+            self._pool = ProcessPoolExecutor(
+                self.settings.workers, get_context("spawn"), initializer=_worker_init, initargs=(os.getpid(),)
+            )
         if self._started is None:
             self._started = time.perf_counter()
         return self._pool.submit(recognize, job)
@@ -406,6 +427,16 @@ class OcrRunner:
         else:
             page.note = NOTE_NOTHING_FOUND
             self.stats.nothing_found += 1
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers at once, pages half-read included (Python 3.14 has a method for it)."""
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 def retry_notes() -> tuple[str, ...]:

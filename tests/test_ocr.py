@@ -1,6 +1,11 @@
 """OCR through PyMuPDF's built-in Tesseract: real language data, real worker processes."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pymupdf
 import pytest
@@ -16,7 +21,7 @@ from smartcli.ocr import (
     recognize,
 )
 from smartcli.store import FileRecord, PageRecord
-from tests.conftest import run_smart
+from tests.conftest import ROOT, run_smart
 
 TESSDATA = find_tessdata(["eng"])
 needs_language_data = pytest.mark.skipif(
@@ -28,20 +33,20 @@ SCANNED = "The lighthouse keeper writes every passing freighter into a leather n
 PICTURED = "Quarterly budget meeting moved to Thursday afternoon in room nine."
 
 
-def text_pixmap(text, alpha=False):
+def text_pixmap(text, alpha=False, size=(420, 150)):
     """A 150 dpi picture of ``text`` (transparent background when ``alpha``)."""
     doc = pymupdf.open()
-    page = doc.new_page(width=420, height=150)
-    page.insert_textbox(pymupdf.Rect(20, 20, 400, 130), text, fontsize=15, fontname="helv")
+    page = doc.new_page(width=size[0], height=size[1])
+    page.insert_textbox(pymupdf.Rect(20, 20, size[0] - 20, size[1] - 20), text, fontsize=15, fontname="helv")
     return page.get_pixmap(dpi=150, alpha=alpha)
 
 
-def write_image_only_pdf(path, texts):
+def write_image_only_pdf(path, texts, size=(420, 150)):
     """A PDF whose pages are pictures of ``texts``: no text layer at all."""
     doc = pymupdf.open()
     for text in texts:
-        page = doc.new_page(width=420, height=150)
-        page.insert_image(page.rect, pixmap=text_pixmap(text))
+        page = doc.new_page(width=size[0], height=size[1])
+        page.insert_image(page.rect, pixmap=text_pixmap(text, size=size))
     doc.save(path)
     assert all(not p.get_text().strip() for p in pymupdf.open(path))
 
@@ -180,3 +185,62 @@ def test_options_are_checked_and_tessdata_prefix_wins(tmp_path, monkeypatch):
     assert "--ocr-lang" in check_options("auto", "eng; rm -rf")
     monkeypatch.setenv("TESSDATA_PREFIX", str(tmp_path))
     assert find_tessdata(["eng"]) == str(tmp_path)
+
+
+def ocr_workers_of(pid):
+    """Live OCR worker processes whose parent is ``pid`` (from /proc)."""
+    workers = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                spawned = b"spawn_main" in f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid and spawned:
+            workers.append(int(entry))
+    return workers
+
+
+def running(pid):
+    """True while ``pid`` runs (a zombie waiting for its new parent to reap it does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(condition, limit=120.0):
+    """Poll ``condition`` until it holds; False if it never did (a hang guard, not a timing)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@needs_language_data
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc to find the worker processes")
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_stopping_smart_index_stops_its_ocr_workers(tmp_path, stop):
+    write_image_only_pdf(tmp_path / "long-scan.pdf", [(SCANNED + " ") * 40] * 12, size=(595, 842))
+    with open(tmp_path / "err", "w") as err:  # not a pipe: a surviving worker would hold it open
+        smart = subprocess.Popen(
+            [sys.executable, "-m", "smartcli", "index", str(tmp_path / "long-scan.pdf"), "--store", str(tmp_path / "store")],
+            stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+        )
+        try:
+            assert wait_for(lambda: ocr_workers_of(smart.pid) or smart.poll() is not None)
+            workers = ocr_workers_of(smart.pid)
+            assert workers, "the OCR workers never started"
+            smart.send_signal(stop)
+            smart.wait(timeout=120)
+        finally:
+            smart.kill()
+    assert smart.returncode == (130 if stop == signal.SIGINT else -signal.SIGKILL)
+    assert wait_for(lambda: not any(running(pid) for pid in workers), limit=60)
+    assert "Traceback" not in (tmp_path / "err").read_text()
