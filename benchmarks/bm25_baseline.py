@@ -13,8 +13,8 @@ import math
 import re
 from collections import Counter
 
-from smartcli.evaluate import load_judgments, score_run
-from smartcli.store import Store
+from smartcli.search.evaluate import load_judgments, score_run
+from smartcli.store.catalog import Store
 
 WORD = re.compile(r"\w+")
 

@@ -106,10 +106,10 @@ def lap(name):
 import torch; lap("import torch")
 import transformers; lap("import transformers")
 import transformers.modeling_utils; lap("import transformers.modeling_utils (every model class needs it)")
-from smartcli.encoders import load_encoder
-from smartcli.scoring import Weights
-from smartcli.search import Searcher
-from smartcli.store import Store
+from smartcli.models.registry import load_encoder
+from smartcli.search.scoring import Weights
+from smartcli.search.searcher import Searcher
+from smartcli.store.catalog import Store
 store = Store.open(sys.argv[1]); spec = store.model.spec; lap("smartcli modules, open the store")
 encoder = load_encoder(spec, "auto"); lap("load the model (model class, tokenizer, weights)")
 searcher = Searcher(store, encoder); lap("snapshot: items and pooled vectors")

@@ -33,15 +33,16 @@ def index_and_score(model_dir: Path, corpus: Path, device: str, workdir: Path) -
     import numpy as np
     import torch
 
-    from smartcli.encoders import load_encoder
-    from smartcli.indexer import Indexer, plan_changes
-    from smartcli.render import load_image
-    from smartcli.scoring import Weights, fuse
-    from smartcli.search import Searcher
-    from smartcli.store import Store
+    from smartcli.models.registry import load_encoder
+    from smartcli.ingest.indexer import Indexer
+    from smartcli.ingest.planning import plan_changes
+    from smartcli.ingest.render import load_image
+    from smartcli.search.scoring import Weights, fuse
+    from smartcli.search.searcher import Searcher
+    from smartcli.store.catalog import Store
 
     encoder = load_encoder(str(model_dir), device)
-    encoder.encode(QUERIES[:1])  # warm up (CUDA context, kernels) outside the timing
+    encoder.encode_queries(QUERIES[:1])  # warm up (CUDA context, kernels) outside the timing
     store = Store.open_for_writing(workdir / f"store-{model_dir.name}-{device}")
     store.bind_model(encoder.info)
     plan, hashes = plan_changes(store, [str(corpus)])
@@ -52,9 +53,10 @@ def index_and_score(model_dir: Path, corpus: Path, device: str, workdir: Path) -
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    searcher = Searcher(store, encoder, device=device)
-    queries = encoder.encode(QUERIES) + encoder.encode_images([load_image(str(IMAGE_QUERY), encoder.pixel_cap)])
-    anchor, late = searcher.scores(queries, with_late=True)
+    searcher = Searcher(store, encoder, device=device, shortlist=None)  # every page scored
+    queries = encoder.encode_queries(QUERIES) + encoder.encode_documents([load_image(str(IMAGE_QUERY), encoder.pixel_cap)])
+    scored = searcher.score(queries, Weights())
+    anchor, late = scored.anchor, scored.late
     keys = [(item.path, item.page) for item in searcher.items]
     order = np.argsort(np.array([f"{p}\0{n:08d}" for p, n in keys]))
     store.close()

@@ -16,10 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from smartcli.discovery import discover, read_document
-from smartcli.encoders import load_encoder
-from smartcli.indexer import DEFAULT_BATCH_PAGES, Indexer, plan_changes
-from smartcli.store import Store
+from smartcli.ingest.discovery import discover, read_document
+from smartcli.models.registry import load_encoder
+from smartcli.ingest.indexer import DEFAULT_BATCH_PAGES, Indexer
+from smartcli.ingest.planning import plan_changes
+from smartcli.store.catalog import Store
 
 
 def main() -> None:
@@ -33,11 +34,11 @@ def main() -> None:
     encoder = load_encoder("default", "cpu")
     files, _ = discover([args.corpus])
     texts = [p.text for f in files if f.kind == "pdf" for p in read_document(f).pages if p.text]
-    encoder.encode(texts[:4])  # warm up
+    encoder.encode_documents(texts[:4])  # warm up
 
     start = time.perf_counter()
     for i in range(0, len(texts), DEFAULT_BATCH_PAGES):
-        encoder.encode(texts[i : i + DEFAULT_BATCH_PAGES])
+        encoder.encode_documents(texts[i : i + DEFAULT_BATCH_PAGES])
     raw = len(texts) / (time.perf_counter() - start)
 
     with tempfile.TemporaryDirectory() as tmp:

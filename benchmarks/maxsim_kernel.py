@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from smartcli.quantize import unpack_binary_tokens
-from smartcli.scoring import maxsim
+from smartcli.store.formats import unpack_binary_tokens
+from smartcli.search.scoring import maxsim
 
 
 def timed(fn, device: str, repeats: int) -> float:

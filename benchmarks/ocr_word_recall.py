@@ -21,7 +21,7 @@ from pathlib import Path
 import pymupdf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from smartcli.discovery import normalize_text  # noqa: E402  (the indexer's own normalization)
+from smartcli.ingest.discovery import normalize_text  # noqa: E402  (the indexer's own normalization)
 
 WORD = re.compile(r"[a-z0-9]+")
 

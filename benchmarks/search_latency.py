@@ -26,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from smartcli.encoders import Encoded, load_encoder
-from smartcli.scoring import DEFAULT_LAMBDA_ANCHOR, DEFAULT_LAMBDA_LATE, Weights
-from smartcli.search import DEFAULT_CANDIDATES, Searcher
-from smartcli.store import FileRecord, PageRecord, Store
+from smartcli.models.base import Encoded
+from smartcli.models.registry import load_encoder
+from smartcli.search.scoring import DEFAULT_LAMBDA_ANCHOR, DEFAULT_LAMBDA_LATE, Weights
+from smartcli.defaults import CANDIDATES as DEFAULT_CANDIDATES
+from smartcli.search.searcher import Searcher
+from smartcli.store.catalog import FileRecord, PageRecord, Store
 
 QUERIES = [
     "how do I change the default terminal",
@@ -117,7 +119,7 @@ def main() -> None:
     encode = []
     for query in QUERIES:
         t = time.perf_counter()
-        encoder.encode([query])
+        encoder.encode_queries([query])
         encode.append(time.perf_counter() - t)
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -2,6 +2,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ SAMPLE_CORPUS = ROOT / "sample_corpus"
 
 @pytest.fixture(scope="session")
 def encoder():
-    from smartcli.encoders import load_encoder
+    from smartcli.models.registry import load_encoder
 
     return load_encoder("default", device="cpu")
 
@@ -25,7 +26,31 @@ def _isolated_store_env(monkeypatch, tmp_path):
     monkeypatch.delenv("SMART_STORE", raising=False)
 
 
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 def run_smart(*args, input=None, env=None, check=False):
+    """Run `smart` in this process through Typer's CliRunner: the real commands, without a
+    process's start-up (models stay loaded between calls). Use :func:`run_smart_process` where
+    signals, locks, pipes, terminals, start-up cost or a real process's exit code are the point."""
+    from typer.testing import CliRunner
+
+    from smartcli.cli import app
+
+    result = CliRunner().invoke(app, [os.fspath(a) if isinstance(a, Path) else str(a) for a in args], input=input, env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # the program would print "unexpected error": a defect either way
+    ran = Ran(result.exit_code, result.stdout, result.stderr)
+    if check and ran.returncode != 0:
+        raise AssertionError(f"smart {' '.join(map(str, args))} exited {ran.returncode}:\n{ran.stderr}")
+    return ran
+
+
+def run_smart_process(*args, input=None, env=None, check=False):
     """Run the real `smart` entry point in a subprocess."""
     full_env = dict(os.environ, **(env or {}))
     result = subprocess.run(

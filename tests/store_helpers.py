@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from smartcli.encoders import Encoded, ModelInfo
-from smartcli.store import FileRecord, PageRecord, Store
+from smartcli.models.base import Encoded, ModelInfo
+from smartcli.store.catalog import FileRecord, PageRecord, Store
 
 RANDOM_MODEL = ModelInfo(
     spec="random", name="random", fingerprint="0" * 16, family="text", dims=0, pooling="mean", max_length=256
@@ -45,8 +45,6 @@ def snapshot(root):
     Values: (kind, text, pooled, tokens, token_ids, spans) with arrays as float32 / int32;
     pages without vectors have None arrays.
     """
-    from smartcli.store import read_token_rows
-
     store = Store.open(root)
     try:
         result = {}
@@ -63,16 +61,16 @@ def snapshot(root):
                 continue
             if segment not in segments:
                 segments[segment] = store.open_segment(segment)
-            h5 = segments[segment]
-            start, stop = h5["offsets"][row : row + 2]
+            segment_file = segments[segment]
+            start, stop = segment_file.token_range(row)
             assert stop - start == n_tokens
             result[key] = (
                 kind,
                 text,
-                h5["pooled"][row].astype(np.float32),
-                read_token_rows(h5, start, stop),
-                h5["token_ids"][start:stop],
-                h5["spans"][start:stop],
+                segment_file.pooled([row])[0],
+                segment_file.tokens(start, stop),
+                segment_file.token_ids(start, stop),
+                segment_file.spans(start, stop),
             )
         for h5 in segments.values():
             h5.close()
@@ -116,3 +114,10 @@ def add_random_files(store, rng, files, dims):
         records.append(FileRecord(path=path, kind="pdf", size=1, mtime_ns=1, sha256=f"sha:{path}", pages=pages))
     store.commit_files(records, store.write_segment(records))
     return encodings
+
+
+def remove_paths(store, paths) -> None:
+    """Remove files from the catalog in one transaction, as an index run that found them gone does."""
+    from smartcli.store.catalog import CatalogChanges
+
+    store.apply_changes(CatalogChanges(removals=list(paths)))

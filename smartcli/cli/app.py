@@ -1,0 +1,234 @@
+"""The `smart` command line: Typer parses, a command module calls the front door (``smartcli.Index``)
+and presents what it returns. Heavy imports (numpy, torch, transformers) happen inside commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from smartcli import __version__, defaults
+from smartcli.cli.errors import EXIT_ERROR
+
+app = typer.Typer(
+    name="smart",
+    help="Index local PDFs and images, then search them in plain language with SMART "
+    "(pooled + late-interaction scoring from one frozen embedding model).",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+
+StoreOption = typer.Option(
+    None,
+    "--store",
+    envvar="SMART_STORE",
+    help="Store directory. Default: $SMART_STORE, else $XDG_DATA_HOME/smart/store (~/.local/share/smart/store).",
+    show_default=False,
+)
+DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda.")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"smart {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+) -> None:
+    pass
+
+
+@app.command()
+def index(
+    paths: list[Path] = typer.Argument(..., help="Files or folders to index (folders are walked recursively).", show_default=False),
+    store: Optional[Path] = StoreOption,
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Hugging Face id or local folder of the embedding model. Default: the store's model, else the packaged all-MiniLM-L6-v2."
+    ),
+    device: str = DeviceOption,
+    batch_pages: int = typer.Option(defaults.BATCH_PAGES, "--batch-pages", min=1, help="Pages committed to the store per batch (an interrupted run keeps finished batches)."),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", min=1, help=f"Text windows or pictures per forward pass. Default: {defaults.TEXT_BATCH_SIZE}; 8 for Qwen-VL-based models.", show_default=False
+    ),
+    dpi: Optional[float] = typer.Option(
+        None, "--dpi", min=1, help="Image models: resolution PDF pages are rendered at. Default: what fills the model's pixel budget.", show_default=False
+    ),
+    max_pixels: Optional[int] = typer.Option(
+        None, "--max-pixels", min=1, help="Qwen-VL and SigLIP 2 NaFlex models: pixel budget per page or image (sets token count and size). Default: the model's.", show_default=False
+    ),
+    token_dtype: str = typer.Option(defaults.TOKEN_DTYPE, "--token-dtype", help="Storage of token states for a new store: binary (1 bit per dimension, ~31 KB per text page with the default model), int8 (per-token scale) or float16."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Delete the store's contents first and index from scratch (also the way out of a damaged store)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be added, updated, moved and removed, and change nothing."),
+    json_output: bool = typer.Option(False, "--json", help="Print the end-of-run summary as one JSON object."),
+    wait: bool = typer.Option(False, "--wait", help="If another `smart index` is writing to the store, wait for it instead of exiting with code 5."),
+    ocr: str = typer.Option(
+        defaults.OCR_MODE, "--ocr", help="OCR for text models: auto (images, and pages whose text layer is empty or nearly so), always (every page) or never."
+    ),
+    ocr_lang: str = typer.Option(defaults.OCR_LANGUAGE, "--ocr-lang", help="Tesseract language(s) of the OCR, joined by '+': eng, deu, eng+fra."),
+    ocr_workers: int = typer.Option(defaults.OCR_WORKERS, "--ocr-workers", min=0, help="OCR worker processes. Default: one per CPU.", show_default=False),
+) -> None:
+    """Index PDFs and images under PATHS (new and changed files encoded, moved and copied ones recognized, gone ones removed)."""
+    from smartcli.cli.index_cmd import run_index
+
+    raise typer.Exit(
+        run_index(
+            paths=paths,
+            store_path=store,
+            model=model,
+            device=device,
+            batch_pages=batch_pages,
+            batch_size=batch_size,
+            token_dtype=token_dtype,
+            dpi=dpi,
+            max_pixels=max_pixels,
+            rebuild=rebuild,
+            dry_run=dry_run,
+            json_output=json_output,
+            wait=wait,
+            ocr=ocr,
+            ocr_lang=ocr_lang,
+            ocr_workers=ocr_workers,
+        )
+    )
+
+
+def _complete(*choices: str):
+    """A shell-completion function offering ``choices``."""
+    return lambda incomplete: [choice for choice in choices if choice.startswith(incomplete)]
+
+
+@app.command()
+def search(
+    query: Optional[str] = typer.Argument(None, help="The query text. Leave it out on a terminal for an interactive prompt.", show_default=False),
+    queries: Optional[str] = typer.Option(
+        None,
+        "--queries",
+        "-q",
+        help="Run many queries from FILE ('-' for stdin): one per line, plain text or JSON {\"qid\", \"query\"}. "
+        "Prints JSON lines; from a pipe each line is answered as soon as it arrives.",
+    ),
+    like: Optional[str] = typer.Option(
+        None, "--like", metavar="PATH[:PAGE]", help="More like this: rank pages by similarity to an indexed page (its stored vectors, no re-encoding)."
+    ),
+    store: Optional[Path] = StoreOption,
+    mode: str = typer.Option(
+        "smart", "--mode", help="smart (anchor + late), pooled (anchor only) or late (MaxSim only, over every page: no anchor shortlist).", autocompletion=_complete("smart", "pooled", "late")
+    ),
+    lambda_anchor: Optional[float] = typer.Option(None, "--lambda-anchor", help=f"Weight of the pooled cosine. Default: {defaults.LAMBDA_ANCHOR}.", show_default=False),
+    lambda_late: Optional[float] = typer.Option(None, "--lambda-late", help=f"Weight of the MaxSim term. Default: {defaults.LAMBDA_LATE}.", show_default=False),
+    top_k: int = typer.Option(defaults.TOP_K, "--top-k", "-k", min=1, help="Results per query."),
+    json_output: bool = typer.Option(False, "--json", help="One JSON object per query per line on stdout."),
+    files_only: bool = typer.Option(False, "--files-only", "-l", help="Only PATH:PAGE (PATH for an image) per result, one per line."),
+    explain: bool = typer.Option(False, "--explain", help="Show, per query token, the page word it matched and the similarity."),
+    path_prefix: list[str] = typer.Option([], "--path-prefix", metavar="PREFIX", help="Only results whose path starts with PREFIX (repeatable).", show_default=False),
+    glob: list[str] = typer.Option([], "--glob", metavar="PATTERN", help="Only results matching PATTERN: '*.pdf' matches file names, 'manuals/*' paths (repeatable).", show_default=False),
+    kind: Optional[str] = typer.Option(
+        None, "--kind", metavar="pdf|image", help="Only results of this kind.", show_default=False, autocompletion=_complete("pdf", "image")
+    ),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Only results scoring at least this (in the --mode's scale).", show_default=False),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", min=1, help=f"Items scored per chunk. Default: automatic (about {defaults.CHUNK_TOKENS // 1000}k token states per chunk).", show_default=False),
+    device: str = DeviceOption,
+    image: Optional[Path] = typer.Option(
+        None, "--image", help="Search with the picture in PATH instead of text (stores built with an image model).", show_default=False
+    ),
+    candidates: int = typer.Option(
+        defaults.CANDIDATES, "--candidates", min=1, help="Two-stage search: rank every page by its pooled vector, then score the top K with SMART (only their token states are read)."
+    ),
+    exhaustive: bool = typer.Option(False, "--exhaustive", help="Score every page with SMART (no first stage)."),
+) -> None:
+    """Search the index with plain-language QUERY, many --queries, a picture (--image) or --like an indexed page."""
+    from smartcli.cli.search_cmd import run_search
+
+    raise typer.Exit(
+        run_search(
+            query=query,
+            queries_file=queries,
+            like=like,
+            store=store,
+            mode=mode,
+            lambda_anchor=lambda_anchor,
+            lambda_late=lambda_late,
+            top_k=top_k,
+            json_output=json_output,
+            files_only=files_only,
+            explain=explain,
+            path_prefixes=path_prefix,
+            globs=glob,
+            kind=kind,
+            min_score=min_score,
+            chunk_size=chunk_size,
+            device=device,
+            image=image,
+            shortlist=None if exhaustive else candidates,
+        )
+    )
+
+
+@app.command()
+def status(
+    store: Optional[Path] = StoreOption,
+    json_output: bool = typer.Option(False, "--json", help="Print the status as one JSON object."),
+) -> None:
+    """Show what the store holds and how many indexed files changed on disk since."""
+    from smartcli.cli.status_cmd import run_status
+
+    raise typer.Exit(run_status(store, json_output))
+
+
+@app.command("eval")
+def evaluate(
+    queries: Path = typer.Option(..., "--queries", "-q", help="Judged queries, JSON lines: {\"qid\", \"query\", \"relevant\": [{\"file\", \"page\"}], \"kind\"?}. Files match by base name or by path.", show_default=False),
+    store: Optional[Path] = StoreOption,
+    lambda_anchor: Optional[float] = typer.Option(None, "--lambda-anchor", help=f"Weight of the pooled cosine for the smart row. Default: {defaults.LAMBDA_ANCHOR}.", show_default=False),
+    lambda_late: Optional[float] = typer.Option(None, "--lambda-late", help=f"Weight of the MaxSim term for the smart row. Default: {defaults.LAMBDA_LATE}.", show_default=False),
+    sweep: bool = typer.Option(False, "--sweep", help="Also score a grid of lambda_late values (lambda_anchor 1) and mark the best row."),
+    per_query: bool = typer.Option(False, "--per-query", help="Also show each query's first relevant rank and scores (smart row)."),
+    top_k: int = typer.Option(defaults.TOP_K, "--k", "-k", min=1, help="Cut-off rank of the metrics."),
+    json_output: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
+    device: str = DeviceOption,
+    candidates: int = typer.Option(
+        defaults.CANDIDATES, "--candidates", min=1, help="Measure two-stage search with this shortlist, as `smart search` runs it."
+    ),
+    exhaustive: bool = typer.Option(False, "--exhaustive", help="Measure exhaustive search (every page scored with SMART)."),
+) -> None:
+    """Measure MRR@k, Recall@k and nDCG@k of pooled, late and smart search on judged queries (on the path `smart search` takes)."""
+    from smartcli.cli.eval_cmd import run_eval
+
+    raise typer.Exit(
+        run_eval(queries, store, lambda_anchor, lambda_late, sweep, per_query, top_k, json_output, device, None if exhaustive else candidates)
+    )
+
+
+@app.command()
+def compact(
+    store: Optional[Path] = StoreOption,
+    wait: bool = typer.Option(False, "--wait", help="If another writer holds the store, wait for it instead of exiting with code 5."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """Reclaim the space of removed and replaced files by rewriting segments (`smart index` also does this past 25% dead rows)."""
+    from smartcli.cli.compact_cmd import run_compact
+
+    raise typer.Exit(run_compact(store, wait, json_output))
+
+
+def main() -> None:
+    import os
+
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("smart: interrupted\n")
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        if os.environ.get("SMART_DEBUG"):
+            raise
+        from smartcli.cli.present import warn
+
+        warn(f"unexpected error: {type(exc).__name__}: {exc} (set SMART_DEBUG=1 to see where)")
+        sys.exit(EXIT_ERROR)

@@ -1,0 +1,30 @@
+"""`smart compact`: ``Index.compact``, and what it reclaimed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from smartcli.cli.errors import EXIT_OK, describe, exit_code
+from smartcli.cli.present import format_bytes, print_json_line, print_line, warn
+
+
+def run_compact(store_path: Path | None, wait: bool, json_output: bool) -> int:
+    from smartcli import Index, SmartError
+
+    try:
+        index = Index.open(store_path)
+        result = index.compact(wait=wait)
+    except SmartError as exc:
+        warn(describe(exc))
+        return exit_code(exc)
+    if json_output:
+        print_json_line({**result.as_json(), "segments": result.segments, "bytes": result.bytes})
+    elif result.segments_rewritten:
+        print_line(
+            f"{result.segments_rewritten} segment(s) rewritten into {result.segments_written}, "
+            f"{result.dead_rows_dropped} dead row(s) dropped, {format_bytes(result.bytes_reclaimed)} reclaimed "
+            f"(old segment files are deleted after a grace period, so running searches can finish)"
+        )
+    else:
+        print_line("nothing to compact")
+    return EXIT_OK

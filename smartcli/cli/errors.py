@@ -1,0 +1,72 @@
+"""The one place where engine errors become exit codes and the sentences a person reads."""
+
+from __future__ import annotations
+
+import shlex
+
+from smartcli import ErrorKind, SmartError
+
+# Exit codes (documented in the README).
+EXIT_OK = 0
+EXIT_ERROR = 1  # fatal: damaged store, model cannot load, unexpected failure
+EXIT_USAGE = 2  # bad arguments, an unusable input file or an empty query (also Typer's own code for usage errors)
+EXIT_SKIPPED = 3  # index finished, but some files were skipped or only partly read (each reported on stderr)
+EXIT_NO_INDEX = 4  # no store at the given path yet
+EXIT_BUSY = 5  # another `smart index` or `smart compact` holds the store's write lock
+EXIT_MODEL_MISMATCH = 6  # the store was built with another model
+
+_EXIT_CODES = {
+    ErrorKind.STORE_MISSING: EXIT_NO_INDEX,
+    ErrorKind.STORE_EMPTY: EXIT_NO_INDEX,
+    ErrorKind.STORE_BUSY: EXIT_BUSY,
+    ErrorKind.MODEL_MISMATCH: EXIT_MODEL_MISMATCH,
+    ErrorKind.BAD_OPTION: EXIT_USAGE,
+    ErrorKind.BAD_INPUT: EXIT_USAGE,
+    ErrorKind.NOT_FOUND: EXIT_USAGE,
+}
+
+# API parameter -> the flag a person types.
+FLAGS = {
+    "max_pixels": "--max-pixels",
+    "dpi": "--dpi",
+    "ocr": "--ocr",
+    "ocr_lang": "--ocr-lang",
+    "token_dtype": "--token-dtype",
+    "mode": "--mode",
+    "device": "--device",
+}
+
+
+def exit_code(exc: SmartError) -> int:
+    return _EXIT_CODES.get(exc.kind, EXIT_ERROR)
+
+
+def describe(exc: SmartError) -> str:
+    """The engine's message with what a person can do about it."""
+    message, kind = str(exc), exc.kind
+    if kind in (ErrorKind.STORE_MISSING, ErrorKind.STORE_EMPTY):
+        return f"{message} (run `smart index PATH` first)"
+    if kind is ErrorKind.STORE_BUSY:
+        return f"another `smart index` or `smart compact` is writing to {exc.details.get('path')}; try again when it ends, or pass --wait"
+    if kind in (ErrorKind.STORE_DAMAGED, ErrorKind.STORE_SCHEMA):
+        return f"{message}; {rebuild_hint(exc.details.get('roots'))}"
+    if kind is ErrorKind.MODEL_MISMATCH:
+        return f"{message}; use another --store or `smart index --rebuild`"
+    if kind is ErrorKind.NOT_FOUND and message.endswith("name one"):
+        return f"{message} as {exc.details.get('path')}:PAGE"
+    if kind is ErrorKind.MODEL_LOAD and exc.option == "device":
+        return "--device cuda was asked for, but no CUDA device is available"
+    if kind is ErrorKind.BAD_OPTION and exc.option:
+        flag = FLAGS.get(exc.option, "--" + exc.option.replace("_", "-"))
+        if "stored" in exc.details:
+            return f"this store was indexed with {flag} {exc.details['stored']}; use that, or `smart index --rebuild` to change it"
+        if exc.details.get("reason") == "text_model":
+            return f"--dpi and --max-pixels apply to image models; {exc.details['model']} reads text"
+        return f"{flag}: {message}"
+    return message
+
+
+def rebuild_hint(roots: list[str] | None = None) -> str:
+    """How to get out of damage: the rebuild command, with the paths the store indexed when known."""
+    paths = " ".join(shlex.quote(r) for r in roots) if roots else "PATH..."
+    return f"rebuild it with `smart index --rebuild {paths}`"

@@ -1,0 +1,164 @@
+"""`smart index`: update the index through ``Index.update``, with progress on stderr and a summary on stdout."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from smartcli.cli.errors import EXIT_OK, EXIT_SKIPPED, describe, exit_code
+from smartcli.cli.present import format_bytes, print_json_line, print_line, printable, stderr, warn
+
+
+def run_index(
+    paths: list[Path],
+    store_path: Path | None,
+    model: str | None,
+    device: str,
+    batch_pages: int,
+    batch_size: int | None,
+    token_dtype: str,
+    rebuild: bool,
+    dry_run: bool,
+    json_output: bool,
+    wait: bool = False,
+    dpi: float | None = None,
+    max_pixels: int | None = None,
+    ocr: str = "auto",
+    ocr_lang: str = "eng",
+    ocr_workers: int = 0,
+) -> int:
+    from smartcli import Index, SmartError
+
+    try:
+        index = Index.open(store_path, create=True, model=model, device=device, token_dtype=token_dtype)
+        if dry_run:
+            print_plan(index.plan(paths, ocr=ocr, ocr_lang=ocr_lang, wait=wait), json_output)
+            return EXIT_OK
+        with _Progress(index.path) as events:
+            summary = index.update(
+                paths, ocr=ocr, ocr_lang=ocr_lang, ocr_workers=ocr_workers, batch_pages=batch_pages, batch_size=batch_size,
+                dpi=dpi, max_pixels=max_pixels, rebuild=rebuild, wait=wait, events=events,
+            )
+    except SmartError as exc:
+        warn(describe(exc))
+        return exit_code(exc)
+    print_summary(summary, json_output)
+    return EXIT_OK if summary.complete else EXIT_SKIPPED
+
+
+class _Progress:
+    """The engine's events as a rich progress display on stderr (pages, and OCR when it runs)."""
+
+    def __init__(self, store_path: Path):
+        from smartcli import UpdateEvents
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.store_path = store_path
+        show = stderr.is_terminal
+        self.progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("pages"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=stderr,
+            disable=not show,
+        )
+        outer = self
+
+        class Events(UpdateEvents):
+            wants_progress = show
+
+            def message(self, text: str) -> None:
+                outer.progress.console.print(f"smart: {printable(text)}", highlight=False, markup=False, soft_wrap=True)
+
+            def started(self, total_pages: int) -> None:
+                outer.progress.update(outer.task, total=total_pages)
+
+            def pages_done(self, n: int) -> None:
+                outer.progress.advance(outer.task, n)
+
+            def ocr_queued(self, n: int) -> None:
+                outer.progress.update(outer.ocr_task, total=outer.progress.tasks[outer.ocr_task].total + n, visible=True)
+
+            def ocr_done(self, n: int) -> None:
+                outer.progress.advance(outer.ocr_task, n)
+
+            def waiting(self) -> None:
+                warn(f"waiting for another writer to finish with {outer.store_path}")
+
+        self.events = Events()
+
+    def __enter__(self):
+        self.progress.__enter__()
+        self.task = self.progress.add_task("indexing", total=0)
+        self.ocr_task = self.progress.add_task("OCR", total=0, visible=False)
+        return self.events
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+
+def print_plan(plan, json_output: bool) -> None:
+    data = plan.as_json()
+    if json_output:
+        print_json_line(data)
+        return
+    actions = (
+        [("add", p) for p in data["add"]]
+        + [("update", p) for p in data["update"]]
+        + [("move", f"{m['from']} -> {m['to']}") for m in data["move"]]
+        + [("copy", p) for p in data["copy"]]
+        + [("remove", p) for p in data["remove"]]
+        + [("skip", f"{s['path']}: {s['reason']}") for s in data["skip"]]
+    )
+    for action, what in actions:
+        print_line(f"{action:7} {what}")
+    print_line(f"{data['unchanged']} unchanged")
+
+
+def print_summary(summary, json_output: bool) -> None:
+    from smartcli.cli.present import not_encoded_warnings
+
+    for line in not_encoded_warnings(summary.not_encoded, summary.ocr):
+        warn(line)
+    if summary.compaction:
+        c = summary.compaction
+        warn(
+            f"compacted the store: {c['segments_rewritten']} segment(s) rewritten into {c['segments_written']}, "
+            f"{c['dead_rows_dropped']} dead row(s) dropped, {format_bytes(c['bytes_reclaimed'])} reclaimed"
+        )
+    if json_output:
+        print_json_line(summary.as_json())
+        return
+    line = (
+        f"{summary.added} added, {summary.updated} updated, {summary.removed} removed, "
+        f"{summary.moved} moved, {summary.copied} copied, {summary.unchanged} unchanged, "
+        f"{len(summary.skipped)} skipped" + (f", {len(summary.partly_indexed)} partly indexed" if summary.partly_indexed else "")
+    )
+    print_line(line)
+    if summary.skipped:
+        print_line(f"skipped: {reasons_line(summary.skipped)}")
+    if summary.partly_indexed:
+        print_line(f"partly indexed: {len(summary.partly_indexed)} damaged file(s), readable pages kept")
+    if summary.pages_encoded:
+        print_line(
+            f"{summary.pages_encoded} pages encoded, {summary.tokens_encoded} token states, "
+            f"{format_bytes(summary.bytes_written)} written ({format_bytes(summary.bytes_per_page)} per page)"
+        )
+    ocr = summary.ocr or {}
+    if ocr.get("attempted"):
+        print_line(
+            f"{ocr['attempted']} pages through OCR ({ocr['language']}), text from {ocr['pages']}, "
+            f"in {ocr['seconds']:.1f} s ({ocr['attempted'] / max(ocr['seconds'], 1e-9):.2f} pages/s, "
+            f"{ocr['workers']} workers)"
+        )
+    print_line(f"store: {summary.store}")
+
+
+def reasons_line(skipped) -> str:
+    """``2 not a readable PDF, 1 empty file``: skipped files counted by reason (details are on stderr)."""
+    counts = Counter(s.reason.split(" (")[0] for s in skipped)
+    return ", ".join(f"{n} {reason}" for reason, n in counts.most_common())

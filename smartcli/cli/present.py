@@ -1,0 +1,233 @@
+"""Rendering for people (rich, stderr for chatter) and for machines (JSON lines on stdout)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from smartcli import Note
+
+stdout = Console(soft_wrap=False)
+stderr = Console(stderr=True)
+
+
+# Control characters (a newline in a file name would split a line) and the lone
+# surrogates Python uses for bytes of a file name that are not valid UTF-8.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_char(match: re.Match) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte of a file name
+        return f"\\x{code - 0xDC00:02x}"
+    return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(match.group()) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def printable(text: str) -> str:
+    """``text`` on one line and encodable: control characters and undecodable bytes escaped (``\\n``, ``\\xff``)."""
+    return _UNPRINTABLE.sub(_escape_char, text)
+
+
+def warn(message: str) -> None:
+    """One line on stderr, prefixed so it stands out in logs."""
+    stderr.print(Text(f"smart: {printable(message)}"), highlight=False, soft_wrap=True)
+
+
+def print_line(text: str) -> None:
+    """One line of results on stdout: printable, never wrapped, no markup."""
+    stdout.print(printable(text), highlight=False, markup=False, soft_wrap=True)
+
+
+def print_json_line(obj: dict) -> None:
+    # Lone surrogates (file names that are not UTF-8) cannot be written as UTF-8; as
+    # \udcXX escapes the line stays valid UTF-8 and json.loads + os.fsencode give the
+    # original bytes back.
+    text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False))
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def display_path(path: str) -> str:
+    """A path relative to the working directory when it is below it, printable on one line."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return printable(path)
+    return printable(path if rel.startswith("..") else rel)
+
+
+HIGHLIGHT_STYLE = "bold magenta"
+
+
+def results_table(query: str, hits, show_late: bool = True) -> Table:
+    table = Table(title=Text(query, style="bold"), title_justify="left", expand=False, show_lines=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("score", justify="right", style="bold")
+    table.add_column("anchor", justify="right")
+    if show_late:
+        table.add_column("late", justify="right")
+    table.add_column("file", overflow="fold", style="cyan")
+    table.add_column("page", justify="right")
+    table.add_column("snippet", overflow="fold", ratio=1)
+    for hit in hits:
+        row = [str(hit.rank), f"{hit.score:.3f}", f"{hit.anchor:.3f}"]
+        if show_late:
+            row.append("" if hit.late is None else f"{hit.late:.3f}")
+        row += [Text(display_path(hit.item.path)), str(hit.item.page), highlighted(hit.snippet, hit.highlights)]
+        table.add_row(*row)
+    return table
+
+
+def highlighted(text: str, spans) -> Text:
+    """``text`` with the character ranges ``spans`` in the highlight style (bold survives NO_COLOR)."""
+    rich_text = Text(text)
+    for start, end in spans:
+        rich_text.stylize(HIGHLIGHT_STYLE, start, end)
+    return rich_text
+
+
+def explain_table(hit) -> Table:
+    """Per query token: the word of the page it matched (MaxSim arg-max) and the similarity."""
+    table = Table(box=None, pad_edge=False, show_header=True)
+    table.add_column("query token")
+    table.add_column("matched", style=HIGHLIGHT_STYLE)
+    table.add_column("similarity", justify="right")
+    for index, match in enumerate(hit.matches):
+        token = match.query_token if match.query_token is not None else f"token {index}"
+        matched = match.word if match.word is not None else f"token {match.doc_token}"
+        table.add_row(Text(token), Text(matched), f"{match.similarity:.3f}")
+    return table
+
+
+def file_line(hit) -> str:
+    """``path:page`` for a page of a document, ``path`` for an item that is a whole file (an image)."""
+    return hit.item.path if hit.item.kind == "image" else f"{hit.item.path}:{hit.item.page}"
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+class AnswerPrinter:
+    """Prints each query's answer in one form: a table for people, JSON lines, or file lines.
+
+    ``framed`` (several answers on one stream) ends each answer in the files form with an
+    empty line, so that a program reading the stream knows where one answer stops.
+    """
+
+    FORMS = ("table", "json", "files")
+
+    def __init__(self, form: str, explain: bool = False, show_late: bool = True, framed: bool = False):
+        assert form in self.FORMS
+        self.form = form
+        self.explain = explain
+        self.show_late = show_late
+        self.framed = framed
+
+    def answer(self, hits, query: str | None = None, qid: str | None = None, like=None, image=None) -> None:
+        """``like`` is the item a "more like this" search started from, ``image`` the path of a
+        picture query (with either, ``query`` is None)."""
+        if self.form == "json":
+            print_json_line(self._json(hits, query, qid, like, image))
+        elif self.form == "files":
+            for hit in hits:
+                print_line(file_line(hit))
+            if self.framed:
+                print_line("")
+        else:
+            self._table(hits, query, like, image)
+
+    def error(self, message: str, qid: str | None = None) -> None:
+        """An answer that could not be given (a bad input line); keeps one answer per query."""
+        if self.form == "json":
+            print_json_line({"query": None, "qid": qid, "error": message, "results": []})
+        elif self.form == "files" and self.framed:
+            print_line("")
+
+    def _json(self, hits, query, qid, like, image) -> dict:
+        data = {"query": query}
+        if image is not None:
+            data["image"] = str(image.resolve())
+        data["qid"] = qid
+        if like is not None:
+            data["like"] = {"path": like.path, "page": like.page}
+        data["results"] = [hit.as_json(explain=self.explain) for hit in hits]
+        return data
+
+    def _table(self, hits, query, like, image) -> None:
+        if not hits:
+            warn("no results")
+            return
+        if like is not None:
+            title = f"more like {display_path(like.path)} page {like.page}"
+        else:
+            title = f"image: {display_path(str(image))}" if image is not None else printable(query)
+        stdout.print(results_table(title, hits, show_late=self.show_late))
+        if self.explain:
+            for hit in hits:
+                stdout.print()
+                stdout.print(Text.assemble((f"#{hit.rank} ", "dim"), (display_path(hit.item.path), "cyan"), f" page {hit.item.page}"))
+                stdout.print(explain_table(hit))
+
+
+# -- why pages were not encoded ----------------------------------------------------------------
+
+NOTE_WORDS = {
+    Note.IMAGE_WITHOUT_TEXT: "image: no text for a text model",
+    Note.NO_TEXT_LAYER: "page has no text layer",
+    Note.OCR_PENDING: "waiting for OCR",
+    Note.OCR_MISSING_LANGUAGE: "OCR language data missing",
+    Note.OCR_NO_TEXT: "OCR found no text",
+    Note.OCR_FAILED: "OCR failed",
+    Note.PAGE_UNREADABLE: "page could not be read",
+}
+
+
+def note_words(code: str) -> str:
+    try:
+        return NOTE_WORDS[Note(code)]
+    except ValueError:
+        return code
+
+
+def not_encoded_warnings(not_encoded: dict, ocr: dict | None) -> list[str]:
+    """Lines saying which pages of an index run were recorded without vectors, and why."""
+    counts = {Note(note): n for note, n in not_encoded.items()}
+    lines = []
+    if counts.get(Note.IMAGE_WITHOUT_TEXT):
+        lines.append(
+            f"{counts[Note.IMAGE_WITHOUT_TEXT]} image(s) recorded but not encoded: the text model reads no pixels "
+            "(use an image model or --ocr auto)"
+        )
+    if counts.get(Note.OCR_MISSING_LANGUAGE):
+        lines.append(f"{counts[Note.OCR_MISSING_LANGUAGE]} page(s) or image(s) recorded without text: {ocr_install_hint(ocr or {})}")
+    if counts.get(Note.OCR_NO_TEXT):
+        lines.append(f"{counts[Note.OCR_NO_TEXT]} page(s) or image(s) in which OCR found no text recorded but not encoded")
+    shown = (Note.IMAGE_WITHOUT_TEXT, Note.OCR_MISSING_LANGUAGE, Note.OCR_NO_TEXT)
+    textless = sum(n for note, n in counts.items() if note not in shown)
+    if textless:
+        lines.append(f"{textless} page(s) without a usable text layer recorded but not encoded")
+    return lines
+
+
+def ocr_install_hint(ocr: dict) -> str:
+    """How to get the OCR language data a run lacked (``ocr``: the run's OCR summary)."""
+    missing = ocr.get("missing_languages") or [ocr.get("language", "eng")]
+    packages = " ".join(f"tesseract-ocr-{lang.lower().replace('_', '-')}" for lang in missing)
+    where = f"not in {ocr['tessdata']}" if ocr.get("tessdata") else "no tessdata folder found"
+    return (
+        f"OCR language data for {'+'.join(missing)} is missing ({where}): install it "
+        f"(Debian/Ubuntu: `sudo apt-get install {packages}`) or set TESSDATA_PREFIX to a folder "
+        f"holding {missing[0]}.traineddata, then run `smart index` again to OCR them"
+    )

@@ -1,0 +1,320 @@
+"""`smart search`: one query, many (--queries, streamed from a pipe), a prompt, a picture (--image) or --like."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, TextIO
+
+from smartcli.cli.errors import EXIT_OK, EXIT_USAGE, describe, exit_code
+from smartcli.cli.present import AnswerPrinter, stderr, warn
+
+if TYPE_CHECKING:  # imported lazily at run time: argument errors must not pay for numpy
+    from smartcli import Index, Scope
+
+# Queries read from a regular file are scored this many at a time, sharing each read of the
+# token states. From a pipe or a terminal each query is answered as soon as its line arrives.
+QUERY_GROUP = 32
+KINDS = ("pdf", "image")
+MODES = ("smart", "pooled", "late")
+PROMPT = "search> "
+HISTORY_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class Request:
+    """What every query of one run shares: the options of ``Index.search``."""
+
+    top_k: int
+    mode: str
+    lambda_anchor: float | None
+    lambda_late: float | None
+    scope: Scope
+    min_score: float | None
+
+    @property
+    def options(self) -> dict:
+        return dict(mode=self.mode, lambda_anchor=self.lambda_anchor, lambda_late=self.lambda_late, scope=self.scope, min_score=self.min_score)
+
+    @property
+    def shows_late(self) -> bool:
+        return self.mode == "late" or (self.mode == "smart" and self.lambda_late != 0)
+
+
+def run_search(
+    query: str | None,
+    queries_file: str | None,
+    like: str | None,
+    store: Path | None,
+    mode: str,
+    lambda_anchor: float | None,
+    lambda_late: float | None,
+    top_k: int,
+    json_output: bool,
+    files_only: bool,
+    explain: bool,
+    path_prefixes: list[str],
+    globs: list[str],
+    kind: str | None,
+    min_score: float | None,
+    chunk_size: int | None,
+    device: str,
+    image: Path | None = None,
+    shortlist: int | None = None,
+) -> int:
+    interactive = query is None and queries_file is None and like is None and image is None
+    problem = usage_problem(query, queries_file, like, image, interactive, json_output, files_only, explain, kind, mode)
+    if problem:
+        warn(problem)
+        return EXIT_USAGE
+    try:
+        like_target = parse_like(like) if like is not None else None
+    except ValueError as exc:
+        warn(str(exc))
+        return EXIT_USAGE
+    request = build_request(mode, lambda_anchor, lambda_late, top_k, path_prefixes, globs, kind, min_score)
+    form = "json" if json_output else "files" if files_only else "json" if queries_file else "table"
+    printer = AnswerPrinter(form, explain=explain, show_late=request.shows_late, framed=queries_file is not None)
+    stream = None
+    if queries_file is not None:
+        try:
+            stream = open_queries(queries_file)  # before the model loads: a wrong name fails at once
+        except OSError as exc:
+            warn(f"{queries_file}: {exc.strerror.lower() if exc.strerror else exc}")
+            return EXIT_USAGE
+    if interactive:
+        warn("loading the index and the model…")
+    from smartcli import Index, SmartError
+
+    try:
+        # A process that answers many queries keeps token states in memory between them.
+        index = Index.open(store, device=device, chunk_size=chunk_size, candidates=shortlist, warm=interactive or stream is not None)
+        if like_target is not None:
+            source = index.item(*like_target)
+            printer.answer(index.like(*like_target, k=request.top_k, **request.options), like=source)
+            return EXIT_OK
+        if image is not None:
+            printer.answer(index.search_image(image, k=request.top_k, **request.options), image=image)
+            return EXIT_OK
+        if stream is not None:
+            with stream:
+                return run_queries(index, stream, "stdin" if queries_file == "-" else queries_file, request, printer)
+        if interactive:
+            return run_prompt(index, request, printer)
+        printer.answer(index.search(query, k=request.top_k, **request.options), query=query)
+        return EXIT_OK
+    except SmartError as exc:
+        warn(describe(exc))
+        return exit_code(exc)
+
+
+def usage_problem(query, queries_file, like, image, interactive, json_output, files_only, explain, kind, mode) -> str | None:
+    """Why the arguments cannot work together, or None. Checked before anything heavy is loaded."""
+    if sum(x is not None for x in (query, queries_file, like, image)) > 1:
+        return "give only one of QUERY, --queries FILE, --image PATH and --like PATH[:PAGE]"
+    if interactive and not sys.stdin.isatty():
+        return "give a QUERY, --queries FILE ('-' for stdin), --image PATH or --like PATH[:PAGE] (with none, a terminal gets a prompt)"
+    if query is not None and not query.strip():
+        return "the query is empty"
+    if json_output and files_only:
+        return "--json and --files-only exclude each other"
+    if explain and files_only:
+        return "--explain shows why pages matched; it cannot be combined with --files-only"
+    if kind is not None and kind not in KINDS:
+        return f"--kind must be one of {', '.join(KINDS)}, not {kind!r}"
+    if mode not in MODES:
+        return f"unknown mode {mode!r}; choose one of {', '.join(MODES)}"
+    return None
+
+
+def build_request(mode, lambda_anchor, lambda_late, top_k, path_prefixes, globs, kind, min_score) -> Request:
+    from smartcli import Scope
+
+    scope = Scope(
+        path_prefixes=tuple(absolute_prefix(p) for p in path_prefixes),
+        globs=tuple(globs),
+        kinds=(kind,) if kind else (),
+    )
+    return Request(top_k, mode, lambda_anchor, lambda_late, scope, min_score)
+
+
+def absolute_prefix(prefix: str) -> str:
+    """An absolute path prefix; a trailing slash is kept, so that ``docs/`` does not match ``docs2``."""
+    absolute = os.path.abspath(os.path.expanduser(prefix))
+    return absolute + os.sep if prefix.endswith(os.sep) and not absolute.endswith(os.sep) else absolute
+
+
+def parse_like(value: str) -> tuple[str, int | None]:
+    """``PATH`` or ``PATH:PAGE`` (a path that itself ends in ``:digits`` wins when it exists)."""
+    path, sep, page = value.rpartition(":")
+    if sep and page.isdigit() and path and not os.path.exists(value):
+        if int(page) < 1:
+            raise ValueError(f"--like {value}: pages are numbered from 1")
+        return os.path.abspath(os.path.expanduser(path)), int(page)
+    return os.path.abspath(os.path.expanduser(value)), None
+
+
+# -- many queries: a file, or a stream another program keeps open ------------------------
+
+
+@dataclass
+class QueryLine:
+    number: int
+    qid: str | None
+    text: str | None
+    error: str | None = None
+
+
+def read_queries(stream: TextIO, name: str) -> Iterator[QueryLine]:
+    """Queries from ``stream`` as their lines arrive: plain text or ``{"qid": ..., "query": ...}``.
+
+    Blank lines are skipped. A line that is not a usable query comes back with ``error`` set.
+    """
+    for number, line in enumerate(iter(stream.readline, ""), 1):
+        line = line.strip()
+        if not line:
+            continue
+        if not line.startswith("{"):
+            yield QueryLine(number, None, line)
+            continue
+        try:
+            obj = json.loads(line)
+            qid = None if obj.get("qid") is None else str(obj["qid"])
+            text = obj["query"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            yield QueryLine(number, None, None, f"{name}:{number}: not a JSON object with a \"query\" field")
+            continue
+        if not isinstance(text, str) or not text.strip():
+            yield QueryLine(number, qid, None, f"{name}:{number}: the query is empty or not a string")
+            continue
+        yield QueryLine(number, qid, text)
+
+
+def open_queries(source: str) -> TextIO:
+    return sys.stdin if source == "-" else open(source, encoding="utf-8")
+
+
+def is_regular_file(stream: TextIO) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def run_queries(index: Index, stream: TextIO, name: str, request: Request, printer: AnswerPrinter) -> int:
+    """Answer every query of ``stream`` in order; a pipe gets each answer before its next line is read."""
+    group = QUERY_GROUP if is_regular_file(stream) else 1
+    bad_lines = 0
+    pending: list[QueryLine] = []
+    try:
+        for line in read_queries(stream, name):
+            if line.error is None:
+                pending.append(line)
+                if len(pending) >= group:
+                    answer_group(index, pending, request, printer)
+                    pending = []
+                continue
+            answer_group(index, pending, request, printer)  # keep answers in input order
+            pending = []
+            warn(line.error)
+            printer.error(line.error, line.qid)
+            bad_lines += 1
+        answer_group(index, pending, request, printer)
+    except UnicodeDecodeError as exc:
+        warn(f"{name}: not UTF-8 text ({exc.reason})")
+        return EXIT_USAGE
+    return EXIT_USAGE if bad_lines else EXIT_OK
+
+
+def answer_group(index: Index, lines: list[QueryLine], request: Request, printer: AnswerPrinter) -> None:
+    if not lines:
+        return
+    results = index.search_many([line.text for line in lines], request.top_k, **request.options)
+    for line, hits in zip(lines, results):
+        printer.answer(hits, query=line.text, qid=line.qid)
+
+
+# -- the interactive prompt -----------------------------------------------------------------
+
+
+def run_prompt(index: Index, request: Request, printer: AnswerPrinter) -> int:
+    """Read queries at a prompt until Ctrl-D, with the model and the index kept loaded."""
+    index.load()  # the snapshot and the model, before the first prompt
+    history = start_history()
+    stderr.print(
+        f"{len(index)} pages indexed with {index.model.name}. Type a query; Ctrl-D quits.",
+        style="dim",
+        highlight=False,
+    )
+    try:
+        while True:
+            text = read_prompt_line()
+            if text is None:
+                return EXIT_OK
+            if not text:
+                continue
+            started = time.perf_counter()
+            try:
+                hits = index.search(text, k=request.top_k, **request.options)
+            except KeyboardInterrupt:
+                warn("interrupted")
+                continue
+            printer.answer(hits, query=text)
+            elapsed = (time.perf_counter() - started) * 1000
+            stderr.print(f"{len(hits)} results in {elapsed:.0f} ms", style="dim", highlight=False)
+    finally:
+        save_history(history)
+
+
+def read_prompt_line() -> str | None:
+    """The next query typed at the prompt; None at end of input (Ctrl-D). Ctrl-C clears the line."""
+    # The prompt belongs to the terminal: when stdout is redirected it goes to stderr instead.
+    to_stdout = sys.stdout.isatty()
+    while True:
+        try:
+            if not to_stdout:
+                sys.stderr.write(PROMPT)
+                sys.stderr.flush()
+            return input(PROMPT if to_stdout else "").strip()
+        except EOFError:
+            sys.stderr.write("\n")
+            return None
+        except KeyboardInterrupt:
+            sys.stderr.write("\n")
+
+
+def history_path() -> Path:
+    state_home = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(state_home) / "smart" / "search_history"
+
+
+def start_history() -> Path | None:
+    """Turn on line editing and the saved history; None where readline is unavailable."""
+    try:
+        import readline
+    except ImportError:
+        return None
+    path = history_path()
+    readline.set_history_length(HISTORY_LENGTH)
+    try:
+        readline.read_history_file(path)
+    except OSError:
+        pass  # no history yet
+    return path
+
+
+def save_history(path: Path | None) -> None:
+    if path is None:
+        return
+    import readline
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        readline.write_history_file(path)
+    except OSError as exc:
+        warn(f"cannot save the query history to {path}: {exc.strerror or exc}")

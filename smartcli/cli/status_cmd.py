@@ -1,0 +1,76 @@
+"""`smart status`: what the store holds and whether the files behind it changed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from smartcli.cli.errors import EXIT_ERROR, EXIT_OK, describe, exit_code, rebuild_hint
+from smartcli.cli.present import format_bytes, note_words, print_json_line, printable, stdout, warn
+
+
+def run_status(store_path: Path | None, json_output: bool) -> int:
+    """Print the status; a damaged store is still described, with the problem on stderr and exit code 1."""
+    from smartcli import Index, SmartError
+
+    try:
+        report = Index.open(store_path).status()
+    except SmartError as exc:
+        warn(describe(exc))
+        return exit_code(exc)
+    if json_output:
+        print_json_line(report.as_json())
+    else:
+        print_status(report.as_json())
+    hint = rebuild_hint(report.roots)
+    for problem in report.store_problems:
+        warn(f"the store at {report.store} is damaged: {problem}; {hint}")
+    return EXIT_ERROR if report.store_problems else EXIT_OK
+
+
+def describe_ocr(ocr: dict) -> str:
+    line = f"{ocr['pages']} pages read by OCR" + (f" ({', '.join(ocr['by_language'])})" if ocr["by_language"] else "")
+    if ocr["missing_language_data"]:
+        line += f", {ocr['missing_language_data']} waiting for OCR language data (see `smart index`)"
+    if ocr["nothing_found"]:
+        line += f", {ocr['nothing_found']} with no text OCR could read"
+    return line
+
+
+def print_status(r: dict) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    updated = dt.datetime.fromtimestamp(r["updated"]).isoformat(" ", "seconds") if r["updated"] else "never"
+    changed = r["changed_on_disk"]
+    rows = [
+        ("store", r["store"]),
+        ("model", f"{r['model']} ({r['model_fingerprint']}, {r['dims']} dims, tokens as {r['token_dtype']})" if r["model"] else "-"),
+        ("indexed paths", ", ".join(map(printable, r["roots"])) or "-"),
+        ("files", ", ".join(f"{n} {kind}" for kind, n in sorted(r["files"].items())) or "0"),
+        ("skipped files", str(r["skipped_files"])),
+        ("pages encoded", f"{r['encoded_items']} of {r['items']} ({r['shared_items']} sharing a copy's vectors)"),
+        ("not encoded", ", ".join(f"{n} {note_words(note)}" for note, n in r["not_encoded"].items()) or "0"),
+        ("OCR", describe_ocr(r["ocr"])),
+        ("token states", str(r["tokens"])),
+        ("size on disk", f"{format_bytes(r['bytes'])} ({format_bytes(r['bytes_per_item'] or 0)} per encoded page)"),
+        ("segments", segments_line(r)),
+        ("last update", updated),
+        ("changed since", f"{changed['modified']} modified, {changed['missing']} missing, {changed['new']} new"),
+    ]
+    if r["store_problems"]:
+        rows.append(("damaged", "; ".join(r["store_problems"])))
+    for key, value in rows:
+        table.add_row(key, Text(printable(value)))
+    stdout.print(table, highlight=False)
+
+
+def segments_line(r: dict) -> str:
+    line = f"{r['segments']} ({r['garbage_rows']} dead rows"
+    line += "; `smart compact` reclaims them)" if r["garbage_rows"] else ")"
+    if r["retired_segments"]:
+        line += f", {r['retired_segments']} retired, deleted after a grace period"
+    return line

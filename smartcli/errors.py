@@ -1,0 +1,87 @@
+"""Errors the engine raises: each carries a kind, the CLI (or any caller) decides how to word it.
+
+Messages say what happened in the engine's own terms (paths, model names, parameter names of
+the Python API); they never name a command-line flag or suggest a command. Hints for people
+belong to the presenter (``smartcli.cli.errors``).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorKind(str, enum.Enum):
+    STORE_MISSING = "store_missing"  # no store at the path
+    STORE_EMPTY = "store_empty"  # a store with nothing indexed yet
+    STORE_BUSY = "store_busy"  # another writer holds the store's lock
+    STORE_DAMAGED = "store_damaged"  # catalog or segment files damaged or missing
+    STORE_SCHEMA = "store_schema"  # written by another version of smart
+    STORE_UNWRITABLE = "store_unwritable"  # the store cannot be created or changed here
+    MODEL_MISMATCH = "model_mismatch"  # the store was built with another model
+    MODEL_LOAD = "model_load"  # the model cannot be loaded (or the device is unavailable)
+    BAD_OPTION = "bad_option"  # a setting the engine cannot take; ``option`` names it
+    BAD_INPUT = "bad_input"  # an input file (query picture, judgments) that cannot be used
+    NOT_FOUND = "not_found"  # a page or file asked for is not in the index
+
+
+class SmartError(Exception):
+    """An engine error: ``kind`` says what class of problem, ``str(exc)`` what happened.
+
+    ``option`` names the API parameter a BAD_OPTION is about; ``details`` holds facts a
+    presenter may word (e.g. ``roots`` of a damaged store, for the rebuild hint).
+    """
+
+    def __init__(self, kind: ErrorKind, message: str, option: str | None = None, **details):
+        super().__init__(message)
+        self.kind = kind
+        self.option = option
+        self.details = details
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name when it has none), at most ``limit`` characters."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+class _KindedError(SmartError):
+    """A SmartError whose class fixes its kind (so callers may catch the class)."""
+
+    default_kind: ErrorKind
+
+    def __init__(self, message: str, option: str | None = None, kind: ErrorKind | None = None, **details):
+        super().__init__(kind or self.default_kind, message, option, **details)
+
+
+class StoreError(_KindedError):
+    """The store is missing, damaged, busy, of another schema or another model."""
+
+    default_kind = ErrorKind.STORE_DAMAGED
+
+
+class StoreMissing(StoreError):
+    default_kind = ErrorKind.STORE_MISSING
+
+
+class StoreBusy(StoreError):
+    default_kind = ErrorKind.STORE_BUSY
+
+
+class StoreDamaged(StoreError):
+    default_kind = ErrorKind.STORE_DAMAGED
+
+
+class ModelMismatch(StoreError):
+    default_kind = ErrorKind.MODEL_MISMATCH
+
+
+class ModelLoadError(_KindedError):
+    """The model could not be loaded; ``str(exc)`` says why."""
+
+    default_kind = ErrorKind.MODEL_LOAD
+
+
+class OptionError(_KindedError):
+    """A setting the engine cannot take (``option`` names the parameter)."""
+
+    default_kind = ErrorKind.BAD_OPTION

@@ -1,0 +1,200 @@
+"""Find indexable files under the given paths and read their pages.
+
+A *source file* is a PDF or an image on disk. Each source file yields one or more
+*pages*: every PDF page is one (1-based numbering), an image is a single page 1.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from smartcli.errors import first_line
+from smartcli.ingest.files import UnreadableFile, file_type, open_pdf, os_reason
+from smartcli.ingest.render import validate_image
+
+PDF_SUFFIXES = frozenset({".pdf"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
+
+# A page whose text layer has fewer visible characters than this is treated as text-less.
+MIN_TEXT_CHARS = 1
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str  # absolute path, symlinks not resolved (the name the user sees)
+    kind: str  # "pdf" or "image"
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+    unlisted: bool = False  # a directory whose contents could not be listed
+
+
+@dataclass
+class PageText:
+    page: int  # 1-based
+    text: str  # stripped text layer ("" when the page has none)
+    error: str | None = None  # why the page's text could not be read
+
+
+@dataclass
+class Document:
+    """What could be read of a source file."""
+
+    pages: list[PageText] = field(default_factory=list)
+    damage: str | None = None  # why the file was only partly readable
+
+
+def kind_of(path: str) -> str | None:
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in PDF_SUFFIXES:
+        return "pdf"
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    return None
+
+
+def discover(roots: Iterable[str | Path]) -> tuple[list[SourceFile], list[Skipped]]:
+    """Walk ``roots`` recursively and return the indexable files, sorted by path.
+
+    Directory symlinks are followed once (loops are cut); unreadable entries are
+    reported as skipped rather than raised.
+    """
+    found: dict[str, SourceFile] = {}
+    skipped: list[Skipped] = []
+    seen_dirs: set[tuple[int, int]] = set()
+    for root in roots:
+        root = os.path.abspath(os.fspath(root))
+        try:
+            is_dir = stat.S_ISDIR(os.stat(root).st_mode)
+        except OSError as exc:
+            # A missing root's files are gone; an unreachable one's may still be there.
+            skipped.append(Skipped(root, _stat_reason(root, exc), unlisted=exc.errno not in (errno.ENOENT, errno.ELOOP)))
+            continue
+        if is_dir:
+            _walk(root, found, skipped, seen_dirs)
+        else:
+            _add_file(root, found, skipped, explicit=True)
+    return [found[p] for p in sorted(found)], skipped
+
+
+def _walk(top: str, found: dict, skipped: list, seen_dirs: set) -> None:
+    try:
+        st = os.stat(top)
+    except OSError as exc:
+        skipped.append(Skipped(top, os_reason(exc), unlisted=exc.errno not in (errno.ENOENT, errno.ELOOP)))
+        return
+    key = (st.st_dev, st.st_ino)
+    if key in seen_dirs:
+        return  # a symlink loop or a directory reached twice
+    seen_dirs.add(key)
+    try:
+        with os.scandir(top) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+    except OSError as exc:
+        skipped.append(Skipped(top, f"directory cannot be listed ({os_reason(exc)})", unlisted=True))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            is_dir = entry.is_dir()  # follows symlinks
+        except OSError as exc:
+            unlisted = exc.errno not in (errno.ELOOP, errno.ENOENT)
+            skipped.append(Skipped(entry.path, os_reason(exc), unlisted=unlisted))
+            continue
+        if is_dir:
+            _walk(entry.path, found, skipped, seen_dirs)
+        else:
+            _add_file(entry.path, found, skipped, explicit=False)
+
+
+def _add_file(path: str, found: dict, skipped: list, explicit: bool) -> None:
+    kind = kind_of(path)
+    if kind is None:
+        if explicit:
+            skipped.append(Skipped(path, "not a PDF or a supported image type"))
+        return
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        skipped.append(Skipped(path, _stat_reason(path, exc)))
+        return
+    if not stat.S_ISREG(st.st_mode):
+        skipped.append(Skipped(path, f"not a regular file ({file_type(st.st_mode)})"))
+        return
+    found[path] = SourceFile(path=path, kind=kind, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def _stat_reason(path: str, exc: OSError) -> str:
+    if exc.errno == errno.ENOENT and os.path.islink(path):
+        return "dangling symbolic link (its target does not exist)"
+    return os_reason(exc)
+
+
+def count_pages(source: SourceFile) -> int:
+    """Number of pages an item will yield; 1 for images and for unreadable PDFs."""
+    if source.kind != "pdf":
+        return 1
+    try:
+        with open_pdf(source.path) as doc:
+            return doc.page_count
+    except (UnreadableFile, OSError):
+        return 1
+
+
+def read_document(source: SourceFile) -> Document:
+    """Read the text layer of each page of ``source`` (images: validate, one text-less page).
+
+    Raises :class:`UnreadableFile` when the file cannot be read at all. A file that is
+    only partly readable (a PDF MuPDF had to repair, pages whose text cannot be
+    extracted) comes back with ``damage`` saying so.
+    """
+    try:
+        if source.kind == "image":
+            validate_image(source.path)
+            return Document(pages=[PageText(page=1, text="")])
+        return _read_pdf(source.path)
+    except OSError as exc:
+        raise UnreadableFile(os_reason(exc)) from None
+
+
+def _read_pdf(path: str) -> Document:
+    document = Document()
+    with open_pdf(path) as doc:
+        for index in range(doc.page_count):
+            try:
+                text = doc[index].get_text("text")
+            except Exception as exc:  # MuPDF raises several types for broken pages
+                document.pages.append(PageText(page=index + 1, text="", error=first_line(exc)))
+                continue
+            document.pages.append(PageText(page=index + 1, text=normalize_text(text)))
+        repaired = doc.is_repaired
+    broken = [p.page for p in document.pages if p.error]
+    if repaired or broken:
+        with_text = sum(1 for p in document.pages if p.text)
+        what = "damaged PDF, repaired on reading" if repaired else "damaged PDF"
+        detail = f"; text of page(s) {_page_list(broken)} could not be read" if broken else ""
+        document.damage = f"{what}{detail}; indexed what was readable ({with_text} of {len(document.pages)} pages have text)"
+    return document
+
+
+def _page_list(pages: list[int], shown: int = 5) -> str:
+    head = ", ".join(map(str, pages[:shown]))
+    return head + (f" and {len(pages) - shown} more" if len(pages) > shown else "")
+
+
+def normalize_text(text: str) -> str:
+    """Collapse the layout whitespace of a text layer; keep paragraph-ish breaks as spaces."""
+    text = text.replace("\u00ad", "")  # soft hyphens split words in PDF text layers
+    text = " ".join(text.split())
+    return text if len(text) >= MIN_TEXT_CHARS else ""

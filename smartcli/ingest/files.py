@@ -1,0 +1,118 @@
+"""Safe access to source files: every read of a PDF or an image goes through here.
+
+A file can be swapped for a named pipe after discovery; a plain open() would then wait
+forever for a writer, so files are opened without blocking and checked to be regular.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import stat
+
+from smartcli.errors import first_line
+
+
+class UnreadableFile(Exception):
+    """A source file that cannot be read at all; ``str(exc)`` is the reason."""
+
+
+def os_reason(exc: OSError) -> str:
+    """A short, lower-case reason for an OS error (no path, no errno number)."""
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop (too many levels of symbolic links)"
+    return exc.strerror.lower() if exc.strerror else str(exc)
+
+
+def file_type(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def open_regular(path: str) -> int:
+    """Open ``path`` for reading without ever blocking, and only if it is a regular file.
+
+    A file can be swapped for a named pipe after discovery; a plain open() would then
+    wait forever for a writer.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnreadableFile(f"not a regular file ({file_type(mode)})")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a regular file's content. Raises OSError or :class:`UnreadableFile`."""
+    digest = hashlib.sha256()
+    with os.fdopen(open_regular(path), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _quiet_pymupdf():
+    import pymupdf
+
+    # MuPDF would otherwise print its own diagnostics; we report one line per file instead.
+    pymupdf.TOOLS.mupdf_display_errors(False)
+    pymupdf.TOOLS.mupdf_display_warnings(False)
+    return pymupdf
+
+
+@contextlib.contextmanager
+def open_content(path: str):
+    """The file at ``path`` as an open binary file, checked to be a regular, non-empty file.
+
+    Everything that reads a source file goes through here, so a file swapped for a named
+    pipe after discovery is refused instead of blocking the run.
+    """
+    with os.fdopen(open_regular(path), "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise UnreadableFile("empty file")
+        yield f
+
+
+def open_pdf(path: str):
+    """Open a PDF with PyMuPDF, raising :class:`UnreadableFile` with a short reason."""
+    pymupdf = _quiet_pymupdf()
+    with open_content(path) as f:
+        try:
+            doc = _open_with_pymupdf(pymupdf, f)
+        except OSError:
+            raise
+        except Exception as exc:  # PyMuPDF raises several types for broken files
+            message = str(exc)
+            if message.startswith("Failed to open"):  # the message repeats the path; say what it means
+                raise UnreadableFile("not a readable PDF (no PDF structure could be found or repaired)") from None
+            raise UnreadableFile(f"not a readable PDF ({first_line(exc)})") from None
+    if doc.needs_pass:
+        doc.close()
+        raise UnreadableFile("encrypted PDF (a password is required)")
+    if doc.page_count == 0:
+        doc.close()
+        raise UnreadableFile("PDF has no pages")
+    return doc
+
+
+def _open_with_pymupdf(pymupdf, f):
+    """Open the already-checked file ``f``: through /proc (the very same file, an ASCII name
+    MuPDF accepts even when the real one is not UTF-8), else from memory."""
+    by_descriptor = f"/proc/self/fd/{f.fileno()}"
+    if os.path.exists(by_descriptor):
+        return pymupdf.open(by_descriptor, filetype="pdf")
+    return pymupdf.open(stream=f.read(), filetype="pdf")

@@ -1,0 +1,267 @@
+"""Bring a store up to date with the files under some paths.
+
+The run plans first (planning.py: what is new, changed, moved, copied, gone, unchanged), applies the
+catalog-only changes (moves, copies, removals) in one transaction, then reads and
+encodes the rest in batches, committing each batch atomically so an interrupted run
+keeps what it finished and the next run resumes where it stopped.
+
+A file's identity is its path; its content's identity is its SHA-256. Size and mtime
+decide cheaply that a file is unchanged; only files that differ are hashed. Content
+already in the index (a moved, renamed or copied file) is never encoded again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from smartcli import defaults
+from smartcli.ingest.discovery import Skipped, SourceFile, UnreadableFile, count_pages, read_document
+from smartcli.ingest.pictures import check_image_file, encode_pictures, pages_per_batch, reads_pixels
+from smartcli.ingest.planning import Plan
+from smartcli.models.base import Encoder
+from smartcli.store.catalog import CatalogChanges, FileCopy, FileRecord, PageRecord, Store
+from smartcli.store.notes import Note
+
+DEFAULT_BATCH_PAGES = defaults.BATCH_PAGES
+READ_AHEAD_FILES = 2  # files read in the background while the current batch is encoded
+REASON_RACE = "changed or deleted while being indexed (left for the next run)"
+
+
+@dataclass
+class IndexSummary:
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    moved: int = 0
+    copied: int = 0
+    unchanged: int = 0
+    pages_encoded: int = 0
+    tokens_encoded: int = 0
+    not_encoded: Counter = field(default_factory=Counter)  # Note -> pages
+    skipped: list[Skipped] = field(default_factory=list)
+    partly_indexed: list[Skipped] = field(default_factory=list)  # damaged files whose readable pages were indexed
+    bytes_written: int = 0
+    compaction: dict | None = None  # what the automatic compaction did, if it ran
+    store: str = ""
+    ocr: dict | None = None  # OcrStats.as_json() of the run
+
+    @property
+    def bytes_per_page(self) -> float:
+        return self.bytes_written / self.pages_encoded if self.pages_encoded else 0.0
+
+    @property
+    def complete(self) -> bool:
+        """True when every file was read whole (exit code 0 rather than 3)."""
+        return not self.skipped and not self.partly_indexed
+
+    def as_json(self) -> dict:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "removed": self.removed,
+            "moved": self.moved,
+            "copied": self.copied,
+            "unchanged": self.unchanged,
+            "pages_encoded": self.pages_encoded,
+            "tokens_encoded": self.tokens_encoded,
+            "not_encoded": {str(note): n for note, n in self.not_encoded.items()},
+            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "partly_indexed": [{"path": s.path, "reason": s.reason} for s in self.partly_indexed],
+            "bytes_written": self.bytes_written,
+            "compaction": self.compaction,
+            "store": self.store,
+            "bytes_per_page": round(self.bytes_per_page),
+            "ocr": self.ocr,
+        }
+
+
+class Indexer:
+    def __init__(
+        self,
+        store: Store,
+        encoder: Encoder,
+        batch_pages: int = DEFAULT_BATCH_PAGES,
+        encode_batch_size: int = defaults.TEXT_BATCH_SIZE,
+        report: Callable[[str], None] = lambda message: None,
+        ocr=None,
+    ):
+        self.store = store
+        self.encoder = encoder
+        self.batch_pages = pages_per_batch(encoder, batch_pages, store.token_dtype)
+        self.encode_batch_size = encode_batch_size
+        self.pixels = reads_pixels(encoder)  # pages become pictures; text-less pages and images are encoded
+        self.report = report
+        # An ocr.OcrRunner, or None: pages without a text layer stay text-less.
+        self.ocr = ocr if not self.pixels else None
+        self._progress: Callable[[int], None] = lambda n: None
+
+    def run(self, plan: Plan, hashes: dict[str, str], progress: Callable[[int], None] = lambda n: None) -> IndexSummary:
+        self._progress = progress
+        summary = IndexSummary(unchanged=len(plan.unchanged) + len(plan.touched))
+        for skipped in plan.skipped:
+            self._skip(summary, skipped)
+        orphan_copies = self._apply_catalog_changes(plan, hashes, summary, progress)
+        self._encode_all(orphan_copies + plan.to_encode, hashes, plan, summary, progress)
+        self._copy_duplicates(plan, hashes, summary, progress)
+        return summary
+
+    def _apply_catalog_changes(self, plan, hashes, summary, progress) -> list[SourceFile]:
+        """Moves, copies, touches and removals in one transaction. Returns the copies that must be encoded
+        after all (no indexed file holds their content any more)."""
+        fresh_copies = [s for s in plan.copied if not _changed_on_disk(s)]
+        changes = CatalogChanges(
+            moves=[(old, s.path, s.size, s.mtime_ns) for old, s in plan.moved],
+            copies=[FileCopy(s.path, s.size, s.mtime_ns, hashes[s.path]) for s in fresh_copies],
+            touches=[(s.path, s.size, s.mtime_ns) for s in plan.touched],
+            removals=plan.removed,
+        )
+        not_copied = set(self.store.apply_changes(changes))
+        summary.removed, summary.moved = len(plan.removed), len(plan.moved)
+        for source in plan.copied:
+            if source not in fresh_copies:
+                self._skip(summary, Skipped(source.path, REASON_RACE))
+        copied = [s for s in fresh_copies if s.path not in not_copied]
+        self._count_copies(summary, copied, plan)
+        progress(len(copied))
+        return [s for s in fresh_copies if s.path in not_copied]
+
+    def _encode_all(self, sources, hashes, plan, summary, progress) -> None:
+        batch: list[FileRecord] = []
+        for record in self._read_ahead(sources, hashes):
+            waiting_for_ocr = self.ocr.claim(record) if self.ocr else 0
+            progress((len(record.pages) or 1) - waiting_for_ocr)
+            batch.append(record)
+            if sum(len(r.pages) for r in batch) >= self.batch_pages:
+                self._commit(batch, summary, plan)
+                batch = []
+        if batch:
+            self._commit(batch, summary, plan)
+
+    def _read_ahead(self, sources: list[SourceFile], hashes: dict[str, str]):
+        """Yield each source's FileRecord in order, reading the next files on a background thread.
+
+        PDF parsing then overlaps the model's forward passes, which release the GIL.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-read") as pool:
+            queue = deque()
+            remaining = iter(sources)
+            for source in itertools.islice(remaining, READ_AHEAD_FILES):
+                queue.append(pool.submit(self._read, source, hashes.get(source.path)))
+            while queue:
+                record = queue.popleft().result()
+                following = next(remaining, None)
+                if following is not None:
+                    queue.append(pool.submit(self._read, following, hashes.get(following.path)))
+                yield record
+
+    def _copy_duplicates(self, plan, hashes, summary, progress) -> None:
+        """Files whose content another file of this run has: share its freshly committed rows."""
+        if not plan.duplicates:
+            return
+        fresh = [s for s in plan.duplicates if not _changed_on_disk(s)]
+        for source in plan.duplicates:
+            if source not in fresh:
+                self._skip(summary, Skipped(source.path, REASON_RACE))
+        copies = [FileCopy(s.path, s.size, s.mtime_ns, hashes[s.path]) for s in fresh]
+        not_copied = set(self.store.apply_changes(CatalogChanges(copies=copies)))
+        self._count_copies(summary, [s for s in fresh if s.path not in not_copied], plan)
+        progress(len(fresh))
+        # The first file with this content could not be indexed (unreadable, changed): try this one.
+        self._encode_all([s for s in fresh if s.path in not_copied], hashes, plan, summary, lambda n: None)
+
+    @staticmethod
+    def _count_copies(summary: IndexSummary, sources: list[SourceFile], plan: Plan) -> None:
+        for source in sources:
+            if source.path in plan.previously_indexed:
+                summary.updated += 1
+            else:
+                summary.copied += 1
+
+    def _skip(self, summary: IndexSummary, skipped: Skipped) -> None:
+        summary.skipped.append(skipped)
+        self.report(f"skipped {skipped.path}: {skipped.reason}")
+
+    def _read(self, source: SourceFile, sha256: str | None) -> FileRecord:
+        record = FileRecord(source.path, source.kind, source.size, source.mtime_ns, sha256, pages=[])
+        try:
+            if self.pixels and source.kind == "image":
+                check_image_file(source.path)
+            document = read_document(source)
+        except UnreadableFile as exc:
+            record.status, record.reason = "skipped", str(exc)
+            return record
+        for page in document.pages:
+            if page.error:
+                note = Note.PAGE_UNREADABLE
+            elif self.pixels:
+                note = None
+            elif source.kind == "image":
+                note = Note.IMAGE_WITHOUT_TEXT
+            elif not page.text:
+                note = Note.NO_TEXT_LAYER
+            else:
+                note = None
+            record.pages.append(PageRecord(page.page, page.text or None, None, note, detail=page.error))
+        record.reason = document.damage  # reported once the file is committed
+        return record
+
+    def _commit(self, batch: list[FileRecord], summary: IndexSummary, plan: Plan) -> None:
+        if self.ocr:
+            self.ocr.fill(self._progress)
+        if self.pixels:
+            pictured = [(r.path, r.kind, p) for r in batch if r.status == "indexed" for p in r.pages if p.note is None]
+            encode_pictures(self.encoder, pictured, self.encode_batch_size, self.report, self.store.token_dtype)
+        pages = [p for r in batch if r.status == "indexed" for p in r.pages if p.note is None and p.encoded is None]
+        texts = [p.text for p in pages]
+        for page, encoded in zip(pages, self.encoder.encode_documents(texts, self.encode_batch_size) if texts else []):
+            if encoded.tokens.shape[0] == 0:
+                page.note = Note.NO_TEXT_LAYER
+            else:
+                page.encoded = encoded
+        # A file that changed after it was hashed and read is left as it was in the catalog.
+        intact: list[FileRecord] = []
+        for record in batch:
+            if _changed_on_disk(record):
+                self._skip(summary, Skipped(record.path, REASON_RACE))
+            else:
+                intact.append(record)
+        segment = self.store.write_segment(intact)
+        self.store.commit_files(intact, segment)
+        for record in intact:
+            self._count(record, summary, plan)
+        summary.bytes_written += segment.bytes if segment else 0
+
+    def _count(self, record: FileRecord, summary: IndexSummary, plan: Plan) -> None:
+        if record.status != "indexed":
+            self._skip(summary, Skipped(record.path, record.reason))
+            return
+        if record.reason:
+            summary.partly_indexed.append(Skipped(record.path, record.reason))
+            self.report(f"partly indexed {record.path}: {record.reason}")
+        if record.path in plan.previously_indexed:
+            summary.updated += 1
+        else:
+            summary.added += 1
+        for page in record.pages:
+            if page.encoded is not None:
+                summary.pages_encoded += 1
+                summary.tokens_encoded += page.encoded.tokens.shape[0]
+            else:
+                summary.not_encoded[page.note] += 1
+
+
+def _changed_on_disk(source: SourceFile | FileRecord) -> bool:
+    try:
+        st = os.stat(source.path)
+    except OSError:
+        return True
+    return (st.st_size, st.st_mtime_ns) != (source.size, source.mtime_ns)
+
+
+def total_pages(files: Iterable[SourceFile]) -> int:
+    return sum(count_pages(f) for f in files)

@@ -1,0 +1,428 @@
+"""OCR: a text channel for scanned PDF pages and pictures of text.
+
+MuPDF, inside PyMuPDF, links Tesseract; it needs only Tesseract's trained language
+files (``eng.traineddata`` ...), found through ``TESSDATA_PREFIX`` or the usual
+install folders. A page is rendered to a pixmap, MuPDF writes it as a one-page PDF
+with Tesseract's text layer, and that text layer is read back.
+
+OCR is slow (seconds per page), so it runs in worker processes. PyMuPDF objects
+cannot be pickled: a job carries a file path and a page number and the worker opens
+the file itself. The indexer hands each freshly read file to :meth:`OcrRunner.claim`,
+which marks the pages that want OCR and queues them at once; :meth:`OcrRunner.fill`
+waits for a batch's pages before the batch is encoded and committed.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import signal
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Callable
+
+from smartcli import defaults
+from smartcli.errors import OptionError, first_line
+from smartcli.store.notes import Note
+
+OCR_MODES = ("auto", "always", "never")
+DEFAULT_LANGUAGE = defaults.OCR_LANGUAGE
+# Tesseract reads best at about 300 dpi (its documented sweet spot; 200 dpi lost words
+# on the development scans).
+OCR_DPI = 300
+# In auto mode a PDF page is OCR'd when its text layer is empty, or has fewer letters and
+# digits than this (a page number, a scanner's stamp such as "Scanned by ...") and shows a
+# picture: a short text layer alone, such as a chapter title page, is all there is to read.
+AUTO_MIN_CHARS = 50
+# Small images are enlarged (at most 2x) until their longer side reaches this many
+# pixels, so that screenshot-sized text is tall enough for Tesseract; huge ones are
+# reduced to MAX_PIXELS.
+SMALL_IMAGE_SIDE = 2000
+MAX_PIXELS = 40_000_000
+
+_LANGUAGE = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
+# Where distributions put the language files when TESSDATA_PREFIX is unset.
+_TESSDATA_GLOBS = (
+    "/usr/share/tesseract-ocr/*/tessdata",  # Debian, Ubuntu
+    "/usr/share/tessdata",  # Fedora, Arch
+    "/usr/local/share/tessdata",  # source builds, Homebrew on Intel
+    "/opt/homebrew/share/tessdata",  # Homebrew on Apple silicon
+    "/opt/local/share/tessdata",  # MacPorts
+    "/usr/local/share/tesseract-ocr/*/tessdata",
+)
+
+
+# -- settings ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OcrSettings:
+    mode: str = defaults.OCR_MODE
+    language: str = DEFAULT_LANGUAGE  # Tesseract syntax: "eng", "eng+deu"
+    tessdata: str | None = None  # folder holding <language>.traineddata; None: none found
+    workers: int = 1
+
+    @property
+    def languages(self) -> list[str]:
+        return self.language.split("+")
+
+    @property
+    def missing_languages(self) -> list[str]:
+        return [lang for lang in self.languages if not _has_language(self.tessdata, lang)]
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "never"
+
+    @property
+    def available(self) -> bool:
+        return self.enabled and not self.missing_languages
+
+
+def resolve_settings(mode: str, language: str, workers: int = 0) -> OcrSettings:
+    """Settings with the language data folder found and ``workers`` (0: one per CPU) fixed.
+
+    Raises :class:`OptionError` for a mode or language that cannot work.
+    """
+    if mode not in OCR_MODES:
+        raise OptionError(f"must be one of {', '.join(OCR_MODES)}, not {mode!r}", option="ocr")
+    if not _LANGUAGE.match(language):
+        raise OptionError(f"takes Tesseract language codes joined by '+' (eng, eng+deu), not {language!r}", option="ocr_lang")
+    tessdata = find_tessdata(language.split("+")) if mode != "never" else None
+    return OcrSettings(mode=mode, language=language, tessdata=tessdata, workers=workers or _cpu_count())
+
+
+def find_tessdata(languages: list[str]) -> str | None:
+    """``$TESSDATA_PREFIX`` when set, else the first install folder holding all ``languages``.
+
+    With none holding them all, the first existing folder is returned (so the message
+    about missing data can name where it looked), else None.
+    """
+    if os.environ.get("TESSDATA_PREFIX"):
+        return os.environ["TESSDATA_PREFIX"]
+    folders = [path for pattern in _TESSDATA_GLOBS for path in sorted(glob.glob(pattern), reverse=True) if os.path.isdir(path)]
+    def holds_all(folder: str) -> bool:
+        return all(_has_language(folder, lang) for lang in languages)
+
+    found = next(filter(holds_all, folders), None) or next(filter(holds_all, _tesseract_reported_folder(folders)), None)
+    return found or (folders[0] if folders else None)
+
+
+def _tesseract_reported_folder(known: list[str]) -> list[str]:
+    """The folder an installed ``tesseract`` program reports (PyMuPDF's own lookup, which runs it)."""
+    import pymupdf
+
+    try:
+        folder = pymupdf.get_tessdata()
+    except Exception:  # no tesseract program: PyMuPDF raises RuntimeError
+        return []
+    return [folder] if folder not in known and os.path.isdir(folder) else []
+
+
+def _has_language(tessdata: str | None, language: str) -> bool:
+    return bool(tessdata) and os.path.isfile(os.path.join(tessdata, f"{language}.traineddata"))
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# -- one page (runs in a worker process) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OcrJob:
+    path: str
+    kind: str  # "pdf" or "image"
+    page: int  # 1-based
+    language: str
+    tessdata: str
+    only_if_pictured: bool = False  # read a PDF page only when it shows an image
+
+
+@dataclass(frozen=True)
+class OcrResult:
+    text: str
+    error: str | None = None
+    cpu_seconds: float = 0.0  # the worker's CPU time for this page
+    ran: bool = True  # False: an only_if_pictured page without images, left alone
+
+
+def recognize(job: OcrJob) -> OcrResult:
+    """The normalized OCR text of one PDF page or image; never raises."""
+    from smartcli.ingest.discovery import UnreadableFile, normalize_text
+
+    start = time.process_time()
+    try:
+        pixmap = _pdf_page_pixmap(job) if job.kind == "pdf" else _image_pixmap(job.path)
+        if pixmap is None:
+            return OcrResult("", None, time.process_time() - start, ran=False)
+    except UnreadableFile as exc:
+        return OcrResult("", str(exc), time.process_time() - start)
+    except Exception as exc:
+        what = "cannot render the page" if job.kind == "pdf" else "not a readable image"
+        return OcrResult("", f"{what} ({_short(exc, job.path)})", time.process_time() - start)
+    try:
+        text = _tesseract_text(pixmap, job.language, job.tessdata)
+    except Exception as exc:
+        return OcrResult("", f"OCR failed: {_short(exc, job.path)}", time.process_time() - start)
+    return OcrResult(normalize_text(text), None, time.process_time() - start)
+
+
+def _pdf_page_pixmap(job: OcrJob):
+    """The page rendered for OCR, or None for an only_if_pictured page that shows no image."""
+    import pymupdf
+
+    from smartcli.ingest.files import open_pdf
+
+    with open_pdf(job.path) as doc:
+        page = doc[job.page - 1]
+        if job.only_if_pictured and not page.get_image_info():  # get_image_info also sees inline images
+            return None
+        return page.get_pixmap(dpi=OCR_DPI, colorspace=pymupdf.csRGB, alpha=False)
+
+
+def _image_pixmap(path: str):
+    """An image file as an RGB pixmap: first frame, upright, transparency on white, OCR-sized."""
+    import pymupdf
+
+    from smartcli.ingest.render import load_image
+
+    image = _enlarged(load_image(path, MAX_PIXELS))
+    return pymupdf.Pixmap(pymupdf.csRGB, image.width, image.height, image.tobytes(), 0)
+
+
+def _enlarged(image):
+    from PIL import Image
+
+    longer = max(image.size)
+    if longer >= SMALL_IMAGE_SIDE:
+        return image
+    scale = min(2.0, SMALL_IMAGE_SIDE / longer)
+    size = (round(image.width * scale), round(image.height * scale))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def _tesseract_text(pixmap, language: str, tessdata: str) -> str:
+    import pymupdf
+
+    # MuPDF's OCR writer returns an empty text layer for grey pixmaps: it must be RGB.
+    data = pixmap.pdfocr_tobytes(compress=False, language=language, tessdata=tessdata)
+    with pymupdf.open("pdf", data) as doc:
+        return doc[0].get_text("text")
+
+
+def _worker_init(parent: int) -> None:
+    import pymupdf
+
+    # Ctrl-C is the parent's to handle; workers stop when it shuts the pool down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pymupdf.TOOLS.mupdf_display_errors(False)
+    pymupdf.TOOLS.mupdf_display_warnings(False)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    # A worker whose parent is killed would wait on its task queue forever (the queue's
+    # write end lives in every worker too), so it watches for being orphaned itself.
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _short(exc: Exception, path: str) -> str:
+    message = first_line(exc, limit=10_000)
+    message = message.replace(f"'{path}'", "").replace(path, "").replace("  ", " ").strip(" :")
+    return message[:200] or type(exc).__name__
+
+
+# -- the indexer's side ------------------------------------------------------------------
+
+
+def usable_chars(text: str | None) -> int:
+    """Letters and digits, the measure of a usable text layer."""
+    return sum(ch.isalnum() for ch in text or "")
+
+
+@dataclass
+class OcrStats:
+    pages: int = 0  # pages whose text now comes from OCR
+    attempted: int = 0  # pages OCR read
+    nothing_found: int = 0
+    failed: int = 0
+    missing_data: int = 0  # pages left text-less for lack of language data
+    cpu_seconds: float = 0.0  # summed over workers
+    wall_seconds: float = 0.0  # while OCR was running
+
+    def as_json(self, settings: OcrSettings) -> dict:
+        return {
+            "mode": settings.mode,
+            "language": settings.language,
+            "missing_languages": settings.missing_languages if settings.enabled else [],
+            "tessdata": settings.tessdata,
+            "workers": settings.workers,
+            "pages": self.pages,
+            "attempted": self.attempted,
+            "nothing_found": self.nothing_found,
+            "failed": self.failed,
+            "missing_language_data": self.missing_data,
+            "seconds": round(self.wall_seconds, 2),
+            "pages_per_second": round(self.attempted / self.wall_seconds, 3) if self.wall_seconds else None,
+            "cpu_seconds_per_page": round(self.cpu_seconds / self.attempted, 3) if self.attempted else None,
+        }
+
+
+@dataclass
+class _Waiting:
+    record: object  # store.FileRecord
+    page: object  # store.PageRecord
+    future: Future
+
+
+class OcrRunner:
+    """Decides which pages want OCR and runs it in a pool of worker processes.
+
+    ``on_queued(n)`` and ``on_done(n)`` let a progress display follow the work;
+    ``report`` gets one-line messages about single pages.
+    """
+
+    def __init__(
+        self,
+        settings: OcrSettings,
+        report: Callable[[str], None] = lambda message: None,
+        on_queued: Callable[[int], None] = lambda n: None,
+        on_done: Callable[[int], None] = lambda n: None,
+    ):
+        self.settings = settings
+        self.report = report
+        self.on_queued = on_queued
+        self.on_done = on_done
+        self.stats = OcrStats()
+        self._pool: ProcessPoolExecutor | None = None
+        self._waiting: list[_Waiting] = []
+        self._started: float | None = None
+
+    def claim(self, record) -> int:
+        """Mark and queue the pages of a freshly read file that OCR should read; returns how many."""
+        if not self.settings.enabled or record.status != "indexed":
+            return 0
+        queued = 0
+        for page in record.pages:
+            textless = page.note in (Note.IMAGE_WITHOUT_TEXT, Note.NO_TEXT_LAYER)
+            wanted = textless or (
+                page.note is None and (self.settings.mode == "always" or usable_chars(page.text) < AUTO_MIN_CHARS)
+            )
+            if not wanted:
+                continue
+            if not self.settings.available:
+                if textless:
+                    page.note = Note.OCR_MISSING_LANGUAGE
+                    self.stats.missing_data += 1
+                continue
+            page.note = Note.OCR_PENDING
+            only_if_pictured = self.settings.mode == "auto" and usable_chars(page.text) > 0
+            job = OcrJob(record.path, record.kind, page.page, self.settings.language, self.settings.tessdata, only_if_pictured)
+            self._waiting.append(_Waiting(record, page, self._submit(job)))
+            queued += 1
+        if queued:
+            self.on_queued(queued)
+        return queued
+
+    def fill(self, page_done: Callable[[int], None] = lambda n: None) -> None:
+        """Wait for the pages queued so far and put their OCR text in place (before their batch is encoded)."""
+        waiting, self._waiting = self._waiting, []
+        if not waiting:
+            return
+        by_future = {w.future: w for w in waiting}
+        for future in as_completed(by_future):
+            self._apply(by_future[future], self._result(future))
+            page_done(1)
+            self.on_done(1)
+        self.stats.wall_seconds += time.perf_counter() - self._started
+        self._started = None
+
+    def close(self, abort: bool = False) -> None:
+        """Shut the workers down; ``abort`` (an interrupt, an error) also stops the pages being read."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        # Cancel queued pages ourselves: shutdown(cancel_futures=True) cancels nothing once
+        # the executor object is gone, and the interpreter would then wait for every page.
+        for waiting in self._waiting:
+            waiting.future.cancel()
+        self._waiting = []
+        if abort:
+            _terminate_workers(pool)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        self.close(abort=exc_type is not None)
+
+    def _submit(self, job: OcrJob) -> Future:
+        if self._pool is None:
+            # spawn, not fork: the parent holds torch's and rich's threads, which a
+            # forked child would inherit in whatever state they were.
+            self._pool = ProcessPoolExecutor(
+                self.settings.workers, get_context("spawn"), initializer=_worker_init, initargs=(os.getpid(),)
+            )
+        if self._started is None:
+            self._started = time.perf_counter()
+        return self._pool.submit(recognize, job)
+
+    def _result(self, future: Future) -> OcrResult:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            # A worker died (out of memory, a crash in native code): start afresh next batch.
+            self.close()
+            return OcrResult("", "OCR failed: the OCR worker stopped unexpectedly")
+
+    def _apply(self, waiting: _Waiting, result: OcrResult) -> None:
+        record, page = waiting.record, waiting.page
+        if not result.ran:
+            page.note = None  # its short text layer is all it has
+            return
+        self.stats.attempted += 1
+        self.stats.cpu_seconds += result.cpu_seconds
+        layer = page.text or ""
+        if result.error:
+            self.stats.failed += 1
+            if record.kind == "image":
+                record.status, record.reason, record.pages = "skipped", result.error, []
+                return  # the indexer reports skipped files
+            self.report(f"page {page.page} of {record.path}: {result.error}")
+            if layer:
+                page.note = None
+            else:
+                page.note, page.detail = Note.OCR_FAILED, result.error
+            return
+        better = bool(result.text) if self.settings.mode == "always" else usable_chars(result.text) > usable_chars(layer)
+        if better:
+            page.text, page.ocr, page.note = result.text, self.settings.language, None
+            self.stats.pages += 1
+        elif layer:
+            page.note = None
+        else:
+            page.note = Note.OCR_NO_TEXT
+            self.stats.nothing_found += 1
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers at once, pages half-read included (Python 3.14 has a method for it)."""
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()

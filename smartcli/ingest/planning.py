@@ -1,0 +1,101 @@
+"""Plan a run: compare the files under some paths with the catalog.
+
+A file's identity is its path; its content's identity is its SHA-256. Size and mtime
+decide cheaply that a file is unchanged; only files that differ are hashed. Content
+already in the index (a moved, renamed or copied file) is never encoded again.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from smartcli.ingest.discovery import Skipped, SourceFile, discover
+from smartcli.ingest.files import UnreadableFile, file_sha256, os_reason
+from smartcli.store.catalog import Store
+
+
+@dataclass
+class Plan:
+    new: list[SourceFile] = field(default_factory=list)
+    changed: list[SourceFile] = field(default_factory=list)
+    moved: list[tuple[str, SourceFile]] = field(default_factory=list)  # (old path, new file)
+    copied: list[SourceFile] = field(default_factory=list)  # content already indexed under another path
+    touched: list[SourceFile] = field(default_factory=list)  # same content, new mtime
+    unchanged: list[SourceFile] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    # Files to encode whose content another file to encode has: encoded once, then copied.
+    duplicates: list[SourceFile] = field(default_factory=list)
+    previously_indexed: set[str] = field(default_factory=set)  # paths whose new version is an update
+
+    @property
+    def to_encode(self) -> list[SourceFile]:
+        return self.new + self.changed
+
+    def as_json(self) -> dict:
+        return {
+            "add": [s.path for s in self.new],
+            "update": [s.path for s in self.changed],
+            "move": [{"from": old, "to": s.path} for old, s in self.moved],
+            "copy": [s.path for s in self.copied + self.duplicates],
+            "remove": self.removed,
+            "skip": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "unchanged": len(self.unchanged) + len(self.touched),
+        }
+
+
+def _under(path: str, roots: Iterable[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def plan_changes(store: Store, roots: list[str], reread: set[str] = frozenset()) -> tuple[Plan, dict[str, str]]:
+    """Compare the files under ``roots`` with the catalog. Returns the plan and the hashes it computed.
+
+    Files in ``reread`` are read again even when unchanged (pages OCR can read now).
+    """
+    sources, skipped = discover(roots)
+    plan = Plan(skipped=list(skipped))
+    known = {f["path"]: f for f in store.files()}
+    present = {s.path for s in sources}
+    abs_roots = [os.path.abspath(r) for r in roots]
+    # Files under a directory that could not be listed are not known to be gone.
+    unlisted = [s.path for s in skipped if s.unlisted]
+    gone = {p: f for p, f in known.items() if _under(p, abs_roots) and p not in present and not _under(p, unlisted)}
+    gone_by_hash = {f["sha256"]: p for p, f in gone.items() if f["sha256"] and f["status"] == "indexed"}
+    indexed_hashes = {f["sha256"] for f in known.values() if f["sha256"] and f["status"] == "indexed"}
+    to_encode_hashes: set[str] = set()
+    hashes: dict[str, str] = {}
+    for source in sources:
+        old = known.get(source.path)
+        was_indexed = old is not None and old["status"] == "indexed"
+        read_again = source.path in reread
+        if was_indexed and (old["size"], old["mtime_ns"]) == (source.size, source.mtime_ns) and not read_again:
+            plan.unchanged.append(source)
+            continue
+        try:
+            digest = file_sha256(source.path)
+        except OSError as exc:
+            plan.skipped.append(Skipped(source.path, os_reason(exc)))
+            continue
+        except UnreadableFile as exc:
+            plan.skipped.append(Skipped(source.path, str(exc)))
+            continue
+        hashes[source.path] = digest
+        if was_indexed:
+            plan.previously_indexed.add(source.path)
+        if was_indexed and old["sha256"] == digest and not read_again:
+            plan.touched.append(source)
+        elif old is None and digest in gone_by_hash:
+            plan.moved.append((gone_by_hash.pop(digest), source))
+        elif digest in indexed_hashes and not read_again:
+            plan.copied.append(source)
+        elif digest in to_encode_hashes:
+            plan.duplicates.append(source)
+        else:
+            to_encode_hashes.add(digest)
+            (plan.changed if was_indexed else plan.new).append(source)
+    moved_from = {old for old, _ in plan.moved}
+    plan.removed = sorted(p for p in gone if p not in moved_from)
+    return plan, hashes

@@ -1,0 +1,83 @@
+"""The model registry: a checkpoint's ``config.json`` ``model_type`` picks its family.
+
+==============  ===============================  ==========================================
+model_type      family                           examples
+==============  ===============================  ==========================================
+``clip``        :class:`ClipEncoder`             openai/clip-vit-base-patch32
+``siglip``      :class:`SiglipEncoder`           google/siglip-base-patch16-224,
+                                                 google/siglip2-base-patch16-224
+``siglip2``     :class:`Siglip2NaflexEncoder`    google/siglip2-base-patch16-naflex
+``qwen3_vl``    :class:`Qwen3VLEmbeddingEncoder` Qwen/Qwen3-VL-Embedding-2B
+``qwen2_vl``    :class:`GmeQwen2VLEncoder`       Alibaba-NLP/gme-Qwen2-VL-2B-Instruct
+any other       text: ``SentenceTransformerText…``  sentence-transformers/all-MiniLM-L6-v2
+==============  ===============================  ==========================================
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+from smartcli.models.base import DEFAULT_MODEL, DEFAULT_MODEL_NAME, Encoder, checkpoint_dir, default_model_path
+
+TEXT_FAMILY = ("smartcli.models.text", "SentenceTransformerTextEncoder")
+# model_type -> (module, class) of the pixel families; every other model_type is a text model.
+PIXEL_FAMILIES = {
+    "clip": ("smartcli.models.clip", "ClipEncoder"),
+    "siglip": ("smartcli.models.siglip", "SiglipEncoder"),
+    "siglip2": ("smartcli.models.siglip", "Siglip2NaflexEncoder"),
+    "qwen3_vl": ("smartcli.models.qwen_vl", "Qwen3VLEmbeddingEncoder"),
+    "qwen2_vl": ("smartcli.models.qwen_vl", "GmeQwen2VLEncoder"),
+}
+RENDER_SETTINGS = ("max_pixels", "dpi")  # what pixel families take from a store's settings
+
+
+def model_type_of(model_dir: Path) -> str | None:
+    try:
+        return json.loads((model_dir / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def family_of(spec: str | None) -> tuple[tuple[str, str], Path | None]:
+    """The (module, class) of ``spec``'s family and its local checkpoint folder (None for the text
+    family's hub ids, which transformers resolves itself). Reads the config only; loads nothing."""
+    if spec in (None, DEFAULT_MODEL):
+        return TEXT_FAMILY, default_model_path()
+    model_dir = checkpoint_dir(spec)
+    family = PIXEL_FAMILIES.get(model_type_of(model_dir)) if model_dir else None
+    return (family, model_dir) if family else (TEXT_FAMILY, None)
+
+
+def reads_pixels(spec: str | None) -> bool:
+    """Whether ``spec`` names a model of a pixel family (reads its config only)."""
+    return family_of(spec)[0] is not TEXT_FAMILY
+
+
+# Models are frozen: a process loads each (spec, device, render settings) once, however many
+# indexes it opens (a server, a test session).
+_LOADED: dict[tuple, Encoder] = {}
+
+
+def load_encoder(spec: str | None = None, device: str = "auto", options: dict | None = None) -> Encoder:
+    """Load a frozen encoder from a Hugging Face id, a local folder, or ``default`` (the packaged MiniLM).
+
+    Pixel families take the render settings of ``options`` (``max_pixels``, ``dpi``).
+    """
+    spec = spec or DEFAULT_MODEL
+    settings = {k: v for k, v in (options or {}).items() if k in RENDER_SETTINGS}
+    key = (spec, device, tuple(sorted(settings.items())))
+    if key not in _LOADED:
+        _LOADED[key] = _load(spec, device, settings)
+    return _LOADED[key]
+
+
+def _load(spec: str, device: str, settings: dict) -> Encoder:
+    (module, name), model_dir = family_of(spec)
+    encoder_class = getattr(importlib.import_module(module), name)
+    if (module, name) == TEXT_FAMILY:
+        if spec == DEFAULT_MODEL:
+            return encoder_class(model_dir, spec=DEFAULT_MODEL, name=DEFAULT_MODEL_NAME, device=device)
+        return encoder_class(spec, spec=spec, name=spec, device=device)
+    return encoder_class(spec, model_dir, spec=spec, name=spec, device=device, **settings)

@@ -1,0 +1,195 @@
+"""The text family: sentence-transformers-style models, loaded with plain transformers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from smartcli import defaults
+from smartcli.errors import ModelLoadError, first_line
+from smartcli.models.base import (
+    TEXT,
+    Encoded,
+    ModelInfo,
+    read_json,
+    checkpoint_dir,
+    fingerprint_model_dir,
+    quiet_transformers,
+    resolve_device,
+)
+
+
+def _l2_normalize(x):
+    import torch
+
+    return torch.nn.functional.normalize(x.float(), dim=-1)
+
+
+class SentenceTransformerTextEncoder:
+    """A sentence-transformers-style text model, loaded with plain transformers.
+
+    Texts longer than the model's real maximum length are encoded in windows: the
+    item's pooled vector is the normalized mean of the windows' pooled vectors and
+    its token states are all windows' kept tokens. For a text that fits one window
+    the pooled vector equals sentence-transformers' ``encode(normalize_embeddings=True)``.
+    """
+
+    def __init__(self, location: str | Path, spec: str, name: str, device: str = "auto"):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        quiet_transformers()
+        location = str(location)
+        self.device = resolve_device(device)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(location)
+            self.model = AutoModel.from_pretrained(location).to(self.device).eval()
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot load model {spec!r}: {first_line(exc)}") from None
+        model_dir = checkpoint_dir(location) or Path(location)
+        self.pooling = _read_pooling_mode(model_dir)
+        self.max_length = _read_max_length(model_dir, self.tokenizer, self.model.config)
+        self.prefix_ids, self.suffix_ids = _special_affixes(self.tokenizer)
+        self.window = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
+        self.special_ids = frozenset(self.tokenizer.all_special_ids)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.info = ModelInfo(
+            spec=spec,
+            name=name,
+            fingerprint=fingerprint_model_dir(model_dir),
+            family="text",
+            dims=int(self.model.config.hidden_size),
+            pooling=self.pooling,
+            max_length=self.max_length,
+        )
+        self._torch = torch
+
+    modality = TEXT
+    default_batch_size = defaults.TEXT_BATCH_SIZE
+
+    def encode_queries(self, texts: Sequence[str]) -> list[Encoded]:
+        return self.encode_documents(texts)
+
+    def encode_documents(self, texts: Sequence[str], batch_size: int | None = None) -> list[Encoded]:
+        batch_size = batch_size or self.default_batch_size
+        if not texts:
+            return []
+        tokenized = self.tokenizer(
+            list(texts), add_special_tokens=False, return_offsets_mapping=True
+        )
+        windows = []  # (text index, content ids, spans)
+        for index, (ids, spans) in enumerate(
+            zip(tokenized["input_ids"], tokenized["offset_mapping"])
+        ):
+            if not ids:
+                raise ValueError(f"text {index} has no tokens; text-less items are never encoded")
+            for start in range(0, len(ids), self.window):
+                windows.append((index, ids[start : start + self.window], spans[start : start + self.window]))
+        pooled_parts: list[list] = [[] for _ in texts]
+        token_parts: list[list] = [[] for _ in texts]
+        # Longest first so that each batch pads little and the first batch shows peak memory.
+        order = sorted(range(len(windows)), key=lambda w: -len(windows[w][1]))
+        for batch_start in range(0, len(order), batch_size):
+            batch = [windows[w] for w in order[batch_start : batch_start + batch_size]]
+            pooled, states, masks = self._forward([ids for _, ids, _ in batch])
+            for row, (index, ids, spans) in enumerate(batch):
+                keep = [i for i, token in enumerate(ids) if token not in self.special_ids]
+                positions = [len(self.prefix_ids) + i for i in keep]
+                pooled_parts[index].append(pooled[row])
+                token_parts[index].append(
+                    (
+                        states[row, positions],
+                        np.asarray([ids[i] for i in keep], dtype=np.int32),
+                        np.asarray([spans[i] for i in keep], dtype=np.int32).reshape(-1, 2),
+                    )
+                )
+        results = []
+        for index in range(len(texts)):
+            pooled = np.mean(pooled_parts[index], axis=0)
+            pooled /= max(np.linalg.norm(pooled), 1e-12)
+            # Windows were processed out of order; put their tokens back in text order.
+            parts = sorted(token_parts[index], key=lambda p: p[2][0, 0] if len(p[2]) else 0)
+            results.append(
+                Encoded(
+                    pooled=pooled.astype(np.float32),
+                    tokens=np.concatenate([p[0] for p in parts]).astype(np.float32),
+                    token_ids=np.concatenate([p[1] for p in parts]),
+                    spans=np.concatenate([p[2] for p in parts]),
+                )
+            )
+        return results
+
+    def _forward(self, batch_ids: list[list[int]]):
+        torch = self._torch
+        sequences = [self.prefix_ids + ids + self.suffix_ids for ids in batch_ids]
+        width = max(len(s) for s in sequences)
+        input_ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, seq in enumerate(sequences):
+            input_ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        with torch.inference_mode():
+            out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device))
+            hidden = out.last_hidden_state.float()
+            pooled = _pool(hidden, mask.to(self.device), self.pooling)
+            pooled = _l2_normalize(pooled)
+            states = _l2_normalize(hidden)
+        return pooled.cpu().numpy(), states.cpu().numpy(), mask.numpy()
+
+
+def _pool(hidden, mask, mode: str):
+    import torch
+
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    if mode == "mean":
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    if mode == "cls":
+        return hidden[:, 0]
+    if mode == "max":
+        return hidden.masked_fill(m == 0, -1e9).max(1).values
+    if mode == "lasttoken":
+        last = mask.sum(1) - 1
+        return hidden[torch.arange(hidden.shape[0]), last]
+    raise ModelLoadError(f"unsupported pooling mode {mode!r}")
+
+
+def _special_affixes(tokenizer) -> tuple[list[int], list[int]]:
+    """The special ids a tokenizer puts before and after content (e.g. [CLS] ... [SEP])."""
+    probe = "hello"
+    content = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe, add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(content) + 1):
+        if full[start : start + len(content)] == content:
+            return list(full[:start]), list(full[start + len(content) :])
+    return [], []
+
+
+def _read_pooling_mode(model_dir: Path) -> str:
+    """Pooling declared by the sentence-transformers config; mean when none is declared."""
+    modules = read_json(model_dir / "modules.json") or []
+    for module in modules:
+        if module.get("type", "").endswith("Pooling"):
+            config = read_json(model_dir / module.get("path", "") / "config.json") or {}
+            if config.get("pooling_mode"):
+                return {"lasttoken": "lasttoken", "cls": "cls", "mean": "mean", "max": "max"}.get(
+                    config["pooling_mode"], config["pooling_mode"]
+                )
+            for key, mode in (
+                ("pooling_mode_cls_token", "cls"),
+                ("pooling_mode_lasttoken", "lasttoken"),
+                ("pooling_mode_max_tokens", "max"),
+                ("pooling_mode_mean_tokens", "mean"),
+            ):
+                if config.get(key):
+                    return mode
+    return "mean"
+
+
+def _read_max_length(model_dir: Path, tokenizer, config) -> int:
+    st_config = read_json(model_dir / "sentence_bert_config.json") or {}
+    if st_config.get("max_seq_length"):
+        return int(st_config["max_seq_length"])
+    limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length, 512]
+    return int(min(x for x in limits if isinstance(x, int) and x > 0))

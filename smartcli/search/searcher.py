@@ -1,0 +1,420 @@
+"""Query-time: score a snapshot of the store against encoded queries, and say why each hit matched."""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from smartcli import defaults
+from smartcli.errors import ErrorKind, SmartError
+from smartcli.models.base import Encoded, Encoder, resolve_device
+from smartcli.search.explain import TokenMatch, highlighted_passage, match_tokens, strong_spans
+from smartcli.search.scoring import Weights, fuse, maxsim, top_k
+from smartcli.store.catalog import LiveItem, Store
+from smartcli.store.segments import decode_stored
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which indexed items a search may return (all of them by default)."""
+
+    path_prefixes: tuple[str, ...] = ()  # absolute path prefixes; an item must start with one
+    globs: tuple[str, ...] = ()  # an item must match one (see glob_matches)
+    kinds: tuple[str, ...] = ()  # "pdf", "image"
+    exclude: frozenset = frozenset()  # (path, page) pairs never returned, e.g. the --like source
+
+    def admits(self, item: LiveItem) -> bool:
+        if self.kinds and item.kind not in self.kinds:
+            return False
+        if self.path_prefixes and not any(item.path.startswith(p) for p in self.path_prefixes):
+            return False
+        if self.globs and not any(glob_matches(item.path, g) for g in self.globs):
+            return False
+        return (item.path, item.page) not in self.exclude
+
+
+def glob_matches(path: str, pattern: str) -> bool:
+    """``*.pdf`` matches the file name (like ``find -name``); a pattern with a ``/`` matches the
+    whole absolute path, and a relative one (``manuals/*.pdf``) its end."""
+    if "/" not in pattern:
+        return fnmatch.fnmatchcase(os.path.basename(path), pattern)
+    if not pattern.startswith(("/", "*")):
+        pattern = "*/" + pattern
+    return fnmatch.fnmatchcase(path, pattern)
+
+
+@dataclass
+class Hit:
+    rank: int
+    item: LiveItem
+    score: float
+    anchor: float
+    late: float | None
+    snippet: str
+    highlights: list[tuple[int, int]] = field(default_factory=list)  # matched words, as offsets in snippet
+    matches: list[TokenMatch] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return self.item.path
+
+    @property
+    def page(self) -> int:
+        return self.item.page
+
+    @property
+    def kind(self) -> str:
+        return self.item.kind
+
+    def as_json(self, explain: bool = False) -> dict:
+        data = {
+            "rank": self.rank,
+            "path": self.item.path,
+            "file": os.path.basename(self.item.path),
+            "page": self.item.page,
+            "kind": self.item.kind,
+            "score": round(self.score, 6),
+            "anchor": round(self.anchor, 6),
+            "late": None if self.late is None else round(self.late, 6),
+            "snippet": self.snippet,
+            "highlights": [list(h) for h in self.highlights],
+        }
+        if explain:
+            data["matches"] = [m.as_json() for m in self.matches]
+        return data
+
+
+class Searcher:
+    """Holds the committed snapshot of a store (items and pooled vectors) for many queries."""
+
+    def __init__(
+        self,
+        store: Store,
+        encoder: Encoder | None,
+        device: str = "auto",
+        chunk_size: int | None = None,
+        cache_bytes: int = 0,
+        shortlist: int | None = defaults.CANDIDATES,
+    ):
+        """``cache_bytes``: how much of the token states to keep in memory between queries, for
+        long-lived processes (segments never change, so a cached chunk never goes stale).
+        ``shortlist``: two-stage search — each query's top ``shortlist`` items by anchor cosine
+        are scored with SMART, and only their token states are read; None scores every item."""
+        import torch
+
+        self.shortlist = shortlist
+        self.store = store
+        self.encoder = encoder
+        self.device = resolve_device(device)
+        self.chunk_size = chunk_size
+        self.cache_bytes = cache_bytes
+        self._torch = torch
+        self._offsets: dict[str, np.ndarray] = {}
+        self._token_cache: dict[tuple[str, int, int], tuple] = {}
+        self._cached_bytes = 0
+        # Pixel models' token states are patches: no character spans lead back to the page text.
+        self.textual = not (store.model and store.model.consumes_pixels)
+        self._load_snapshot()
+
+    def _load_snapshot(self) -> None:
+        self.version = self.store.meta.get("updated")
+        self.items = self.store.live_items()
+        self.pooled = self._load_pooled()
+        live = {item.segment for item in self.items}
+        for key in [key for key in self._token_cache if key[0] not in live]:
+            tokens, _ = self._token_cache.pop(key)
+            self._cached_bytes -= tokens.nbytes
+        self._offsets = {name: offsets for name, offsets in self._offsets.items() if name in live}
+
+    def refresh(self, force: bool = False) -> bool:
+        """Take a new snapshot if an index run committed since the last one (for long-lived
+        processes), or anyway with ``force``; True when it did."""
+        if not force and self.store.meta.get("updated") == self.version:
+            return False
+        self._load_snapshot()
+        return True
+
+    def _load_pooled(self) -> np.ndarray:
+        dims = self.store.model.dims if self.store.model else 0
+        pooled = np.zeros((len(self.items), dims), dtype=np.float32)
+        for name, indexes in self._by_segment(range(len(self.items))).items():
+            rows = np.array([self.items[i].row for i in indexes])
+            with self.store.open_segment(name) as segment:
+                pooled[indexes] = segment.pooled(rows)
+        return pooled
+
+    def _by_segment(self, indexes) -> dict[str, list[int]]:
+        """Item indexes grouped by segment, in row order (items are sorted by segment and row)."""
+        groups: dict[str, list[int]] = defaultdict(list)
+        for index in indexes:
+            groups[self.items[index].segment].append(index)
+        return groups
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def search(self, queries: list[str], weights: Weights, k: int = 10, scope: Scope = Scope(), min_score: float | None = None) -> list[list[Hit]]:
+        encoded = self.encoder.encode_queries(queries)
+        return self.search_encoded(encoded, weights, k, texts=queries, scope=scope, min_score=min_score)
+
+    def search_encoded(
+        self,
+        encoded: list[Encoded],
+        weights: Weights,
+        k: int,
+        texts: list[str] | None = None,
+        scope: Scope = Scope(),
+        min_score: float | None = None,
+        snippets: bool = True,
+    ) -> list[list[Hit]]:
+        scored = self.score(encoded, weights, scope)
+        return self.rank(encoded, scored, weights, k, snippets=snippets, texts=texts, min_score=min_score)
+
+    def score(self, encoded: list[Encoded], weights: Weights, scope: Scope = Scope()) -> "Scored":
+        """The scores search ranks by, for every query against the pages it may return.
+
+        Two-stage when ``shortlist`` is set and the weights use both terms: each query's top
+        ``shortlist`` pages by anchor cosine get MaxSim, the others are not eligible. MaxSim
+        alone (``lambda_anchor`` 0) scores every page: a shortlist taken from the anchor would
+        not be "MaxSim only". The scores of one ``Scored`` serve any weights of the same kind.
+        """
+        admitted = self.admitted(scope)
+        if not admitted or not encoded:
+            empty = np.zeros((len(encoded), 0), np.float32)
+            return Scored(admitted, empty, None, np.zeros((len(encoded), 0), bool))
+        anchor_all = np.stack([e.pooled for e in encoded]) @ self._pooled_of(admitted).T
+        if not weights.needs_tokens:
+            return Scored(admitted, anchor_all, None, np.ones(anchor_all.shape, bool))
+        if not self.two_stage(weights, len(admitted)):
+            late = self.late_scores(encoded, admitted)
+            return Scored(admitted, anchor_all, late, np.ones(anchor_all.shape, bool))
+        own = [np.argpartition(-row, self.shortlist - 1)[: self.shortlist] for row in anchor_all]
+        columns = np.unique(np.concatenate(own))  # sorted, so token states are read in offset order
+        shortlisted = [admitted[j] for j in columns]
+        late = self.late_scores(encoded, shortlisted)
+        # With several queries the union is scored; each query keeps only its own shortlist.
+        eligible = np.stack([np.isin(columns, mine) for mine in own])
+        return Scored(shortlisted, anchor_all[:, columns], late, eligible)
+
+    def two_stage(self, weights: Weights, admitted: int) -> bool:
+        return self.shortlist is not None and weights.lambda_anchor != 0.0 and self.shortlist <= admitted
+
+    def _pooled_of(self, admitted: list[int]) -> np.ndarray:
+        return self.pooled if len(admitted) == len(self.items) else self.pooled[admitted]
+
+    def admitted(self, scope: Scope = Scope()) -> list[int]:
+        """Indexes of the items ``scope`` admits."""
+        return [i for i, item in enumerate(self.items) if scope.admits(item)]
+
+    def rank(
+        self,
+        encoded: list[Encoded],
+        scored: "Scored",
+        weights: Weights,
+        k: int,
+        snippets: bool = True,
+        texts: list[str] | None = None,
+        min_score: float | None = None,
+    ) -> list[list[Hit]]:
+        """Fuse ``scored`` with ``weights`` and return each query's top ``k`` eligible hits scoring
+        at least ``min_score``; with ``snippets`` each hit is explained (snippet, highlights,
+        token matches)."""
+        fused = np.where(scored.eligible, fuse(scored.anchor, scored.late, weights), -np.inf)
+        results = []
+        for qi, query in enumerate(encoded):
+            order = top_k(fused[qi], k)
+            order = order[scored.eligible[qi, order]]
+            if min_score is not None:
+                order = order[fused[qi, order] >= min_score]
+            items = [self.items[scored.columns[j]] for j in order]
+            explained = self.explain(query, texts[qi] if texts else "", items) if snippets else [("", [], [])] * len(items)
+            results.append(
+                [
+                    Hit(
+                        rank=rank + 1,
+                        item=item,
+                        score=float(fused[qi, j]),
+                        anchor=float(scored.anchor[qi, j]),
+                        late=None if scored.late is None else float(scored.late[qi, j]),
+                        snippet=snippet,
+                        highlights=highlights,
+                        matches=matches,
+                    )
+                    for rank, (j, item, (snippet, highlights, matches)) in enumerate(zip(order, items, explained))
+                ]
+            )
+        return results
+
+    def late_scores(self, encoded: list[Encoded], admitted: list[int] | None = None) -> np.ndarray:
+        """MaxSim of every query against every admitted item (all items by default), chunk by chunk: [m, A]."""
+        torch = self._torch
+        if admitted is None:
+            admitted = list(range(len(self.items)))
+        column = {index: c for c, index in enumerate(admitted)}
+        q_tokens = torch.from_numpy(np.concatenate([e.tokens for e in encoded])).to(self.device)
+        q_lengths = torch.tensor([e.tokens.shape[0] for e in encoded], device=self.device)
+        late = np.zeros((len(encoded), len(admitted)), dtype=np.float32)
+        # Runs of rows are gathered until about one chunk's worth of tokens and scored in one
+        # call: a shortlist is hundreds of short runs, and each call has a fixed cost.
+        pending: list[tuple] = []  # (tokens, lengths, late columns, rows within the run)
+
+        def score_pending() -> None:
+            tokens = torch.from_numpy(decode_stored([p[0] for p in pending])).to(self.device)
+            lengths = torch.from_numpy(np.concatenate([p[1] for p in pending])).to(self.device)
+            scores = maxsim(q_tokens, tokens, lengths, q_lengths).cpu().numpy()
+            start = 0
+            for _, lengths, columns, rows in pending:
+                late[:, columns] = scores[:, start + rows]
+                start += len(lengths)
+            pending.clear()
+
+        for name, indexes in self._by_segment(admitted).items():
+            with _LazySegment(self.store, name) as segment:
+                offsets = self._segment_offsets(name, segment)
+                for chunk in self._chunks(indexes, offsets):
+                    first, last = self.items[chunk[0]].row, self.items[chunk[-1]].row
+                    tokens, lengths = self._chunk_tokens(segment, offsets, first, last)
+                    rows = np.array([self.items[i].row - first for i in chunk])
+                    pending.append((tokens, lengths, [column[i] for i in chunk], rows))
+                    if sum(p[0].data.shape[0] for p in pending) >= defaults.CHUNK_TOKENS:
+                        score_pending()
+        if pending:
+            score_pending()
+        return late
+
+    def _segment_offsets(self, name: str, segment: "_LazySegment") -> np.ndarray:
+        if name not in self._offsets:
+            self._offsets[name] = segment.file.offsets()
+        return self._offsets[name]
+
+    def _chunk_tokens(self, segment: "_LazySegment", offsets: np.ndarray, first: int, last: int):
+        """Stored token states of rows first..last (still packed) and each row's token count."""
+        key = (segment.name, first, last)
+        if key in self._token_cache:
+            return self._token_cache[key]
+        tokens = segment.file.stored_tokens(offsets[first], offsets[last + 1])
+        lengths = np.diff(offsets[first : last + 2])
+        size = tokens.nbytes
+        if self._cached_bytes + size <= self.cache_bytes:
+            self._token_cache[key] = (tokens, lengths)
+            self._cached_bytes += size
+        return tokens, lengths
+
+    def _chunks(self, indexes: list[int], offsets: np.ndarray):
+        """Split a segment's items (in row order) into runs that fit the chunk budget."""
+        chunk: list[int] = []
+        start_token = 0
+        for index in indexes:
+            row = self.items[index].row
+            if chunk:
+                too_many_items = self.chunk_size is not None and len(chunk) >= self.chunk_size
+                too_many_tokens = self.chunk_size is None and offsets[row + 1] - start_token > defaults.CHUNK_TOKENS
+                gap = row != self.items[chunk[-1]].row + 1  # never read the rows in between
+                if too_many_items or too_many_tokens or gap:
+                    yield chunk
+                    chunk = []
+            if not chunk:
+                start_token = offsets[row]
+            chunk.append(index)
+        if chunk:
+            yield chunk
+
+    def explain(self, query: Encoded, query_text: str, items: list[LiveItem]):
+        """For each item: (snippet, highlighted word offsets in the snippet, token matches).
+
+        The snippet is the passage where the query's tokens found their best matches; the
+        matches say, per query token, which item token it matched and how closely.
+        """
+        explained = []
+        with contextlib.ExitStack() as stack:
+            segments: dict = {}
+            for item in items:
+                if item.segment not in segments:
+                    segments[item.segment] = stack.enter_context(self.store.open_segment(item.segment))
+                matches = match_tokens(query, query_text, item, segments[item.segment], self.textual)
+                spans = [m.span for m in matches if m.span is not None]
+                strong = strong_spans(matches)
+                # The strong matches place the snippet; only without any do the weak ones.
+                snippet, highlights = highlighted_passage(item.text, strong or spans, strong)
+                explained.append((snippet, highlights, matches))
+        return explained
+
+    def stored_query(self, path: str, page: int | None) -> tuple[Encoded, LiveItem]:
+        """The stored vectors of an indexed item, as a query ("more like this"); SmartError NOT_FOUND if absent."""
+        item = self.find_item(path, page)
+        with self.store.open_segment(item.segment) as segment:
+            start, stop = segment.token_range(item.row)
+            encoded = Encoded(
+                pooled=_unit_rows(segment.pooled([item.row])[0]),
+                # Decoded 1-bit or int8 states are not unit length; a query's tokens must be.
+                tokens=_unit_rows(segment.tokens(start, stop)),
+                token_ids=segment.token_ids(start, stop),
+                spans=segment.spans(start, stop),
+            )
+        return encoded, item
+
+    def find_item(self, path: str, page: int | None) -> LiveItem:
+        pages = [item for item in self.items if item.path == path]
+        if not pages:
+            real = os.path.realpath(path)
+            pages = [item for item in self.items if os.path.realpath(item.path) == real]
+        if not pages:
+            raise SmartError(ErrorKind.NOT_FOUND, f"{path} is not in the index, or none of its pages is encoded", path=path)
+        if page is None:
+            if len(pages) > 1:
+                raise SmartError(
+                    ErrorKind.NOT_FOUND, f"{path} has {len(pages)} encoded pages; name one", path=path, pages=[i.page for i in pages]
+                )
+            return pages[0]
+        for item in pages:
+            if item.page == page:
+                return item
+        raise SmartError(
+            ErrorKind.NOT_FOUND,
+            f"page {page} of {path} is not in the index (encoded pages: {', '.join(str(i.page) for i in pages)})",
+            path=path,
+            pages=[i.page for i in pages],
+        )
+
+
+@dataclass
+class Scored:
+    """Scores of queries (rows) against pages (columns: indexes into ``Searcher.items``)."""
+
+    columns: list[int]
+    anchor: np.ndarray  # [m, n] anchor cosines
+    late: np.ndarray | None  # [m, n] MaxSim, None when the weights need no token states
+    eligible: np.ndarray  # [m, n] bool: the page may be returned for the query (its shortlist)
+
+
+class _LazySegment:
+    """A segment file opened on first use, so that a chunk served from memory costs no open()."""
+
+    def __init__(self, store: Store, name: str):
+        self.store = store
+        self.name = name
+        self._file = None
+
+    @property
+    def file(self):
+        if self._file is None:
+            self._file = self.store.open_segment(self.name)
+        return self._file
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._file is not None:
+            self._file.close()
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+

@@ -1,0 +1,2 @@
+"""The on-disk index: a SQLite catalog (catalog.py) and immutable HDF5 segments (segments.py),
+token formats (formats.py), page notes (notes.py) and compaction (compaction.py)."""

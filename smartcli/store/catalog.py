@@ -1,0 +1,690 @@
+"""The on-disk index: a SQLite catalog plus immutable HDF5 vector segments.
+
+Layout of a store directory::
+
+    catalog.sqlite        files, items (pages), segments, metadata; the only mutable file
+    segments/<name>.h5    pooled vectors and token states of one committed batch
+    lock                  held (flock) by the one process allowed to write
+
+A segment is written under a temporary name, fsynced and renamed into place before
+the catalog transaction that references it commits, so a crash at any moment leaves
+the catalog pointing only at complete segments. Segment files the catalog does not
+name are leftovers of an interrupted run and are deleted by the next writer.
+Readers see the last committed catalog state (SQLite WAL snapshot isolation).
+
+Several items may point at the same segment row (copies of one file share vectors).
+A segment no item points at any more is *retired*: it leaves the ``segments`` table
+but its file stays on disk for ``SEGMENT_GRACE_SECONDS`` so that a search that read
+the catalog before the change can still open it; a later writer deletes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from smartcli import defaults
+from smartcli.errors import ErrorKind, ModelMismatch, StoreBusy, StoreDamaged, StoreError, StoreMissing, first_line
+from smartcli.models.base import Encoded, ModelInfo
+from smartcli.store.formats import TOKEN_FORMATS
+from smartcli.store.notes import Note, schema1_note
+from smartcli.store.segments import Segment, SegmentFile, new_segment_file, write_pages
+
+# 2: items.note holds codes (store/notes.py) and items.note_detail a library's message.
+SCHEMA_VERSION = 2
+CATALOG = "catalog.sqlite"
+SEGMENT_DIR = "segments"
+TOKEN_DTYPES = TOKEN_FORMATS
+DEFAULT_TOKEN_DTYPE = defaults.TOKEN_DTYPE
+# Deleted segment files are kept this long so that searches that started before a
+# compaction can still read them.
+SEGMENT_GRACE_SECONDS = 600
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    path BLOB UNIQUE NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT,
+    status TEXT NOT NULL,          -- indexed | skipped
+    reason TEXT,
+    indexed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    page INTEGER NOT NULL,
+    segment TEXT,                  -- NULL: discovered but not encoded (see note)
+    row INTEGER,
+    n_tokens INTEGER NOT NULL DEFAULT 0,
+    text TEXT,
+    note TEXT,                     -- a code of store/notes.py
+    note_detail TEXT,
+    ocr TEXT                       -- OCR language when text came from OCR
+);
+CREATE INDEX IF NOT EXISTS items_by_file ON items(file_id);
+CREATE INDEX IF NOT EXISTS items_by_segment ON items(segment, row);
+CREATE TABLE IF NOT EXISTS segments (
+    name TEXT PRIMARY KEY,
+    rows INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retired_segments (name TEXT PRIMARY KEY, retired REAL NOT NULL);
+"""
+
+
+def default_store_path() -> Path:
+    """``$SMART_STORE``, else ``$XDG_DATA_HOME/smart/store`` (``~/.local/share/smart/store``)."""
+    if os.environ.get("SMART_STORE"):
+        return Path(os.environ["SMART_STORE"]).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data_home) / "smart" / "store"
+
+
+def fs_path(path: bytes | str) -> str:
+    return os.fsdecode(path)
+
+
+def db_path(path: str) -> bytes:
+    # Paths are stored as bytes so that names that are not valid UTF-8 survive.
+    return os.fsencode(path)
+
+
+@dataclass
+class PageRecord:
+    """One page (or image) of a file, ready to be committed."""
+
+    page: int
+    text: str | None
+    encoded: Encoded | None
+    note: Note | None = None  # why the page has no vectors
+    detail: str | None = None  # a library's message about the note, if any
+    ocr: str | None = None  # OCR language when ``text`` came from OCR
+
+
+@dataclass
+class FileRecord:
+    path: str
+    kind: str
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    pages: list[PageRecord]
+    status: str = "indexed"
+    reason: str | None = None
+
+
+@dataclass
+class LiveItem:
+    item_id: int
+    path: str
+    page: int
+    kind: str
+    segment: str
+    row: int
+    n_tokens: int
+    text: str
+
+
+class Store:
+    """A store directory. Open for reading with :meth:`open`, for writing with :meth:`open_for_writing`."""
+
+    def __init__(self, root: Path, conn: sqlite3.Connection, lock_file=None):
+        self.root = root
+        self.conn = conn
+        self._lock_file = lock_file
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, root: str | Path, verify: bool = True) -> "Store":
+        """Open for reading. ``verify`` refuses a store whose segment files are missing or cut short."""
+        root = Path(root)
+        catalog = root / CATALOG
+        if not catalog.exists():
+            raise StoreMissing(f"no index at {root}")
+        conn = _connect(catalog)
+        store = cls(root, conn)
+        try:
+            store._check_schema(upgrade=True)
+            if verify:
+                store.raise_if_damaged()
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    @staticmethod
+    def lock_only(root: str | Path, wait: bool = False, on_wait=None):
+        """Take the store's write lock (creating the directory); the returned file holds it.
+
+        Without ``wait`` a held lock raises :class:`StoreBusy`; with it, ``on_wait()`` is
+        called once and the call blocks until the other writer ends.
+        """
+        root = Path(root)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            lock_file = open(root / "lock", "a+")
+        except OSError as exc:
+            raise StoreError(f"cannot create the store at {root}: {exc.strerror or exc}", kind=ErrorKind.STORE_UNWRITABLE) from None
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                lock_file.close()
+                raise StoreBusy(f"another writer (an index run or a compaction) is writing to {root}", path=str(root)) from None
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+        return lock_file
+
+    @classmethod
+    def open_for_writing(cls, root: str | Path, wait: bool = False, rebuild: bool = False, on_wait=None) -> "Store":
+        """Take the write lock and open (creating if needed).
+
+        ``rebuild`` empties the store first: a readable catalog forgets every file and
+        retires every segment (searches already running can finish); a damaged one is
+        deleted with all segment files.
+        """
+        root = Path(root)
+        lock_file = cls.lock_only(root, wait, on_wait)
+        try:
+            if rebuild:
+                cls._empty(root)
+            (root / SEGMENT_DIR).mkdir(exist_ok=True)
+            conn = _connect(root / CATALOG)
+            store = cls(root, conn, lock_file)
+            try:
+                fresh = "meta" not in _tables(conn)
+                if not fresh:
+                    store._check_schema(upgrade=True)
+                conn.executescript(_SCHEMA)
+                if store.meta.get("schema_version") is None:
+                    with conn:
+                        store._set_meta("schema_version", SCHEMA_VERSION)
+                        store._set_meta("created", time.time())
+                store._check_schema()
+                if not rebuild:
+                    store.raise_if_damaged()
+                store._remove_leftovers()
+            except sqlite3.DatabaseError as exc:
+                raise damaged_catalog(root, exc) from None
+        except BaseException:
+            lock_file.close()
+            raise
+        return store
+
+    @classmethod
+    def _empty(cls, root: Path) -> None:
+        """Empty the store at ``root`` (the caller holds the write lock)."""
+        if not (root / CATALOG).exists():
+            return
+        try:
+            conn = _connect(root / CATALOG)
+            try:
+                store = cls(root, conn)
+                store._check_schema(upgrade=True)
+                with conn:
+                    conn.execute("DELETE FROM files")
+                    conn.execute("DELETE FROM meta WHERE key NOT IN ('schema_version', 'created')")
+                    store._drop_dead_segments(time.time())
+                return
+            finally:
+                conn.close()
+        except (StoreError, sqlite3.DatabaseError):
+            pass  # damaged beyond use: start over from nothing
+        for path in root.glob(CATALOG + "*"):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(root / SEGMENT_DIR, ignore_errors=True)
+
+    def close(self) -> None:
+        self.conn.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _check_schema(self, upgrade: bool = False) -> None:
+        """Refuse a catalog of another schema; with ``upgrade``, migrate an older one in place first."""
+        try:
+            if "meta" not in _tables(self.conn):
+                # A brand-new catalog whose first writer has not created its tables yet.
+                raise StoreMissing(f"the index at {self.root} is empty", kind=ErrorKind.STORE_EMPTY)
+            version = self.meta.get("schema_version")
+            if upgrade and version is not None and int(version) < SCHEMA_VERSION:
+                self._migrate()
+                version = self.meta.get("schema_version")
+        except sqlite3.DatabaseError as exc:
+            raise damaged_catalog(self.root, exc) from None
+        if version is not None and int(version) != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.root} has store schema {version}, this smart reads {SCHEMA_VERSION}",
+                kind=ErrorKind.STORE_SCHEMA,
+                roots=self.roots,
+            )
+
+    def _migrate(self) -> None:
+        """Bring an older catalog up to SCHEMA_VERSION in one transaction (readers and writers alike
+        may run it: it re-reads the version under SQLite's write lock, so it runs once)."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(json.loads(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]))
+            if version == 1:
+                _migrate_1_to_2(conn)
+                version = 2
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (json.dumps(version),))
+            conn.commit()
+        except sqlite3.OperationalError as exc:
+            conn.rollback()
+            if "readonly" in str(exc) or "read-only" in str(exc):
+                raise StoreError(
+                    f"{self.root} was written by an older smart and must be upgraded, which needs write access",
+                    kind=ErrorKind.STORE_UNWRITABLE,
+                ) from None
+            raise
+        except BaseException:
+            conn.rollback()
+            raise
+
+    # -- integrity -------------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """What is wrong with the segment files the catalog relies on (cheap: no data is read)."""
+        found = []
+        for name, size in self.conn.execute("SELECT name, bytes FROM segments ORDER BY name"):
+            path = self.segment_path(name)
+            try:
+                actual = path.stat().st_size
+            except FileNotFoundError:
+                found.append(f"segment {path.name} is missing")
+                continue
+            except OSError as exc:
+                found.append(f"segment {path.name} cannot be read ({exc.strerror or exc})")
+                continue
+            if actual != size:
+                found.append(f"segment {path.name} is damaged ({actual} bytes on disk, {size} committed)")
+        orphans = [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT segment FROM items WHERE segment IS NOT NULL AND segment NOT IN (SELECT name FROM segments)"
+        )]
+        found += [f"pages point at segment {name}.h5, which the catalog does not list" for name in orphans]
+        return found
+
+    def raise_if_damaged(self) -> None:
+        found = self.problems()
+        if found:
+            more = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
+            raise StoreDamaged(f"the store at {self.root} is damaged: {found[0]}{more}", roots=self.roots)
+
+    @property
+    def roots(self) -> list[str]:
+        """The paths this store was asked to index."""
+        try:
+            return list(self.meta.get("roots") or [])
+        except sqlite3.DatabaseError:
+            return []
+
+    # -- metadata --------------------------------------------------------------------------
+
+    @property
+    def meta(self) -> dict:
+        return {key: json.loads(value) for key, value in self.conn.execute("SELECT key, value FROM meta")}
+
+    def _set_meta(self, key: str, value) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    @property
+    def model(self) -> ModelInfo | None:
+        raw = self.meta.get("model")
+        return ModelInfo(**raw) if raw else None
+
+    @property
+    def token_dtype(self) -> str:
+        return self.meta.get("token_dtype", DEFAULT_TOKEN_DTYPE)
+
+    def bind_model(self, info: ModelInfo, token_dtype: str = DEFAULT_TOKEN_DTYPE) -> None:
+        """Record the store's model on first use; refuse a different one afterwards."""
+        current = self.model
+        if current is None:
+            with self.conn:
+                self._set_meta("model", info.__dict__)
+                self._set_meta("token_dtype", token_dtype)
+            return
+        check_same_model(current, info, self.root)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def read_snapshot(self):
+        """Make every query inside see one committed state, even while a writer commits."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            self.conn.rollback()
+
+    def live_items(self) -> list[LiveItem]:
+        """Encoded items of the last committed state, ordered by segment and row."""
+        rows = self.conn.execute(
+            """SELECT items.id, files.path, items.page, files.kind, items.segment, items.row,
+                      items.n_tokens, COALESCE(items.text, '')
+               FROM items JOIN files ON files.id = items.file_id
+               WHERE items.segment IS NOT NULL ORDER BY items.segment, items.row"""
+        ).fetchall()
+        return [LiveItem(r[0], fs_path(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+
+    def segment_path(self, name: str) -> Path:
+        return self.root / SEGMENT_DIR / f"{name}.h5"
+
+    def open_segment(self, name: str) -> Segment:
+        try:
+            return Segment(self.segment_path(name))
+        except StoreDamaged as exc:
+            raise StoreDamaged(str(exc), roots=self.roots) from None
+
+    def files(self) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT id, path, kind, size, mtime_ns, sha256, status, reason FROM files ORDER BY path"
+        ).fetchall()
+        keys = ("id", "path", "kind", "size", "mtime_ns", "sha256", "status", "reason")
+        return [dict(zip(keys, (r[0], fs_path(r[1])) + tuple(r[2:]))) for r in rows]
+
+    def stats(self) -> dict:
+        q = self.conn.execute
+        files_by_kind = dict(q("SELECT kind, COUNT(*) FROM files WHERE status='indexed' GROUP BY kind").fetchall())
+        items_total = q("SELECT COUNT(*) FROM items").fetchone()[0]
+        encoded, tokens = q("SELECT COUNT(*), COALESCE(SUM(n_tokens), 0) FROM items WHERE segment IS NOT NULL").fetchone()
+        live_rows = q("SELECT COUNT(*) FROM (SELECT DISTINCT segment, row FROM items WHERE segment IS NOT NULL)").fetchone()[0]
+        segment_rows, segment_bytes = q("SELECT COALESCE(SUM(rows), 0), COALESCE(SUM(bytes), 0) FROM segments").fetchone()
+        not_encoded = dict(q("SELECT COALESCE(note, ''), COUNT(*) FROM items WHERE segment IS NULL GROUP BY note").fetchall())
+        skipped = q("SELECT COUNT(*) FROM files WHERE status='skipped'").fetchone()[0]
+        catalog_bytes = sum(p.stat().st_size for p in self.root.glob(CATALOG + "*") if p.is_file())
+        retired = [self.segment_path(r[0]) for r in q("SELECT name FROM retired_segments")]
+        retired_bytes = sum(p.stat().st_size for p in retired if p.exists())
+        return {
+            "files": files_by_kind,
+            "items": items_total,
+            "encoded_items": encoded,
+            "shared_items": encoded - live_rows,  # items reusing another file's vectors (copies)
+            "not_encoded": not_encoded,
+            "skipped_files": skipped,
+            "tokens": tokens,
+            "segments": q("SELECT COUNT(*) FROM segments").fetchone()[0],
+            "segment_rows": segment_rows,
+            "garbage_rows": segment_rows - live_rows,
+            "retired_segments": len(retired),
+            "retired_bytes": retired_bytes,
+            "bytes": segment_bytes + catalog_bytes + retired_bytes,  # all on disk now
+            "live_bytes": segment_bytes + catalog_bytes,  # what stays after retired segments are deleted
+        }
+
+    def segment_usage(self) -> list[dict]:
+        """Each committed segment with its live (referenced) row count, oldest first."""
+        rows = self.conn.execute(
+            """SELECT s.name, s.rows, s.tokens, s.bytes,
+                      (SELECT COUNT(DISTINCT row) FROM items WHERE items.segment = s.name)
+               FROM segments s ORDER BY s.created, s.name"""
+        ).fetchall()
+        return [dict(zip(("name", "rows", "tokens", "bytes", "live_rows"), r)) for r in rows]
+
+    def live_rows(self, segment: str) -> list[int]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT row FROM items WHERE segment = ? ORDER BY row", (segment,))]
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def new_segment(self):
+        """A new segment file of this store's model (see segments.new_segment_file)."""
+        info = self.model
+        attrs = dict(
+            model_name=info.name,
+            model_fingerprint=info.fingerprint,
+            pooling=info.pooling,
+            dims=info.dims,
+            token_dtype=self.token_dtype,
+        )
+        return new_segment_file(self.root / SEGMENT_DIR, attrs)
+
+    def write_segment(self, records: Sequence[FileRecord]) -> "SegmentFile | None":
+        """Write the encoded pages of ``records`` to a new, complete segment file."""
+        pages = [(f.path, p.page, p.encoded) for f in records for p in f.pages if p.encoded is not None]
+        if not pages:
+            return None
+        with self.new_segment() as (name, h5):
+            tokens = write_pages(h5, pages, self.token_dtype)
+        return SegmentFile(name, len(pages), tokens, self.segment_path(name).stat().st_size)
+
+    def commit_files(self, records: Sequence[FileRecord], segment: "SegmentFile | None", replace_paths: Iterable[str] = ()) -> None:
+        """Atomically make ``records`` (and their new ``segment``) part of the index.
+
+        Any existing catalog entry for the same paths (or for ``replace_paths``) is
+        replaced in the same transaction.
+        """
+        now = time.time()
+        with self.conn:
+            if segment is not None:
+                self.conn.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)", (*segment, now))
+            for path in list(replace_paths) + [r.path for r in records]:
+                self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(path),))
+            row = 0
+            for record in records:
+                file_id = self._insert_file(record.path, record.kind, record.size, record.mtime_ns, record.sha256, record.status, record.reason, now)
+                for page in record.pages:
+                    if page.encoded is not None:
+                        values = (file_id, page.page, segment.name, row, int(page.encoded.tokens.shape[0]), page.text, None, None)
+                        row += 1
+                    else:
+                        note = None if page.note is None else Note(page.note).value
+                        values = (file_id, page.page, None, None, 0, page.text, note, page.detail)
+                    self.conn.execute(
+                        "INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, note_detail, ocr) VALUES (?,?,?,?,?,?,?,?,?)",
+                        values + (page.ocr,),
+                    )
+            self._set_meta("updated", now)
+            self._drop_dead_segments(now)
+
+    def _insert_file(self, path, kind, size, mtime_ns, sha256, status, reason, now) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO files(path, kind, size, mtime_ns, sha256, status, reason, indexed_at) VALUES (?,?,?,?,?,?,?,?)",
+            (db_path(path), kind, size, mtime_ns, sha256, status, reason, now),
+        )
+        return cur.lastrowid
+
+    def apply_changes(self, changes: "CatalogChanges") -> list[str]:
+        """Apply moves, copies, content-unchanged touches and removals in one transaction.
+
+        Returns the paths of copies whose content no indexed file holds any more (they
+        must be encoded instead).
+        """
+        now = time.time()
+        missing = []
+        with self.conn:
+            for old, new, size, mtime_ns in changes.moves:
+                self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(new),))
+                self.conn.execute(
+                    "UPDATE files SET path = ?, size = ?, mtime_ns = ?, indexed_at = ? WHERE path = ?",
+                    (db_path(new), size, mtime_ns, now, db_path(old)),
+                )
+            for copy in changes.copies:
+                if not self._copy_file(copy, now):
+                    missing.append(copy.path)
+            for path, size, mtime_ns in changes.touches:
+                self.conn.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, db_path(path)))
+            for path in changes.removals:
+                self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(path),))
+            if changes:
+                self._set_meta("updated", now)
+            self._drop_dead_segments(now)
+        return missing
+
+    def _copy_file(self, copy: "FileCopy", now: float) -> bool:
+        """Give ``copy.path`` the items of an indexed file with the same content (sharing its rows)."""
+        source = self.conn.execute(
+            "SELECT id, kind FROM files WHERE sha256 = ? AND status = 'indexed' AND path != ? ORDER BY id LIMIT 1",
+            (copy.sha256, db_path(copy.path)),
+        ).fetchone()
+        if source is None:
+            return False
+        self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(copy.path),))
+        file_id = self._insert_file(copy.path, source[1], copy.size, copy.mtime_ns, copy.sha256, "indexed", None, now)
+        self.conn.execute(
+            """INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, note_detail, ocr)
+               SELECT ?, page, segment, row, n_tokens, text, note, note_detail, ocr FROM items WHERE file_id = ? ORDER BY id""",
+            (file_id, source[0]),
+        )
+        return True
+
+    def replace_segments(self, new: Sequence[SegmentFile], remap: Sequence[tuple[str, int, str, int]], old: Sequence[str]) -> None:
+        """Point items at rewritten rows and retire the ``old`` segments, in one transaction.
+
+        ``remap`` holds ``(old segment, old row, new segment, new row)``.
+        """
+        now = time.time()
+        with self.conn:
+            for segment in new:
+                self.conn.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)", (*segment, now))
+            self.conn.executemany(
+                "UPDATE items SET segment = ?, row = ? WHERE segment = ? AND row = ?",
+                [(new_seg, new_row, old_seg, old_row) for old_seg, old_row, new_seg, new_row in remap],
+            )
+            for name in old:
+                self.conn.execute("DELETE FROM segments WHERE name = ?", (name,))
+                self.conn.execute("INSERT OR REPLACE INTO retired_segments VALUES (?, ?)", (name, now))
+            self._drop_dead_segments(now)
+
+    def record_roots(self, roots: Iterable[str]) -> None:
+        known = set(self.meta.get("roots", []))
+        with self.conn:
+            self._set_meta("roots", sorted(known | set(roots)))
+
+    def _drop_dead_segments(self, now: float) -> None:
+        """Retire segments no item references any more (inside the caller's transaction)."""
+        dead = [r[0] for r in self.conn.execute(
+            "SELECT name FROM segments WHERE name NOT IN (SELECT DISTINCT segment FROM items WHERE segment IS NOT NULL)"
+        )]
+        for name in dead:
+            self.conn.execute("DELETE FROM segments WHERE name = ?", (name,))
+            self.conn.execute("INSERT OR REPLACE INTO retired_segments VALUES (?, ?)", (name, now))
+
+    def _remove_leftovers(self) -> None:
+        """Delete temporary and unreferenced segment files, and retired ones past their grace time."""
+        known = {r[0] for r in self.conn.execute("SELECT name FROM segments")}
+        retired = dict(self.conn.execute("SELECT name, retired FROM retired_segments").fetchall())
+        now = time.time()
+        for path in (self.root / SEGMENT_DIR).glob("*.h5"):
+            name = path.stem
+            if path.name.startswith(".tmp-"):
+                path.unlink(missing_ok=True)
+            elif name in retired:
+                if now - retired[name] > SEGMENT_GRACE_SECONDS:
+                    path.unlink(missing_ok=True)
+            elif name not in known:
+                path.unlink(missing_ok=True)
+        expired = [name for name, when in retired.items() if now - when > SEGMENT_GRACE_SECONDS]
+        if expired:
+            with self.conn:
+                self.conn.executemany("DELETE FROM retired_segments WHERE name = ?", [(n,) for n in expired])
+
+    # -- OCR bookkeeping ----------------------------------------------------------------------
+
+    def ocr_counts(self) -> dict:
+        """Pages whose text came from OCR, by language."""
+        return dict(self.conn.execute("SELECT ocr, COUNT(*) FROM items WHERE ocr IS NOT NULL GROUP BY ocr").fetchall())
+
+    def paths_awaiting_ocr(self, notes: Iterable[Note]) -> set[str]:
+        """Files with a text-less page noted with one of ``notes`` that OCR has not read."""
+        codes = [Note(n).value for n in notes]
+        rows = self.conn.execute(
+            f"""SELECT DISTINCT files.path FROM items JOIN files ON files.id = items.file_id
+                WHERE items.segment IS NULL AND items.ocr IS NULL AND items.note IN ({','.join('?' * len(codes))})""",
+            codes,
+        )
+        return {fs_path(r[0]) for r in rows}
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Schema 1 stored notes as English sentences (and may predate the OCR column)."""
+    columns = _columns(conn, "items")
+    if "ocr" not in columns:
+        conn.execute("ALTER TABLE items ADD COLUMN ocr TEXT")
+    if "note_detail" not in columns:
+        conn.execute("ALTER TABLE items ADD COLUMN note_detail TEXT")
+    sentences = [r[0] for r in conn.execute("SELECT DISTINCT note FROM items WHERE note IS NOT NULL")]
+    for sentence in sentences:
+        note, detail = schema1_note(sentence)
+        conn.execute("UPDATE items SET note = ?, note_detail = ? WHERE note = ?", (note.value, detail, sentence))
+
+
+@dataclass
+class FileCopy:
+    """A file whose content (``sha256``) an indexed file already has."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass
+class CatalogChanges:
+    """Catalog-only changes of a re-index: nothing to read or encode."""
+
+    moves: list[tuple[str, str, int, int]] = field(default_factory=list)  # (old path, new path, size, mtime_ns)
+    copies: list[FileCopy] = field(default_factory=list)
+    touches: list[tuple[str, int, int]] = field(default_factory=list)  # (path, size, mtime_ns): same content
+    removals: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.moves or self.copies or self.touches or self.removals)
+
+
+def check_same_model(stored: ModelInfo, loaded: ModelInfo, root) -> None:
+    if stored.fingerprint != loaded.fingerprint:
+        raise ModelMismatch(
+            f"{root} was built with model {stored.name!r} ({stored.fingerprint}), "
+            f"not {loaded.name!r} ({loaded.fingerprint})"
+        )
+
+
+def damaged_catalog(root: Path, exc: Exception) -> StoreDamaged:
+    return StoreDamaged(f"the catalog of the store at {root} is damaged ({first_line(exc)})")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level="DEFERRED")
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the catalog {path} ({first_line(exc)})") from None
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=FULL")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise damaged_catalog(path.parent, exc) from None
+    return conn

@@ -1,0 +1,107 @@
+import sqlite3
+
+import h5py
+import numpy as np
+import pytest
+
+from smartcli.models.base import ModelInfo
+from smartcli.search.searcher import Searcher
+from smartcli.cli.errors import describe
+from smartcli.errors import ErrorKind, ModelMismatch, StoreDamaged, StoreBusy, StoreMissing
+from smartcli.store.catalog import SEGMENT_DIR, Store
+from tests.store_helpers import RANDOM_MODEL, build_random_store, remove_paths
+
+
+def test_round_trip_keeps_items_vectors_and_metadata(tmp_path):
+    rng = np.random.default_rng(3)
+    counts = [3, 1, 6, 2, 5]
+    store, docs = build_random_store(tmp_path, rng, counts, dims=8, pages_per_segment=2)
+    store.close()
+
+    reopened = Store.open(tmp_path / "store")
+    assert reopened.model.dims == 8 and reopened.model.fingerprint == RANDOM_MODEL.fingerprint
+    assert reopened.token_dtype == "float16"
+    items = reopened.live_items()
+    assert len(items) == len(docs)
+    by_page = {(item.path, item.page): item for item in items}
+    assert len(by_page) == len(docs)
+    for item in items:
+        doc = docs[item.page - 1]
+        with reopened.open_segment(item.segment) as seg:
+            assert seg.dims == 8
+            start, stop = seg.token_range(item.row)
+            assert seg.stored_tokens(start, stop).data.dtype == np.float16
+            np.testing.assert_allclose(seg.tokens(start, stop), doc.tokens, atol=1e-3)
+            np.testing.assert_allclose(seg.pooled([item.row])[0], doc.pooled, atol=1e-6)
+            np.testing.assert_array_equal(seg.token_ids(start, stop), doc.token_ids)
+        assert item.n_tokens == counts[item.page - 1]
+
+
+def test_int8_tokens_round_trip_within_quantization_error(tmp_path):
+    rng = np.random.default_rng(4)
+    store, docs = build_random_store(tmp_path, rng, [4, 9], dims=32, token_dtype="int8")
+    for item in store.live_items():
+        with store.open_segment(item.segment) as seg:
+            start, stop = seg.token_range(item.row)
+            assert seg.stored_tokens(start, stop).data.dtype == np.int8
+            np.testing.assert_allclose(seg.tokens(start, stop), docs[item.page - 1].tokens, atol=0.01)
+
+
+def test_interrupted_segment_write_leaves_nothing_behind(tmp_path):
+    rng = np.random.default_rng(5)
+    store, _ = build_random_store(tmp_path, rng, [2, 2], dims=4)
+    segments = tmp_path / "store" / SEGMENT_DIR
+    # What a crash leaves: a temporary file and a complete segment that was never committed.
+    (segments / ".tmp-seg-x.h5").write_bytes(b"partial")
+    with h5py.File(segments / "seg-uncommitted.h5", "w") as f:
+        f["pooled"] = np.zeros((1, 4))
+    store.close()
+    store = Store.open_for_writing(tmp_path / "store")
+    names = sorted(p.name for p in segments.iterdir())
+    assert names == sorted(f"{i.segment}.h5" for i in store.live_items()[:1]) or all(
+        not n.startswith(".tmp") and n != "seg-uncommitted.h5" for n in names
+    )
+    assert "seg-uncommitted.h5" not in names and ".tmp-seg-x.h5" not in names
+    assert len(store.live_items()) == 2
+
+
+def test_second_writer_is_refused_while_first_holds_the_lock(tmp_path):
+    first = Store.open_for_writing(tmp_path / "s")
+    with pytest.raises(StoreBusy):
+        Store.open_for_writing(tmp_path / "s")
+    first.close()
+    Store.open_for_writing(tmp_path / "s").close()
+
+
+def test_opening_a_missing_store_says_so(tmp_path):
+    with pytest.raises(StoreMissing, match="no index at") as raised:
+        Store.open(tmp_path / "nothing")
+    assert raised.value.kind is ErrorKind.STORE_MISSING
+
+
+def test_binding_another_model_is_refused(tmp_path):
+    store = Store.open_for_writing(tmp_path / "s")
+    store.bind_model(RANDOM_MODEL)
+    other = ModelInfo(**{**RANDOM_MODEL.__dict__, "fingerprint": "f" * 16, "name": "other"})
+    with pytest.raises(ModelMismatch, match="other"):
+        store.bind_model(other)
+
+
+def test_replacing_a_file_drops_its_old_rows_from_search(tmp_path):
+    rng = np.random.default_rng(6)
+    store, _ = build_random_store(tmp_path, rng, [2, 3, 4], dims=4, pages_per_segment=3)
+    remove_paths(store, ["/random/doc-0.pdf"])
+    assert store.live_items() == []
+    assert store.stats()["segments"] == 0
+    assert Searcher(store, encoder=None, device="cpu").items == []
+
+
+def test_catalog_that_is_not_sqlite_gives_a_clear_error(tmp_path):
+    root = tmp_path / "broken"
+    root.mkdir()
+    (root / "catalog.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreDamaged) as info:
+        Store.open(root)
+    assert info.value.kind is ErrorKind.STORE_DAMAGED and "damaged" in str(info.value)
+    assert "smart index --rebuild" in describe(info.value)  # the CLI's wording of it
+    assert not isinstance(info.value, sqlite3.DatabaseError)
