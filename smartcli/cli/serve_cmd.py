@@ -20,14 +20,15 @@ def run_serve(store: Path | None, host: str, port: int, token: str | None, open_
     from smartcli import Index, SmartError
 
     warn("loading the index and the model…")
+    allowed = None if exposed else {"127.0.0.1", "localhost", "::1"}
     try:
         index = Index.open(store, device=device, warm=True)
-        index.load()
+        app = ViewApp(index, token=token, allowed_hosts=allowed)
+        app.call(index.load)  # on the thread that serves the index from now on
+        pages = app.call(len, index)
     except SmartError as exc:
         warn(describe(exc))
         return exit_code(exc)
-    allowed = None if exposed else {"127.0.0.1", "localhost", "::1"}
-    app = ViewApp(index, token=token, allowed_hosts=allowed)
     try:
         server = make_server(app, host, port)
     except OSError as exc:
@@ -37,7 +38,7 @@ def run_serve(store: Path | None, host: str, port: int, token: str | None, open_
     url = f"http://{shown_host}:{server.server_address[1]}/" + (f"?token={token}" if token else "")
     if exposed:
         warn(f"serving on {host}, beyond this computer: anyone who can reach it and has the token can read the indexed pages")
-    warn(f"{len(index)} pages of {index.path} at {url} (Ctrl-C stops)")
+    warn(f"{pages} pages of {index.path} at {url} (Ctrl-C stops)")
     if open_browser:
         import webbrowser
 
@@ -48,5 +49,6 @@ def run_serve(store: Path | None, host: str, port: int, token: str | None, open_
         pass
     finally:
         server.server_close()
-        index.close()
+        app.call(index.close)
+        app.close()
     return EXIT_OK

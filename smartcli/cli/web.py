@@ -35,6 +35,7 @@ import re
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -150,8 +151,17 @@ class ViewApp:
         self.token = token
         self.allowed_hosts = allowed_hosts  # None: any Host header
         self.cache = cache or PictureCache(cache_dir())
-        self.lock = threading.Lock()  # the index, the model and MuPDF serve one request at a time
+        # The index (its SQLite connection belongs to the thread that opened it), the model and
+        # MuPDF are used by one thread, which serves the requests' work one at a time.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-index")
         self._static = {route: resources.files("smartcli.cli").joinpath("web_static", name).read_bytes() for route, (name, _) in STATIC.items()}
+
+    def call(self, function, *args):
+        """``function(*args)`` on the index's thread; its result, or its exception raised here."""
+        return self._worker.submit(function, *args).result()
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True)
 
     # -- dispatch ----------------------------------------------------------------------------
 
@@ -200,7 +210,6 @@ class ViewApp:
 
     def search(self, params: dict) -> Response:
         from smartcli import ErrorKind, Scope, SmartError
-        from smartcli.cli.present import answer_json
 
         try:
             request = _search_request(params)
@@ -209,23 +218,28 @@ class ViewApp:
         scope = Scope(path_prefixes=tuple(request["path_prefix"]), globs=tuple(request["glob"]), kinds=request["kinds"])
         options = dict(mode=request["mode"], scope=scope, min_score=request["min_score"])
         try:
-            with self.lock:
-                if request["like"] is not None:
-                    source = self.index.item_by_id(request["like"])
-                    hits = self.index.like(source.path, page=source.page, k=request["k"], **options)
-                    data = answer_json(hits, None, None, source, None, explain=request["explain"])
-                    data["like"]["id"] = source.item_id
-                else:
-                    hits = self.index.search(request["q"], k=request["k"], **options)
-                    data = answer_json(hits, request["q"], None, None, None, explain=request["explain"])
-                for hit, result in zip(hits, data["results"]):
-                    result.update(self._links(hit))
-                    if request["explain"]:
-                        result["marks"] = self._marks(hit)
+            data = self.call(self._answer, request, options)
         except SmartError as exc:
             status = 404 if exc.kind is ErrorKind.NOT_FOUND else 400 if exc.kind in (ErrorKind.BAD_OPTION, ErrorKind.BAD_INPUT) else 500
             return _json(status, {"error": str(exc), "kind": exc.kind.value})
         return _json(200, data)
+
+    def _answer(self, request: dict, options: dict) -> dict:
+        from smartcli.cli.present import answer_json
+
+        if request["like"] is not None:
+            source = self.index.item_by_id(request["like"])
+            hits = self.index.like(source.path, page=source.page, k=request["k"], **options)
+            data = answer_json(hits, None, None, source, None, explain=request["explain"])
+            data["like"]["id"] = source.item_id
+        else:
+            hits = self.index.search(request["q"], k=request["k"], **options)
+            data = answer_json(hits, request["q"], None, None, None, explain=request["explain"])
+        for hit, result in zip(hits, data["results"]):
+            result.update(self._links(hit))
+            if request["explain"]:
+                result["marks"] = self._marks(hit)
+        return data
 
     def _links(self, hit) -> dict:
         item = hit.item
@@ -248,17 +262,21 @@ class ViewApp:
         from smartcli import SmartError
 
         try:
-            with self.lock:
-                item = self.index.item_by_id(item_id)
-                st = os.stat(item.path)
-                key = self.cache.key(self.index.path, item.item_id, item.path, item.page, st.st_size, st.st_mtime_ns, width)
-                data = self.cache.get(key)
-                if data is None:
-                    data, _, _ = self.index.picture(item, width)
-                    self.cache.put(key, data)
+            data = self.call(self._picture, item_id, width)
         except (SmartError, OSError):
             return _text(404, "not found")
         return Response(200, "image/png", data, {"Cache-Control": "private, max-age=3600"})
+
+
+    def _picture(self, item_id: int, width: int) -> bytes:
+        item = self.index.item_by_id(item_id)
+        st = os.stat(item.path)
+        key = self.cache.key(self.index.path, item.item_id, item.path, item.page, st.st_size, st.st_mtime_ns, width)
+        data = self.cache.get(key)
+        if data is None:
+            data, _, _ = self.index.picture(item, width)
+            self.cache.put(key, data)
+        return data
 
 
 def _search_request(params: dict) -> dict:
