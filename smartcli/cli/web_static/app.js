@@ -66,17 +66,23 @@ function moreLike(result) {
 }
 
 // The picture of a page with its marks: word boxes (text pages) or a patch heat map (pictures).
-function pageWithMarks(result, src) {
-  const wrap = el("div", "page");
+// Cards mark only the strong matches on words (as the snippet highlights them); the page view marks all.
+const CARD_MIN_SIMILARITY = 0.5;
+
+function pageWithMarks(result, src, minSimilarity) {
+  const outer = el("div", "page");
+  const wrap = el("div", "sheet");  // exactly the picture's size: marks are placed in fractions of it
+  outer.appendChild(wrap);
   const img = el("img");
   img.alt = `${result.file} page ${result.page}`;
   img.src = src;
   img.addEventListener("error", () => {
-    wrap.replaceChildren(el("div", "missing", "this page cannot be shown (its file changed or moved since it was indexed)"));
+    outer.replaceChildren(el("div", "missing", "this page cannot be shown (its file changed or moved since it was indexed)"));
   });
   wrap.appendChild(img);
   const marks = result.marks || {};
   for (const match of marks.words || []) {
+    if (match.similarity < minSimilarity || (minSimilarity > 0 && !/[\p{L}\p{N}_]/u.test(match.word || ""))) continue;
     for (const [x0, y0, x1, y1] of match.boxes) {
       const box = el("div", "box");
       box.style.left = (100 * x0) + "%";
@@ -107,7 +113,7 @@ function pageWithMarks(result, src) {
       wrap.appendChild(cell);
     });
   }
-  return wrap;
+  return outer;
 }
 
 function snippet(text, highlights) {
@@ -134,7 +140,7 @@ function showResults(answer) {
     const card = el("article", "card");
     card.tabIndex = 0;
     card.dataset.id = result.id;
-    card.appendChild(pageWithMarks(result, result.thumbnail));
+    card.appendChild(pageWithMarks(result, result.thumbnail, CARD_MIN_SIMILARITY));
     const meta = el("div", "meta");
     meta.appendChild(el("div", "file", `${result.rank}. ${result.file}` + (result.kind === "pdf" ? ` — page ${result.page}` : "")));
     meta.appendChild(el("div", "scores", scores(result)));
@@ -156,7 +162,7 @@ function showPage(result) {
   const link = $("open-file");
   if (typeof result.file_url === "string" && result.file_url.startsWith("file://")) link.href = result.file_url;
   $("more-like").onclick = () => moreLike(result);
-  $("viewer-page").replaceChildren(pageWithMarks(result, result.picture));
+  $("viewer-page").replaceChildren(pageWithMarks(result, result.picture, -Infinity));
   const rows = (result.matches || []).map((match, i) => {
     const tr = el("tr");
     const token = el("td");
