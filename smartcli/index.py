@@ -118,6 +118,8 @@ class Index:
         self.chunk_size = chunk_size
         self.warm = warm
         self._searcher = None
+        self._by_id: tuple[list, dict] | None = None  # (the snapshot's items, item id -> item)
+        self._word_cache: dict = {}  # (item id, path, page) -> word boxes, for the web view
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -372,11 +374,9 @@ class Index:
         shown: still as it was indexed, and inside the indexed paths once symbolic links are
         resolved. Anything else raises a NOT_FOUND :class:`~smartcli.errors.SmartError`."""
         searcher = self._current(with_encoder=False)
-        by_id = getattr(searcher, "_by_id", None)
-        if by_id is None or by_id[0] is not searcher.items:
-            by_id = (searcher.items, {item.item_id: item for item in searcher.items})
-            searcher._by_id = by_id
-        item = by_id[1].get(item_id)
+        if self._by_id is None or self._by_id[0] is not searcher.items:
+            self._by_id = (searcher.items, {item.item_id: item for item in searcher.items})
+        item = self._by_id[1].get(item_id)
         if item is None:
             raise SmartError(ErrorKind.NOT_FOUND, f"no indexed page has id {item_id}")
         origin = searcher.store.item_origin(item_id)
@@ -406,7 +406,7 @@ class Index:
         it (None for cells nothing matched) and per query token the patch it matched.
         """
         from smartcli.ingest.files import UnreadableFile
-        from smartcli.ingest.pageview import boxes_of_span, page_words, patch_grid, picture_size
+        from smartcli.ingest.pageview import boxes_of_span, patch_grid, picture_size
 
         searcher = self._current(with_encoder=False)
         model = searcher.store.model
@@ -435,7 +435,7 @@ class Index:
         """Word boxes of a page, kept per item for this process (OCR'd pages are read again by OCR)."""
         from smartcli.ingest.pageview import page_words
 
-        cache = self.__dict__.setdefault("_word_cache", {})
+        cache = self._word_cache
         key = (item.item_id, item.path, item.page)
         if key not in cache:
             origin = searcher.store.item_origin(item.item_id) or {}

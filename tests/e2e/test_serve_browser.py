@@ -225,3 +225,24 @@ def test_an_exposed_server_makes_up_a_token_and_warns(sample_store, tmp_path):
         assert status_of(local + "/api/search?q=wifi", {"Authorization": f"Bearer {token}"}) == 200
     finally:
         assert served.stop() == 0
+
+
+def test_an_image_model_store_shows_heat_maps(tiny_checkpoints, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SAMPLE_CORPUS / "photos", corpus / "photos")
+    store = tmp_path / "store"
+    run_smart("index", corpus, "--store", store, "--model", tiny_checkpoints["clip"], check=True)
+    served = Served("--store", store, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    try:
+        browser.get(served.url + "#q=a%20photo%20of%20the%20sunset")
+        cards = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#results .card"), what="result cards")
+        assert len(cards) == 2
+        wait_for(lambda: loaded_images(browser, "#results .card img") == 2, what="thumbnails")
+        for card in cards:
+            cells = card.find_elements(By.CSS_SELECTOR, ".cell")
+            assert 1 <= len(cells) <= 16  # the tiny CLIP's 4 x 4 patches, those a query token matched
+        screenshot(browser, "serve-heat-map.png")
+    finally:
+        assert served.stop() == 0
