@@ -11,9 +11,13 @@ fit a picture of any size.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import io
+import os
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from smartcli.ingest.files import UnreadableFile, open_pdf
@@ -21,6 +25,27 @@ from smartcli.ingest.render import load_image
 
 # The largest picture of a page drawn for viewing, in pixels (a page view is far smaller).
 MAX_VIEW_PIXELS = 16_000_000
+# PDFs kept open between views: opening a large manual costs far more than drawing a page of it.
+OPEN_DOCUMENTS = 8
+_open_documents: OrderedDict = OrderedDict()  # (path, size, mtime_ns) -> document
+_documents_lock = threading.RLock()
+
+
+@contextlib.contextmanager
+def _pdf(path: str):
+    """The PDF at ``path``, from the few kept open while the file is unchanged (MuPDF documents
+    are used by one thread at a time: the lock is held while the caller reads it)."""
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime_ns)
+    with _documents_lock:
+        doc = _open_documents.pop(key, None)
+        if doc is None:
+            doc = open_pdf(path)
+        _open_documents[key] = doc
+        while len(_open_documents) > OPEN_DOCUMENTS:
+            _, old = _open_documents.popitem(last=False)
+            old.close()
+        yield doc
 
 
 @dataclass(frozen=True)
@@ -42,7 +67,7 @@ def render_png(path: str, kind: str, page: int, width: int) -> tuple[bytes, int,
     if kind == "pdf":
         import pymupdf
 
-        with open_pdf(path) as doc:
+        with _pdf(path) as doc:
             if not 1 <= page <= doc.page_count:
                 raise UnreadableFile(f"the file has no page {page} any more")
             rect = doc[page - 1].rect
@@ -66,7 +91,7 @@ def render_png(path: str, kind: str, page: int, width: int) -> tuple[bytes, int,
 def picture_size(path: str, kind: str, page: int) -> tuple[float, float]:
     """The page's width and height (points for a PDF page, pixels upright for an image)."""
     if kind == "pdf":
-        with open_pdf(path) as doc:
+        with _pdf(path) as doc:
             rect = doc[page - 1].rect
             return rect.width, rect.height
     image = load_image(path, MAX_VIEW_PIXELS)
@@ -92,7 +117,7 @@ def page_words(path: str, kind: str, page: int, text: str, ocr_language: str | N
 
 
 def _pdf_words(path: str, page: int):
-    with open_pdf(path) as doc:
+    with _pdf(path) as doc:
         pdf_page = doc[page - 1]
         words = pdf_page.get_text("words")
         rect = pdf_page.rect
