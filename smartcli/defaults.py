@@ -30,3 +30,13 @@ DEVICE = "auto"
 # Images with more pixels than this are refused before decoding (Pillow's own warning
 # threshold: a real photo is far below it, a decompression bomb far above).
 MAX_IMAGE_PIXELS = 89_478_485
+
+# The web view (`smart serve`).
+SERVE_HOST = "127.0.0.1"
+SERVE_PORT = 8765
+THUMBNAIL_WIDTH = 320  # pixels: result cards
+PAGE_VIEW_WIDTH = 1200  # pixels: a page opened large
+THUMBNAIL_CACHE_BYTES = 256 << 20  # rendered pictures kept in the user's cache folder
+VIEW_WORD_CACHE_PAGES = 256  # pages whose word boxes a server keeps in memory
+SERVE_MAX_QUERY_CHARS = 1000
+SERVE_MAX_K = 100

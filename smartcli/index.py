@@ -118,6 +118,8 @@ class Index:
         self.chunk_size = chunk_size
         self.warm = warm
         self._searcher = None
+        self._by_id: tuple[list, dict] | None = None  # (the snapshot's items, item id -> item)
+        self._word_cache: dict = {}  # (item id, path, page) -> word boxes, for the web view
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -365,6 +367,83 @@ class Index:
             check_same_model(searcher.store.model, searcher.encoder.info, self.path)
         return searcher
 
+    # -- looking at pages (the web view) ---------------------------------------------------------
+
+    def item_by_id(self, item_id: int):
+        """The encoded page with catalog id ``item_id`` in the current snapshot, if its file can be
+        shown: still as it was indexed, and inside the indexed paths once symbolic links are
+        resolved. Anything else raises a NOT_FOUND :class:`~smartcli.errors.SmartError`."""
+        searcher = self._current(with_encoder=False)
+        if self._by_id is None or self._by_id[0] is not searcher.items:
+            self._by_id = (searcher.items, {item.item_id: item for item in searcher.items})
+        item = self._by_id[1].get(item_id)
+        if item is None:
+            raise SmartError(ErrorKind.NOT_FOUND, f"no indexed page has id {item_id}")
+        origin = searcher.store.item_origin(item_id)
+        if origin is None or not _shown_file(item.path, origin, searcher.store.roots):
+            raise SmartError(ErrorKind.NOT_FOUND, f"page {item.page} of {item.path} changed or moved since it was indexed", path=item.path)
+        return item
+
+    def picture(self, item, width: int) -> tuple[bytes, int, int]:
+        """The page ``item`` (from :meth:`item_by_id` or a hit) drawn ``width`` pixels wide:
+        PNG bytes, width, height."""
+        from smartcli.ingest.files import UnreadableFile
+        from smartcli.ingest.pageview import render_png
+
+        try:
+            return render_png(item.path, item.kind, item.page, width)
+        except (UnreadableFile, OSError) as exc:
+            raise SmartError(ErrorKind.NOT_FOUND, f"{item.path}: {exc}", path=item.path) from None
+
+    def marks(self, item, matches) -> dict:
+        """Where each query token's match (a :class:`~smartcli.search.explain.TokenMatch` of a hit)
+        lies on the page, as fractions of its width and height.
+
+        Text pages: ``{"words": [{"token", "query_token", "word", "similarity", "boxes"}]}``, the
+        boxes of the page words each matched span falls on. Pictures of an image-model store:
+        ``{"heat": {"rows", "cols", "region", "cells", "tokens"}}``, the patch grid over the
+        ``region`` of the picture, each cell's best similarity to a query token that matched
+        it (None for cells nothing matched) and per query token the patch it matched.
+        """
+        from smartcli.ingest.files import UnreadableFile
+        from smartcli.ingest.pageview import boxes_of_span, patch_grid, picture_size
+
+        searcher = self._current(with_encoder=False)
+        model = searcher.store.model
+        try:
+            if model is not None and model.consumes_pixels:
+                width, height = picture_size(item.path, item.kind, item.page)
+                grid = patch_grid(model.family, item.n_tokens, width, height)
+                if grid is None:
+                    return {"heat": None}
+                cells: list = [None] * (grid["rows"] * grid["cols"])
+                for m in matches:
+                    if 0 <= m.doc_token < len(cells) and (cells[m.doc_token] is None or m.similarity > cells[m.doc_token]):
+                        cells[m.doc_token] = round(m.similarity, 6)
+                tokens = [{"token": i, "query_token": m.query_token, "patch": m.doc_token, "similarity": round(m.similarity, 6)} for i, m in enumerate(matches)]
+                return {"heat": dict(grid, cells=cells, tokens=tokens)}
+            words = self._page_words(searcher, item)
+        except (UnreadableFile, OSError) as exc:
+            raise SmartError(ErrorKind.NOT_FOUND, f"{item.path}: {exc}", path=item.path) from None
+        marked = []
+        for i, m in enumerate(matches):
+            boxes = [] if m.span is None else boxes_of_span(words, m.span)
+            marked.append({"token": i, "query_token": m.query_token, "word": m.word, "similarity": round(m.similarity, 6), "boxes": [list(b) for b in boxes]})
+        return {"words": marked}
+
+    def _page_words(self, searcher, item):
+        """Word boxes of a page, kept per item for this process (OCR'd pages are read again by OCR)."""
+        from smartcli.ingest.pageview import page_words
+
+        cache = self._word_cache
+        key = (item.item_id, item.path, item.page)
+        if key not in cache:
+            origin = searcher.store.item_origin(item.item_id) or {}
+            if len(cache) >= defaults.VIEW_WORD_CACHE_PAGES:
+                cache.pop(next(iter(cache)))
+            cache[key] = page_words(item.path, item.kind, item.page, item.text, ocr_language=origin.get("ocr"))
+        return cache[key]
+
     # -- looking at the store --------------------------------------------------------------------
 
     def status(self) -> Status:
@@ -409,6 +488,23 @@ def _weights(mode: str, lambda_anchor: float | None, lambda_late: float | None) 
 
 def _absolute(path) -> str:
     return os.path.abspath(os.path.expanduser(os.fspath(path)))
+
+
+def _shown_file(path: str, origin: dict, roots: list[str]) -> bool:
+    """Whether the web view may read ``path``: unchanged since indexing (same size and mtime,
+    so not swapped for a link to another file) and, links resolved, under an indexed path."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if (st.st_size, st.st_mtime_ns) != (origin["size"], origin["mtime_ns"]):
+        return False
+    real = os.path.realpath(path)
+    for root in roots:
+        top = os.path.realpath(root)
+        if real == top or real.startswith(top.rstrip(os.sep) + os.sep):
+            return True
+    return False
 
 
 def _load_judgments(load, path: str):

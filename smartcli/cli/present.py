@@ -119,6 +119,18 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def answer_json(hits, query=None, qid=None, like=None, image=None, explain: bool = False) -> dict:
+    """One answer as `smart search --json` prints it (the web view's API returns the same)."""
+    data = {"query": query}
+    if image is not None:
+        data["image"] = str(image.resolve())
+    data["qid"] = qid
+    if like is not None:
+        data["like"] = {"path": like.path, "page": like.page}
+    data["results"] = [hit.as_json(explain=explain) for hit in hits]
+    return data
+
+
 class AnswerPrinter:
     """Prints each query's answer in one form: a table for people, JSON lines, or file lines.
 
@@ -156,14 +168,7 @@ class AnswerPrinter:
             print_line("")
 
     def _json(self, hits, query, qid, like, image) -> dict:
-        data = {"query": query}
-        if image is not None:
-            data["image"] = str(image.resolve())
-        data["qid"] = qid
-        if like is not None:
-            data["like"] = {"path": like.path, "page": like.page}
-        data["results"] = [hit.as_json(explain=self.explain) for hit in hits]
-        return data
+        return answer_json(hits, query, qid, like, image, self.explain)
 
     def _table(self, hits, query, like, image) -> None:
         if not hits:

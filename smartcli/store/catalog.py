@@ -391,6 +391,15 @@ class Store:
         ).fetchall()
         return [LiveItem(r[0], fs_path(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
+    def item_origin(self, item_id: int) -> dict | None:
+        """The file record behind item ``item_id`` as indexed (size, mtime) and its OCR language."""
+        row = self.conn.execute(
+            """SELECT files.size, files.mtime_ns, items.ocr FROM items JOIN files ON files.id = items.file_id
+               WHERE items.id = ?""",
+            (item_id,),
+        ).fetchone()
+        return None if row is None else {"size": row[0], "mtime_ns": row[1], "ocr": row[2]}
+
     def segment_path(self, name: str) -> Path:
         return self.root / SEGMENT_DIR / f"{name}.h5"
 

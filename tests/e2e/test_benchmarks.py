@@ -59,3 +59,8 @@ def test_two_stage_and_bm25_smoke(sample_store, judged):
     assert "top-10 kept" in out and "(all)" in out
     out = run_benchmark("bm25_baseline.py", "--store", store, "--queries", judged)
     assert out.startswith("BM25")
+
+
+def test_serve_latency_smoke():
+    out = run_benchmark("serve_latency.py", "--smoke")
+    assert "cold: first result page" in out and "thumbnail  320 px wide" in out and "ratio cold / warm" in out
