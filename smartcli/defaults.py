@@ -30,3 +30,17 @@ DEVICE = "auto"
 # Images with more pixels than this are refused before decoding (Pillow's own warning
 # threshold: a real photo is far below it, a decompression bomb far above).
 MAX_IMAGE_PIXELS = 89_478_485
+
+# Tuning (`smart tune`): pairs mined from the collection's PDF outlines, or given by the user.
+TUNE_SECTION_PAGES = 4  # an outline entry's relevant pages: its target and up to this many in all
+TUNE_HELD_BACK = 0.25  # share of the pairs held back to choose the weights, stop training and judge
+TUNE_MIN_PAIRS = 8  # fewer usable pairs than this: nothing to learn from
+TUNE_LAMBDA_LATE = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 16.0)  # with lambda_anchor 1; late-only is tried too
+TUNE_HARD_NEGATIVES = 8  # per pair, the top-ranked pages of the untuned search that are not its own
+TUNE_BATCH = 16  # pairs per training step
+TUNE_EPOCHS = 12  # at most; training stops when the held-back pairs stop improving
+TUNE_PATIENCE = 2  # epochs without improvement before stopping
+TUNE_LEARNING_RATE = 2e-3
+TUNE_TEMPERATURE = 0.05  # of the contrastive loss over MaxSim scores
+TUNE_WEIGHT_DECAY = 1e-4  # pulls the adapter's linear map back to zero (the identity adapter)
+TUNE_SEED = 1729
