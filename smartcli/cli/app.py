@@ -120,8 +120,8 @@ def search(
     mode: str = typer.Option(
         "smart", "--mode", help="smart (anchor + late), pooled (anchor only) or late (MaxSim only, over every page: no anchor shortlist).", autocompletion=_complete("smart", "pooled", "late")
     ),
-    lambda_anchor: Optional[float] = typer.Option(None, "--lambda-anchor", help=f"Weight of the pooled cosine. Default: {defaults.LAMBDA_ANCHOR}.", show_default=False),
-    lambda_late: Optional[float] = typer.Option(None, "--lambda-late", help=f"Weight of the MaxSim term. Default: {defaults.LAMBDA_LATE}.", show_default=False),
+    lambda_anchor: Optional[float] = typer.Option(None, "--lambda-anchor", help=f"Weight of the pooled cosine. Default: the store's, if `smart tune` chose one, else {defaults.LAMBDA_ANCHOR}.", show_default=False),
+    lambda_late: Optional[float] = typer.Option(None, "--lambda-late", help=f"Weight of the MaxSim term. Default: the store's, if `smart tune` chose one, else {defaults.LAMBDA_LATE}.", show_default=False),
     top_k: int = typer.Option(defaults.TOP_K, "--top-k", "-k", min=1, help="Results per query."),
     json_output: bool = typer.Option(False, "--json", help="One JSON object per query per line on stdout."),
     files_only: bool = typer.Option(False, "--files-only", "-l", help="Only PATH:PAGE (PATH for an image) per result, one per line."),
@@ -185,8 +185,8 @@ def status(
 def evaluate(
     queries: Path = typer.Option(..., "--queries", "-q", help="Judged queries, JSON lines: {\"qid\", \"query\", \"relevant\": [{\"file\", \"page\"}], \"kind\"?}. Files match by base name or by path.", show_default=False),
     store: Optional[Path] = StoreOption,
-    lambda_anchor: Optional[float] = typer.Option(None, "--lambda-anchor", help=f"Weight of the pooled cosine for the smart row. Default: {defaults.LAMBDA_ANCHOR}.", show_default=False),
-    lambda_late: Optional[float] = typer.Option(None, "--lambda-late", help=f"Weight of the MaxSim term for the smart row. Default: {defaults.LAMBDA_LATE}.", show_default=False),
+    lambda_anchor: Optional[float] = typer.Option(None, "--lambda-anchor", help=f"Weight of the pooled cosine for the smart row. Default: the store's (`smart tune`), else {defaults.LAMBDA_ANCHOR}.", show_default=False),
+    lambda_late: Optional[float] = typer.Option(None, "--lambda-late", help=f"Weight of the MaxSim term for the smart row. Default: the store's (`smart tune`), else {defaults.LAMBDA_LATE}.", show_default=False),
     sweep: bool = typer.Option(False, "--sweep", help="Also score a grid of lambda_late values (lambda_anchor 1) and mark the best row."),
     per_query: bool = typer.Option(False, "--per-query", help="Also show each query's first relevant rank and scores (smart row)."),
     top_k: int = typer.Option(defaults.TOP_K, "--k", "-k", min=1, help="Cut-off rank of the metrics."),

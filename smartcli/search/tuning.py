@@ -161,14 +161,22 @@ def weight_grid() -> list[Weights]:
 
 def measure(searcher, encoded: list[Encoded], pairs: list[Pair], grid: list[Weights], k: int = defaults.TOP_K) -> list[Measured]:
     """MRR@k and nDCG@k of the search path at each of ``grid``'s weights (shared scoring passes)."""
+    from smartcli.search.searcher import Scored
+
     judged = [JudgedQuery(str(i), p.query, p.pages) for i, p in enumerate(pairs)]
-    cache: dict = {}
+    # One MaxSim pass over every page serves every weighting: the two-stage rankings are the
+    # same scores restricted to each query's anchor shortlist, as searcher.score restricts them.
+    full = searcher.score(encoded, Weights(0.0, 1.0))
     out = []
     for weights in grid:
-        key = (weights.needs_tokens, searcher.two_stage(weights, len(searcher)))
-        if key not in cache:
-            cache[key] = searcher.score(encoded, weights)
-        hits = searcher.rank(encoded, cache[key], weights, k, snippets=False)
+        scored = full
+        if searcher.two_stage(weights, len(full.columns)):
+            own = [np.argpartition(-row, searcher.shortlist - 1)[: searcher.shortlist] for row in full.anchor]
+            eligible = np.zeros(full.anchor.shape, bool)
+            for row, mine in enumerate(own):
+                eligible[row, mine] = True
+            scored = Scored(full.columns, full.anchor, full.late, eligible)
+        hits = searcher.rank(encoded, scored, weights, k, snippets=False)
         run = score_run("", judged, [[(h.item.path, h.item.page) for h in q] for q in hits], k)
         out.append(Measured(weights, run.mean("rr"), run.mean("ndcg")))
     return out
