@@ -45,6 +45,7 @@ class Measured:
     weights: Weights
     mrr: float
     ndcg: float
+    per_pair: np.ndarray = field(default_factory=lambda: np.zeros(0))  # nDCG@10 of each held-back pair
 
     def key(self) -> tuple[float, float]:
         return (round(self.ndcg, 6), round(self.mrr, 6))
@@ -178,8 +179,20 @@ def measure(searcher, encoded: list[Encoded], pairs: list[Pair], grid: list[Weig
             scored = Scored(full.columns, full.anchor, full.late, eligible)
         hits = searcher.rank(encoded, scored, weights, k, snippets=False)
         run = score_run("", judged, [[(h.item.path, h.item.page) for h in q] for q in hits], k)
-        out.append(Measured(weights, run.mean("rr"), run.mean("ndcg")))
+        out.append(Measured(weights, run.mean("rr"), run.mean("ndcg"), np.array([q.ndcg for q in run.per_query])))
     return out
+
+
+def significantly_better(a: Measured, b: Measured, z: float = defaults.TUNE_MIN_Z) -> bool:
+    """``a`` beats ``b`` on the same held-back pairs by more than their noise: the mean of the
+    paired nDCG@10 differences is at least ``z`` standard errors above zero."""
+    d = a.per_pair - b.per_pair
+    if len(d) == 0 or d.mean() <= 0:
+        return False
+    if len(d) < 2:
+        return True
+    se = d.std(ddof=1) / np.sqrt(len(d))
+    return se == 0 or d.mean() / se >= z
 
 
 def best_of(measured: list[Measured]) -> Measured:
@@ -219,6 +232,9 @@ def tune(
         f"held back, untuned: nDCG@10 {untuned.ndcg:.4f}; best weights "
         f"{weights_only.weights.lambda_anchor:g}/{weights_only.weights.lambda_late:g}: nDCG@10 {weights_only.ndcg:.4f}"
     )
+    if guard and weights_only is not untuned and not significantly_better(weights_only, untuned):
+        report("the best weights' gain is within the noise of the held-back pairs: the default weights stay")
+        weights_only = untuned
     result = TuneResult(len(pairs), len(train), len(held), untuned, weights_only, None, "weights", None)
     if train_adapter:
         t0 = time.monotonic()
@@ -229,7 +245,7 @@ def tune(
         result.history = history
         result.epochs = len(history) - 1
         result.best_epoch = max(range(len(history)), key=lambda i: (history[i]["ndcg"], history[i]["mrr"], -i))
-        if adapter is not None and (adapted.key() > weights_only.key() or not guard):
+        if adapter is not None and (not guard or (adapted.key() > weights_only.key() and significantly_better(adapted, untuned))):
             result.adapted, result.adapter, result.chosen = adapted, adapter, "adapter"
         elif adapted is not None:
             result.adapted = adapted
@@ -286,7 +302,7 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
             q_lengths = torch.tensor([q_tokens[i].shape[0] for i in batch])
             adapted = queries + linear(ln(queries))
             adapted = adapted / adapted.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            logits = maxsim(adapted, doc_tokens, lengths, q_lengths) / defaults.TUNE_TEMPERATURE
+            logits = _maxsim_by_argmax(adapted, doc_tokens, lengths, q_lengths) / defaults.TUNE_TEMPERATURE
             positive = torch.zeros(logits.shape, dtype=torch.bool)
             for row, i in enumerate(batch):
                 positive[row, [column[d] for d in positives[i]]] = True
@@ -308,6 +324,25 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
             if since_best >= defaults.TUNE_PATIENCE:
                 break
     return best_adapter, best, history, last
+
+
+def _maxsim_by_argmax(queries, doc_tokens, lengths, q_lengths):
+    """:func:`~smartcli.search.scoring.maxsim` with its gradient, cheaply: the arg-max page token
+    of each query token is found without autograd (the large product), and only the chosen
+    tokens' similarities are recomputed with it (the gradient of a max is that of its arg-max)."""
+    import torch
+
+    with torch.no_grad():
+        sim = doc_tokens @ queries.T  # [T, Q]
+        best = torch.segment_reduce(sim, "max", lengths=lengths, axis=0)  # [n, Q]
+        doc_of_token = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+        t, q = torch.nonzero(sim == best[doc_of_token], as_tuple=True)
+        chosen = torch.zeros(best.shape, dtype=torch.long)
+        chosen[doc_of_token[t], q] = t
+    similarity = (doc_tokens[chosen] * queries[None]).sum(-1)  # [n, Q], equal to best, with a gradient
+    query_of_column = torch.repeat_interleave(torch.arange(len(q_lengths)), q_lengths)
+    sums = torch.zeros((len(q_lengths), len(lengths)), dtype=similarity.dtype).index_add(0, query_of_column, similarity.T)
+    return sums / q_lengths.to(similarity.dtype)[:, None]
 
 
 def _hard_negatives(searcher, encoded: list[Encoded], positives: list[list[int]], n: int = defaults.TUNE_HARD_NEGATIVES) -> list[list[int]]:
