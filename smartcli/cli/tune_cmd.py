@@ -62,6 +62,8 @@ def summary_lines(summary) -> list[str]:
     lines.append(f"held back, weights chosen: {figures(held['weights'])}")
     if held["adapter"]:
         lines.append(f"held back, with adapter:   {figures(held['adapter'])} (best of {summary.epochs} epoch(s): {summary.best_epoch})")
+    elif summary.epochs:
+        lines.append(f"held back, with adapter:   no epoch of {summary.epochs} beat the frozen model")
     if summary.kept != "untuned" and not summary.improved:
         lines.append("kept as asked, although the held-back pairs did not improve")
     if summary.kept == "adapter":

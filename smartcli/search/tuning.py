@@ -245,10 +245,10 @@ def tune(
         result.history = history
         result.epochs = len(history) - 1
         result.best_epoch = max(range(len(history)), key=lambda i: (history[i]["ndcg"], history[i]["mrr"], -i))
-        if adapter is not None and (not guard or (adapted.key() > weights_only.key() and significantly_better(adapted, untuned))):
-            result.adapted, result.adapter, result.chosen = adapted, adapter, "adapter"
-        elif adapted is not None:
+        if adapter is not None:  # an epoch beat the frozen model (None: none did; the history says by how much)
             result.adapted = adapted
+            if not guard or (adapted.key() > weights_only.key() and significantly_better(adapted, untuned)):
+                result.adapter, result.chosen = adapter, "adapter"
     if guard and result.final.key() <= untuned.key():
         result.chosen = "untuned"
         result.adapter = None
