@@ -427,7 +427,7 @@ class Index:
         pairs: str | os.PathLike | None = None,
         outline: bool = True,
         heading_path: bool = False,
-        adapter: bool = True,
+        adapter: bool = False,
         guard: bool = True,
         wait: bool = False,
         events: UpdateEvents | None = None,
@@ -439,7 +439,7 @@ class Index:
         ``{"query", "file", "page"}``. A share is held back: on it the weights are chosen and the
         adapter's training stopped, and the result must beat the untuned search there, else the
         store is left untuned (``guard=False`` keeps what was learned anyway: for collections too
-        small to hold back a telling share). ``adapter=False`` chooses the weights only. The store is read while
+        small to hold back a telling share). ``adapter`` also trains the query-side adapter. The store is read while
         training and locked only to record the result (``wait``: wait for another writer).
         """
         from smartcli.ingest.outlines import mine_outlines

@@ -30,7 +30,7 @@ def test_tune_stores_an_adapter_search_uses_it_it_survives_index_and_compact_and
     query = "how do I keep the bread dough from sticking"
     untuned = late_scores(store, query)
 
-    ran = run_smart("tune", "--store", store, "--keep", "--json", check=True)
+    ran = run_smart("tune", "--store", store, "--adapter", "--keep", "--json", check=True)
     summary = json.loads(ran.stdout)
     assert summary["kept"] == "adapter"
     assert summary["pairs"]["outline"]["pairs"] == 13 and summary["pairs"]["outline"]["with_outline"] == 5
@@ -68,7 +68,7 @@ def test_tune_stores_an_adapter_search_uses_it_it_survives_index_and_compact_and
 def test_tune_keeps_the_untuned_state_when_held_back_pairs_do_not_improve(tuned_copy):
     store, _ = tuned_copy
     # The sample corpus is easy: the untuned search already ranks every held-back heading's page first.
-    ran = run_smart("tune", "--store", store, "--weights-only")
+    ran = run_smart("tune", "--store", store)
     assert ran.returncode == 0, ran.stderr
     assert "stays untuned" in ran.stdout and "held back, untuned:        nDCG@10 1.0000" in ran.stdout
     assert json.loads(run_smart("status", "--store", store, "--json", check=True).stdout)["tuning"] is None
@@ -87,7 +87,7 @@ def test_user_pairs_and_their_errors(tuned_copy, tmp_path):
     pairs.write_text("\n".join(map(json.dumps, lines)) + "\n")
     ran = run_smart("tune", "--store", store, "--pairs", pairs, "--no-outline")
     assert ran.returncode == 2 and "1 usable pairs" in ran.stderr and "--pairs" in ran.stderr
-    ran = run_smart("tune", "--store", store, "--pairs", pairs, "--weights-only", "--json", check=True)
+    ran = run_smart("tune", "--store", store, "--pairs", pairs, "--json", check=True)
     summary = json.loads(ran.stdout)
     assert summary["pairs"]["user"] == {"lines": 2, "matched": 1, "unmatched": 1, "pairs": 1}
     assert summary["pairs"]["used"] == 14
