@@ -115,6 +115,8 @@ def write_pdf(path: Path, pages: list[tuple[str, str]]) -> None:
         page = doc.new_page(width=595, height=842)  # A4 in points
         page.insert_text((72, 90), title, fontsize=18, fontname="helv")
         page.insert_textbox(pymupdf.Rect(72, 120, 523, 770), body, fontsize=11, fontname="helv")
+    # An outline (bookmarks), as real manuals have: one entry per page title (`smart tune` learns from them).
+    doc.set_toc([[1, title, number] for number, (title, _) in enumerate(pages, 1)])
     doc.set_metadata({"title": path.stem, "creator": "smart sample corpus", "producer": "PyMuPDF"})
     path.parent.mkdir(parents=True, exist_ok=True)
     doc.save(path, garbage=4, deflate=True, no_new_id=True)

@@ -40,3 +40,21 @@ THUMBNAIL_CACHE_BYTES = 256 << 20  # rendered pictures kept in the user's cache 
 VIEW_WORD_CACHE_PAGES = 256  # pages whose word boxes a server keeps in memory
 SERVE_MAX_QUERY_CHARS = 1000
 SERVE_MAX_K = 100
+
+
+# Tuning (`smart tune`): pairs mined from the collection's PDF outlines, or given by the user.
+TUNE_SECTION_PAGES = 4  # an outline entry's relevant pages: its target and up to this many in all
+TUNE_HELD_BACK = 0.25  # share of the pairs held back to choose the weights, stop training and judge
+TUNE_MIN_PAIRS = 8  # fewer usable pairs than this: nothing to learn from
+TUNE_LAMBDA_LATE = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 16.0)  # with lambda_anchor 1; late-only is tried too
+TUNE_HARD_NEGATIVES = 8  # per pair, the top-ranked pages of the untuned search that are not its own
+TUNE_BATCH = 16  # pairs per training step
+TUNE_EPOCHS = 10  # at most; training stops when the held-back pairs stop improving
+TUNE_PATIENCE = 2  # epochs without improvement before stopping
+TUNE_LEARNING_RATE = 2e-4  # 2e-3 overfits the headings within one epoch (README, tune)
+TUNE_TEMPERATURE = 0.05  # of the contrastive loss over MaxSim scores
+TUNE_WEIGHT_DECAY = 1e-4  # pulls the adapter's linear map back to zero (the identity adapter)
+TUNE_SEED = 1729
+# Tune keeps a change only if it beats the untuned search on the held-back pairs by this many
+# standard errors of the paired per-pair nDCG@10 differences (a one-sided test at about 2.5%).
+TUNE_MIN_Z = 2.0

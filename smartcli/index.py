@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -26,7 +27,7 @@ from smartcli.search.scoring import Weights
 from smartcli.search.searcher import Hit, Scope
 from smartcli.store.catalog import CATALOG, Store, check_same_model, damaged_catalog, default_store_path
 
-__all__ = ["Index", "UpdateEvents", "Status", "Scope", "Weights", "Hit"]
+__all__ = ["Index", "UpdateEvents", "Status", "Scope", "Weights", "Hit", "TuneSummary"]
 
 
 class UpdateEvents:
@@ -88,10 +89,32 @@ class Status:
     skipped: list[dict] = field(default_factory=list)
     partly_indexed: list[dict] = field(default_factory=list)
     store_problems: list[str] = field(default_factory=list)
+    tuning: dict | None = None  # what tune learned: weights, adapter, held-back figures (None: untuned)
 
     @property
     def healthy(self) -> bool:
         return not self.store_problems
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TuneSummary:
+    """What :meth:`Index.tune` did: the pairs it used, the held-back figures, what it kept."""
+
+    store: str
+    kept: str  # "adapter" (weights and adapter), "weights" (weights only) or "untuned" (nothing beat it)
+    improved: bool  # what was kept beats the untuned search on the held-back pairs
+    lambda_anchor: float
+    lambda_late: float
+    pairs: dict  # {"outline": {mining report}, "user": {"lines", "matched", "unmatched"}, "used", "train", "held_back"}
+    held_back: dict  # {"untuned": {...}, "weights": {...}, "adapter": {...} | None}: MRR@10, nDCG@10, weights
+    epochs: int
+    best_epoch: int
+    seconds: float
+    train_seconds: float
+    history: list[dict] = field(default_factory=list)
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -109,8 +132,14 @@ class Index:
         candidates: int | None = defaults.CANDIDATES,
         chunk_size: int | None = None,
         warm: bool = False,
+        tuned: bool = True,
     ):
         self.path = path
+        self.tuned = tuned
+        self._tuning: dict | None = None  # the tuning record in use
+        self._tuning_read = False  # False: read the record (again) before the next query
+        self._adapter = None
+        self._base_encoder = None
         self._model_spec = model
         self.device = device
         self.token_dtype = token_dtype
@@ -135,6 +164,7 @@ class Index:
         candidates: int | None = defaults.CANDIDATES,
         chunk_size: int | None = None,
         warm: bool = False,
+        tuned: bool = True,
     ) -> "Index":
         """Open the store at ``path`` (default: ``$SMART_STORE``, else the XDG data folder).
 
@@ -142,7 +172,8 @@ class Index:
         :class:`~smartcli.errors.StoreMissing`. ``model`` (a Hugging Face id or a folder; the
         packaged MiniLM by default) is the model a new store is built with; a store keeps its
         first model. ``candidates`` is the two-stage search's shortlist (None: score every page);
-        ``warm`` keeps token states in memory between queries (for long-lived processes).
+        ``warm`` keeps token states in memory between queries (for long-lived processes);
+        ``tuned=False`` ignores what :meth:`tune` learned (the frozen model, default weights).
         """
         from smartcli.store.formats import TOKEN_FORMATS
 
@@ -153,7 +184,7 @@ class Index:
             if not create:
                 raise StoreMissing(f"no index at {root}")
             _create(root)
-        return cls(root, model, device, token_dtype, candidates, chunk_size, warm)
+        return cls(root, model, device, token_dtype, candidates, chunk_size, warm, tuned)
 
     def close(self) -> None:
         if self._searcher is not None:
@@ -283,8 +314,8 @@ class Index:
         min_score: float | None = None,
     ) -> list[list[Hit]]:
         """:meth:`search` for several queries at once (they share each read of the token states)."""
-        weights = _weights(mode, lambda_anchor, lambda_late)
         searcher = self._current(with_encoder=True)
+        weights = self._weights(mode, lambda_anchor, lambda_late)
         try:
             return searcher.search(list(queries), weights, k, scope, min_score)
         except StoreError:
@@ -329,7 +360,7 @@ class Index:
         return self._search_encoded(searcher, encoded, source.text, k, scope=scope, **options)
 
     def _search_encoded(self, searcher, encoded, text, k, mode="smart", lambda_anchor=None, lambda_late=None, scope=Scope(), min_score=None):
-        weights = _weights(mode, lambda_anchor, lambda_late)
+        weights = self._weights(mode, lambda_anchor, lambda_late)
         texts = [text] if text is not None else None
         return searcher.search_encoded([encoded], weights, k, texts=texts, scope=scope, min_score=min_score)[0]
 
@@ -361,10 +392,12 @@ class Index:
             from smartcli.models.registry import load_encoder
 
             info = searcher.store.model
-            searcher.encoder = load_encoder(info.spec, self.device, info.extra)  # pixel models: the store's render settings
-            check_same_model(info, searcher.encoder.info, self.path)
+            self._base_encoder = load_encoder(info.spec, self.device, info.extra)  # pixel models: the store's render settings
+            check_same_model(info, self._base_encoder.info, self.path)
+            searcher.encoder = self._base_encoder
         if searcher.refresh(force) and searcher.encoder is not None:
             check_same_model(searcher.store.model, searcher.encoder.info, self.path)
+        self._follow_tuning(searcher)
         return searcher
 
     # -- looking at pages (the web view) ---------------------------------------------------------
@@ -444,6 +477,141 @@ class Index:
             cache[key] = page_words(item.path, item.kind, item.page, item.text, ocr_language=origin.get("ocr"))
         return cache[key]
 
+
+    def _follow_tuning(self, searcher) -> None:
+        """Use the store's current tuning record: its weights, and its adapter on query tokens."""
+        from smartcli.search.tuning import AdaptedEncoder
+        from smartcli.store.tuning import load_adapter, read_tuning
+
+        record = read_tuning(searcher.store) if self.tuned else None
+        if record != self._tuning or not self._tuning_read:
+            self._tuning, self._tuning_read = record, True
+            self._adapter = load_adapter(searcher.store, record) if record else None
+        if self._base_encoder is not None:
+            searcher.encoder = self._base_encoder if self._adapter is None else AdaptedEncoder(self._base_encoder, self._adapter)
+
+    def _weights(self, mode: str, lambda_anchor: float | None, lambda_late: float | None) -> Weights:
+        """The weights asked for; what is not asked for comes from the store's tuning, else the defaults."""
+        tuning = self._tuning or {}
+        if lambda_anchor is None:
+            lambda_anchor = tuning.get("lambda_anchor", defaults.LAMBDA_ANCHOR)
+        if lambda_late is None:
+            lambda_late = tuning.get("lambda_late", defaults.LAMBDA_LATE)
+        return Weights.for_mode(mode, lambda_anchor, lambda_late)
+
+    # -- tuning --------------------------------------------------------------------------------
+
+    def tune(
+        self,
+        *,
+        pairs: str | os.PathLike | None = None,
+        outline: bool = True,
+        heading_path: bool = False,
+        adapter: bool = False,
+        guard: bool = True,
+        wait: bool = False,
+        events: UpdateEvents | None = None,
+    ) -> TuneSummary:
+        """Learn this store's fusion weights and query-side adapter (``smart tune``).
+
+        Pairs come from the outlines of the indexed PDFs (``outline``; with ``heading_path`` a
+        heading's query carries its parents' headings) and from ``pairs``, a JSON-lines file of
+        ``{"query", "file", "page"}``. A share is held back: on it the weights are chosen and the
+        adapter's training stopped, and the result must beat the untuned search there, else the
+        store is left untuned (``guard=False`` keeps what was learned anyway: for collections too
+        small to hold back a telling share). ``adapter`` also trains the query-side adapter. The store is read while
+        training and locked only to record the result (``wait``: wait for another writer).
+        """
+        from smartcli.ingest.outlines import mine_outlines
+        from smartcli.models.registry import load_encoder
+        from smartcli.search.searcher import Searcher
+        from smartcli.search.tuning import Pair, load_user_pairs, match_user_pairs, tune
+        from smartcli.store.tuning import clear_tuning, write_tuning
+
+        events = events or UpdateEvents()
+        raw_user = load_user_pairs(os.fspath(pairs)) if pairs is not None else []  # a bad file fails before the model loads
+        if not outline and pairs is None:
+            raise SmartError(ErrorKind.BAD_OPTION, "with the outlines left out, pairs must be given", option="outline")
+        with _reading(self.path) as store, store.read_snapshot():
+            info = store.model
+            if info is None:
+                raise StoreMissing(f"the index at {self.path} is empty", kind=ErrorKind.STORE_EMPTY)
+            encoder = load_encoder(info.spec, self.device, info.extra)
+            check_same_model(info, encoder.info, self.path)
+            searcher = Searcher(store, encoder, device=self.device, chunk_size=self.chunk_size, cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=self.candidates)
+            used: list = []
+            counts: dict = {}
+            if outline:
+                indexed = {(item.path, item.page) for item in searcher.items}
+                pdfs = sorted({item.path for item in searcher.items if item.kind == "pdf"})
+                mined, report = mine_outlines(pdfs, heading_path)
+                for path, reason in report.unreadable:
+                    events.message(f"{path}: outline not read ({reason})")
+                for pair in mined:
+                    pages = {(pair.path, page) for page in pair.pages if (pair.path, page) in indexed}
+                    if pages:
+                        used.append(Pair(pair.query, pages))
+                    else:
+                        report.drop("not_indexed")
+                report.pairs = len(used)
+                counts["outline"] = report.as_json()
+                events.message(
+                    f"{report.pairs} pairs from the outlines of {report.with_outline} of {report.files} PDFs "
+                    f"({report.entries} entries; dropped: {', '.join(f'{n} {k}' for k, n in sorted(report.dropped.items())) or 'none'})"
+                )
+            if raw_user:
+                user, unmatched = match_user_pairs(raw_user, searcher.items)
+                used += user
+                counts["user"] = {"lines": len(raw_user), "matched": len(raw_user) - unmatched, "unmatched": unmatched, "pairs": len(user)}
+                events.message(f"{len(user)} pairs from {pairs} ({unmatched} of {len(raw_user)} lines name no indexed page)")
+            result = tune(searcher, used, adapter, events.message, guard=guard)
+        counts.update(used=result.pairs, train=result.train_pairs, held_back=result.held_back_pairs)
+        final = result.final
+        held_back = {
+            "untuned": result.untuned.as_json(),
+            "weights": result.weights_only.as_json(),
+            "adapter": result.adapted.as_json() if result.adapted else None,
+        }
+        with self._writer(wait, False, events) as store:
+            if result.kept:
+                record = {
+                    "lambda_anchor": final.weights.lambda_anchor,
+                    "lambda_late": final.weights.lambda_late,
+                    "variant": "query" if result.adapter is not None else None,
+                    "trained": time.time(),
+                    "pairs": result.pairs,
+                    "held_back_pairs": result.held_back_pairs,
+                    "held_back": {"untuned": held_back["untuned"], "tuned": final.as_json()},
+                }
+                write_tuning(store, record, result.adapter)
+            else:
+                clear_tuning(store)
+        self._tuning_read = False  # the next query reads the new record
+        return TuneSummary(
+            store=str(self.path),
+            kept=result.chosen,
+            improved=final.key() > result.untuned.key(),
+            lambda_anchor=final.weights.lambda_anchor,
+            lambda_late=final.weights.lambda_late,
+            pairs=counts,
+            held_back=held_back,
+            epochs=result.epochs,
+            best_epoch=result.best_epoch,
+            seconds=round(result.seconds, 2),
+            train_seconds=round(result.train_seconds, 2),
+            history=result.history,
+        )
+
+    def reset_tuning(self, *, wait: bool = False) -> bool:
+        """Back to the frozen model and the default weights (``smart tune --reset``); True when
+        the store was tuned."""
+        from smartcli.store.tuning import clear_tuning
+
+        with self._writer(wait, False, UpdateEvents()) as store:
+            had = clear_tuning(store)
+        self._tuning_read = False
+        return had
+
     # -- looking at the store --------------------------------------------------------------------
 
     def status(self) -> Status:
@@ -467,23 +635,13 @@ class Index:
         from smartcli.search.evaluate import configs_to_run, evaluate, load_judgments
 
         judged = queries if isinstance(queries, list) else _load_judgments(load_judgments, os.fspath(queries))
-        configs = configs_to_run(
-            defaults.LAMBDA_ANCHOR if lambda_anchor is None else lambda_anchor,
-            defaults.LAMBDA_LATE if lambda_late is None else lambda_late,
-            sweep,
-        )
-        return evaluate(self._current(with_encoder=True), judged, configs, k)
+        searcher = self._current(with_encoder=True)
+        weights = self._weights("smart", lambda_anchor, lambda_late)  # the store's tuned weights unless given
+        configs = configs_to_run(weights.lambda_anchor, weights.lambda_late, sweep)
+        return evaluate(searcher, judged, configs, k)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def _weights(mode: str, lambda_anchor: float | None, lambda_late: float | None) -> Weights:
-    return Weights.for_mode(
-        mode,
-        defaults.LAMBDA_ANCHOR if lambda_anchor is None else lambda_anchor,
-        defaults.LAMBDA_LATE if lambda_late is None else lambda_late,
-    )
 
 
 def _absolute(path) -> str:
@@ -653,4 +811,15 @@ def _collect_status(store: Store) -> Status:
         skipped=[{"path": f["path"], "reason": f["reason"]} for f in files if f["status"] == "skipped"],
         partly_indexed=[{"path": f["path"], "reason": f["reason"]} for f in files if f["status"] == "indexed" and f["reason"]],
         store_problems=store.problems(),
+        tuning=_tuning_status(store),
     )
+
+
+def _tuning_status(store: Store) -> dict | None:
+    from smartcli.store.tuning import read_tuning
+
+    record = read_tuning(store)
+    if record is None:
+        return None
+    keys = ("lambda_anchor", "lambda_late", "variant", "adapter", "trained", "pairs", "held_back_pairs", "held_back")
+    return {key: record.get(key) for key in keys}

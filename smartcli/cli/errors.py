@@ -56,6 +56,10 @@ def describe(exc: SmartError) -> str:
         return f"{message} as {exc.details.get('path')}:PAGE"
     if kind is ErrorKind.MODEL_LOAD and exc.option == "device":
         return "--device cuda was asked for, but no CUDA device is available"
+    if kind is ErrorKind.BAD_INPUT and "pairs" in exc.details:
+        return f"{message}; give labelled pairs with `smart tune --pairs FILE`"
+    if kind is ErrorKind.BAD_OPTION and exc.option == "outline":
+        return "--no-outline needs --pairs FILE"
     if kind is ErrorKind.BAD_OPTION and exc.option:
         flag = FLAGS.get(exc.option, "--" + exc.option.replace("_", "-"))
         if "stored" in exc.details:

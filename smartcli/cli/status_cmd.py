@@ -60,6 +60,7 @@ def print_status(r: dict) -> None:
         ("segments", segments_line(r)),
         ("last update", updated),
         ("changed since", f"{changed['modified']} modified, {changed['missing']} missing, {changed['new']} new"),
+        ("tuning", tuning_line(r.get("tuning"))),
     ]
     if r["store_problems"]:
         rows.append(("damaged", "; ".join(r["store_problems"])))
@@ -73,4 +74,17 @@ def segments_line(r: dict) -> str:
     line += "; `smart compact` reclaims them)" if r["garbage_rows"] else ")"
     if r["retired_segments"]:
         line += f", {r['retired_segments']} retired, deleted after a grace period"
+    return line
+
+
+def tuning_line(t: dict | None) -> str:
+    if not t:
+        return "none (the frozen model and the default weights; see `smart tune`)"
+    what = "query adapter and weights" if t.get("adapter") else "weights"
+    line = f"{what} {t['lambda_anchor']:g}/{t['lambda_late']:g}"
+    held = t.get("held_back") or {}
+    if held.get("tuned") and held.get("untuned"):
+        line += f", held-back nDCG@10 {held['untuned']['ndcg']:.3f} -> {held['tuned']['ndcg']:.3f} on {t.get('held_back_pairs')} of {t.get('pairs')} pairs"
+    if t.get("trained"):
+        line += f" (tuned {dt.datetime.fromtimestamp(t['trained']).isoformat(' ', 'seconds')})"
     return line

@@ -1,0 +1,75 @@
+"""`smart tune`: ``Index.tune`` (or ``Index.reset_tuning``), and what it measured on held-back pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from smartcli.cli.errors import EXIT_OK, describe, exit_code
+from smartcli.cli.present import print_json_line, print_line, warn
+
+
+def run_tune(
+    store_path: Path | None,
+    pairs: Path | None,
+    outline: bool,
+    heading_path: bool,
+    adapter: bool,
+    keep: bool,
+    reset: bool,
+    wait: bool,
+    json_output: bool,
+    device: str,
+) -> int:
+    from smartcli import Index, SmartError, UpdateEvents
+
+    class Events(UpdateEvents):
+        def message(self, text: str) -> None:
+            warn(text)
+
+        def waiting(self) -> None:
+            warn("another writer holds the store; waiting for it to finish")
+
+    try:
+        index = Index.open(store_path, device=device)
+        if reset:
+            had = index.reset_tuning(wait=wait)
+            if json_output:
+                print_json_line({"store": str(index.path), "reset": True, "was_tuned": had})
+            else:
+                print_line("back to the frozen model and the default weights" if had else "the store was not tuned; nothing to reset")
+            return EXIT_OK
+        summary = index.tune(pairs=pairs, outline=outline, heading_path=heading_path, adapter=adapter, guard=not keep, wait=wait, events=Events())
+    except SmartError as exc:
+        warn(describe(exc))
+        return exit_code(exc)
+    if json_output:
+        print_json_line(summary.as_json())
+        return EXIT_OK
+    for line in summary_lines(summary):
+        print_line(line)
+    return EXIT_OK
+
+
+def summary_lines(summary) -> list[str]:
+    held = summary.held_back
+    pairs = summary.pairs
+
+    def figures(row: dict) -> str:
+        return f"nDCG@10 {row['ndcg']:.4f}, MRR@10 {row['mrr']:.4f} (weights {row['lambda_anchor']:g}/{row['lambda_late']:g})"
+
+    lines = [f"{pairs['used']} pairs: {pairs['train']} to train on, {pairs['held_back']} held back"]
+    lines.append(f"held back, untuned:        {figures(held['untuned'])}")
+    lines.append(f"held back, weights chosen: {figures(held['weights'])}")
+    if held["adapter"]:
+        lines.append(f"held back, with adapter:   {figures(held['adapter'])} (best of {summary.epochs} epoch(s): {summary.best_epoch})")
+    elif summary.epochs:
+        lines.append(f"held back, with adapter:   no epoch of {summary.epochs} beat the frozen model")
+    if summary.kept != "untuned" and not summary.improved:
+        lines.append("kept as asked, although the held-back pairs did not improve")
+    if summary.kept == "adapter":
+        lines.append(f"kept the adapter and weights {summary.lambda_anchor:g}/{summary.lambda_late:g}; `smart search` uses them ({summary.seconds:.0f} s)")
+    elif summary.kept == "weights":
+        lines.append(f"kept weights {summary.lambda_anchor:g}/{summary.lambda_late:g} (the adapter did not help more); `smart search` uses them ({summary.seconds:.0f} s)")
+    else:
+        lines.append(f"nothing beat the untuned search on the held-back pairs: the store stays untuned ({summary.seconds:.0f} s)")
+    return lines

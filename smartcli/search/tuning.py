@@ -1,0 +1,374 @@
+"""Light post-training of a store (`tune`): fusion weights and the paper's query-side adapter.
+
+From (query, relevant pages) pairs — mined from the collection's own outlines, or given by the
+user — a share is held back. On the held-back pairs the fusion weights are chosen (lambda_anchor 1
+with each lambda_late of a grid, and late-only), training is stopped early, and the result is
+judged against the untuned search: tune never keeps something that is not better there.
+
+The adapter (variant (a) of the issue: query side only, so stored documents, 1-bit ones included,
+stay as they are and nothing is re-encoded) is ``normalize(x + Linear(LayerNorm(x)))`` on each
+query token state, with the Linear zero-initialised: it starts as the identity. It is trained with
+a contrastive loss over MaxSim scores: each pair's own pages against the other pairs' pages of the
+batch (in-batch negatives) and the pages the untuned search ranks highest that are not its own
+(hard negatives).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
+
+import numpy as np
+
+from smartcli import defaults
+from smartcli.errors import ErrorKind, SmartError
+from smartcli.models.base import Encoded
+from smartcli.search.evaluate import JudgedQuery, matches, score_run
+from smartcli.search.scoring import Weights, maxsim
+from smartcli.store.tuning import Adapter
+
+
+@dataclass
+class Pair:
+    """A query and the indexed pages it should find: ``pages`` are (path, page)."""
+
+    query: str
+    pages: set[tuple[str, int]]
+    source: str = "outline"  # or "user"
+
+
+@dataclass
+class Measured:
+    weights: Weights
+    mrr: float
+    ndcg: float
+    per_pair: np.ndarray = field(default_factory=lambda: np.zeros(0))  # nDCG@10 of each held-back pair
+
+    def key(self) -> tuple[float, float]:
+        return (round(self.ndcg, 6), round(self.mrr, 6))
+
+    def as_json(self) -> dict:
+        return {
+            "lambda_anchor": self.weights.lambda_anchor,
+            "lambda_late": self.weights.lambda_late,
+            "mrr": round(self.mrr, 4),
+            "ndcg": round(self.ndcg, 4),
+        }
+
+
+@dataclass
+class TuneResult:
+    """What tune measured and chose; ``kept`` is False when nothing beat the untuned search."""
+
+    pairs: int
+    train_pairs: int
+    held_back_pairs: int
+    untuned: Measured  # default weights, no adapter
+    weights_only: Measured  # best weights, no adapter
+    adapted: Measured | None  # best weights with the trained adapter (None: not trained)
+    chosen: str  # "untuned", "weights" or "adapter"
+    adapter: Adapter | None
+    epochs: int = 0
+    best_epoch: int = 0
+    seconds: float = 0.0
+    train_seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def kept(self) -> bool:
+        return self.chosen != "untuned"
+
+    @property
+    def final(self) -> Measured:
+        return {"untuned": self.untuned, "weights": self.weights_only, "adapter": self.adapted}[self.chosen]
+
+
+def split_pairs(pairs: list[Pair], held_back: float = defaults.TUNE_HELD_BACK) -> tuple[list[Pair], list[Pair]]:
+    """A stable split (by a hash of each query and its pages): (train, held back)."""
+    train, held = [], []
+    for pair in pairs:
+        digest = hashlib.sha256(json.dumps([pair.query, sorted(pair.pages)]).encode()).digest()
+        (held if int.from_bytes(digest[:4], "big") / 2**32 < held_back else train).append(pair)
+    if not held and len(train) > 1:
+        held.append(train.pop())
+    return train, held
+
+
+def load_user_pairs(path: str) -> list[tuple[str, str, int]]:
+    """``{"query": ..., "file": ..., "page": ...}`` lines: (query, file as given, page)."""
+    found = []
+    try:
+        f = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise SmartError(ErrorKind.BAD_INPUT, f"{path}: {(exc.strerror or str(exc)).lower()}", path=path) from None
+    with f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                found.append((str(obj["query"]), str(obj["file"]), int(obj["page"])))
+            except (ValueError, KeyError, TypeError):
+                raise SmartError(ErrorKind.BAD_INPUT, f"{path}:{number}: needs \"query\", \"file\" and \"page\"", path=path) from None
+            if not found[-1][0].strip():
+                raise SmartError(ErrorKind.BAD_INPUT, f"{path}:{number}: the query is empty", path=path)
+    return found
+
+
+def match_user_pairs(raw: list[tuple[str, str, int]], items) -> tuple[list[Pair], int]:
+    """User pairs matched to indexed pages like `eval` matches judgments; (pairs, how many matched none).
+    Lines with the same query become one pair with several pages."""
+    by_query: dict[str, set[tuple[str, int]]] = {}
+    unmatched = 0
+    encoded = {(item.path, item.page) for item in items}
+    paths = sorted({item.path for item in items})
+    for query, file, page in raw:
+        hits = {(p, page) for p in paths if matches(file, p) and (p, page) in encoded}
+        if not hits:
+            unmatched += 1
+            continue
+        by_query.setdefault(query, set()).update(hits)
+    return [Pair(q, pages, "user") for q, pages in by_query.items()], unmatched
+
+
+class AdaptedEncoder:
+    """An encoder whose query token states go through the store's adapter (documents unchanged)."""
+
+    def __init__(self, encoder, adapter: Adapter):
+        self.encoder = encoder
+        self.adapter = adapter
+
+    def encode_queries(self, texts: Sequence[str]) -> list[Encoded]:
+        return [adapt(e, self.adapter) for e in self.encoder.encode_queries(texts)]
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.encoder, name)
+
+
+def adapt(encoded: Encoded, adapter: Adapter | None) -> Encoded:
+    return encoded if adapter is None else replace(encoded, tokens=adapter.apply(encoded.tokens))
+
+
+def weight_grid() -> list[Weights]:
+    grid = [Weights(defaults.LAMBDA_ANCHOR, defaults.LAMBDA_LATE)]
+    grid += [Weights(1.0, late) for late in defaults.TUNE_LAMBDA_LATE if Weights(1.0, late) not in grid]
+    return grid + [Weights(0.0, 1.0)]
+
+
+def measure(searcher, encoded: list[Encoded], pairs: list[Pair], grid: list[Weights], k: int = defaults.TOP_K) -> list[Measured]:
+    """MRR@k and nDCG@k of the search path at each of ``grid``'s weights (shared scoring passes)."""
+    from smartcli.search.searcher import Scored
+
+    judged = [JudgedQuery(str(i), p.query, p.pages) for i, p in enumerate(pairs)]
+    # One MaxSim pass over every page serves every weighting: the two-stage rankings are the
+    # same scores restricted to each query's anchor shortlist, as searcher.score restricts them.
+    full = searcher.score(encoded, Weights(0.0, 1.0))
+    out = []
+    for weights in grid:
+        scored = full
+        if searcher.two_stage(weights, len(full.columns)):
+            own = [np.argpartition(-row, searcher.shortlist - 1)[: searcher.shortlist] for row in full.anchor]
+            eligible = np.zeros(full.anchor.shape, bool)
+            for row, mine in enumerate(own):
+                eligible[row, mine] = True
+            scored = Scored(full.columns, full.anchor, full.late, eligible)
+        hits = searcher.rank(encoded, scored, weights, k, snippets=False)
+        run = score_run("", judged, [[(h.item.path, h.item.page) for h in q] for q in hits], k)
+        out.append(Measured(weights, run.mean("rr"), run.mean("ndcg"), np.array([q.ndcg for q in run.per_query])))
+    return out
+
+
+def significantly_better(a: Measured, b: Measured, z: float = defaults.TUNE_MIN_Z) -> bool:
+    """``a`` beats ``b`` on the same held-back pairs by more than their noise: the mean of the
+    paired nDCG@10 differences is at least ``z`` standard errors above zero."""
+    d = a.per_pair - b.per_pair
+    if len(d) == 0 or d.mean() <= 0:
+        return False
+    if len(d) < 2:
+        return True
+    se = d.std(ddof=1) / np.sqrt(len(d))
+    return se == 0 or d.mean() / se >= z
+
+
+def best_of(measured: list[Measured]) -> Measured:
+    """The best by nDCG then MRR; on a tie the earlier (the default weights come first)."""
+    best = measured[0]
+    for m in measured[1:]:
+        if m.key() > best.key():
+            best = m
+    return best
+
+
+def tune(
+    searcher,
+    pairs: list[Pair],
+    train_adapter: bool = True,
+    report: Callable[[str], None] = lambda _: None,
+    epochs: int = defaults.TUNE_EPOCHS,
+    guard: bool = True,
+) -> TuneResult:
+    """Choose weights, train the adapter and judge both on held-back pairs (``searcher`` has the
+    untuned encoder). Without ``guard`` what was learned is kept even when it is no better than the
+    untuned search (the last epoch's adapter, at its best weights)."""
+    started = time.monotonic()
+    if len(pairs) < defaults.TUNE_MIN_PAIRS:
+        raise SmartError(
+            ErrorKind.BAD_INPUT, f"{len(pairs)} usable pairs; at least {defaults.TUNE_MIN_PAIRS} are needed to learn anything", pairs=len(pairs)
+        )
+    train, held = split_pairs(pairs)
+    encoder = searcher.encoder
+    report(f"encoding {len(pairs)} queries ({len(train)} to train on, {len(held)} held back)")
+    train_encoded = encoder.encode_queries([p.query for p in train])
+    held_encoded = encoder.encode_queries([p.query for p in held])
+    grid = weight_grid()
+    measured = measure(searcher, held_encoded, held, grid)
+    untuned, weights_only = measured[0], best_of(measured)
+    report(
+        f"held back, untuned: nDCG@10 {untuned.ndcg:.4f}; best weights "
+        f"{weights_only.weights.lambda_anchor:g}/{weights_only.weights.lambda_late:g}: nDCG@10 {weights_only.ndcg:.4f}"
+    )
+    if guard and weights_only is not untuned and not significantly_better(weights_only, untuned):
+        report("the best weights' gain is within the noise of the held-back pairs: the default weights stay")
+        weights_only = untuned
+    result = TuneResult(len(pairs), len(train), len(held), untuned, weights_only, None, "weights", None)
+    if train_adapter:
+        t0 = time.monotonic()
+        adapter, adapted, history, last = _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs)
+        if not guard and adapter is None and last is not None:
+            adapter, adapted = last
+        result.train_seconds = time.monotonic() - t0
+        result.history = history
+        result.epochs = len(history) - 1
+        result.best_epoch = max(range(len(history)), key=lambda i: (history[i]["ndcg"], history[i]["mrr"], -i))
+        if adapter is not None:  # an epoch beat the frozen model (None: none did; the history says by how much)
+            result.adapted = adapted
+            if not guard or (adapted.key() > weights_only.key() and significantly_better(adapted, untuned)):
+                result.adapter, result.chosen = adapter, "adapter"
+    if guard and result.final.key() <= untuned.key():
+        result.chosen = "untuned"
+        result.adapter = None
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs):
+    """Train the adapter; returns (best adapter or None if epoch 0 stayed best, its Measured, history,
+    (last epoch's adapter, its Measured) or None)."""
+    import torch
+
+    torch.manual_seed(defaults.TUNE_SEED)
+    rng = np.random.default_rng(defaults.TUNE_SEED)
+    index_of = {(item.path, item.page): i for i, item in enumerate(searcher.items)}
+    positives = [sorted(index_of[p] for p in pair.pages if p in index_of) for pair in train]
+    negatives = _hard_negatives(searcher, train_encoded, positives)
+    needed = sorted({i for row in positives + negatives for i in row})
+    report(f"reading the token states of {len(needed)} pages")
+    tokens = _item_tokens(searcher, needed)
+    dims = train_encoded[0].tokens.shape[1]
+    ln = torch.nn.LayerNorm(dims)
+    linear = torch.nn.Linear(dims, dims)
+    torch.nn.init.zeros_(linear.weight)
+    torch.nn.init.zeros_(linear.bias)
+    params = list(ln.parameters()) + list(linear.parameters())
+    optimizer = torch.optim.AdamW(params, lr=defaults.TUNE_LEARNING_RATE, weight_decay=0.0)
+    q_tokens = [torch.from_numpy(e.tokens) for e in train_encoded]
+
+    def current() -> Adapter:
+        return Adapter(*(p.detach().numpy().astype(np.float32).copy() for p in (ln.weight, ln.bias, linear.weight, linear.bias)))
+
+    def judge(adapter: Adapter | None) -> Measured:
+        return best_of(measure(searcher, [adapt(e, adapter) for e in held_encoded], held, grid))
+
+    best = judge(None)
+    history = [{"epoch": 0, "loss": None, **best.as_json()}]
+    best_adapter, since_best, last = None, 0, None
+    for epoch in range(1, epochs + 1):
+        order = rng.permutation(len(train))
+        losses = []
+        for start in range(0, len(order), defaults.TUNE_BATCH):
+            batch = [int(i) for i in order[start : start + defaults.TUNE_BATCH] if positives[int(i)]]
+            if not batch:
+                continue
+            docs = sorted({d for i in batch for d in positives[i] + negatives[i]})
+            column = {d: c for c, d in enumerate(docs)}
+            doc_tokens = torch.from_numpy(np.concatenate([tokens[d] for d in docs]))
+            lengths = torch.tensor([tokens[d].shape[0] for d in docs])
+            queries = torch.cat([q_tokens[i] for i in batch])
+            q_lengths = torch.tensor([q_tokens[i].shape[0] for i in batch])
+            adapted = queries + linear(ln(queries))
+            adapted = adapted / adapted.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            logits = _maxsim_by_argmax(adapted, doc_tokens, lengths, q_lengths) / defaults.TUNE_TEMPERATURE
+            positive = torch.zeros(logits.shape, dtype=torch.bool)
+            for row, i in enumerate(batch):
+                positive[row, [column[d] for d in positives[i]]] = True
+            loss = (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~positive, float("-inf")), 1)).mean()
+            loss = loss + defaults.TUNE_WEIGHT_DECAY * linear.weight.pow(2).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        adapter = current()
+        measured = judge(adapter)
+        last = (adapter, measured)
+        history.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 4) if losses else None, **measured.as_json()})
+        report(f"epoch {epoch}: loss {history[-1]['loss']}, held-back nDCG@10 {measured.ndcg:.4f} (MRR {measured.mrr:.4f})")
+        if measured.key() > best.key():
+            best, best_adapter, since_best = measured, adapter, 0
+        else:
+            since_best += 1
+            if since_best >= defaults.TUNE_PATIENCE:
+                break
+    return best_adapter, best, history, last
+
+
+def _maxsim_by_argmax(queries, doc_tokens, lengths, q_lengths):
+    """:func:`~smartcli.search.scoring.maxsim` with its gradient, cheaply: the arg-max page token
+    of each query token is found without autograd (the large product), and only the chosen
+    tokens' similarities are recomputed with it (the gradient of a max is that of its arg-max)."""
+    import torch
+
+    with torch.no_grad():
+        sim = doc_tokens @ queries.T  # [T, Q]
+        best = torch.segment_reduce(sim, "max", lengths=lengths, axis=0)  # [n, Q]
+        doc_of_token = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+        t, q = torch.nonzero(sim == best[doc_of_token], as_tuple=True)
+        chosen = torch.zeros(best.shape, dtype=torch.long)
+        chosen[doc_of_token[t], q] = t
+    similarity = (doc_tokens[chosen] * queries[None]).sum(-1)  # [n, Q], equal to best, with a gradient
+    query_of_column = torch.repeat_interleave(torch.arange(len(q_lengths)), q_lengths)
+    sums = torch.zeros((len(q_lengths), len(lengths)), dtype=similarity.dtype).index_add(0, query_of_column, similarity.T)
+    return sums / q_lengths.to(similarity.dtype)[:, None]
+
+
+def _hard_negatives(searcher, encoded: list[Encoded], positives: list[list[int]], n: int = defaults.TUNE_HARD_NEGATIVES) -> list[list[int]]:
+    """Per query, the ``n`` pages the untuned search ranks highest that are not its own."""
+    weights = Weights(defaults.LAMBDA_ANCHOR, defaults.LAMBDA_LATE)
+    out = []
+    for start in range(0, len(encoded), 64):
+        part = encoded[start : start + 64]
+        scored = searcher.score(part, weights)
+        fused = np.where(scored.eligible, scored.anchor * weights.lambda_anchor + scored.late * weights.lambda_late, -np.inf)
+        for row in range(len(part)):
+            own = set(positives[start + row])
+            order = np.argsort(-fused[row], kind="stable")
+            ranked = [scored.columns[j] for j in order[: n + len(own) + 1] if np.isfinite(fused[row, j])]
+            out.append([i for i in ranked if i not in own][:n])
+    return out
+
+
+def _item_tokens(searcher, indexes: list[int]) -> dict[int, np.ndarray]:
+    """Decoded token states (as search scores them) of the items at ``indexes``."""
+    out = {}
+    by_segment: dict[str, list[int]] = {}
+    for i in indexes:
+        by_segment.setdefault(searcher.items[i].segment, []).append(i)
+    for name, group in by_segment.items():
+        with searcher.store.open_segment(name) as segment:
+            for i in group:
+                out[i] = segment.tokens(*segment.token_range(searcher.items[i].row))
+    return out
