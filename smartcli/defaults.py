@@ -30,3 +30,12 @@ DEVICE = "auto"
 # Images with more pixels than this are refused before decoding (Pillow's own warning
 # threshold: a real photo is far below it, a decompression bomb far above).
 MAX_IMAGE_PIXELS = 89_478_485
+
+# Qdrant (a mirror of local stores; README, "Beyond one machine").
+QDRANT_COLLECTION = "smart"
+QDRANT_TOKEN_FORMAT = "float16"  # tokens multivector: float16, float32, scalar (int8) or binary quantization
+QDRANT_BATCH_POINTS = 64  # points per upsert (a text page with its tokens is ~0.5 MB of JSON)
+QDRANT_TIMEOUT = 30.0  # seconds per request
+QDRANT_RETRIES = 5  # retries of a transient failure (connection refused, timeout, 5xx), with backoff
+QDRANT_BACKOFF = 0.5  # first wait, doubled each retry
+QDRANT_BACKOFF_MAX = 8.0
