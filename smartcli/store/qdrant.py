@@ -136,17 +136,17 @@ class Target:
         return f"Target({self.location!r})"
 
 
-_LOCAL_CLIENTS: dict[str, object] = {}
+_LOCAL_CLIENTS: dict[str, list] = {}  # location -> [client, users]
 
 
 def connect(target: Target):
-    """A ``QdrantClient`` for ``target`` (embedded clients are shared within the process: local
-    mode allows one per folder)."""
+    """A ``QdrantClient`` for ``target``. Embedded clients are shared within the process (local
+    mode allows one per folder) and counted: each :func:`connect` needs its :func:`release`."""
     from qdrant_client import QdrantClient
 
     if target.local:
-        client = _LOCAL_CLIENTS.get(target.location)
-        if client is None:
+        entry = _LOCAL_CLIENTS.get(target.location)
+        if entry is None:
             try:
                 if target.location == ":memory:":
                     client = QdrantClient(location=":memory:")
@@ -158,22 +158,27 @@ def connect(target: Target):
                 import atexit
 
                 atexit.register(_close_all)
-            _LOCAL_CLIENTS[target.location] = client
-        return client
+            entry = _LOCAL_CLIENTS[target.location] = [client, 0]
+        entry[1] += 1
+        return entry[0]
     return QdrantClient(url=target.location, api_key=target.api_key, timeout=int(math.ceil(target.timeout)), check_compatibility=False)
 
 
 def release(target: Target) -> None:
-    """Close an embedded client (so another process may open its folder)."""
-    client = _LOCAL_CLIENTS.pop(target.location, None)
-    if client is not None:
-        client.close()
+    """Done with an embedded client: the last user closes it (so another process may open its folder)."""
+    entry = _LOCAL_CLIENTS.get(target.location)
+    if entry is None:
+        return
+    entry[1] -= 1
+    if entry[1] <= 0:
+        del _LOCAL_CLIENTS[target.location]
+        entry[0].close()
 
 
 def _close_all() -> None:
     for location in list(_LOCAL_CLIENTS):
         with contextlib.suppress(Exception):
-            _LOCAL_CLIENTS.pop(location).close()
+            _LOCAL_CLIENTS.pop(location)[0].close()
 
 
 def _first(exc: BaseException) -> str:
