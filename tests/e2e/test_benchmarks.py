@@ -59,3 +59,12 @@ def test_two_stage_and_bm25_smoke(sample_store, judged):
     assert "top-10 kept" in out and "(all)" in out
     out = run_benchmark("bm25_baseline.py", "--store", store, "--queries", judged)
     assert out.startswith("BM25")
+
+
+def test_qdrant_mirror_smoke(sample_store, judged, tmp_path):
+    pytest.importorskip("qdrant_client")
+    store, _ = sample_store
+    mine = tmp_path / "store"
+    __import__("shutil").copytree(store, mine)  # the sync records its state in the store's catalog
+    out = run_benchmark("qdrant_mirror.py", "--smoke", "--store", mine, "--queries", judged, "--workdir", tmp_path / "work")
+    assert "top-10 overlap" in out and "queries/s" in out and "bytes per page" in out
