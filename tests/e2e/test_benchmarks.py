@@ -68,3 +68,9 @@ def test_qdrant_mirror_smoke(sample_store, judged, tmp_path):
     __import__("shutil").copytree(store, mine)  # the sync records its state in the store's catalog
     out = run_benchmark("qdrant_mirror.py", "--smoke", "--store", mine, "--queries", judged, "--workdir", tmp_path / "work")
     assert "top-10 overlap" in out and "queries/s" in out and "bytes per page" in out
+
+
+def test_token_pooling_smoke(sample_store, judged):
+    store, _ = sample_store
+    out = run_benchmark("token_pooling.py", "--store", store, "--queries", judged, "--limits", "16", "8")
+    assert "top-10 overlap" in out and "nDCG@10" in out
