@@ -61,9 +61,11 @@ def main() -> None:
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--pool", type=int, nargs="*", default=[], help="token limits to measure pooling at")
     ap.add_argument("--smoke", action="store_true", help="5 queries, no pooling")
+    ap.add_argument("--fresh", action="store_true", help="start from an empty Qdrant folder (else a finished earlier sync is reused)")
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="qdrant-bench-"))
-    shutil.rmtree(work / "db", ignore_errors=True)
+    if args.fresh:
+        shutil.rmtree(work / "db", ignore_errors=True)
     location = str(work / "db")
     judged = load_queries(args.queries, 5 if args.smoke else None)
 
@@ -72,7 +74,7 @@ def main() -> None:
     print(f"store: {args.store}: {status.encoded_items} pages, {status.tokens} token states, format {status.token_dtype}, model {status.model}")
     start = time.perf_counter()
     summary = local.sync(location, "bench")
-    print(f"sync into embedded Qdrant: {summary.upserted} points in {time.perf_counter() - start:.1f} s, {summary.reduced} pages pooled")
+    print(f"sync into embedded Qdrant: {summary.upserted} points sent ({summary.unchanged} already there) in {time.perf_counter() - start:.1f} s, {summary.reduced} pages pooled")
     remote = QdrantIndex.open(location, "bench")
     local.load()
     remote.load()
@@ -111,7 +113,8 @@ def main() -> None:
     t = tokens / pages
     print(f"\nbytes per page ({t:.0f} token states of {dims} dims on average; vectors only, payload apart):")
     print(f"  local store ({status.token_dtype}), measured: {status.bytes_per_item:,}")
-    print(f"  sent to Qdrant (float16 tokens + float32 anchor), measured: {summary.bytes_sent / pages:,.0f}")
+    if summary.upserted == pages:
+        print(f"  sent to Qdrant (float16 tokens + float32 anchor), counted by the sync: {summary.bytes_sent / pages:,.0f}")
     print(f"  embedded Qdrant folder, measured (JSON/pickle storage, payload included): {folder_bytes(work / 'db') / pages:,.0f}")
     anchor = 4 * dims
     for fmt, held in (

@@ -27,6 +27,8 @@ from smartcli.store.catalog import LiveItem
 from smartcli.store.qdrant import Retrying, Target, collection_model, point_id
 
 _SCROLL_PAGE = 1024
+# What a candidate needs from its payload; text and spans are read for the top k only.
+_LIST_FIELDS = ["path", "page", "kind", "n_tokens"]
 
 
 @dataclass
@@ -144,7 +146,7 @@ class QdrantSearcher:
             anchors = self._anchors(anchor_q, ids)
             return [_Candidate(str(p.id), anchors.get(str(p.id), 0.0), float(p.score) / n_q, p.payload) for p in late]
         shortlist = self.shortlist or len(self)
-        first = models.QueryRequest(query=anchor_q, using="anchor", filter=flt, limit=shortlist, with_payload=True)
+        first = models.QueryRequest(query=anchor_q, using="anchor", filter=flt, limit=shortlist, with_payload=_LIST_FIELDS)
         second = models.QueryRequest(
             prefetch=models.Prefetch(query=anchor_q, using="anchor", filter=flt, limit=shortlist),
             query=tokens_q,
@@ -176,11 +178,13 @@ class QdrantSearcher:
         """Snippet, highlights and token matches of each hit, from its stored tokens and spans."""
         if not chosen:
             return []
-        points = self.call("retrieve points", self.client.retrieve, self.collection, ids=[c.pid for c in chosen], with_vectors=["tokens"], with_payload=["spans"])
+        points = self.call("retrieve points", self.client.retrieve, self.collection, ids=[c.pid for c in chosen], with_vectors=["tokens"], with_payload=["spans", "text"])
         by_id = {str(p.id): p for p in points}
         explained = []
         for c in chosen:
             point = by_id.get(c.pid)
+            if point is not None:
+                c.payload["text"] = point.payload.get("text") or ""
             text = c.payload.get("text") or ""
             if point is None:
                 explained.append((text[:160], [], []))

@@ -388,9 +388,14 @@ def sync_store(
     if info is None:
         summary.notes.append("empty_store")
         return summary
+    existed = call("look up the collection", client.collection_exists, collection)
     ensure_collection(client, collection, info, settings, call, target.local)
     limit = min(max_tokens or token_limit(info.dims), token_limit(info.dims))
     have = acked(store, target, collection)
+    if have and not existed:  # the collection was deleted since: nothing it acknowledged is there
+        with store.conn:
+            store.conn.execute("DELETE FROM qdrant_acked WHERE target = ? AND collection = ?", (target.location, collection))
+        have = {}
     wanted = _versions(store)
     origin = origin_of(store)
     gone = [pid for pid in have if pid not in wanted]

@@ -249,3 +249,15 @@ def test_no_location_is_a_clear_option_error(monkeypatch):
     target = Target.resolve(None)
     assert target.location == "http://qdrant.lab:6333" and target.api_key == "secret-key"
     assert "secret" not in repr(target)
+
+
+def test_a_collection_deleted_behind_the_stores_back_is_filled_again(float16_store, tmp_path):
+    index, _ = float16_store
+    location = str(tmp_path / "db")
+    first = index.sync(location, "again")
+    target = Target.resolve(location)
+    client = connect(target)
+    client.delete_collection("again")
+    release(target)
+    second = index.sync(location, "again")
+    assert second.upserted == first.upserted == second.points > 0
