@@ -20,6 +20,8 @@ __version__ = "0.1.0"
 # name -> module that defines it
 _EXPORTS = {
     "Index": "smartcli.index",
+    "QdrantIndex": "smartcli.index",
+    "SyncSummary": "smartcli.store.qdrant",
     "Status": "smartcli.index",
     "UpdateEvents": "smartcli.index",
     "Hit": "smartcli.search.searcher",

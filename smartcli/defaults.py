@@ -58,3 +58,13 @@ TUNE_SEED = 1729
 # Tune keeps a change only if it beats the untuned search on the held-back pairs by this many
 # standard errors of the paired per-pair nDCG@10 differences (a one-sided test at about 2.5%).
 TUNE_MIN_Z = 2.0
+
+
+# Qdrant (a mirror of local stores; README, "Beyond one machine").
+QDRANT_COLLECTION = "smart"
+QDRANT_TOKEN_FORMAT = "float16"  # tokens multivector: float16, float32, scalar (int8) or binary quantization
+QDRANT_BATCH_POINTS = 64  # points per upsert (a text page with its tokens is ~0.5 MB of JSON)
+QDRANT_TIMEOUT = 30.0  # seconds per request
+QDRANT_RETRIES = 5  # retries of a transient failure (connection refused, timeout, 5xx), with backoff
+QDRANT_BACKOFF = 0.5  # first wait, doubled each retry
+QDRANT_BACKOFF_MAX = 8.0

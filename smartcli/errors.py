@@ -22,6 +22,7 @@ class ErrorKind(str, enum.Enum):
     BAD_OPTION = "bad_option"  # a setting the engine cannot take; ``option`` names it
     BAD_INPUT = "bad_input"  # an input file (query picture, judgments) that cannot be used
     NOT_FOUND = "not_found"  # a page or file asked for is not in the index
+    BACKEND_UNAVAILABLE = "backend_unavailable"  # a search engine (Qdrant) cannot be reached or refused a request
 
 
 class SmartError(Exception):

@@ -27,7 +27,7 @@ from smartcli.search.scoring import Weights
 from smartcli.search.searcher import Hit, Scope
 from smartcli.store.catalog import CATALOG, Store, check_same_model, damaged_catalog, default_store_path
 
-__all__ = ["Index", "UpdateEvents", "Status", "Scope", "Weights", "Hit", "TuneSummary"]
+__all__ = ["Index", "QdrantIndex", "UpdateEvents", "Status", "Scope", "Weights", "Hit", "TuneSummary"]
 
 
 class UpdateEvents:
@@ -291,6 +291,48 @@ class Index:
             stats = store.stats()
         result.segments, result.bytes = stats["segments"], stats["bytes"]
         return result
+
+    def sync(
+        self,
+        qdrant: str | None = None,
+        collection: str = defaults.QDRANT_COLLECTION,
+        *,
+        api_key: str | None = None,
+        token_format: str = defaults.QDRANT_TOKEN_FORMAT,
+        shards: int | None = None,
+        replicas: int | None = None,
+        on_disk: bool = False,
+        batch_points: int = defaults.QDRANT_BATCH_POINTS,
+        max_tokens: int | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        wait: bool = False,
+        events: UpdateEvents | None = None,
+    ):
+        """Make the Qdrant ``collection`` at ``qdrant`` (a URL, or a folder for Qdrant's embedded
+        mode; ``$SMART_QDRANT_URL`` by default) hold this store's encoded pages.
+
+        Only the difference since the last acknowledged sync is sent (the store's catalog records
+        what Qdrant acknowledged, batch by batch), and only points this store wrote are removed.
+        ``token_format``, ``shards``, ``replicas`` and ``on_disk`` shape a new collection;
+        ``max_tokens`` lowers the per-page token limit (pages over it are pooled). Returns a
+        :class:`~smartcli.store.qdrant.SyncSummary`.
+        """
+        from smartcli.store.qdrant import CollectionSettings, Target, connect, release, sync_store
+
+        events = events or UpdateEvents()
+        target = Target.resolve(qdrant, api_key, timeout, retries)
+        settings = CollectionSettings(token_format, shards, replicas, on_disk)
+        settings.check()
+        with self._writer(wait, False, events) as store:
+            client = connect(target)
+            try:
+                if events.wants_progress:
+                    events.started(len(store.live_items()))
+                return sync_store(store, client, target, collection, settings, batch_points, max_tokens, report=events.message, progress=events.pages_done)
+            finally:
+                if target.local:
+                    release(target)
 
     # -- searching -------------------------------------------------------------------------------
 
@@ -639,6 +681,89 @@ class Index:
         weights = self._weights("smart", lambda_anchor, lambda_late)  # the store's tuned weights unless given
         configs = configs_to_run(weights.lambda_anchor, weights.lambda_late, sweep)
         return evaluate(searcher, judged, configs, k)
+
+
+class QdrantIndex:
+    """Search a Qdrant collection that ``Index.sync`` filled, with the local search's methods and
+    results (same scores within float tolerance). No local store is needed: the collection
+    records its model, which is loaded on the first query."""
+
+    def __init__(self, searcher, target, device: str):
+        self._searcher = searcher
+        self.target = target
+        self.device = device
+        self.path = f"{target.location}#{searcher.collection}"
+
+    @classmethod
+    def open(
+        cls,
+        qdrant: str | None = None,
+        collection: str = defaults.QDRANT_COLLECTION,
+        *,
+        api_key: str | None = None,
+        device: str = defaults.DEVICE,
+        candidates: int | None = defaults.CANDIDATES,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> "QdrantIndex":
+        from smartcli.search.qdrant import QdrantSearcher
+        from smartcli.store.qdrant import Target, connect
+
+        target = Target.resolve(qdrant, api_key, timeout, retries)
+        return cls(QdrantSearcher(connect(target), target, collection, shortlist=candidates), target, device)
+
+    @property
+    def model(self):
+        return self._searcher.model
+
+    def close(self) -> None:
+        from smartcli.store.qdrant import release
+
+        if self.target.local:
+            release(self.target)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self._searcher)
+
+    def load(self) -> None:
+        self._encoder()
+
+    def _encoder(self):
+        searcher = self._searcher
+        if searcher.encoder is None:
+            from smartcli.models.registry import load_encoder
+
+            searcher.encoder = load_encoder(searcher.model.spec, self.device, searcher.model.extra)
+            check_same_model(searcher.model, searcher.encoder.info, self.path)
+        return searcher.encoder
+
+    def search(self, query: str, k: int = defaults.TOP_K, **options) -> list[Hit]:
+        """As :meth:`Index.search`."""
+        return self.search_many([query], k, **options)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = defaults.TOP_K, *, mode: str = "smart", lambda_anchor=None, lambda_late=None, scope: Scope = Scope(), min_score=None) -> list[list[Hit]]:
+        weights = _weights(mode, lambda_anchor, lambda_late)
+        self._encoder()
+        return self._searcher.search(list(queries), weights, k, scope, min_score)
+
+    def item(self, path, page: int | None = None):
+        return self._searcher.stored_query(_absolute(path), page)[1]
+
+    def like(self, path, page: int | None = None, k: int = defaults.TOP_K, mode="smart", lambda_anchor=None, lambda_late=None, scope: Scope = Scope(), min_score=None) -> list[Hit]:
+        """As :meth:`Index.like`: the page's stored vectors (in the collection) as the query."""
+        encoded, source = self._searcher.stored_query(_absolute(path), page)
+        scope = replace(scope, exclude=scope.exclude | {(source.path, source.page)})
+        weights = _weights(mode, lambda_anchor, lambda_late)
+        return self._searcher.search_encoded([encoded], weights, k, texts=[source.text], scope=scope, min_score=min_score)[0]
+
+    def search_image(self, image, k: int = defaults.TOP_K, **options) -> list[Hit]:
+        raise SmartError(ErrorKind.BAD_OPTION, "image queries are not supported on a Qdrant collection yet", option="image")
 
 
 # -- helpers ---------------------------------------------------------------------------------------

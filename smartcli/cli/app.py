@@ -29,6 +29,18 @@ StoreOption = typer.Option(
     show_default=False,
 )
 DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda.")
+QdrantOption = typer.Option(
+    None, "--qdrant", envvar="SMART_QDRANT_URL", metavar="URL|PATH",
+    help="A Qdrant server or cluster (http(s)://host:6333), or a folder for Qdrant's embedded mode. Default: $SMART_QDRANT_URL. "
+    "The API key comes from $SMART_QDRANT_API_KEY.", show_default=False,
+)
+CollectionOption = typer.Option(defaults.QDRANT_COLLECTION, "--collection", help="The Qdrant collection.")
+QdrantFormatOption = typer.Option(
+    defaults.QDRANT_TOKEN_FORMAT, "--qdrant-format", help="A new collection's token states: float16, float32, scalar (int8 quantization) or binary (quantization)."
+)
+ShardsOption = typer.Option(None, "--shards", min=1, help="A new collection's shard count. Default: Qdrant's (one per node).", show_default=False)
+ReplicasOption = typer.Option(None, "--replicas", min=1, help="A new collection's replication factor. Default: Qdrant's (1).", show_default=False)
+OnDiskOption = typer.Option(False, "--on-disk", help="A new collection keeps its vectors on disk (memory-mapped), for collections larger than RAM.")
 
 
 def _version_callback(value: bool) -> None:
@@ -72,9 +84,17 @@ def index(
     ),
     ocr_lang: str = typer.Option(defaults.OCR_LANGUAGE, "--ocr-lang", help="Tesseract language(s) of the OCR, joined by '+': eng, deu, eng+fra."),
     ocr_workers: int = typer.Option(defaults.OCR_WORKERS, "--ocr-workers", min=0, help="OCR worker processes. Default: one per CPU.", show_default=False),
+    qdrant: Optional[str] = QdrantOption,
+    collection: str = CollectionOption,
+    qdrant_format: str = QdrantFormatOption,
+    shards: Optional[int] = ShardsOption,
+    replicas: Optional[int] = ReplicasOption,
+    on_disk: bool = OnDiskOption,
 ) -> None:
-    """Index PDFs and images under PATHS (new and changed files encoded, moved and copied ones recognized, gone ones removed)."""
+    """Index PDFs and images under PATHS (new and changed files encoded, moved and copied ones recognized, gone ones removed).
+    With --qdrant, the store is then mirrored into the collection (only the difference is sent)."""
     from smartcli.cli.index_cmd import run_index
+    from smartcli.cli.sync_cmd import sync_options
 
     raise typer.Exit(
         run_index(
@@ -94,6 +114,7 @@ def index(
             ocr=ocr,
             ocr_lang=ocr_lang,
             ocr_workers=ocr_workers,
+            qdrant=sync_options(qdrant, collection, token_format=qdrant_format, shards=shards, replicas=replicas, on_disk=on_disk) if qdrant else None,
         )
     )
 
@@ -141,8 +162,11 @@ def search(
         defaults.CANDIDATES, "--candidates", min=1, help="Two-stage search: rank every page by its pooled vector, then score the top K with SMART (only their token states are read)."
     ),
     exhaustive: bool = typer.Option(False, "--exhaustive", help="Score every page with SMART (no first stage)."),
+    qdrant: Optional[str] = QdrantOption,
+    collection: str = CollectionOption,
 ) -> None:
-    """Search the index with plain-language QUERY, many --queries, a picture (--image) or --like an indexed page."""
+    """Search the index with plain-language QUERY, many --queries, a picture (--image) or --like an indexed page.
+    With --qdrant, search that Qdrant collection instead of the local store (same scores and results)."""
     from smartcli.cli.search_cmd import run_search
 
     raise typer.Exit(
@@ -166,6 +190,7 @@ def search(
             device=device,
             image=image,
             shortlist=None if exhaustive else candidates,
+            qdrant=(qdrant, collection) if qdrant else None,
         )
     )
 
@@ -250,6 +275,34 @@ def tune(
     from smartcli.cli.tune_cmd import run_tune
 
     raise typer.Exit(run_tune(store, pairs, not no_outline, heading_path, adapter, keep, reset, wait, json_output, device))
+
+
+def sync(
+    store: Optional[Path] = StoreOption,
+    qdrant: Optional[str] = QdrantOption,
+    collection: str = CollectionOption,
+    qdrant_format: str = QdrantFormatOption,
+    shards: Optional[int] = ShardsOption,
+    replicas: Optional[int] = ReplicasOption,
+    on_disk: bool = OnDiskOption,
+    batch_points: int = typer.Option(defaults.QDRANT_BATCH_POINTS, "--batch-points", min=1, help="Points per upsert (each batch is recorded once Qdrant acknowledges it)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Token states per page in Qdrant; pages over it are pooled. Default: Qdrant's multivector limit.", show_default=False),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help=f"Seconds per request. Default: {defaults.QDRANT_TIMEOUT:g}.", show_default=False),
+    wait: bool = typer.Option(False, "--wait", help="If another writer holds the store, wait for it instead of exiting with code 5."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """Push an existing store to a Qdrant collection: upsert new and changed pages, delete this store's removed ones (resumable)."""
+    from smartcli.cli.sync_cmd import run_sync, sync_options
+
+    if not qdrant:
+        from smartcli.cli.present import warn
+        from smartcli.cli.errors import EXIT_USAGE
+
+        warn("smart sync needs --qdrant URL|PATH (or $SMART_QDRANT_URL)")
+        raise typer.Exit(EXIT_USAGE)
+    options = sync_options(qdrant, collection, token_format=qdrant_format, shards=shards, replicas=replicas, on_disk=on_disk,
+                           batch_points=batch_points, max_tokens=max_tokens, timeout=timeout)
+    raise typer.Exit(run_sync(store, options, json_output, wait))
 
 
 def main() -> None:

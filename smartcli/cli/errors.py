@@ -34,6 +34,7 @@ FLAGS = {
     "token_dtype": "--token-dtype",
     "mode": "--mode",
     "device": "--device",
+    "qdrant_format": "--qdrant-format",
 }
 
 
@@ -50,8 +51,12 @@ def describe(exc: SmartError) -> str:
         return f"another `smart index` or `smart compact` is writing to {exc.details.get('path')}; try again when it ends, or pass --wait"
     if kind in (ErrorKind.STORE_DAMAGED, ErrorKind.STORE_SCHEMA):
         return f"{message}; {rebuild_hint(exc.details.get('roots'))}"
+    if kind is ErrorKind.MODEL_MISMATCH and "Qdrant" in message:
+        return f"{message}; use another --collection"
     if kind is ErrorKind.MODEL_MISMATCH:
         return f"{message}; use another --store or `smart index --rebuild`"
+    if kind is ErrorKind.BACKEND_UNAVAILABLE:
+        return f"{message} (check --qdrant and $SMART_QDRANT_API_KEY; a re-run resumes where this one stopped)"
     if kind is ErrorKind.NOT_FOUND and message.endswith("name one"):
         return f"{message} as {exc.details.get('path')}:PAGE"
     if kind is ErrorKind.MODEL_LOAD and exc.option == "device":

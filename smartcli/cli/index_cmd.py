@@ -26,6 +26,7 @@ def run_index(
     ocr: str = "auto",
     ocr_lang: str = "eng",
     ocr_workers: int = 0,
+    qdrant: dict | None = None,
 ) -> int:
     from smartcli import Index, SmartError
 
@@ -42,8 +43,30 @@ def run_index(
     except SmartError as exc:
         warn(describe(exc))
         return exit_code(exc)
-    print_summary(summary, json_output)
+    mirrored = None
+    if qdrant is not None:
+        from smartcli.cli.sync_cmd import print_sync
+
+        try:
+            mirrored = index.sync(**qdrant, wait=wait, events=_Messages())
+        except SmartError as exc:
+            print_summary(summary, json_output)
+            warn(f"{describe(exc)}; the local store is up to date, run the same command again to finish the Qdrant sync")
+            return exit_code(exc)
+    print_summary(summary, json_output, extra={"qdrant": mirrored.as_json()} if mirrored is not None else None)
+    if mirrored is not None and not json_output:
+        print_sync(mirrored, False)
     return EXIT_OK if summary.complete else EXIT_SKIPPED
+
+
+def _Messages():
+    from smartcli import UpdateEvents
+
+    class Messages(UpdateEvents):
+        def message(self, text: str) -> None:
+            warn(text)
+
+    return Messages()
 
 
 class _Progress:
@@ -119,7 +142,7 @@ def print_plan(plan, json_output: bool) -> None:
     print_line(f"{data['unchanged']} unchanged")
 
 
-def print_summary(summary, json_output: bool) -> None:
+def print_summary(summary, json_output: bool, extra: dict | None = None) -> None:
     from smartcli.cli.present import not_encoded_warnings
 
     for line in not_encoded_warnings(summary.not_encoded, summary.ocr):
@@ -131,7 +154,7 @@ def print_summary(summary, json_output: bool) -> None:
             f"{c['dead_rows_dropped']} dead row(s) dropped, {format_bytes(c['bytes_reclaimed'])} reclaimed"
         )
     if json_output:
-        print_json_line(summary.as_json())
+        print_json_line({**summary.as_json(), **(extra or {})})
         return
     line = (
         f"{summary.added} added, {summary.updated} updated, {summary.removed} removed, "

@@ -66,6 +66,7 @@ def run_search(
     device: str,
     image: Path | None = None,
     shortlist: int | None = None,
+    qdrant: tuple[str, str] | None = None,
 ) -> int:
     interactive = query is None and queries_file is None and like is None and image is None
     problem = usage_problem(query, queries_file, like, image, interactive, json_output, files_only, explain, kind, mode)
@@ -93,7 +94,12 @@ def run_search(
 
     try:
         # A process that answers many queries keeps token states in memory between them.
-        index = Index.open(store, device=device, chunk_size=chunk_size, candidates=shortlist, warm=interactive or stream is not None)
+        if qdrant is not None:
+            from smartcli import QdrantIndex
+
+            index = QdrantIndex.open(qdrant[0], qdrant[1], device=device, candidates=shortlist)
+        else:
+            index = Index.open(store, device=device, chunk_size=chunk_size, candidates=shortlist, warm=interactive or stream is not None)
         if like_target is not None:
             source = index.item(*like_target)
             printer.answer(index.like(*like_target, k=request.top_k, **request.options), like=source)

@@ -48,6 +48,13 @@ def match_tokens(query: Encoded, query_text: str, item: LiveItem, segment, textu
     start, stop = segment.token_range(item.row)
     tokens = segment.tokens(start, stop)
     spans = segment.spans(start, stop) if textual and item.text and segment.has_spans else None
+    return match_arrays(query, query_text, item.text, tokens, spans)
+
+
+def match_arrays(query: Encoded, query_text: str, text: str, tokens: np.ndarray, spans: np.ndarray | None) -> list[TokenMatch]:
+    """:func:`match_tokens` for an item's token states and spans given as arrays (``spans`` None:
+    no text behind the tokens)."""
+    item_text = text
     similarity = query.tokens @ tokens.T  # [q, t]
     best = similarity.argmax(axis=1)
     matches = []
@@ -59,7 +66,7 @@ def match_tokens(query: Encoded, query_text: str, item: LiveItem, segment, textu
                 doc_token=int(ti),
                 similarity=float(similarity[qi, ti]),
                 span=span,
-                word=None if span is None else _slice(item.text, word_around(item.text, span)),
+                word=None if span is None else _slice(item_text, word_around(item_text, span)),
             )
         )
     return matches

@@ -64,3 +64,18 @@ def test_two_stage_and_bm25_smoke(sample_store, judged):
 def test_serve_latency_smoke():
     out = run_benchmark("serve_latency.py", "--smoke")
     assert "cold: first result page" in out and "thumbnail  320 px wide" in out and "ratio cold / warm" in out
+
+
+def test_qdrant_mirror_smoke(sample_store, judged, tmp_path):
+    pytest.importorskip("qdrant_client")
+    store, _ = sample_store
+    mine = tmp_path / "store"
+    __import__("shutil").copytree(store, mine)  # the sync records its state in the store's catalog
+    out = run_benchmark("qdrant_mirror.py", "--smoke", "--store", mine, "--queries", judged, "--workdir", tmp_path / "work")
+    assert "top-10 overlap" in out and "queries/s" in out and "bytes per page" in out
+
+
+def test_token_pooling_smoke(sample_store, judged):
+    store, _ = sample_store
+    out = run_benchmark("token_pooling.py", "--store", store, "--queries", judged, "--limits", "16", "8")
+    assert "top-10 overlap" in out and "nDCG@10" in out
