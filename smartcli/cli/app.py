@@ -257,6 +257,7 @@ def serve(
     raise typer.Exit(run_serve(store, host, port, token, not no_open, device))
 
 
+@app.command()
 def tune(
     store: Optional[Path] = StoreOption,
     pairs: Optional[Path] = typer.Option(
@@ -277,6 +278,7 @@ def tune(
     raise typer.Exit(run_tune(store, pairs, not no_outline, heading_path, adapter, keep, reset, wait, json_output, device))
 
 
+@app.command()
 def sync(
     store: Optional[Path] = StoreOption,
     qdrant: Optional[str] = QdrantOption,
