@@ -210,7 +210,8 @@ class Index:
         settings = resolve_settings(ocr, ocr_lang)
         roots = [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths]
         with self._writer(wait, False, UpdateEvents()) as store:
-            return plan_changes(store, roots, _awaiting_ocr(store, _ocr_for_model(settings, store.model)))[0]
+            reread = _awaiting_ocr(store, _ocr_for_model(settings, store.model)) | _old_text(store)
+            return plan_changes(store, roots, reread)[0]
 
     def _update(self, store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events):
         from smartcli.ingest.indexer import Indexer, total_pages
@@ -220,7 +221,11 @@ class Index:
         from smartcli.store.compaction import compact, needs_compaction
 
         settings = _ocr_for_model(settings, store.model)
-        plan, hashes = plan_changes(store, roots, _awaiting_ocr(store, settings))
+        old_text = _old_text(store)
+        plan, hashes = plan_changes(store, roots, _awaiting_ocr(store, settings) | old_text)
+        renormalized = sum(1 for s in plan.to_encode + plan.duplicates if s.path in old_text)
+        if renormalized:
+            events.message(f"{renormalized} file(s) were indexed with an older text normalization: reading and encoding them again")
         spec = self._model_spec or (store.model.spec if store.model else None)
         options = render_options(store.model, spec, dpi=dpi, max_pixels=max_pixels)
         encoder = _LazyEncoder(store, spec, self.device, self.token_dtype, options)
@@ -240,6 +245,7 @@ class Index:
             summary.compaction = compact(store).as_json()
         summary.store = str(store.root)
         summary.ocr = runner.stats.as_json(settings)
+        summary.renormalized = renormalized
         return summary
 
     def _writer(self, wait: bool, rebuild: bool, events: UpdateEvents):
@@ -458,6 +464,15 @@ def _ocr_for_model(settings, info):
     if info is not None and info.consumes_pixels:
         return replace(settings, mode="never")
     return settings
+
+
+def _old_text(store: Store) -> set[str]:
+    """Files to read again although unchanged: their text was normalized by an older version
+    (text models only: a pixel model's vectors do not depend on the text)."""
+    model = store.model
+    if model is None or model.consumes_pixels:
+        return set()
+    return store.paths_with_old_text()
 
 
 def _awaiting_ocr(store: Store, settings) -> set[str]:

@@ -148,6 +148,8 @@ def print_summary(summary, json_output: bool) -> None:
             f"{summary.pages_encoded} pages encoded, {summary.tokens_encoded} token states, "
             f"{format_bytes(summary.bytes_written)} written ({format_bytes(summary.bytes_per_page)} per page)"
         )
+    if summary.renormalized:
+        print_line(f"{summary.renormalized} file(s) encoded again for the new text normalization (ligatures, invisible characters)")
     ocr = summary.ocr or {}
     if ocr.get("attempted"):
         print_line(

@@ -12,7 +12,7 @@ import numpy as np
 
 from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError
-from smartcli.models.base import Encoded, Encoder, resolve_device
+from smartcli.models.base import Encoded, Encoder, normalize_text, resolve_device
 from smartcli.search.explain import TokenMatch, highlighted_passage, match_tokens, strong_spans
 from smartcli.search.scoring import Weights, fuse, maxsim, top_k
 from smartcli.store.catalog import LiveItem, Store
@@ -159,6 +159,8 @@ class Searcher:
         return len(self.items)
 
     def search(self, queries: list[str], weights: Weights, k: int = 10, scope: Scope = Scope(), min_score: float | None = None) -> list[list[Hit]]:
+        # Queries get the normalization page text got (ligatures, full-width forms, invisibles).
+        queries = [normalize_text(q) or q for q in queries]
         encoded = self.encoder.encode_queries(queries)
         return self.search_encoded(encoded, weights, k, texts=queries, scope=scope, min_score=min_score)
 

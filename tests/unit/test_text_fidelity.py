@@ -1,0 +1,101 @@
+"""Text fidelity on real PDF text layers: ligatures, invisible characters, the stored normalization version."""
+
+import sqlite3
+
+import pymupdf
+import pytest
+
+from smartcli import Index
+from smartcli.models.base import TEXT_NORMALIZATION, normalize_text
+
+LIGATURE_PAGE = (
+    "glp_read_mps reads an LP problem from an MPS \ufb01le. The routine opens the \ufb01le, "
+    "parses the \ufb01xed or free format \ufb01le and stores the problem in the problem object."
+)
+OTHER_PAGES = [
+    "The network \ufb02ow solver \ufb01nds a maximum \ufb02ow in a directed graph with capacities.",
+    "Branch and bound explores the search tree; the time limit stops it after a number of seconds.",
+    "Printing the solution: glp_print_sol writes a report of the basic solution to a text output.",
+]
+
+
+def ligature_pdf(path):
+    """A PDF whose text layer holds ligature glyphs (U+FB01, U+FB02), as LaTeX-typeset PDFs do."""
+    doc = pymupdf.open()
+    for text in [*OTHER_PAGES[:2], LIGATURE_PAGE, OTHER_PAGES[2]]:
+        doc.new_page().insert_htmlbox(pymupdf.Rect(60, 60, 540, 760), text)
+    doc.save(path)
+    return path
+
+
+def test_normalization_expands_ligatures_and_drops_invisible_characters():
+    assert normalize_text("the \ufb02ow of a \ufb01le, e\ufb03cient o\ufb00ers") == "the flow of a file, efficient offers"
+    assert normalize_text("hy\u00adphen zero\u200bwidth \ufeffbom \u200ejoin\u200d") == "hyphen zerowidth bom join"
+    assert normalize_text("full\uff0dwidth \uff21\uff22\uff23 \x00ctl\ttab\n line") == "full-width ABC ctl tab line"
+    assert normalize_text("plain ascii  text") == "plain ascii text"
+
+
+def test_a_ligature_page_is_stored_and_found_as_plain_words(tmp_path):
+    pdf = ligature_pdf(tmp_path / "glpk.pdf")
+    assert "\ufb01le" in pymupdf.open(pdf)[2].get_text()  # the real text layer has the glyph
+    index = Index.open(tmp_path / "store", create=True)
+    index.update([pdf], ocr="never")
+    item = index.item(pdf, 3)
+    assert "\ufb01" not in item.text and "MPS file" in item.text
+    hits = index.search("read an LP problem from an MPS file", k=4)
+    assert (hits[0].page, hits[0].path) == (3, str(pdf))
+    assert "file" in [(m.word or "").lower() for m in hits[0].matches if m.query_token == "file"]
+    # The query gets the same normalization: a ligature in it matches the plain page word.
+    assert index.search("read an LP problem from an MPS \ufb01le", k=1)[0].page == 3
+
+
+def test_files_of_an_older_normalization_are_encoded_again_once(tmp_path):
+    pdf = ligature_pdf(tmp_path / "glpk.pdf")
+    store = tmp_path / "store"
+    index = Index.open(store, create=True)
+    index.update([pdf], ocr="never")
+    # What a store written before the normalization version existed looks like: no version,
+    # the ligature glyphs in the stored text.
+    with sqlite3.connect(store / "catalog.sqlite") as conn:
+        conn.execute("UPDATE files SET text_version = NULL")
+        conn.execute("UPDATE items SET text = replace(text, 'file', '\ufb01le')")
+    assert "\ufb01le" in index.item(pdf, 3).text
+
+    class Events:
+        wants_progress = False
+        messages = []
+
+        def message(self, text):
+            self.messages.append(text)
+
+        def __getattr__(self, name):
+            return lambda *a: None
+
+    events = Events()
+    summary = Index.open(store).update([pdf], ocr="never", events=events)
+    assert (summary.renormalized, summary.updated, summary.unchanged, summary.pages_encoded) == (1, 1, 0, 4)
+    assert any("older text normalization" in m for m in events.messages), events.messages
+    fresh = Index.open(store)
+    assert "\ufb01" not in fresh.item(pdf, 3).text
+    with sqlite3.connect(store / "catalog.sqlite") as conn:
+        assert conn.execute("SELECT DISTINCT text_version FROM files").fetchall() == [(TEXT_NORMALIZATION,)]
+    again = Index.open(store).update([pdf], ocr="never")
+    assert (again.renormalized, again.updated, again.unchanged, again.pages_encoded) == (0, 0, 1, 0)
+
+
+def test_a_copy_keeps_the_version_of_the_file_it_shares_vectors_with(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    pdf = ligature_pdf(folder / "a.pdf")
+    store = tmp_path / "store"
+    Index.open(store, create=True).update([folder], ocr="never")
+    with sqlite3.connect(store / "catalog.sqlite") as conn:
+        conn.execute("UPDATE files SET text_version = NULL")
+    (folder / "b.pdf").write_bytes(pdf.read_bytes())
+    summary = Index.open(store).update([folder], ocr="never")
+    # a.pdf is encoded again; the new copy shares its new vectors, not the old ones.
+    assert (summary.renormalized, summary.updated, summary.copied, summary.pages_encoded) == (1, 1, 1, 4), summary.as_json()
+    with sqlite3.connect(store / "catalog.sqlite") as conn:
+        assert conn.execute("SELECT DISTINCT text_version FROM files").fetchall() == [(TEXT_NORMALIZATION,)]
+    again = Index.open(store).update([folder], ocr="never")
+    assert (again.renormalized, again.unchanged, again.pages_encoded) == (0, 2, 0)
