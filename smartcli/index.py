@@ -559,6 +559,7 @@ def _collect_status(store: Store) -> Status:
             "by_language": by_language,
             "missing_language_data": not_encoded.get(Note.OCR_MISSING_LANGUAGE.value, 0),
             "nothing_found": not_encoded.get(Note.OCR_NO_TEXT.value, 0),
+            "unreadable": not_encoded.get(Note.OCR_UNREADABLE.value, 0),
         },
         tokens=stats["tokens"],
         shared_items=stats["shared_items"],

@@ -189,6 +189,7 @@ NOTE_WORDS = {
     Note.OCR_PENDING: "waiting for OCR",
     Note.OCR_MISSING_LANGUAGE: "OCR language data missing",
     Note.OCR_NO_TEXT: "OCR found no text",
+    Note.OCR_UNREADABLE: "OCR found no readable text",
     Note.OCR_FAILED: "OCR failed",
     Note.PAGE_UNREADABLE: "page could not be read",
 }
@@ -214,7 +215,12 @@ def not_encoded_warnings(not_encoded: dict, ocr: dict | None) -> list[str]:
         lines.append(f"{counts[Note.OCR_MISSING_LANGUAGE]} page(s) or image(s) recorded without text: {ocr_install_hint(ocr or {})}")
     if counts.get(Note.OCR_NO_TEXT):
         lines.append(f"{counts[Note.OCR_NO_TEXT]} page(s) or image(s) in which OCR found no text recorded but not encoded")
-    shown = (Note.IMAGE_WITHOUT_TEXT, Note.OCR_MISSING_LANGUAGE, Note.OCR_NO_TEXT)
+    if counts.get(Note.OCR_UNREADABLE):
+        lines.append(
+            f"{counts[Note.OCR_UNREADABLE]} page(s) or image(s) in which OCR found no readable text (not words: "
+            "a photo, glyphs drawn as boxes) recorded but not encoded"
+        )
+    shown = (Note.IMAGE_WITHOUT_TEXT, Note.OCR_MISSING_LANGUAGE, Note.OCR_NO_TEXT, Note.OCR_UNREADABLE)
     textless = sum(n for note, n in counts.items() if note not in shown)
     if textless:
         lines.append(f"{textless} page(s) without a usable text layer recorded but not encoded")

@@ -99,3 +99,66 @@ def test_a_copy_keeps_the_version_of_the_file_it_shares_vectors_with(tmp_path):
         assert conn.execute("SELECT DISTINCT text_version FROM files").fetchall() == [(TEXT_NORMALIZATION,)]
     again = Index.open(store).update([folder], ocr="never")
     assert (again.renormalized, again.unchanged, again.pages_encoded) == (0, 2, 0)
+
+
+# -- OCR output judged before use --------------------------------------------------------------
+
+GARBAGE = [
+    "/ | wh Le \u00a9 WZ Vy tie J",  # Tesseract on a photo of a dune (issue 14)
+    "Pd PO Pd Pd PC",  # on a PDF page whose glyphs are drawn as boxes
+    "a : ~ / \u00b0 9\u00b0 _ / oO\u201d 7 | (6) 0 A 7 Co) / ' o \\ : \\ \\ / \u2019 => oO f ~ oO => f a eee o / ao",
+]
+TEXT = [
+    "Remember to water the ferns on Tuesday and Friday",
+    "2.3 Installing packages. Use apt-get install to install a package and its dependencies.",
+    "Scanned by the office copier. Chapter 4: Networks",
+]
+
+
+def test_ocr_garbage_is_not_readable_and_text_is():
+    from smartcli.ingest.ocr import is_readable
+
+    assert [is_readable(t) for t in GARBAGE] == [False] * len(GARBAGE)
+    assert [is_readable(t) for t in TEXT] == [True] * len(TEXT)
+
+
+def marks_photo(path):
+    """A picture of strokes and rings, no text: Tesseract reads punctuation and letters into it."""
+    import random
+
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(3)
+    image = Image.new("RGB", (1000, 620), (120, 160, 90))
+    draw = ImageDraw.Draw(image)
+    for _ in range(160):
+        x, y, c = rng.randrange(1000), rng.randrange(620), tuple(rng.randrange(256) for _ in range(3))
+        if rng.random() < 0.5:
+            draw.line((x, y, x + rng.randint(-30, 30), y + rng.randint(-40, 40)), fill=c, width=rng.randint(2, 6))
+        else:
+            draw.ellipse((x, y, x + rng.randint(5, 25), y + rng.randint(5, 25)), outline=c, width=3)
+    image.save(path)
+    return path
+
+
+def test_a_photo_ocr_reads_only_marks_in_is_recorded_as_no_readable_text(tmp_path):
+    from smartcli.ingest.ocr import recognize, resolve_settings, OcrJob
+    from smartcli.store.notes import Note
+
+    settings = resolve_settings("auto", "eng", 1)
+    if settings.missing_languages:
+        pytest.skip("Tesseract's eng.traineddata is not installed")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    photo = marks_photo(photos / "field.png")
+    assert recognize(OcrJob(str(photo), "image", 1, "eng", settings.tessdata)).text  # Tesseract does "read" something
+    store = tmp_path / "store"
+    index = Index.open(store, create=True)
+    summary = index.update([photos], ocr="auto", ocr_workers=1)
+    assert summary.pages_encoded == 0 and summary.not_encoded == {Note.OCR_UNREADABLE: 1}, summary.as_json()
+    assert summary.ocr["unreadable"] == 1 and summary.ocr["pages"] == 0
+    status = index.status()
+    assert status.ocr["unreadable"] == 1 and status.encoded_items == 0
+    # Unchanged, it is not read again.
+    again = Index.open(store).update([photos], ocr="auto", ocr_workers=1)
+    assert (again.unchanged, again.ocr["attempted"]) == (1, 0)
