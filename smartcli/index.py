@@ -118,6 +118,7 @@ class Index:
         self.chunk_size = chunk_size
         self.warm = warm
         self._searcher = None
+        self._fresh = False
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -147,11 +148,15 @@ class Index:
         if token_dtype not in TOKEN_FORMATS:
             raise SmartError(ErrorKind.BAD_OPTION, f"must be one of {', '.join(TOKEN_FORMATS)}, not {token_dtype!r}", option="token_dtype")
         root = Path(os.path.expanduser(os.fspath(path))) if path is not None else default_store_path()
+        fresh = False
         if not (root / CATALOG).exists():
             if not create:
                 raise StoreMissing(f"no index at {root}")
+            fresh = not root.exists()
             _create(root)
-        return cls(root, model, device, token_dtype, candidates, chunk_size, warm)
+        index = cls(root, model, device, token_dtype, candidates, chunk_size, warm)
+        index._fresh = fresh  # created by this open: removed again if the first update fails before adding anything
+        return index
 
     def close(self) -> None:
         if self._searcher is not None:
@@ -174,7 +179,7 @@ class Index:
 
     def update(
         self,
-        paths: Iterable[str | os.PathLike],
+        paths: Iterable[str | os.PathLike] | None = None,
         *,
         ocr: str = defaults.OCR_MODE,
         ocr_lang: str = defaults.OCR_LANGUAGE,
@@ -191,25 +196,41 @@ class Index:
 
         New and changed files are read and encoded, moved and copied ones recognized, gone
         ones removed, text-less pages OCR'd (``ocr``: auto, always or never); every batch is
-        committed whole. Returns an :class:`~smartcli.ingest.indexer.IndexSummary`.
+        committed whole. ``paths`` None: the paths the store already covers. A path that does
+        not exist (and never held indexed files) is a BAD_INPUT error, and changes nothing.
+        Returns an :class:`~smartcli.ingest.indexer.IndexSummary`.
         """
         from smartcli.ingest.ocr import resolve_settings
 
         events = events or UpdateEvents()
-        settings = resolve_settings(ocr, ocr_lang, ocr_workers)
-        roots = [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths]
-        with self._writer(wait, rebuild, events) as store:
-            summary = self._update(store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events)
+        with self._discarded_on_failure():
+            settings = resolve_settings(ocr, ocr_lang, ocr_workers)
+            with self._writer(wait, rebuild, events) as store:
+                roots = _roots_to_index(store, paths)
+                summary = self._update(store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events)
+        self._fresh = False
         return summary
 
-    def plan(self, paths: Iterable[str | os.PathLike], *, ocr: str = defaults.OCR_MODE, ocr_lang: str = defaults.OCR_LANGUAGE, wait: bool = False):
+    @contextlib.contextmanager
+    def _discarded_on_failure(self):
+        """A store this object created is removed again when its first update fails with nothing
+        in it (a mistyped path, a model that cannot load): a failed run leaves no empty store."""
+        try:
+            yield
+        except SmartError:
+            if self._fresh:
+                _remove_if_empty(self.path)
+                self._fresh = False
+            raise
+
+    def plan(self, paths: Iterable[str | os.PathLike] | None = None, *, ocr: str = defaults.OCR_MODE, ocr_lang: str = defaults.OCR_LANGUAGE, wait: bool = False):
         """What :meth:`update` would do, changing nothing: a :class:`~smartcli.ingest.planning.Plan`."""
         from smartcli.ingest.ocr import resolve_settings
         from smartcli.ingest.planning import plan_changes
 
-        settings = resolve_settings(ocr, ocr_lang)
-        roots = [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths]
-        with self._writer(wait, False, UpdateEvents()) as store:
+        with self._discarded_on_failure(), self._writer(wait, False, UpdateEvents()) as store:
+            settings = resolve_settings(ocr, ocr_lang)
+            roots = _roots_to_index(store, paths)
             reread = _awaiting_ocr(store, _ocr_for_model(settings, store.model)) | _old_text(store)
             return plan_changes(store, roots, reread)[0]
 
@@ -422,6 +443,46 @@ def _load_judgments(load, path: str):
         return load(path)
     except OSError as exc:
         raise SmartError(ErrorKind.BAD_INPUT, f"{path}: {(exc.strerror or str(exc)).lower()}", path=path) from None
+
+
+def _roots_to_index(store: Store, paths) -> list[str]:
+    """The absolute paths to index: ``paths``, or with None the paths the store covers."""
+    if paths is None:
+        roots = store.roots
+        if not roots:
+            raise SmartError(ErrorKind.BAD_INPUT, "no paths given, and this index covers none yet", reason="no_paths")
+        return roots
+    roots = [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths]
+    _check_roots(store, roots)
+    return roots
+
+
+def _check_roots(store: Store, roots: list[str]) -> None:
+    """A path that does not exist is a mistake (a typo), unless the store indexed files there
+    (then its files are gone and the run removes them)."""
+    known = store.roots
+    for root in roots:
+        if os.path.lexists(root):
+            continue
+        prefix = root.rstrip(os.sep) + os.sep
+        if any(k == root or root.startswith(k.rstrip(os.sep) + os.sep) or k.startswith(prefix) for k in known):
+            continue
+        raise SmartError(ErrorKind.BAD_INPUT, f"{root}: no such file or directory", path=root)
+
+
+def _remove_if_empty(root: Path) -> None:
+    """Delete a store directory holding no file (only what creating it wrote)."""
+    import shutil
+
+    try:
+        with Store.open(root, verify=False) as store:
+            if store.files():
+                return
+    except (SmartError, sqlite3.DatabaseError, OSError):
+        pass
+    expected = {CATALOG, CATALOG + "-wal", CATALOG + "-shm", CATALOG + "-journal", "lock", "segments"}
+    if root.is_dir() and set(os.listdir(root)) <= expected and not any((root / "segments").glob("*")):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _create(root: Path) -> None:

@@ -10,7 +10,7 @@ from smartcli.cli.present import format_bytes, print_json_line, print_line, prin
 
 
 def run_index(
-    paths: list[Path],
+    paths: list[Path] | None,
     store_path: Path | None,
     model: str | None,
     device: str,
@@ -29,6 +29,7 @@ def run_index(
 ) -> int:
     from smartcli import Index, SmartError
 
+    paths = list(paths) if paths else None  # none: the paths the store already covers
     try:
         index = Index.open(store_path, create=True, model=model, device=device, token_dtype=token_dtype)
         if dry_run:

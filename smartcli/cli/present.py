@@ -135,7 +135,7 @@ class AnswerPrinter:
         self.show_late = show_late
         self.framed = framed
 
-    def answer(self, hits, query: str | None = None, qid: str | None = None, like=None, image=None) -> None:
+    def answer(self, hits, query: str | None = None, qid=None, like=None, image=None) -> None:
         """``like`` is the item a "more like this" search started from, ``image`` the path of a
         picture query (with either, ``query`` is None)."""
         if self.form == "json":
@@ -148,7 +148,7 @@ class AnswerPrinter:
         else:
             self._table(hits, query, like, image)
 
-    def error(self, message: str, qid: str | None = None) -> None:
+    def error(self, message: str, qid=None) -> None:
         """An answer that could not be given (a bad input line); keeps one answer per query."""
         if self.form == "json":
             print_json_line({"query": None, "qid": qid, "error": message, "results": []})

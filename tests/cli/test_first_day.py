@@ -1,0 +1,63 @@
+"""Frictions of a first day with `smart` (issue 14): typos, a bare `smart index`, qids echoed as sent."""
+
+import json
+import sqlite3
+
+from tests.conftest import run_smart, run_smart_process
+from tests.corpus import make_pdf
+
+
+def test_a_path_that_does_not_exist_is_an_error_recorded_nowhere(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs / "a.pdf", ["the anchor of the boat"])
+    new_store = tmp_path / "new-store"
+    typo = run_smart_process("index", tmp_path / "dosc", "--store", new_store)
+    assert typo.returncode == 2, typo.stderr
+    assert "dosc: no such file or directory" in typo.stderr and "Traceback" not in typo.stderr
+    assert not new_store.exists()  # a failed first run leaves no empty store behind
+
+    store = tmp_path / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    typo = run_smart("index", docs, tmp_path / "dosc", "--store", store, "--ocr", "never")
+    assert typo.returncode == 2 and "dosc" in typo.stderr
+    with sqlite3.connect(store / "catalog.sqlite") as conn:
+        roots = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'roots'").fetchone()[0])
+    assert roots == [str(docs)]
+    # A folder the store indexed that is gone now is no typo: its files are removed.
+    (docs / "a.pdf").unlink()
+    docs.rmdir()
+    gone = run_smart("index", docs, "--store", store, "--json")
+    assert json.loads(gone.stdout)["removed"] == 1 and gone.returncode == 3, gone.stderr  # 3: the missing folder is reported
+
+
+def test_index_without_paths_updates_what_the_store_covers(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs / "a.pdf", ["the anchor of the boat"])
+    store = tmp_path / "store"
+    none_yet = run_smart("index", "--store", store)
+    assert none_yet.returncode == 2 and "smart index PATH" in none_yet.stderr
+    assert not store.exists()
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    make_pdf(docs / "b.pdf", ["a kettle on the stove"])
+    again = run_smart("index", "--store", store, "--ocr", "never", "--json")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert (summary["added"], summary["unchanged"]) == (1, 1)
+
+
+def test_qids_come_back_with_their_json_type_errors_included(sample_store):
+    store, _ = sample_store
+    queries = "\n".join(
+        [
+            json.dumps({"qid": 7, "query": "tyre pressure"}),
+            json.dumps({"qid": "7", "query": "tyre pressure"}),
+            json.dumps({"qid": 8}),
+            json.dumps({"qid": 9.5, "query": "  "}),
+        ]
+    )
+    result = run_smart("search", "--queries", "-", "--store", store, "-k", "1", input=queries)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["qid"] for line in lines] == [7, "7", 8, 9.5]
+    assert [bool(line.get("error")) for line in lines] == [False, False, True, True]
