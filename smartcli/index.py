@@ -250,6 +250,7 @@ class Index:
         spec = self._model_spec or (store.model.spec if store.model else None)
         options = render_options(store.model, spec, dpi=dpi, max_pixels=max_pixels)
         encoder = _LazyEncoder(store, spec, self.device, self.token_dtype, options)
+        _refuse_another_model(store, self._model_spec)
         if self._model_spec is not None or (plan.to_encode and store.model is None):
             encoder.load()  # check the model against the store, or bind a new store's model, before any change
         if batch_size is None:
@@ -443,6 +444,17 @@ def _load_judgments(load, path: str):
         return load(path)
     except OSError as exc:
         raise SmartError(ErrorKind.BAD_INPUT, f"{path}: {(exc.strerror or str(exc)).lower()}", path=path) from None
+
+
+def _refuse_another_model(store: Store, spec: str | None) -> None:
+    """A store keeps its first model: another model id is refused at once, before it is looked
+    for (a folder is loaded and compared by fingerprint: it may hold the same model)."""
+    from smartcli.errors import ModelMismatch
+
+    stored = store.model
+    if stored is None or spec is None or spec == stored.spec or os.path.isdir(spec):
+        return
+    raise ModelMismatch(f"{store.root} was built with model {stored.name!r}, not {spec!r}")
 
 
 def _roots_to_index(store: Store, paths) -> list[str]:

@@ -113,15 +113,25 @@ def resolve_device(device: str) -> str:
 
 
 def checkpoint_dir(location: str) -> Path | None:
-    """The local folder holding a checkpoint's config (downloading it for a hub id); None if unreachable."""
+    """The local folder holding a checkpoint's config: ``location`` itself, or a hub id's folder in
+    the Hugging Face cache. None when it is not on disk: nothing is ever downloaded (a lookup
+    on the network retries for over a minute before failing, and this tool works offline)."""
     if os.path.isdir(location):
         return Path(location)
     try:
         from transformers.utils import cached_file
 
-        return Path(cached_file(location, "config.json")).parent
-    except Exception:  # offline, unknown id, gated: loading the model reports the error
+        found = cached_file(location, "config.json", local_files_only=True, _raise_exceptions_for_missing_entries=False)
+        return Path(found).parent if found else None
+    except Exception:  # not in the cache, not a valid id
         return None
+
+
+def not_on_disk(spec: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"model {spec!r} is not on disk: it is neither a folder nor in the Hugging Face cache "
+        f"(get it once with `huggingface-cli download {spec}`, or name the folder holding it)"
+    )
 
 
 def quiet_transformers() -> None:

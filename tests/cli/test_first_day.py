@@ -61,3 +61,33 @@ def test_qids_come_back_with_their_json_type_errors_included(sample_store):
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["qid"] for line in lines] == [7, "7", 8, 9.5]
     assert [bool(line.get("error")) for line in lines] == [False, False, True, True]
+
+
+def test_a_model_that_is_not_on_disk_fails_at_once_and_leaves_no_store(tmp_path):
+    import os
+    import time
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs / "a.pdf", ["the anchor of the boat"])
+    new_store = tmp_path / "new-store"
+    env = {k: "" for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if k in os.environ}
+    started = time.monotonic()
+    wrong = run_smart_process("index", docs, "--store", new_store, "--model", "foo/bar-not-a-model", "--ocr", "never", env=env)
+    assert wrong.returncode == 1, wrong.stderr
+    lines = wrong.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not on disk" in lines[0] and "Retry" not in wrong.stderr, wrong.stderr
+    assert not new_store.exists()
+    assert time.monotonic() - started < 120  # no network retries (they took 73 s by themselves)
+
+
+def test_another_model_than_the_stores_is_refused_before_it_is_looked_for(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs / "a.pdf", ["the anchor of the boat"])
+    store = tmp_path / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    make_pdf(docs / "b.pdf", ["a kettle on the stove"])
+    other = run_smart("index", docs, "--store", store, "--model", "openai/clip-vit-base-patch32", "--ocr", "never")
+    assert other.returncode == 6 and "was built with model" in other.stderr, other.stderr
+    assert run_smart("index", docs, "--store", store, "--dry-run", "--json").stdout.count("b.pdf") == 1  # nothing changed
