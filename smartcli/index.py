@@ -231,7 +231,7 @@ class Index:
         with self._discarded_on_failure(), self._writer(wait, False, UpdateEvents()) as store:
             settings = resolve_settings(ocr, ocr_lang)
             roots = _roots_to_index(store, paths)
-            reread = _awaiting_ocr(store, _ocr_for_model(settings, store.model)) | _old_text(store)
+            reread = _awaiting_ocr(store, _ocr_for_model(settings, store.model)) | _old_text(store, settle=False)
             return plan_changes(store, roots, reread)[0]
 
     def _update(self, store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events):
@@ -539,13 +539,13 @@ def _ocr_for_model(settings, info):
     return settings
 
 
-def _old_text(store: Store) -> set[str]:
+def _old_text(store: Store, settle: bool = True) -> set[str]:
     """Files to read again although unchanged: their text was normalized by an older version
     (text models only: a pixel model's vectors do not depend on the text)."""
     model = store.model
     if model is None or model.consumes_pixels:
         return set()
-    return store.paths_with_old_text()
+    return store.paths_with_old_text(settle)
 
 
 def _awaiting_ocr(store: Store, settings) -> set[str]:

@@ -33,7 +33,7 @@ from typing import Iterable, Sequence
 
 from smartcli import defaults
 from smartcli.errors import ErrorKind, ModelMismatch, StoreBusy, StoreDamaged, StoreError, StoreMissing, first_line
-from smartcli.models.base import TEXT_NORMALIZATION, Encoded, ModelInfo
+from smartcli.models.base import TEXT_NORMALIZATION, Encoded, ModelInfo, normalize_text
 from smartcli.store.formats import TOKEN_FORMATS
 from smartcli.store.notes import Note, schema1_note
 from smartcli.store.segments import Segment, SegmentFile, new_segment_file, write_pages
@@ -613,12 +613,24 @@ class Store:
         """Pages whose text came from OCR, by language."""
         return dict(self.conn.execute("SELECT ocr, COUNT(*) FROM items WHERE ocr IS NOT NULL GROUP BY ocr").fetchall())
 
-    def paths_with_old_text(self) -> set[str]:
-        """Indexed files whose text was read with an older text normalization (writers only)."""
+    def paths_with_old_text(self, settle: bool = True) -> set[str]:
+        """Indexed files whose text an older text normalization produced and the current one
+        would change (writers only). Files whose stored text it leaves as it is (plain ASCII
+        text, images) are marked current on the way, without being read again."""
         rows = self.conn.execute(
-            "SELECT path FROM files WHERE status = 'indexed' AND (text_version IS NULL OR text_version < ?)", (TEXT_NORMALIZATION,)
-        )
-        return {fs_path(r[0]) for r in rows}
+            "SELECT id, path FROM files WHERE status = 'indexed' AND (text_version IS NULL OR text_version < ?)", (TEXT_NORMALIZATION,)
+        ).fetchall()
+        stale, settled = set(), []
+        for file_id, path in rows:
+            texts = self.conn.execute("SELECT text FROM items WHERE file_id = ?", (file_id,))
+            if all(text is None or normalize_text(text) == text for (text,) in texts):
+                settled.append((TEXT_NORMALIZATION, file_id))
+            else:
+                stale.add(fs_path(path))
+        if settled and settle:
+            with self.conn:
+                self.conn.executemany("UPDATE files SET text_version = ? WHERE id = ?", settled)
+        return stale
 
     def paths_awaiting_ocr(self, notes: Iterable[Note]) -> set[str]:
         """Files with a text-less page noted with one of ``notes`` that OCR has not read."""

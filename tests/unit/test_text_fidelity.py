@@ -83,6 +83,18 @@ def test_files_of_an_older_normalization_are_encoded_again_once(tmp_path):
     assert (again.renormalized, again.updated, again.unchanged, again.pages_encoded) == (0, 0, 1, 0)
 
 
+def test_files_an_older_normalization_left_as_the_current_one_would_are_not_read_again(tmp_path):
+    pdf = ligature_pdf(tmp_path / "glpk.pdf")
+    store = tmp_path / "store"
+    Index.open(store, create=True).update([pdf], ocr="never")
+    with sqlite3.connect(store / "catalog.sqlite") as conn:
+        conn.execute("UPDATE files SET text_version = NULL")
+    summary = Index.open(store).update([pdf], ocr="never")
+    assert (summary.renormalized, summary.unchanged, summary.pages_encoded) == (0, 1, 0)
+    with sqlite3.connect(store / "catalog.sqlite") as conn:
+        assert conn.execute("SELECT DISTINCT text_version FROM files").fetchall() == [(TEXT_NORMALIZATION,)]
+
+
 def test_a_copy_keeps_the_version_of_the_file_it_shares_vectors_with(tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -91,6 +103,7 @@ def test_a_copy_keeps_the_version_of_the_file_it_shares_vectors_with(tmp_path):
     Index.open(store, create=True).update([folder], ocr="never")
     with sqlite3.connect(store / "catalog.sqlite") as conn:
         conn.execute("UPDATE files SET text_version = NULL")
+        conn.execute("UPDATE items SET text = replace(text, 'file', '\ufb01le')")
     (folder / "b.pdf").write_bytes(pdf.read_bytes())
     summary = Index.open(store).update([folder], ocr="never")
     # a.pdf is encoded again; the new copy shares its new vectors, not the old ones.
