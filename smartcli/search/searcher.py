@@ -58,6 +58,7 @@ class Hit:
     snippet: str
     highlights: list[tuple[int, int]] = field(default_factory=list)  # matched words, as offsets in snippet
     matches: list[TokenMatch] = field(default_factory=list)
+    also: list[str] = field(default_factory=list)  # other paths with this very page (copies of the file)
 
     @property
     def path(self) -> str:
@@ -84,6 +85,8 @@ class Hit:
             "snippet": self.snippet,
             "highlights": [list(h) for h in self.highlights],
         }
+        if self.also:
+            data["also"] = list(self.also)
         if explain:
             data["matches"] = [m.as_json() for m in self.matches]
         return data
@@ -229,10 +232,7 @@ class Searcher:
         fused = np.where(scored.eligible, fuse(scored.anchor, scored.late, weights), -np.inf)
         results = []
         for qi, query in enumerate(encoded):
-            order = top_k(fused[qi], k)
-            order = order[scored.eligible[qi, order]]
-            if min_score is not None:
-                order = order[fused[qi, order] >= min_score]
+            order, also = self._distinct_top(fused[qi], scored, qi, k, min_score)
             items = [self.items[scored.columns[j]] for j in order]
             explained = self.explain(query, texts[qi] if texts else "", items) if snippets else [("", [], [])] * len(items)
             results.append(
@@ -246,11 +246,35 @@ class Searcher:
                         snippet=snippet,
                         highlights=highlights,
                         matches=matches,
+                        also=also.get(j, []),
                     )
                     for rank, (j, item, (snippet, highlights, matches)) in enumerate(zip(order, items, explained))
                 ]
             )
         return results
+
+    def _distinct_top(self, fused_row, scored: "Scored", qi: int, k: int, min_score: float | None):
+        """The top ``k`` eligible columns, a page shared by several paths (copies of one file, which
+        share its vectors) counted once: the first path keeps the hit, the others are in ``also``."""
+        wanted = k
+        while True:
+            order = top_k(fused_row, wanted)
+            order = order[scored.eligible[qi, order]]
+            if min_score is not None:
+                order = order[fused_row[order] >= min_score]
+            kept, also, first = [], {}, {}
+            for j in order:
+                item = self.items[scored.columns[j]]
+                key = (item.segment, item.row, item.page)
+                if key in first:
+                    also[first[key]].append(item.path)
+                elif len(kept) < k:
+                    first[key] = j
+                    also[j] = []
+                    kept.append(j)
+            if len(kept) >= k or len(order) < wanted or wanted >= fused_row.shape[0]:
+                return np.asarray(kept, dtype=np.int64), also
+            wanted *= 2
 
     def late_scores(self, encoded: list[Encoded], admitted: list[int] | None = None) -> np.ndarray:
         """MaxSim of every query against every admitted item (all items by default), chunk by chunk: [m, A]."""

@@ -91,3 +91,26 @@ def test_another_model_than_the_stores_is_refused_before_it_is_looked_for(tmp_pa
     other = run_smart("index", docs, "--store", store, "--model", "openai/clip-vit-base-patch32", "--ocr", "never")
     assert other.returncode == 6 and "was built with model" in other.stderr, other.stderr
     assert run_smart("index", docs, "--store", store, "--dry-run", "--json").stdout.count("b.pdf") == 1  # nothing changed
+
+
+def test_a_copied_file_is_one_hit_that_lists_the_other_paths(tmp_path):
+    import shutil
+
+    docs = tmp_path / "docs"
+    (docs / "backup").mkdir(parents=True)
+    make_pdf(docs / "boat.pdf", ["the anchor of the boat holds in the harbor", "a kettle on the stove"])
+    shutil.copy(docs / "boat.pdf", docs / "backup" / "boat.pdf")
+    make_pdf(docs / "other.pdf", ["an orchard of pepper trees in the valley"])
+    store = tmp_path / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    answer = json.loads(run_smart("search", "anchor in the harbor", "--store", store, "-k", "3", "--json", check=True).stdout)
+    results = answer["results"]
+    # Without the copy shown once, the two copies of page 1 were hits 1 and 2 with the same score.
+    assert (results[0]["file"], results[0]["page"]) == ("boat.pdf", 1)
+    assert sorted((r["file"], r["page"]) for r in results) == [("boat.pdf", 1), ("boat.pdf", 2), ("other.pdf", 1)]
+    paths = {str(docs / "boat.pdf"), str(docs / "backup" / "boat.pdf")}
+    for r in results:
+        if r["file"] == "boat.pdf":
+            assert {r["path"], *r["also"]} == paths and len(r["also"]) == 1
+        else:
+            assert "also" not in r
