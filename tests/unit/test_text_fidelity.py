@@ -175,3 +175,23 @@ def test_a_photo_ocr_reads_only_marks_in_is_recorded_as_no_readable_text(tmp_pat
     # Unchanged, it is not read again.
     again = Index.open(store).update([photos], ocr="auto", ocr_workers=1)
     assert (again.unchanged, again.ocr["attempted"]) == (1, 0)
+
+
+def test_a_page_whose_text_layer_is_a_lone_tilde_is_not_read_again_on_every_run(tmp_path):
+    """live-manual.portrait.en.a4.pdf pages 34-36: a text layer of one '˜' was OCR'd on every run."""
+    from smartcli.ingest.ocr import resolve_settings
+
+    if resolve_settings("auto", "eng", 1).missing_languages:
+        pytest.skip("Tesseract's eng.traineddata is not installed")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    doc = pymupdf.open()
+    doc.new_page().insert_htmlbox(pymupdf.Rect(60, 60, 540, 760), "The live system boots from the image.")
+    doc.new_page().insert_htmlbox(pymupdf.Rect(300, 400, 340, 440), "\u02dc")
+    doc.save(docs / "live-manual.pdf")
+    store = tmp_path / "store"
+    first = Index.open(store, create=True).update([docs], ocr="auto", ocr_workers=1)
+    assert first.ocr["attempted"] == 1 and first.pages_encoded == 1, first.as_json()
+    again = Index.open(store).update([docs], ocr="auto", ocr_workers=1)
+    assert (again.updated, again.unchanged, again.ocr["attempted"]) == (0, 1, 0), again.as_json()
+    assert Index.open(store).plan([docs]).as_json()["update"] == []
