@@ -92,6 +92,17 @@ class Hit:
         return data
 
 
+def page_ranges(pages: list[int]) -> str:
+    """``1-61`` rather than 61 numbers; ``1-3, 5, 7-9`` where pages are missing."""
+    runs: list[list[int]] = []
+    for page in pages:
+        if runs and page == runs[-1][1] + 1:
+            runs[-1][1] = page
+        else:
+            runs.append([page, page])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
 class Searcher:
     """Holds the committed snapshot of a store (items and pooled vectors) for many queries."""
 
@@ -402,7 +413,7 @@ class Searcher:
                 return item
         raise SmartError(
             ErrorKind.NOT_FOUND,
-            f"page {page} of {path} is not in the index (encoded pages: {', '.join(str(i.page) for i in pages)})",
+            f"page {page} of {path} is not in the index (encoded pages: {page_ranges(sorted(i.page for i in pages))})",
             path=path,
             pages=[i.page for i in pages],
         )

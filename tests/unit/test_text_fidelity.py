@@ -195,3 +195,11 @@ def test_a_page_whose_text_layer_is_a_lone_tilde_is_not_read_again_on_every_run(
     again = Index.open(store).update([docs], ocr="auto", ocr_workers=1)
     assert (again.updated, again.unchanged, again.ocr["attempted"]) == (0, 1, 0), again.as_json()
     assert Index.open(store).plan([docs]).as_json()["update"] == []
+
+
+def test_pages_not_in_the_index_are_named_as_ranges():
+    from smartcli.search.searcher import page_ranges
+
+    assert page_ranges(list(range(1, 62))) == "1-61"
+    assert page_ranges([1, 2, 3, 5, 7, 8, 9]) == "1-3, 5, 7-9"
+    assert page_ranges([4]) == "4"
