@@ -149,6 +149,7 @@ class Index:
         self._searcher = None
         self._by_id: tuple[list, dict] | None = None  # (the snapshot's items, item id -> item)
         self._word_cache: dict = {}  # (item id, path, page) -> word boxes, for the web view
+        self._fresh = False
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -180,11 +181,15 @@ class Index:
         if token_dtype not in TOKEN_FORMATS:
             raise SmartError(ErrorKind.BAD_OPTION, f"must be one of {', '.join(TOKEN_FORMATS)}, not {token_dtype!r}", option="token_dtype")
         root = Path(os.path.expanduser(os.fspath(path))) if path is not None else default_store_path()
+        fresh = False
         if not (root / CATALOG).exists():
             if not create:
                 raise StoreMissing(f"no index at {root}")
+            fresh = not root.exists()
             _create(root)
-        return cls(root, model, device, token_dtype, candidates, chunk_size, warm, tuned)
+        index = cls(root, model, device, token_dtype, candidates, chunk_size, warm, tuned)
+        index._fresh = fresh  # created by this open: removed again if the first update fails before adding anything
+        return index
 
     def close(self) -> None:
         if self._searcher is not None:
@@ -207,7 +212,7 @@ class Index:
 
     def update(
         self,
-        paths: Iterable[str | os.PathLike],
+        paths: Iterable[str | os.PathLike] | None = None,
         *,
         ocr: str = defaults.OCR_MODE,
         ocr_lang: str = defaults.OCR_LANGUAGE,
@@ -224,26 +229,43 @@ class Index:
 
         New and changed files are read and encoded, moved and copied ones recognized, gone
         ones removed, text-less pages OCR'd (``ocr``: auto, always or never); every batch is
-        committed whole. Returns an :class:`~smartcli.ingest.indexer.IndexSummary`.
+        committed whole. ``paths`` None: the paths the store already covers. A path that does
+        not exist (and never held indexed files) is a BAD_INPUT error, and changes nothing.
+        Returns an :class:`~smartcli.ingest.indexer.IndexSummary`.
         """
         from smartcli.ingest.ocr import resolve_settings
 
         events = events or UpdateEvents()
-        settings = resolve_settings(ocr, ocr_lang, ocr_workers)
-        roots = [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths]
-        with self._writer(wait, rebuild, events) as store:
-            summary = self._update(store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events)
+        with self._discarded_on_failure():
+            settings = resolve_settings(ocr, ocr_lang, ocr_workers)
+            with self._writer(wait, rebuild, events) as store:
+                roots = _roots_to_index(store, paths)
+                summary = self._update(store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events)
+        self._fresh = False
         return summary
 
-    def plan(self, paths: Iterable[str | os.PathLike], *, ocr: str = defaults.OCR_MODE, ocr_lang: str = defaults.OCR_LANGUAGE, wait: bool = False):
+    @contextlib.contextmanager
+    def _discarded_on_failure(self):
+        """A store this object created is removed again when its first update fails with nothing
+        in it (a mistyped path, a model that cannot load): a failed run leaves no empty store."""
+        try:
+            yield
+        except SmartError:
+            if self._fresh:
+                _remove_if_empty(self.path)
+                self._fresh = False
+            raise
+
+    def plan(self, paths: Iterable[str | os.PathLike] | None = None, *, ocr: str = defaults.OCR_MODE, ocr_lang: str = defaults.OCR_LANGUAGE, wait: bool = False):
         """What :meth:`update` would do, changing nothing: a :class:`~smartcli.ingest.planning.Plan`."""
         from smartcli.ingest.ocr import resolve_settings
         from smartcli.ingest.planning import plan_changes
 
-        settings = resolve_settings(ocr, ocr_lang)
-        roots = [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths]
-        with self._writer(wait, False, UpdateEvents()) as store:
-            return plan_changes(store, roots, _awaiting_ocr(store, _ocr_for_model(settings, store.model)))[0]
+        with self._discarded_on_failure(), self._writer(wait, False, UpdateEvents()) as store:
+            settings = resolve_settings(ocr, ocr_lang)
+            roots = _roots_to_index(store, paths)
+            reread = _awaiting_ocr(store, _ocr_for_model(settings, store.model)) | _old_text(store, settle=False)
+            return plan_changes(store, roots, reread)[0]
 
     def _update(self, store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events):
         from smartcli.ingest.indexer import Indexer, total_pages
@@ -253,10 +275,15 @@ class Index:
         from smartcli.store.compaction import compact, needs_compaction
 
         settings = _ocr_for_model(settings, store.model)
-        plan, hashes = plan_changes(store, roots, _awaiting_ocr(store, settings))
+        old_text = _old_text(store)
+        plan, hashes = plan_changes(store, roots, _awaiting_ocr(store, settings) | old_text)
+        renormalized = sum(1 for s in plan.to_encode + plan.duplicates if s.path in old_text)
+        if renormalized:
+            events.message(f"{renormalized} file(s) were indexed with an older text normalization: reading and encoding them again")
         spec = self._model_spec or (store.model.spec if store.model else None)
         options = render_options(store.model, spec, dpi=dpi, max_pixels=max_pixels)
         encoder = _LazyEncoder(store, spec, self.device, self.token_dtype, options)
+        _refuse_another_model(store, self._model_spec)
         if self._model_spec is not None or (plan.to_encode and store.model is None):
             encoder.load()  # check the model against the store, or bind a new store's model, before any change
         if batch_size is None:
@@ -273,6 +300,7 @@ class Index:
             summary.compaction = compact(store).as_json()
         summary.store = str(store.root)
         summary.ocr = runner.stats.as_json(settings)
+        summary.renormalized = renormalized
         return summary
 
     def _writer(self, wait: bool, rebuild: bool, events: UpdateEvents):
@@ -748,7 +776,7 @@ class QdrantIndex:
         return self.search_many([query], k, **options)[0]
 
     def search_many(self, queries: Sequence[str], k: int = defaults.TOP_K, *, mode: str = "smart", lambda_anchor=None, lambda_late=None, scope: Scope = Scope(), min_score=None) -> list[list[Hit]]:
-        weights = _weights(mode, lambda_anchor, lambda_late)
+        weights = _default_weights(mode, lambda_anchor, lambda_late)
         self._encoder()
         return self._searcher.search(list(queries), weights, k, scope, min_score)
 
@@ -759,7 +787,7 @@ class QdrantIndex:
         """As :meth:`Index.like`: the page's stored vectors (in the collection) as the query."""
         encoded, source = self._searcher.stored_query(_absolute(path), page)
         scope = replace(scope, exclude=scope.exclude | {(source.path, source.page)})
-        weights = _weights(mode, lambda_anchor, lambda_late)
+        weights = _default_weights(mode, lambda_anchor, lambda_late)
         return self._searcher.search_encoded([encoded], weights, k, texts=[source.text], scope=scope, min_score=min_score)[0]
 
     def search_image(self, image, k: int = defaults.TOP_K, **options) -> list[Hit]:
@@ -767,6 +795,15 @@ class QdrantIndex:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _default_weights(mode: str, lambda_anchor: float | None, lambda_late: float | None) -> Weights:
+    """The weights of ``mode``, with the engine's defaults where none are given (no store tuning)."""
+    return Weights.for_mode(
+        mode,
+        defaults.LAMBDA_ANCHOR if lambda_anchor is None else lambda_anchor,
+        defaults.LAMBDA_LATE if lambda_late is None else lambda_late,
+    )
 
 
 def _absolute(path) -> str:
@@ -795,6 +832,57 @@ def _load_judgments(load, path: str):
         return load(path)
     except OSError as exc:
         raise SmartError(ErrorKind.BAD_INPUT, f"{path}: {(exc.strerror or str(exc)).lower()}", path=path) from None
+
+
+def _refuse_another_model(store: Store, spec: str | None) -> None:
+    """A store keeps its first model: another model id is refused at once, before it is looked
+    for (a folder is loaded and compared by fingerprint: it may hold the same model)."""
+    from smartcli.errors import ModelMismatch
+
+    stored = store.model
+    if stored is None or spec is None or spec == stored.spec or os.path.isdir(spec):
+        return
+    raise ModelMismatch(f"{store.root} was built with model {stored.name!r}, not {spec!r}")
+
+
+def _roots_to_index(store: Store, paths) -> list[str]:
+    """The absolute paths to index: ``paths``, or with None the paths the store covers."""
+    if paths is None:
+        roots = store.roots
+        if not roots:
+            raise SmartError(ErrorKind.BAD_INPUT, "no paths given, and this index covers none yet", reason="no_paths")
+        return roots
+    roots = [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths]
+    _check_roots(store, roots)
+    return roots
+
+
+def _check_roots(store: Store, roots: list[str]) -> None:
+    """A path that does not exist is a mistake (a typo), unless the store indexed files there
+    (then its files are gone and the run removes them)."""
+    known = store.roots
+    for root in roots:
+        if os.path.lexists(root):
+            continue
+        prefix = root.rstrip(os.sep) + os.sep
+        if any(k == root or root.startswith(k.rstrip(os.sep) + os.sep) or k.startswith(prefix) for k in known):
+            continue
+        raise SmartError(ErrorKind.BAD_INPUT, f"{root}: no such file or directory", path=root)
+
+
+def _remove_if_empty(root: Path) -> None:
+    """Delete a store directory holding no file (only what creating it wrote)."""
+    import shutil
+
+    try:
+        with Store.open(root, verify=False) as store:
+            if store.files():
+                return
+    except (SmartError, sqlite3.DatabaseError, OSError):
+        pass
+    expected = {CATALOG, CATALOG + "-wal", CATALOG + "-shm", CATALOG + "-journal", "lock", "segments"}
+    if root.is_dir() and set(os.listdir(root)) <= expected and not any((root / "segments").glob("*")):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _create(root: Path) -> None:
@@ -837,6 +925,15 @@ def _ocr_for_model(settings, info):
     if info is not None and info.consumes_pixels:
         return replace(settings, mode="never")
     return settings
+
+
+def _old_text(store: Store, settle: bool = True) -> set[str]:
+    """Files to read again although unchanged: their text was normalized by an older version
+    (text models only: a pixel model's vectors do not depend on the text)."""
+    model = store.model
+    if model is None or model.consumes_pixels:
+        return set()
+    return store.paths_with_old_text(settle)
 
 
 def _awaiting_ocr(store: Store, settings) -> set[str]:
@@ -923,6 +1020,7 @@ def _collect_status(store: Store) -> Status:
             "by_language": by_language,
             "missing_language_data": not_encoded.get(Note.OCR_MISSING_LANGUAGE.value, 0),
             "nothing_found": not_encoded.get(Note.OCR_NO_TEXT.value, 0),
+            "unreadable": not_encoded.get(Note.OCR_UNREADABLE.value, 0),
         },
         tokens=stats["tokens"],
         shared_items=stats["shared_items"],

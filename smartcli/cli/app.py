@@ -58,7 +58,9 @@ def _root(
 
 @app.command()
 def index(
-    paths: list[Path] = typer.Argument(..., help="Files or folders to index (folders are walked recursively).", show_default=False),
+    paths: Optional[list[Path]] = typer.Argument(
+        None, help="Files or folders to index (folders are walked recursively). Default: the paths the store already covers.", show_default=False
+    ),
     store: Optional[Path] = StoreOption,
     model: Optional[str] = typer.Option(
         None, "--model", help="Hugging Face id or local folder of the embedding model. Default: the store's model, else the packaged all-MiniLM-L6-v2."

@@ -57,6 +57,8 @@ def describe(exc: SmartError) -> str:
         return f"{message}; use another --store or `smart index --rebuild`"
     if kind is ErrorKind.BACKEND_UNAVAILABLE:
         return f"{message} (check --qdrant and $SMART_QDRANT_API_KEY; a re-run resumes where this one stopped)"
+    if kind is ErrorKind.BAD_INPUT and exc.details.get("reason") == "no_paths":
+        return f"{message}; name the files or folders to index: `smart index PATH...`"
     if kind is ErrorKind.NOT_FOUND and message.endswith("name one"):
         return f"{message} as {exc.details.get('path')}:PAGE"
     if kind is ErrorKind.MODEL_LOAD and exc.option == "device":

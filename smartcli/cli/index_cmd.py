@@ -10,7 +10,7 @@ from smartcli.cli.present import format_bytes, print_json_line, print_line, prin
 
 
 def run_index(
-    paths: list[Path],
+    paths: list[Path] | None,
     store_path: Path | None,
     model: str | None,
     device: str,
@@ -30,6 +30,7 @@ def run_index(
 ) -> int:
     from smartcli import Index, SmartError
 
+    paths = list(paths) if paths else None  # none: the paths the store already covers
     try:
         index = Index.open(store_path, create=True, model=model, device=device, token_dtype=token_dtype)
         if dry_run:
@@ -171,6 +172,8 @@ def print_summary(summary, json_output: bool, extra: dict | None = None) -> None
             f"{summary.pages_encoded} pages encoded, {summary.tokens_encoded} token states, "
             f"{format_bytes(summary.bytes_written)} written ({format_bytes(summary.bytes_per_page)} per page)"
         )
+    if summary.renormalized:
+        print_line(f"{summary.renormalized} file(s) encoded again for the new text normalization (ligatures, invisible characters)")
     ocr = summary.ocr or {}
     if ocr.get("attempted"):
         print_line(

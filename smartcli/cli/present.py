@@ -147,7 +147,7 @@ class AnswerPrinter:
         self.show_late = show_late
         self.framed = framed
 
-    def answer(self, hits, query: str | None = None, qid: str | None = None, like=None, image=None) -> None:
+    def answer(self, hits, query: str | None = None, qid=None, like=None, image=None) -> None:
         """``like`` is the item a "more like this" search started from, ``image`` the path of a
         picture query (with either, ``query`` is None)."""
         if self.form == "json":
@@ -160,7 +160,7 @@ class AnswerPrinter:
         else:
             self._table(hits, query, like, image)
 
-    def error(self, message: str, qid: str | None = None) -> None:
+    def error(self, message: str, qid=None) -> None:
         """An answer that could not be given (a bad input line); keeps one answer per query."""
         if self.form == "json":
             print_json_line({"query": None, "qid": qid, "error": message, "results": []})
@@ -194,6 +194,7 @@ NOTE_WORDS = {
     Note.OCR_PENDING: "waiting for OCR",
     Note.OCR_MISSING_LANGUAGE: "OCR language data missing",
     Note.OCR_NO_TEXT: "OCR found no text",
+    Note.OCR_UNREADABLE: "OCR found no readable text",
     Note.OCR_FAILED: "OCR failed",
     Note.PAGE_UNREADABLE: "page could not be read",
 }
@@ -219,7 +220,12 @@ def not_encoded_warnings(not_encoded: dict, ocr: dict | None) -> list[str]:
         lines.append(f"{counts[Note.OCR_MISSING_LANGUAGE]} page(s) or image(s) recorded without text: {ocr_install_hint(ocr or {})}")
     if counts.get(Note.OCR_NO_TEXT):
         lines.append(f"{counts[Note.OCR_NO_TEXT]} page(s) or image(s) in which OCR found no text recorded but not encoded")
-    shown = (Note.IMAGE_WITHOUT_TEXT, Note.OCR_MISSING_LANGUAGE, Note.OCR_NO_TEXT)
+    if counts.get(Note.OCR_UNREADABLE):
+        lines.append(
+            f"{counts[Note.OCR_UNREADABLE]} page(s) or image(s) in which OCR found no readable text (not words: "
+            "a photo, glyphs drawn as boxes) recorded but not encoded"
+        )
+    shown = (Note.IMAGE_WITHOUT_TEXT, Note.OCR_MISSING_LANGUAGE, Note.OCR_NO_TEXT, Note.OCR_UNREADABLE)
     textless = sum(n for note, n in counts.items() if note not in shown)
     if textless:
         lines.append(f"{textless} page(s) without a usable text layer recorded but not encoded")

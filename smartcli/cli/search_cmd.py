@@ -171,7 +171,7 @@ def parse_like(value: str) -> tuple[str, int | None]:
 @dataclass
 class QueryLine:
     number: int
-    qid: str | None
+    qid: object  # any JSON value, echoed as it came
     text: str | None
     error: str | None = None
 
@@ -190,11 +190,14 @@ def read_queries(stream: TextIO, name: str) -> Iterator[QueryLine]:
             continue
         try:
             obj = json.loads(line)
-            qid = None if obj.get("qid") is None else str(obj["qid"])
-            text = obj["query"]
-        except (ValueError, KeyError, TypeError, AttributeError):
-            yield QueryLine(number, None, None, f"{name}:{number}: not a JSON object with a \"query\" field")
+        except ValueError:
+            obj = None
+        # The qid is echoed as it came, with its JSON type (7 stays 7, "7" stays "7"), errors included.
+        qid = obj.get("qid") if isinstance(obj, dict) else None
+        if not isinstance(obj, dict) or "query" not in obj:
+            yield QueryLine(number, qid, None, f"{name}:{number}: not a JSON object with a \"query\" field")
             continue
+        text = obj["query"]
         if not isinstance(text, str) or not text.strip():
             yield QueryLine(number, qid, None, f"{name}:{number}: the query is empty or not a string")
             continue

@@ -34,6 +34,8 @@ def describe_ocr(ocr: dict) -> str:
         line += f", {ocr['missing_language_data']} waiting for OCR language data (see `smart index`)"
     if ocr["nothing_found"]:
         line += f", {ocr['nothing_found']} with no text OCR could read"
+    if ocr.get("unreadable"):
+        line += f", {ocr['unreadable']} with no readable text (OCR found marks, not words)"
     return line
 
 

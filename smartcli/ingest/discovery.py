@@ -16,6 +16,7 @@ from typing import Iterable
 from smartcli.errors import first_line
 from smartcli.ingest.files import UnreadableFile, file_type, open_pdf, os_reason
 from smartcli.ingest.render import validate_image
+from smartcli.models.base import normalize_text as normalize_model_text
 
 PDF_SUFFIXES = frozenset({".pdf"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
@@ -194,7 +195,7 @@ def _page_list(pages: list[int], shown: int = 5) -> str:
 
 
 def normalize_text(text: str) -> str:
-    """Collapse the layout whitespace of a text layer; keep paragraph-ish breaks as spaces."""
-    text = text.replace("\u00ad", "")  # soft hyphens split words in PDF text layers
-    text = " ".join(text.split())
+    """A text layer or OCR text as stored and encoded: ligatures expanded, invisible characters
+    dropped, layout whitespace collapsed (``models.base.normalize_text``)."""
+    text = normalize_model_text(text)
     return text if len(text) >= MIN_TEXT_CHARS else ""

@@ -49,6 +49,7 @@ class IndexSummary:
     compaction: dict | None = None  # what the automatic compaction did, if it ran
     store: str = ""
     ocr: dict | None = None  # OcrStats.as_json() of the run
+    renormalized: int = 0  # files read again because an older text normalization produced their text
 
     @property
     def bytes_per_page(self) -> float:
@@ -77,6 +78,7 @@ class IndexSummary:
             "store": self.store,
             "bytes_per_page": round(self.bytes_per_page),
             "ocr": self.ocr,
+            "renormalized": self.renormalized,
         }
 
 

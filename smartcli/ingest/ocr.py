@@ -45,6 +45,17 @@ AUTO_MIN_CHARS = 50
 SMALL_IMAGE_SIDE = 2000
 MAX_PIXELS = 40_000_000
 
+# OCR text is used only when at least this share of the letters of its words of 3+ letters
+# belong to words of the word list (the packaged tokenizer's vocabulary), and there are at
+# least READABLE_MIN_WORDS such words. Tesseract reads marks on a photo or glyphs drawn as
+# boxes as "/ | wh Le (c) WZ Vy tie J" or "Pd PO Pd PC". Measured with
+# benchmarks/ocr_garbage.py (README, OCR) on 30 scanned development pages and 30 photos:
+# scans score 0.34-0.94 (the lowest are pages of C++ identifiers), photos with 2+ known words
+# 0.06-0.28, except the one photo that shows a line of real text.
+READABLE_SHARE = 0.3
+READABLE_MIN_WORDS = 2
+_LETTERS = re.compile(r"[^\W\d_]+")
+
 _LANGUAGE = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
 # Where distributions put the language files when TESSDATA_PREFIX is unset.
 _TESSDATA_GLOBS = (
@@ -252,11 +263,42 @@ def usable_chars(text: str | None) -> int:
     return sum(ch.isalnum() for ch in text or "")
 
 
+_word_list: frozenset | None = None
+
+
+def word_list() -> frozenset:
+    """Whole words of the packaged MiniLM tokenizer's vocabulary (about 21,000, lower case)."""
+    global _word_list
+    if _word_list is None:
+        from smartcli.models.base import default_model_path
+
+        with open(default_model_path() / "vocab.txt", encoding="utf-8") as f:
+            _word_list = frozenset(w for w in f.read().split() if w.isalpha())
+    return _word_list
+
+
+def readability(text: str) -> tuple[float, int]:
+    """The share of the letters of ``text``'s 3+ letter words that are in :func:`word_list`, and how many such words."""
+    words = [w for w in _LETTERS.findall(text.lower()) if len(w) >= 3]
+    if not words:
+        return 0.0, 0
+    vocabulary = word_list()
+    known = [w for w in words if w in vocabulary]
+    return sum(map(len, known)) / sum(map(len, words)), len(known)
+
+
+def is_readable(text: str) -> bool:
+    """OCR text worth indexing: enough real words (see READABLE_SHARE)."""
+    share, known = readability(text)
+    return share >= READABLE_SHARE and known >= READABLE_MIN_WORDS
+
+
 @dataclass
 class OcrStats:
     pages: int = 0  # pages whose text now comes from OCR
     attempted: int = 0  # pages OCR read
     nothing_found: int = 0
+    unreadable: int = 0  # OCR found marks, not words (below READABLE_SHARE)
     failed: int = 0
     missing_data: int = 0  # pages left text-less for lack of language data
     cpu_seconds: float = 0.0  # summed over workers
@@ -272,6 +314,7 @@ class OcrStats:
             "pages": self.pages,
             "attempted": self.attempted,
             "nothing_found": self.nothing_found,
+            "unreadable": self.unreadable,
             "failed": self.failed,
             "missing_language_data": self.missing_data,
             "seconds": round(self.wall_seconds, 2),
@@ -402,17 +445,24 @@ class OcrRunner:
                 record.status, record.reason, record.pages = "skipped", result.error, []
                 return  # the indexer reports skipped files
             self.report(f"page {page.page} of {record.path}: {result.error}")
-            if layer:
+            if usable_chars(layer):
                 page.note = None
             else:
                 page.note, page.detail = Note.OCR_FAILED, result.error
             return
-        better = bool(result.text) if self.settings.mode == "always" else usable_chars(result.text) > usable_chars(layer)
+        readable = bool(result.text) and is_readable(result.text)
+        if self.settings.mode == "always":
+            better = readable
+        else:
+            better = readable and usable_chars(result.text) > usable_chars(layer)
         if better:
             page.text, page.ocr, page.note = result.text, self.settings.language, None
             self.stats.pages += 1
-        elif layer:
-            page.note = None
+        elif usable_chars(layer):
+            page.note = None  # its short text layer is all it has
+        elif result.text:
+            page.note = Note.OCR_UNREADABLE
+            self.stats.unreadable += 1
         else:
             page.note = Note.OCR_NO_TEXT
             self.stats.nothing_found += 1

@@ -64,7 +64,8 @@ def plan_changes(store: Store, roots: list[str], reread: set[str] = frozenset())
     unlisted = [s.path for s in skipped if s.unlisted]
     gone = {p: f for p, f in known.items() if _under(p, abs_roots) and p not in present and not _under(p, unlisted)}
     gone_by_hash = {f["sha256"]: p for p, f in gone.items() if f["sha256"] and f["status"] == "indexed"}
-    indexed_hashes = {f["sha256"] for f in known.values() if f["sha256"] and f["status"] == "indexed"}
+    # Content whose indexed file is read again is not there to share: a copy waits for the new version.
+    indexed_hashes = {f["sha256"] for p, f in known.items() if f["sha256"] and f["status"] == "indexed" and p not in reread}
     to_encode_hashes: set[str] = set()
     hashes: dict[str, str] = {}
     for source in sources:

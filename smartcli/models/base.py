@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -21,6 +22,28 @@ from smartcli.errors import ModelLoadError
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 TEXT, PIXELS = "text", "pixels"  # what an encoder's documents are
+
+# The version of normalize_text. A store records it per file; files indexed with an older
+# version are read and encoded again. 1: whitespace collapsed, soft hyphens dropped.
+# 2: also Unicode NFKC (ligatures such as U+FB01 become "fi", full-width forms ASCII) and
+# invisible format characters (zero-width spaces and joiners, BOMs, bidi marks) dropped.
+TEXT_NORMALIZATION = 2
+
+
+def normalize_text(text: str) -> str:
+    """Page text and query text as every text model sees them (and as the catalog stores it).
+
+    LaTeX-typeset PDFs carry ligature glyphs in their text layer: without NFKC the tokenizer
+    sees "\ufb02ow" as ["\ufb02", "##ow"] and no query word "flow" matches it.
+    """
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+        # Format characters (Cf: soft hyphen, zero-width space/joiners, BOM, bidi marks) are
+        # invisible; control characters become spaces.
+        text = "".join(
+            "" if (cat := unicodedata.category(ch)) == "Cf" else (" " if cat == "Cc" else ch) for ch in text
+        )
+    return " ".join(text.split())
 
 
 @dataclass
@@ -90,15 +113,25 @@ def resolve_device(device: str) -> str:
 
 
 def checkpoint_dir(location: str) -> Path | None:
-    """The local folder holding a checkpoint's config (downloading it for a hub id); None if unreachable."""
+    """The local folder holding a checkpoint's config: ``location`` itself, or a hub id's folder in
+    the Hugging Face cache. None when it is not on disk: nothing is ever downloaded (a lookup
+    on the network retries for over a minute before failing, and this tool works offline)."""
     if os.path.isdir(location):
         return Path(location)
     try:
         from transformers.utils import cached_file
 
-        return Path(cached_file(location, "config.json")).parent
-    except Exception:  # offline, unknown id, gated: loading the model reports the error
+        found = cached_file(location, "config.json", local_files_only=True, _raise_exceptions_for_missing_entries=False)
+        return Path(found).parent if found else None
+    except Exception:  # not in the cache, not a valid id
         return None
+
+
+def not_on_disk(spec: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"model {spec!r} is not on disk: it is neither a folder nor in the Hugging Face cache "
+        f"(get it once with `huggingface-cli download {spec}`, or name the folder holding it)"
+    )
 
 
 def quiet_transformers() -> None:

@@ -19,7 +19,7 @@ import importlib
 import json
 from pathlib import Path
 
-from smartcli.models.base import DEFAULT_MODEL, DEFAULT_MODEL_NAME, Encoder, checkpoint_dir, default_model_path
+from smartcli.models.base import DEFAULT_MODEL, DEFAULT_MODEL_NAME, Encoder, checkpoint_dir, default_model_path, not_on_disk
 
 TEXT_FAMILY = ("smartcli.models.text", "SentenceTransformerTextEncoder")
 # model_type -> (module, class) of the pixel families; every other model_type is a text model.
@@ -47,7 +47,7 @@ def family_of(spec: str | None) -> tuple[tuple[str, str], Path | None]:
         return TEXT_FAMILY, default_model_path()
     model_dir = checkpoint_dir(spec)
     family = PIXEL_FAMILIES.get(model_type_of(model_dir)) if model_dir else None
-    return (family, model_dir) if family else (TEXT_FAMILY, None)
+    return (family, model_dir) if family else (TEXT_FAMILY, model_dir)
 
 
 def reads_pixels(spec: str | None) -> bool:
@@ -76,8 +76,10 @@ def load_encoder(spec: str | None = None, device: str = "auto", options: dict | 
 def _load(spec: str, device: str, settings: dict) -> Encoder:
     (module, name), model_dir = family_of(spec)
     encoder_class = getattr(importlib.import_module(module), name)
+    if model_dir is None:
+        raise not_on_disk(spec)  # before anything reaches for the network
     if (module, name) == TEXT_FAMILY:
         if spec == DEFAULT_MODEL:
             return encoder_class(model_dir, spec=DEFAULT_MODEL, name=DEFAULT_MODEL_NAME, device=device)
-        return encoder_class(spec, spec=spec, name=spec, device=device)
+        return encoder_class(model_dir, spec=spec, name=spec, device=device)
     return encoder_class(spec, model_dir, spec=spec, name=spec, device=device, **settings)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError
+from smartcli.models.base import normalize_text
 from smartcli.search.scoring import Weights
 
 
@@ -203,7 +204,7 @@ def evaluate(searcher, judged: list[JudgedQuery], configs: list[Config], k: int)
     The queries are encoded once; configs whose scores are computed alike (all smart rows of a
     sweep share one shortlist and one MaxSim pass) share them.
     """
-    encoded = searcher.encoder.encode_queries([q.query for q in judged])
+    encoded = searcher.encoder.encode_queries([normalize_text(q.query) or q.query for q in judged])
     cache: dict[tuple, object] = {}
     runs = []
     for config in configs:

@@ -12,7 +12,7 @@ import numpy as np
 
 from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError
-from smartcli.models.base import Encoded, Encoder, resolve_device
+from smartcli.models.base import Encoded, Encoder, normalize_text, resolve_device
 from smartcli.search.explain import TokenMatch, highlighted_passage, match_tokens, strong_spans
 from smartcli.search.scoring import Weights, fuse, maxsim, top_k
 from smartcli.store.catalog import LiveItem, Store
@@ -58,6 +58,7 @@ class Hit:
     snippet: str
     highlights: list[tuple[int, int]] = field(default_factory=list)  # matched words, as offsets in snippet
     matches: list[TokenMatch] = field(default_factory=list)
+    also: list[str] = field(default_factory=list)  # other paths with this very page (copies of the file)
 
     @property
     def path(self) -> str:
@@ -84,9 +85,22 @@ class Hit:
             "snippet": self.snippet,
             "highlights": [list(h) for h in self.highlights],
         }
+        if self.also:
+            data["also"] = list(self.also)
         if explain:
             data["matches"] = [m.as_json() for m in self.matches]
         return data
+
+
+def page_ranges(pages: list[int]) -> str:
+    """``1-61`` rather than 61 numbers; ``1-3, 5, 7-9`` where pages are missing."""
+    runs: list[list[int]] = []
+    for page in pages:
+        if runs and page == runs[-1][1] + 1:
+            runs[-1][1] = page
+        else:
+            runs.append([page, page])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 class Searcher:
@@ -159,6 +173,8 @@ class Searcher:
         return len(self.items)
 
     def search(self, queries: list[str], weights: Weights, k: int = 10, scope: Scope = Scope(), min_score: float | None = None) -> list[list[Hit]]:
+        # Queries get the normalization page text got (ligatures, full-width forms, invisibles).
+        queries = [normalize_text(q) or q for q in queries]
         encoded = self.encoder.encode_queries(queries)
         return self.search_encoded(encoded, weights, k, texts=queries, scope=scope, min_score=min_score)
 
@@ -227,10 +243,7 @@ class Searcher:
         fused = np.where(scored.eligible, fuse(scored.anchor, scored.late, weights), -np.inf)
         results = []
         for qi, query in enumerate(encoded):
-            order = top_k(fused[qi], k)
-            order = order[scored.eligible[qi, order]]
-            if min_score is not None:
-                order = order[fused[qi, order] >= min_score]
+            order, also = self._distinct_top(fused[qi], scored, qi, k, min_score)
             items = [self.items[scored.columns[j]] for j in order]
             explained = self.explain(query, texts[qi] if texts else "", items) if snippets else [("", [], [])] * len(items)
             results.append(
@@ -244,11 +257,35 @@ class Searcher:
                         snippet=snippet,
                         highlights=highlights,
                         matches=matches,
+                        also=also.get(j, []),
                     )
                     for rank, (j, item, (snippet, highlights, matches)) in enumerate(zip(order, items, explained))
                 ]
             )
         return results
+
+    def _distinct_top(self, fused_row, scored: "Scored", qi: int, k: int, min_score: float | None):
+        """The top ``k`` eligible columns, a page shared by several paths (copies of one file, which
+        share its vectors) counted once: the first path keeps the hit, the others are in ``also``."""
+        wanted = k
+        while True:
+            order = top_k(fused_row, wanted)
+            order = order[scored.eligible[qi, order]]
+            if min_score is not None:
+                order = order[fused_row[order] >= min_score]
+            kept, also, first = [], {}, {}
+            for j in order:
+                item = self.items[scored.columns[j]]
+                key = (item.segment, item.row, item.page)
+                if key in first:
+                    also[first[key]].append(item.path)
+                elif len(kept) < k:
+                    first[key] = j
+                    also[j] = []
+                    kept.append(j)
+            if len(kept) >= k or len(order) < wanted or wanted >= fused_row.shape[0]:
+                return np.asarray(kept, dtype=np.int64), also
+            wanted *= 2
 
     def late_scores(self, encoded: list[Encoded], admitted: list[int] | None = None) -> np.ndarray:
         """MaxSim of every query against every admitted item (all items by default), chunk by chunk: [m, A]."""
@@ -376,7 +413,7 @@ class Searcher:
                 return item
         raise SmartError(
             ErrorKind.NOT_FOUND,
-            f"page {page} of {path} is not in the index (encoded pages: {', '.join(str(i.page) for i in pages)})",
+            f"page {page} of {path} is not in the index (encoded pages: {page_ranges(sorted(i.page for i in pages))})",
             path=path,
             pages=[i.page for i in pages],
         )

@@ -33,7 +33,7 @@ from typing import Iterable, Sequence
 
 from smartcli import defaults
 from smartcli.errors import ErrorKind, ModelMismatch, StoreBusy, StoreDamaged, StoreError, StoreMissing, first_line
-from smartcli.models.base import Encoded, ModelInfo
+from smartcli.models.base import TEXT_NORMALIZATION, Encoded, ModelInfo, normalize_text
 from smartcli.store.formats import TOKEN_FORMATS
 from smartcli.store.notes import Note, schema1_note
 from smartcli.store.segments import Segment, SegmentFile, new_segment_file, write_pages
@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS files (
     sha256 TEXT,
     status TEXT NOT NULL,          -- indexed | skipped
     reason TEXT,
-    indexed_at REAL NOT NULL
+    indexed_at REAL NOT NULL,
+    text_version INTEGER           -- models.base.TEXT_NORMALIZATION its text was read with
 );
 CREATE TABLE IF NOT EXISTS items (
     id INTEGER PRIMARY KEY,
@@ -212,6 +213,10 @@ class Store:
                 if not fresh:
                     store._check_schema(upgrade=True)
                 conn.executescript(_SCHEMA)
+                if "text_version" not in _columns(conn, "files"):
+                    # Added in place (no schema change): NULL marks text read before versions were kept.
+                    with conn:
+                        conn.execute("ALTER TABLE files ADD COLUMN text_version INTEGER")
                 if store.meta.get("schema_version") is None:
                     with conn:
                         store._set_meta("schema_version", SCHEMA_VERSION)
@@ -509,10 +514,10 @@ class Store:
             self._set_meta("updated", now)
             self._drop_dead_segments(now)
 
-    def _insert_file(self, path, kind, size, mtime_ns, sha256, status, reason, now) -> int:
+    def _insert_file(self, path, kind, size, mtime_ns, sha256, status, reason, now, text_version=TEXT_NORMALIZATION) -> int:
         cur = self.conn.execute(
-            "INSERT INTO files(path, kind, size, mtime_ns, sha256, status, reason, indexed_at) VALUES (?,?,?,?,?,?,?,?)",
-            (db_path(path), kind, size, mtime_ns, sha256, status, reason, now),
+            "INSERT INTO files(path, kind, size, mtime_ns, sha256, status, reason, indexed_at, text_version) VALUES (?,?,?,?,?,?,?,?,?)",
+            (db_path(path), kind, size, mtime_ns, sha256, status, reason, now, text_version),
         )
         return cur.lastrowid
 
@@ -546,13 +551,13 @@ class Store:
     def _copy_file(self, copy: "FileCopy", now: float) -> bool:
         """Give ``copy.path`` the items of an indexed file with the same content (sharing its rows)."""
         source = self.conn.execute(
-            "SELECT id, kind FROM files WHERE sha256 = ? AND status = 'indexed' AND path != ? ORDER BY id LIMIT 1",
+            "SELECT id, kind, text_version FROM files WHERE sha256 = ? AND status = 'indexed' AND path != ? ORDER BY id LIMIT 1",
             (copy.sha256, db_path(copy.path)),
         ).fetchone()
         if source is None:
             return False
         self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(copy.path),))
-        file_id = self._insert_file(copy.path, source[1], copy.size, copy.mtime_ns, copy.sha256, "indexed", None, now)
+        file_id = self._insert_file(copy.path, source[1], copy.size, copy.mtime_ns, copy.sha256, "indexed", None, now, source[2])
         self.conn.execute(
             """INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, note_detail, ocr)
                SELECT ?, page, segment, row, n_tokens, text, note, note_detail, ocr FROM items WHERE file_id = ? ORDER BY id""",
@@ -616,6 +621,25 @@ class Store:
     def ocr_counts(self) -> dict:
         """Pages whose text came from OCR, by language."""
         return dict(self.conn.execute("SELECT ocr, COUNT(*) FROM items WHERE ocr IS NOT NULL GROUP BY ocr").fetchall())
+
+    def paths_with_old_text(self, settle: bool = True) -> set[str]:
+        """Indexed files whose text an older text normalization produced and the current one
+        would change (writers only). Files whose stored text it leaves as it is (plain ASCII
+        text, images) are marked current on the way, without being read again."""
+        rows = self.conn.execute(
+            "SELECT id, path FROM files WHERE status = 'indexed' AND (text_version IS NULL OR text_version < ?)", (TEXT_NORMALIZATION,)
+        ).fetchall()
+        stale, settled = set(), []
+        for file_id, path in rows:
+            texts = self.conn.execute("SELECT text FROM items WHERE file_id = ?", (file_id,))
+            if all(text is None or normalize_text(text) == text for (text,) in texts):
+                settled.append((TEXT_NORMALIZATION, file_id))
+            else:
+                stale.add(fs_path(path))
+        if settled and settle:
+            with self.conn:
+                self.conn.executemany("UPDATE files SET text_version = ? WHERE id = ?", settled)
+        return stale
 
     def paths_awaiting_ocr(self, notes: Iterable[Note]) -> set[str]:
         """Files with a text-less page noted with one of ``notes`` that OCR has not read."""

@@ -15,6 +15,7 @@ class Note(str, enum.Enum):
     OCR_PENDING = "ocr_pending"  # queued for OCR; never committed
     OCR_MISSING_LANGUAGE = "ocr_missing_language"  # OCR could not run: language data missing
     OCR_NO_TEXT = "ocr_no_text"  # OCR ran and found no text
+    OCR_UNREADABLE = "ocr_unreadable"  # OCR ran and found no readable text (marks on a photo, glyph boxes)
     OCR_FAILED = "ocr_failed"  # OCR failed on the page (detail: why)
     PAGE_UNREADABLE = "page_unreadable"  # the page could not be read or rendered (detail: why)
 

@@ -1,0 +1,116 @@
+"""Frictions of a first day with `smart` (issue 14): typos, a bare `smart index`, qids echoed as sent."""
+
+import json
+import sqlite3
+
+from tests.conftest import run_smart, run_smart_process
+from tests.corpus import make_pdf
+
+
+def test_a_path_that_does_not_exist_is_an_error_recorded_nowhere(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs / "a.pdf", ["the anchor of the boat"])
+    new_store = tmp_path / "new-store"
+    typo = run_smart_process("index", tmp_path / "dosc", "--store", new_store)
+    assert typo.returncode == 2, typo.stderr
+    assert "dosc: no such file or directory" in typo.stderr and "Traceback" not in typo.stderr
+    assert not new_store.exists()  # a failed first run leaves no empty store behind
+
+    store = tmp_path / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    typo = run_smart("index", docs, tmp_path / "dosc", "--store", store, "--ocr", "never")
+    assert typo.returncode == 2 and "dosc" in typo.stderr
+    with sqlite3.connect(store / "catalog.sqlite") as conn:
+        roots = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'roots'").fetchone()[0])
+    assert roots == [str(docs)]
+    # A folder the store indexed that is gone now is no typo: its files are removed.
+    (docs / "a.pdf").unlink()
+    docs.rmdir()
+    gone = run_smart("index", docs, "--store", store, "--json")
+    assert json.loads(gone.stdout)["removed"] == 1 and gone.returncode == 3, gone.stderr  # 3: the missing folder is reported
+
+
+def test_index_without_paths_updates_what_the_store_covers(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs / "a.pdf", ["the anchor of the boat"])
+    store = tmp_path / "store"
+    none_yet = run_smart("index", "--store", store)
+    assert none_yet.returncode == 2 and "smart index PATH" in none_yet.stderr
+    assert not store.exists()
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    make_pdf(docs / "b.pdf", ["a kettle on the stove"])
+    again = run_smart("index", "--store", store, "--ocr", "never", "--json")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert (summary["added"], summary["unchanged"]) == (1, 1)
+
+
+def test_qids_come_back_with_their_json_type_errors_included(sample_store):
+    store, _ = sample_store
+    queries = "\n".join(
+        [
+            json.dumps({"qid": 7, "query": "tyre pressure"}),
+            json.dumps({"qid": "7", "query": "tyre pressure"}),
+            json.dumps({"qid": 8}),
+            json.dumps({"qid": 9.5, "query": "  "}),
+        ]
+    )
+    result = run_smart("search", "--queries", "-", "--store", store, "-k", "1", input=queries)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["qid"] for line in lines] == [7, "7", 8, 9.5]
+    assert [bool(line.get("error")) for line in lines] == [False, False, True, True]
+
+
+def test_a_model_that_is_not_on_disk_fails_at_once_and_leaves_no_store(tmp_path):
+    import os
+    import time
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs / "a.pdf", ["the anchor of the boat"])
+    new_store = tmp_path / "new-store"
+    env = {k: "" for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if k in os.environ}
+    started = time.monotonic()
+    wrong = run_smart_process("index", docs, "--store", new_store, "--model", "foo/bar-not-a-model", "--ocr", "never", env=env)
+    assert wrong.returncode == 1, wrong.stderr
+    lines = wrong.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not on disk" in lines[0] and "Retry" not in wrong.stderr, wrong.stderr
+    assert not new_store.exists()
+    assert time.monotonic() - started < 120  # no network retries (they took 73 s by themselves)
+
+
+def test_another_model_than_the_stores_is_refused_before_it_is_looked_for(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs / "a.pdf", ["the anchor of the boat"])
+    store = tmp_path / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    make_pdf(docs / "b.pdf", ["a kettle on the stove"])
+    other = run_smart("index", docs, "--store", store, "--model", "openai/clip-vit-base-patch32", "--ocr", "never")
+    assert other.returncode == 6 and "was built with model" in other.stderr, other.stderr
+    assert run_smart("index", docs, "--store", store, "--dry-run", "--json").stdout.count("b.pdf") == 1  # nothing changed
+
+
+def test_a_copied_file_is_one_hit_that_lists_the_other_paths(tmp_path):
+    import shutil
+
+    docs = tmp_path / "docs"
+    (docs / "backup").mkdir(parents=True)
+    make_pdf(docs / "boat.pdf", ["the anchor of the boat holds in the harbor", "a kettle on the stove"])
+    shutil.copy(docs / "boat.pdf", docs / "backup" / "boat.pdf")
+    make_pdf(docs / "other.pdf", ["an orchard of pepper trees in the valley"])
+    store = tmp_path / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    answer = json.loads(run_smart("search", "anchor in the harbor", "--store", store, "-k", "3", "--json", check=True).stdout)
+    results = answer["results"]
+    # Without the copy shown once, the two copies of page 1 were hits 1 and 2 with the same score.
+    assert (results[0]["file"], results[0]["page"]) == ("boat.pdf", 1)
+    assert sorted((r["file"], r["page"]) for r in results) == [("boat.pdf", 1), ("boat.pdf", 2), ("other.pdf", 1)]
+    paths = {str(docs / "boat.pdf"), str(docs / "backup" / "boat.pdf")}
+    for r in results:
+        if r["file"] == "boat.pdf":
+            assert {r["path"], *r["also"]} == paths and len(r["also"]) == 1
+        else:
+            assert "also" not in r
