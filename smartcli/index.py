@@ -186,12 +186,16 @@ class Index:
         rebuild: bool = False,
         wait: bool = False,
         events: UpdateEvents | None = None,
+        read_timeout: float = defaults.READ_TIMEOUT_SECONDS,
+        read_memory: int = defaults.READ_MEMORY_BYTES,
     ):
         """Bring the store up to date with the files under ``paths`` (``smart index``).
 
         New and changed files are read and encoded, moved and copied ones recognized, gone
         ones removed, text-less pages OCR'd (``ocr``: auto, always or never); every batch is
         committed whole. Returns an :class:`~smartcli.ingest.indexer.IndexSummary`.
+        Each file is read in a worker process given ``read_timeout`` seconds and ``read_memory``
+        bytes of address space; a file past either is skipped, and not read again until it changes.
         """
         from smartcli.ingest.ocr import resolve_settings
 
@@ -199,7 +203,7 @@ class Index:
         settings = resolve_settings(ocr, ocr_lang, ocr_workers)
         roots = [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths]
         with self._writer(wait, rebuild, events) as store:
-            summary = self._update(store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events)
+            summary = self._update(store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events, (read_timeout, read_memory))
         return summary
 
     def plan(self, paths: Iterable[str | os.PathLike], *, ocr: str = defaults.OCR_MODE, ocr_lang: str = defaults.OCR_LANGUAGE, wait: bool = False):
@@ -212,7 +216,7 @@ class Index:
         with self._writer(wait, False, UpdateEvents()) as store:
             return plan_changes(store, roots, _awaiting_ocr(store, _ocr_for_model(settings, store.model)))[0]
 
-    def _update(self, store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events):
+    def _update(self, store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events, limits=None):
         from smartcli.ingest.indexer import Indexer, total_pages
         from smartcli.ingest.ocr import OcrRunner
         from smartcli.ingest.pictures import render_options
@@ -233,7 +237,8 @@ class Index:
             events.started(total_pages(plan.to_encode) + len(plan.copied) + len(plan.duplicates))
         runner = OcrRunner(settings, report=events.message, on_queued=events.ocr_queued, on_done=events.ocr_done)
         with runner:
-            indexer = Indexer(store, encoder, batch_pages=batch_pages, encode_batch_size=batch_size, report=events.message, ocr=runner)
+            indexer = Indexer(store, encoder, batch_pages=batch_pages, encode_batch_size=batch_size, report=events.message, ocr=runner,
+                              **({} if limits is None else {"read_timeout": limits[0], "read_memory": limits[1]}))
             summary = indexer.run(plan, hashes, progress=events.pages_done)
         store.record_roots(roots)
         if needs_compaction(store):

@@ -72,6 +72,9 @@ def index(
     ),
     ocr_lang: str = typer.Option(defaults.OCR_LANGUAGE, "--ocr-lang", help="Tesseract language(s) of the OCR, joined by '+': eng, deu, eng+fra."),
     ocr_workers: int = typer.Option(defaults.OCR_WORKERS, "--ocr-workers", min=0, help="OCR worker processes. Default: one per CPU.", show_default=False),
+    read_timeout: float = typer.Option(
+        defaults.READ_TIMEOUT_SECONDS, "--read-timeout", min=0.1, help="Seconds one file's text may take to read; a file past it is skipped, and not read again until it changes."
+    ),
 ) -> None:
     """Index PDFs and images under PATHS (new and changed files encoded, moved and copied ones recognized, gone ones removed)."""
     from smartcli.cli.index_cmd import run_index
@@ -94,6 +97,7 @@ def index(
             ocr=ocr,
             ocr_lang=ocr_lang,
             ocr_workers=ocr_workers,
+            read_timeout=read_timeout,
         )
     )
 

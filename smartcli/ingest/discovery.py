@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from smartcli import defaults
 from smartcli.errors import first_line
 from smartcli.ingest.files import UnreadableFile, file_type, open_pdf, os_reason
 from smartcli.ingest.render import validate_image
@@ -44,6 +45,7 @@ class PageText:
     page: int  # 1-based
     text: str  # stripped text layer ("" when the page has none)
     error: str | None = None  # why the page's text could not be read
+    cut_from: int | None = None  # characters the page held when its text was cut to MAX_PAGE_CHARS
 
 
 @dataclass
@@ -177,7 +179,12 @@ def _read_pdf(path: str) -> Document:
             except Exception as exc:  # MuPDF raises several types for broken pages
                 document.pages.append(PageText(page=index + 1, text="", error=first_line(exc)))
                 continue
-            document.pages.append(PageText(page=index + 1, text=normalize_text(text)))
+            text = normalize_text(text)
+            cut_from = None
+            if len(text) > defaults.MAX_PAGE_CHARS:
+                cut_from, text = len(text), text[: defaults.MAX_PAGE_CHARS]
+            document.pages.append(PageText(page=index + 1, text=text, cut_from=cut_from))
+            del text
         repaired = doc.is_repaired
     broken = [p.page for p in document.pages if p.error]
     if repaired or broken:

@@ -13,6 +13,7 @@ from typing import Iterable
 
 from smartcli.ingest.discovery import Skipped, SourceFile, discover
 from smartcli.ingest.files import UnreadableFile, file_sha256, os_reason
+from smartcli.ingest.sandbox import is_refusal
 from smartcli.store.catalog import Store
 
 
@@ -46,6 +47,10 @@ class Plan:
         }
 
 
+# A file that hung or exhausted the reader is not read again until its content changes.
+REMEMBERED = " (on an earlier run; not read again until the file changes)"
+
+
 def _under(path: str, roots: Iterable[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
@@ -71,6 +76,10 @@ def plan_changes(store: Store, roots: list[str], reread: set[str] = frozenset())
         old = known.get(source.path)
         was_indexed = old is not None and old["status"] == "indexed"
         read_again = source.path in reread
+        refused = old is not None and old["status"] == "skipped" and is_refusal(old["reason"])
+        if refused and (old["size"], old["mtime_ns"]) == (source.size, source.mtime_ns):
+            plan.skipped.append(Skipped(source.path, old["reason"] + REMEMBERED))
+            continue
         if was_indexed and (old["size"], old["mtime_ns"]) == (source.size, source.mtime_ns) and not read_again:
             plan.unchanged.append(source)
             continue
@@ -81,6 +90,9 @@ def plan_changes(store: Store, roots: list[str], reread: set[str] = frozenset())
             continue
         except UnreadableFile as exc:
             plan.skipped.append(Skipped(source.path, str(exc)))
+            continue
+        if refused and old["sha256"] == digest:
+            plan.skipped.append(Skipped(source.path, old["reason"] + REMEMBERED))
             continue
         hashes[source.path] = digest
         if was_indexed:
