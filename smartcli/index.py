@@ -14,6 +14,8 @@ reads its catalog, the model loads on the first query or the first page to encod
 from __future__ import annotations
 
 import contextlib
+import errno
+import math
 import os
 import sqlite3
 from dataclasses import asdict, dataclass, field, replace
@@ -24,7 +26,7 @@ from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError, StoreError, StoreMissing
 from smartcli.search.scoring import Weights
 from smartcli.search.searcher import Hit, Scope
-from smartcli.store.catalog import CATALOG, Store, check_same_model, damaged_catalog, default_store_path
+from smartcli.store.catalog import CATALOG, Store, check_same_model, damaged_catalog, default_store_path, free_bytes, storage_error, LOW_SPACE_BYTES
 
 __all__ = ["Index", "UpdateEvents", "Status", "Scope", "Weights", "Hit"]
 
@@ -204,6 +206,7 @@ class Index:
         roots = [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths]
         with self._writer(wait, rebuild, events) as store:
             summary = self._update(store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events, (read_timeout, read_memory))
+            store.finish_rebuild()
         return summary
 
     def plan(self, paths: Iterable[str | os.PathLike], *, ocr: str = defaults.OCR_MODE, ocr_lang: str = defaults.OCR_LANGUAGE, wait: bool = False):
@@ -285,8 +288,16 @@ class Index:
         scope: Scope = Scope(),
         min_score: float | None = None,
     ) -> list[list[Hit]]:
-        """:meth:`search` for several queries at once (they share each read of the token states)."""
+        """:meth:`search` for several queries at once (they share each read of the token states).
+
+        A query longer than ``defaults.MAX_QUERY_TOKENS`` tokens is cut to them, with a
+        :class:`~smartcli.errors.SmartWarning`.
+        """
         weights = _weights(mode, lambda_anchor, lambda_late)
+        _check_min_score(min_score)
+        # Tokenizing a huge query costs far more than the cap keeps: cut by characters first.
+        limit = defaults.MAX_QUERY_TOKENS * 16
+        queries = [q if len(q) <= limit else q[:limit] for q in queries]
         searcher = self._current(with_encoder=True)
         try:
             return searcher.search(list(queries), weights, k, scope, min_score)
@@ -333,6 +344,7 @@ class Index:
 
     def _search_encoded(self, searcher, encoded, text, k, mode="smart", lambda_anchor=None, lambda_late=None, scope=Scope(), min_score=None):
         weights = _weights(mode, lambda_anchor, lambda_late)
+        _check_min_score(min_score)
         texts = [text] if text is not None else None
         return searcher.search_encoded([encoded], weights, k, texts=texts, scope=scope, min_score=min_score)[0]
 
@@ -405,11 +417,19 @@ class Index:
 
 
 def _weights(mode: str, lambda_anchor: float | None, lambda_late: float | None) -> Weights:
+    for option, value in (("lambda_anchor", lambda_anchor), ("lambda_late", lambda_late)):
+        if value is not None and not math.isfinite(value):
+            raise SmartError(ErrorKind.BAD_OPTION, f"must be a finite number, not {value}", option=option)
     return Weights.for_mode(
         mode,
         defaults.LAMBDA_ANCHOR if lambda_anchor is None else lambda_anchor,
         defaults.LAMBDA_LATE if lambda_late is None else lambda_late,
     )
+
+
+def _check_min_score(min_score: float | None) -> None:
+    if min_score is not None and math.isnan(min_score):
+        raise SmartError(ErrorKind.BAD_OPTION, "must be a number, not nan", option="min_score")
 
 
 def _absolute(path) -> str:
@@ -433,6 +453,9 @@ def _create(root: Path) -> None:
             raise
 
 
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
+
+
 @contextlib.contextmanager
 def _opened(root: Path, open_store):
     """The store ``open_store()`` gives, closed afterwards; a damaged catalog (an sqlite error at
@@ -445,6 +468,10 @@ def _opened(root: Path, open_store):
         yield store
     except sqlite3.DatabaseError as exc:
         raise damaged_catalog(root, exc) from None
+    except OSError as exc:  # writing a segment (h5py) or the catalog's files
+        if exc.errno in _STORAGE_ERRNOS or free_bytes(root) < LOW_SPACE_BYTES:
+            raise storage_error(root, exc) from None
+        raise
     finally:
         store.close()
 

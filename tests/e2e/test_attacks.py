@@ -71,3 +71,106 @@ def test_token_states_of_one_page_are_capped_with_a_warning(encoder, monkeypatch
     assert capped.tokens.shape == (300, encoded.tokens.shape[1])
     assert capped.token_ids.shape == (300,) and capped.spans.shape == (300, 2)
     assert said == [f"page 7 of /docs/x.pdf: {encoded.tokens.shape[0]:,} token states, only the first 300 kept"]
+
+
+# -- full disks, read-only mounts (a small tmpfs; skipped where this process cannot mount) ------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.strip() or made.returncode}); needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def fill(disk, leave_bytes: int):
+    """Fill ``disk`` until only about ``leave_bytes`` are free; returns the filler file."""
+    import os
+
+    filler = disk / "filler"
+    st = os.statvfs(disk)
+    size = max(0, st.f_bavail * st.f_frsize - leave_bytes)
+    with open(filler, "wb") as f:
+        try:
+            f.write(b"\0" * size)
+        except OSError:
+            pass
+    return filler
+
+
+def notes(folder, count, start=0):
+    folder.mkdir(exist_ok=True)
+    for i in range(start, start + count):
+        text_page(folder / f"note{i}.pdf", f"note {i}: harbor tides, ferry timetable {i}")
+    return folder
+
+
+def test_a_full_disk_is_one_line_and_exit_7_nothing_half_committed_and_the_next_run_resumes(small_disk, tmp_path):
+    docs = notes(tmp_path / "docs", 2)
+    store = small_disk / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    notes(docs, 3, start=2)
+    filler = fill(small_disk, 50 * 1024)
+
+    # A real process: before the fix, h5py running out of space crashed it (exit 139).
+    full = run_smart_process("index", docs, "--store", store, "--ocr", "never")
+    assert full.returncode == 7, (full.returncode, full.stderr)
+    lines = full.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"smart: no space left on the disk of the store at {store}"), full.stderr
+    assert "rebuild" not in full.stderr and "damaged" not in full.stderr
+    # Still searchable, still whole: the old pages, nothing half-committed.
+    assert searched_files(store) == ["note0.pdf", "note1.pdf"]
+    status = run_smart("status", "--store", store, "--json")
+    assert status.returncode == 0 and json.loads(status.stdout)["store_problems"] == []
+
+    # --rebuild on a full disk must not destroy the store it could not replace.
+    rebuilt = run_smart("index", docs, "--store", store, "--ocr", "never", "--rebuild")
+    assert rebuilt.returncode == 7, rebuilt.stderr
+    assert searched_files(store) == ["note0.pdf", "note1.pdf"]
+
+    filler.unlink()
+    resumed = run_smart("index", docs, "--store", store, "--ocr", "never", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["added"] == 3
+
+
+@pytest.mark.parametrize("free_kb", [0, 400])
+def test_a_disk_with_no_room_or_a_little_room_is_exit_7_too(small_disk, tmp_path, free_kb):
+    docs = notes(tmp_path / "docs", 1)
+    store = small_disk / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    notes(docs, 40, start=1)
+    fill(small_disk, free_kb * 1024)
+    full = run_smart("index", docs, "--store", store, "--ocr", "never")
+    assert full.returncode == 7, full.stderr
+    assert "no space left on the disk" in full.stderr and "damaged" not in full.stderr
+    assert searched_files(store) == ["note0.pdf"]
+
+
+def searched_files(store) -> list[str]:
+    found = run_smart("search", "ferry timetable", "--store", store, "--json", "-k", "50")
+    assert found.returncode == 0, found.stderr
+    return sorted(r["file"] for r in json.loads(found.stdout)["results"])
+
+
+def test_a_store_on_a_read_only_mount_is_searched_and_refuses_changes_with_its_own_exit_code(small_disk, tmp_path):
+    import subprocess
+
+    docs = notes(tmp_path / "docs", 2)
+    store = small_disk / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+
+    found = run_smart_process("search", "ferry timetable", "--store", store, "--json")  # a real process opens the catalog afresh
+    assert found.returncode == 0, found.stderr
+    assert {r["file"] for r in json.loads(found.stdout)["results"]} == {"note0.pdf", "note1.pdf"}
+    assert run_smart("status", "--store", store).returncode == 0
+    changed = run_smart("index", docs, "--store", store, "--ocr", "never")
+    assert changed.returncode == 8, changed.stderr
+    assert "read-only file system" in changed.stderr and "damaged" not in changed.stderr and "rebuild" not in changed.stderr
