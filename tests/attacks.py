@@ -64,3 +64,9 @@ def text_page(path: Path, text: str) -> Path:
     doc.save(path)
     doc.close()
     return path
+
+
+def escape_sequences_pdf(path: Path) -> Path:
+    """A page whose text layer holds terminal escape sequences: set the title, clear the screen."""
+    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 400 200] /Contents 4 0 R /Resources << /Font << /F 5 0 R >> >> >>"
+    return raw_pdf(path, page, b"BT /F 12 Tf 10 100 Td (harbor tides \\033]2;PWNED-TITLE\\033\\\\ ferry \\033[2J timetable) Tj ET")

@@ -82,7 +82,7 @@ class SentenceTransformerTextEncoder:
         spans = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
         if len(spans) <= cap:
             return text
-        warnings.warn(SmartWarning(f"query cut to its first {cap} tokens (it has {len(spans):,})"), stacklevel=3)
+        warnings.warn(SmartWarning(f"query cut to its first {cap} tokens (the length cap of a query)"), stacklevel=3)
         return text[: spans[cap - 1][1]]
 
     def encode_documents(self, texts: Sequence[str], batch_size: int | None = None) -> list[Encoded]:
