@@ -44,3 +44,5 @@ MAX_PAGE_TOKENS = 8192
 # MAX_QUERY_LINE_BYTES is answered with an error object.
 MAX_QUERY_TOKENS = 512
 MAX_QUERY_LINE_BYTES = 1 << 20
+# Folders deeper than this below an indexed path are skipped with a reason.
+MAX_DIRECTORY_DEPTH = 256

@@ -244,6 +244,9 @@ class Index:
                               **({} if limits is None else {"read_timeout": limits[0], "read_memory": limits[1]}))
             summary = indexer.run(plan, hashes, progress=events.pages_done)
         store.record_roots(roots)
+        from smartcli.ingest.planning import UNMOUNTED
+
+        store.record_mounts(roots, plan.mounts, [s.path for s in plan.skipped if s.reason == UNMOUNTED and s.path not in plan.mounts])
         if needs_compaction(store):
             summary.compaction = compact(store).as_json()
         summary.store = str(store.root)

@@ -609,6 +609,18 @@ class Store:
                 self.conn.execute("INSERT OR REPLACE INTO retired_segments VALUES (?, ?)", (name, now))
             self._drop_dead_segments(now)
 
+    def record_mounts(self, roots: Iterable[str], mounts: dict[str, int], unmounted: Iterable[str] = ()) -> None:
+        """Remember the mount points found under ``roots`` (path -> device); those in ``unmounted``
+        (recorded before, not mounted now) stay remembered until they are seen again."""
+        roots = [r.rstrip(os.sep) + os.sep for r in roots]
+        keep = set(unmounted)
+        recorded = {
+            p: d for p, d in (self.meta.get("mounts") or {}).items()
+            if p in keep or not any((p + os.sep).startswith(r) for r in roots)
+        }
+        with self.conn:
+            self._set_meta("mounts", {**recorded, **mounts})
+
     def record_roots(self, roots: Iterable[str]) -> None:
         known = set(self.meta.get("roots", []))
         with self.conn:

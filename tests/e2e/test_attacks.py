@@ -174,3 +174,64 @@ def test_a_store_on_a_read_only_mount_is_searched_and_refuses_changes_with_its_o
     changed = run_smart("index", docs, "--store", store, "--ocr", "never")
     assert changed.returncode == 8, changed.stderr
     assert "read-only file system" in changed.stderr and "damaged" not in changed.stderr and "rebuild" not in changed.stderr
+
+
+def test_files_of_an_unmounted_subfolder_are_not_removed(small_disk, tmp_path):
+    import shutil
+    import subprocess
+
+    docs = tmp_path / "docs"
+    notes(docs, 1)
+    usb = docs / "usb"
+    usb.mkdir()
+    subprocess.run(["mount", "--bind", str(small_disk), str(usb)], check=True)
+    try:
+        notes(usb, 4, start=1)
+        store = tmp_path / "store"
+        run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    finally:
+        subprocess.run(["umount", str(usb)], check=True)
+    assert list(usb.iterdir()) == []
+
+    again = run_smart("index", docs, "--store", store, "--ocr", "never", "--json")
+    assert again.returncode == 3, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["removed"] == 0
+    assert summary["skipped"] == [{"path": str(usb), "reason": "was a mounted file system when indexed and that file system is not mounted there now; its files stay in the index"}]
+    assert searched_files(store) == [f"note{i}.pdf" for i in range(5)]
+
+
+def test_a_folder_1500_levels_deep_is_skipped_past_the_depth_limit_and_the_rest_indexed(tmp_path):
+    import os
+
+    from smartcli.ingest.discovery import discover
+
+    top = tmp_path / "deep"
+    top.mkdir()
+    text_page(top / "top.pdf", "top")
+    fd = os.open(top, os.O_RDONLY)
+    for _ in range(1500):
+        os.mkdir("d", dir_fd=fd)
+        fd, old = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+        os.close(old)
+    os.close(fd)
+    try:
+        found, skipped = discover([top])
+        assert [f.path for f in found] == [str(top / "top.pdf")]
+        (deepest,) = skipped
+        assert deepest.reason == f"more than {defaults.MAX_DIRECTORY_DEPTH} folders deep; not searched" and deepest.unlisted
+        assert deepest.path == str(top) + "/d" * (defaults.MAX_DIRECTORY_DEPTH + 1)
+    finally:
+        _remove_deep(top / "d")
+
+
+def _remove_deep(path):
+    """rmtree without recursion (Python 3.11's recurses once per level)."""
+    import os
+
+    depth = 0
+    while (path / "d").exists():
+        path, depth = path / "d", depth + 1
+    while depth >= 0:
+        os.rmdir(path)
+        path, depth = path.parent, depth - 1
