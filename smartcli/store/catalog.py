@@ -205,9 +205,11 @@ class Store:
         as it was). Nothing is deleted before the new store is complete.
         """
         root = Path(root)
+        check_is_store(root)
         lock_file = cls.lock_only(root, wait, on_wait)
         try:
             (root / SEGMENT_DIR).mkdir(exist_ok=True)
+            _write_marker(root)
             if rebuild:
                 _remove_catalog(root / REBUILD_CATALOG)  # an interrupted rebuild's
             conn = _connect(root / (REBUILD_CATALOG if rebuild else CATALOG))
@@ -643,6 +645,8 @@ class Store:
         now = time.time()
         for path in (self.root / SEGMENT_DIR).glob("*.h5"):
             name = path.stem
+            if not (name.startswith("seg-") or name.startswith(".tmp-seg-")):
+                continue  # not a file this store made: never deleted
             if path.name.startswith(".tmp-"):
                 path.unlink(missing_ok=True)
             elif name in retired:
@@ -670,6 +674,57 @@ class Store:
             codes,
         )
         return {fs_path(r[0]) for r in rows}
+
+
+MARKER = "smart-store.json"  # says a directory is a smart store, and of which schema
+# What a store directory holds; a directory with anything else is not (or not only) a store.
+_STORE_NAMES = {MARKER, "lock", CATALOG, CATALOG + "-wal", CATALOG + "-shm", CATALOG + "-journal", SEGMENT_DIR,
+                REBUILD_CATALOG, REBUILD_CATALOG + "-wal", REBUILD_CATALOG + "-shm", REBUILD_CATALOG + "-journal"}
+
+
+def check_is_store(root: Path) -> None:
+    """Refuse (STORE_FOREIGN) a directory that holds things and is not a smart store: a store
+    writes, and deletes its own leftovers, in the directory it is given."""
+    root = Path(root)
+    try:
+        names = set(os.listdir(root))
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        raise StoreError(f"{root} is a file, not a store directory", kind=ErrorKind.STORE_FOREIGN, path=str(root)) from None
+    except OSError:
+        return  # the lock or the catalog will say what is wrong
+    if MARKER in names or not names:
+        return
+    if CATALOG in names and _is_smart_catalog(root / CATALOG):
+        return  # a store made before the marker existed
+    if names <= _STORE_NAMES - {CATALOG} and not any(n.startswith(CATALOG) for n in names):
+        return  # a store another writer is creating (its lock, its segment folder)
+    raise StoreError(
+        f"{root} is not empty and is not a smart store; nothing in it was changed", kind=ErrorKind.STORE_FOREIGN, path=str(root)
+    )
+
+
+def _is_smart_catalog(path: Path) -> bool:
+    from urllib.parse import quote
+
+    try:
+        conn = sqlite3.connect(f"file:{quote(os.fspath(path))}?mode=ro", uri=True, timeout=30)
+        try:
+            return conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() is not None
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        # A catalog damaged beyond reading is still ours when the folder looks like a store.
+        name = getattr(exc, "sqlite_errorname", "")
+        return not name.startswith("SQLITE_ERROR") and (path.parent / SEGMENT_DIR).is_dir()
+
+
+def _write_marker(root: Path) -> None:
+    marker = root / MARKER
+    if not marker.exists():
+        with contextlib.suppress(OSError):
+            marker.write_text(json.dumps({"format": "smart-store", "schema": SCHEMA_VERSION}) + "\n")
 
 
 def _remove_catalog(path: Path) -> None:

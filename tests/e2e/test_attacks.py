@@ -235,3 +235,29 @@ def _remove_deep(path):
     while depth >= 0:
         os.rmdir(path)
         path, depth = path.parent, depth - 1
+
+
+def test_a_folder_that_is_not_a_store_is_refused_and_a_users_file_never_deleted(tmp_path):
+    import sqlite3
+
+    docs = notes(tmp_path / "docs", 1)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    with sqlite3.connect(foreign / "catalog.sqlite") as conn:
+        conn.execute("CREATE TABLE users (name TEXT)")
+    before = (foreign / "catalog.sqlite").read_bytes()
+    for args in ((), ("--rebuild",)):
+        refused = run_smart("index", docs, "--store", foreign, "--ocr", "never", *args)
+        assert refused.returncode == 10, refused.stderr
+        assert f"{foreign} is not empty and is not a smart store" in refused.stderr
+    assert (foreign / "catalog.sqlite").read_bytes() == before
+    assert sorted(p.name for p in foreign.iterdir()) == ["catalog.sqlite"]
+
+    # A file of the user's in a store's segments folder is not a leftover to delete.
+    store = tmp_path / "store"
+    (store / "segments").mkdir(parents=True)
+    (store / "segments" / "experiment1.h5").write_bytes(b"mine")
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    run_smart("index", docs, "--store", store, "--ocr", "never", "--rebuild", check=True)
+    assert (store / "segments" / "experiment1.h5").read_bytes() == b"mine"
+    assert json.loads((store / "smart-store.json").read_text())["format"] == "smart-store"
