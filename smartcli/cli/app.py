@@ -63,7 +63,7 @@ def index(
         None, "--max-pixels", min=1, help="Qwen-VL and SigLIP 2 NaFlex models: pixel budget per page or image (sets token count and size). Default: the model's.", show_default=False
     ),
     token_dtype: str = typer.Option(defaults.TOKEN_DTYPE, "--token-dtype", help="Storage of token states for a new store: binary (1 bit per dimension, ~31 KB per text page with the default model), int8 (per-token scale) or float16."),
-    rebuild: bool = typer.Option(False, "--rebuild", help="Delete the store's contents first and index from scratch (also the way out of a damaged store)."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Index from scratch into a new catalog built beside the old one and swapped in at the end (also the way out of a damaged store)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be added, updated, moved and removed, and change nothing."),
     json_output: bool = typer.Option(False, "--json", help="Print the end-of-run summary as one JSON object."),
     wait: bool = typer.Option(False, "--wait", help="If another `smart index` is writing to the store, wait for it instead of exiting with code 5."),
