@@ -35,6 +35,7 @@ _EXPORTS = {
     "ModelInfo": "smartcli.models.base",
     "Note": "smartcli.store.notes",
     "SmartError": "smartcli.errors",
+    "SmartWarning": "smartcli.errors",
     "ErrorKind": "smartcli.errors",
     "StoreMissing": "smartcli.errors",
     "defaults": "smartcli.defaults",

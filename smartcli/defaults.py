@@ -68,3 +68,20 @@ QDRANT_TIMEOUT = 30.0  # seconds per request
 QDRANT_RETRIES = 5  # retries of a transient failure (connection refused, timeout, 5xx), with backoff
 QDRANT_BACKOFF = 0.5  # first wait, doubled each retry
 QDRANT_BACKOFF_MAX = 8.0
+
+
+# Hostile files (README, "Reliability"). Each file's text layer is read in a worker process
+# with this deadline and this much address space; a file past either is skipped, and not
+# read again until it changes.
+READ_TIMEOUT_SECONDS = 60
+READ_MEMORY_BYTES = 4 << 30
+# What one page may contribute: its text is cut to this many characters, its token states to
+# this many (a warning names the page). A dense printed page holds 3,000-6,000 characters.
+MAX_PAGE_CHARS = 20_000
+MAX_PAGE_TOKENS = 8192
+# A query is cut to this many tokens (a warning says so); a --queries line longer than
+# MAX_QUERY_LINE_BYTES is answered with an error object.
+MAX_QUERY_TOKENS = 512
+MAX_QUERY_LINE_BYTES = 1 << 20
+# Folders deeper than this below an indexed path are skipped with a reason.
+MAX_DIRECTORY_DEPTH = 256

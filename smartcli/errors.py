@@ -17,12 +17,22 @@ class ErrorKind(str, enum.Enum):
     STORE_DAMAGED = "store_damaged"  # catalog or segment files damaged or missing
     STORE_SCHEMA = "store_schema"  # written by another version of smart
     STORE_UNWRITABLE = "store_unwritable"  # the store cannot be created or changed here
+    DISK_FULL = "disk_full"  # no space left on the store's disk (nothing was committed half)
+    STORE_READ_ONLY = "store_read_only"  # the store is on a read-only file system (it can still be searched)
+    PERMISSION_DENIED = "permission_denied"  # this user may not read or change the store
+    STORE_IO = "store_io"  # the disk failed a read or write (not a sign of a damaged store)
+    STORE_FOREIGN = "store_foreign"  # a non-empty directory that is not a smart store
     MODEL_MISMATCH = "model_mismatch"  # the store was built with another model
     MODEL_LOAD = "model_load"  # the model cannot be loaded (or the device is unavailable)
     BAD_OPTION = "bad_option"  # a setting the engine cannot take; ``option`` names it
     BAD_INPUT = "bad_input"  # an input file (query picture, judgments) that cannot be used
     NOT_FOUND = "not_found"  # a page or file asked for is not in the index
     BACKEND_UNAVAILABLE = "backend_unavailable"  # a search engine (Qdrant) cannot be reached or refused a request
+
+
+class SmartWarning(UserWarning):
+    """Something a caller should hear about that did not stop the work (a query cut to the
+    length cap). Issued with :func:`warnings.warn`; the CLI prints each as one line."""
 
 
 class SmartError(Exception):

@@ -14,6 +14,8 @@ reads its catalog, the model loads on the first query or the first page to encod
 from __future__ import annotations
 
 import contextlib
+import errno
+import math
 import os
 import sqlite3
 import time
@@ -25,7 +27,7 @@ from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError, StoreError, StoreMissing
 from smartcli.search.scoring import Weights
 from smartcli.search.searcher import Hit, Scope
-from smartcli.store.catalog import CATALOG, Store, check_same_model, damaged_catalog, default_store_path
+from smartcli.store.catalog import CATALOG, Store, check_same_model, damaged_catalog, default_store_path, free_bytes, storage_error, LOW_SPACE_BYTES
 
 __all__ = ["Index", "QdrantIndex", "UpdateEvents", "Status", "Scope", "Weights", "Hit", "TuneSummary"]
 
@@ -224,6 +226,8 @@ class Index:
         rebuild: bool = False,
         wait: bool = False,
         events: UpdateEvents | None = None,
+        read_timeout: float = defaults.READ_TIMEOUT_SECONDS,
+        read_memory: int = defaults.READ_MEMORY_BYTES,
     ):
         """Bring the store up to date with the files under ``paths`` (``smart index``).
 
@@ -232,6 +236,8 @@ class Index:
         committed whole. ``paths`` None: the paths the store already covers. A path that does
         not exist (and never held indexed files) is a BAD_INPUT error, and changes nothing.
         Returns an :class:`~smartcli.ingest.indexer.IndexSummary`.
+        Each file is read in a worker process given ``read_timeout`` seconds and ``read_memory``
+        bytes of address space; a file past either is skipped, and not read again until it changes.
         """
         from smartcli.ingest.ocr import resolve_settings
 
@@ -240,7 +246,8 @@ class Index:
             settings = resolve_settings(ocr, ocr_lang, ocr_workers)
             with self._writer(wait, rebuild, events) as store:
                 roots = _roots_to_index(store, paths)
-                summary = self._update(store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events)
+                summary = self._update(store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events, (read_timeout, read_memory))
+                store.finish_rebuild()
         self._fresh = False
         return summary
 
@@ -267,7 +274,7 @@ class Index:
             reread = _awaiting_ocr(store, _ocr_for_model(settings, store.model)) | _old_text(store, settle=False)
             return plan_changes(store, roots, reread)[0]
 
-    def _update(self, store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events):
+    def _update(self, store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events, limits=None):
         from smartcli.ingest.indexer import Indexer, total_pages
         from smartcli.ingest.ocr import OcrRunner
         from smartcli.ingest.pictures import render_options
@@ -293,9 +300,13 @@ class Index:
             events.started(total_pages(plan.to_encode) + len(plan.copied) + len(plan.duplicates))
         runner = OcrRunner(settings, report=events.message, on_queued=events.ocr_queued, on_done=events.ocr_done)
         with runner:
-            indexer = Indexer(store, encoder, batch_pages=batch_pages, encode_batch_size=batch_size, report=events.message, ocr=runner)
+            indexer = Indexer(store, encoder, batch_pages=batch_pages, encode_batch_size=batch_size, report=events.message, ocr=runner,
+                              **({} if limits is None else {"read_timeout": limits[0], "read_memory": limits[1]}))
             summary = indexer.run(plan, hashes, progress=events.pages_done)
         store.record_roots(roots)
+        from smartcli.ingest.planning import UNMOUNTED
+
+        store.record_mounts(roots, plan.mounts, [s.path for s in plan.skipped if s.reason == UNMOUNTED and s.path not in plan.mounts])
         if needs_compaction(store):
             summary.compaction = compact(store).as_json()
         summary.store = str(store.root)
@@ -383,7 +394,16 @@ class Index:
         scope: Scope = Scope(),
         min_score: float | None = None,
     ) -> list[list[Hit]]:
-        """:meth:`search` for several queries at once (they share each read of the token states)."""
+        """:meth:`search` for several queries at once (they share each read of the token states).
+
+        A query longer than ``defaults.MAX_QUERY_TOKENS`` tokens is cut to them, with a
+        :class:`~smartcli.errors.SmartWarning`.
+        """
+        _check_finite_weights(lambda_anchor, lambda_late)
+        _check_min_score(min_score)
+        # Tokenizing a huge query costs far more than the cap keeps: cut by characters first.
+        limit = defaults.MAX_QUERY_TOKENS * 16
+        queries = [q if len(q) <= limit else q[:limit] for q in queries]
         searcher = self._current(with_encoder=True)
         weights = self._weights(mode, lambda_anchor, lambda_late)
         try:
@@ -431,6 +451,7 @@ class Index:
 
     def _search_encoded(self, searcher, encoded, text, k, mode="smart", lambda_anchor=None, lambda_late=None, scope=Scope(), min_score=None):
         weights = self._weights(mode, lambda_anchor, lambda_late)
+        _check_min_score(min_score)
         texts = [text] if text is not None else None
         return searcher.search_encoded([encoded], weights, k, texts=texts, scope=scope, min_score=min_score)[0]
 
@@ -562,6 +583,7 @@ class Index:
 
     def _weights(self, mode: str, lambda_anchor: float | None, lambda_late: float | None) -> Weights:
         """The weights asked for; what is not asked for comes from the store's tuning, else the defaults."""
+        _check_finite_weights(lambda_anchor, lambda_late)
         tuning = self._tuning or {}
         if lambda_anchor is None:
             lambda_anchor = tuning.get("lambda_anchor", defaults.LAMBDA_ANCHOR)
@@ -797,13 +819,25 @@ class QdrantIndex:
 # -- helpers ---------------------------------------------------------------------------------------
 
 
+def _check_finite_weights(lambda_anchor: float | None, lambda_late: float | None) -> None:
+    for option, value in (("lambda_anchor", lambda_anchor), ("lambda_late", lambda_late)):
+        if value is not None and not math.isfinite(value):
+            raise SmartError(ErrorKind.BAD_OPTION, f"must be a finite number, not {value}", option=option)
+
+
 def _default_weights(mode: str, lambda_anchor: float | None, lambda_late: float | None) -> Weights:
     """The weights of ``mode``, with the engine's defaults where none are given (no store tuning)."""
+    _check_finite_weights(lambda_anchor, lambda_late)
     return Weights.for_mode(
         mode,
         defaults.LAMBDA_ANCHOR if lambda_anchor is None else lambda_anchor,
         defaults.LAMBDA_LATE if lambda_late is None else lambda_late,
     )
+
+
+def _check_min_score(min_score: float | None) -> None:
+    if min_score is not None and math.isnan(min_score):
+        raise SmartError(ErrorKind.BAD_OPTION, "must be a number, not nan", option="min_score")
 
 
 def _absolute(path) -> str:
@@ -895,6 +929,9 @@ def _create(root: Path) -> None:
             raise
 
 
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
+
+
 @contextlib.contextmanager
 def _opened(root: Path, open_store):
     """The store ``open_store()`` gives, closed afterwards; a damaged catalog (an sqlite error at
@@ -907,6 +944,10 @@ def _opened(root: Path, open_store):
         yield store
     except sqlite3.DatabaseError as exc:
         raise damaged_catalog(root, exc) from None
+    except OSError as exc:  # writing a segment (h5py) or the catalog's files
+        if exc.errno in _STORAGE_ERRNOS or free_bytes(root) < LOW_SPACE_BYTES:
+            raise storage_error(root, exc) from None
+        raise
     finally:
         store.close()
 

@@ -77,7 +77,7 @@ def index(
         None, "--max-pixels", min=1, help="Qwen-VL and SigLIP 2 NaFlex models: pixel budget per page or image (sets token count and size). Default: the model's.", show_default=False
     ),
     token_dtype: str = typer.Option(defaults.TOKEN_DTYPE, "--token-dtype", help="Storage of token states for a new store: binary (1 bit per dimension, ~31 KB per text page with the default model), int8 (per-token scale) or float16."),
-    rebuild: bool = typer.Option(False, "--rebuild", help="Delete the store's contents first and index from scratch (also the way out of a damaged store)."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Index from scratch into a new catalog built beside the old one and swapped in at the end (also the way out of a damaged store)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be added, updated, moved and removed, and change nothing."),
     json_output: bool = typer.Option(False, "--json", help="Print the end-of-run summary as one JSON object."),
     wait: bool = typer.Option(False, "--wait", help="If another `smart index` is writing to the store, wait for it instead of exiting with code 5."),
@@ -92,6 +92,9 @@ def index(
     shards: Optional[int] = ShardsOption,
     replicas: Optional[int] = ReplicasOption,
     on_disk: bool = OnDiskOption,
+    read_timeout: float = typer.Option(
+        defaults.READ_TIMEOUT_SECONDS, "--read-timeout", min=0.1, help="Seconds one file's text may take to read; a file past it is skipped, and not read again until it changes."
+    ),
 ) -> None:
     """Index PDFs and images under PATHS (new and changed files encoded, moved and copied ones recognized, gone ones removed).
     With --qdrant, the store is then mirrored into the collection (only the difference is sent)."""
@@ -117,6 +120,7 @@ def index(
             ocr_lang=ocr_lang,
             ocr_workers=ocr_workers,
             qdrant=sync_options(qdrant, collection, token_format=qdrant_format, shards=shards, replicas=replicas, on_disk=on_disk) if qdrant else None,
+            read_timeout=read_timeout,
         )
     )
 

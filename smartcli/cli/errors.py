@@ -14,12 +14,20 @@ EXIT_SKIPPED = 3  # index finished, but some files were skipped or only partly r
 EXIT_NO_INDEX = 4  # no store at the given path yet
 EXIT_BUSY = 5  # another `smart index` or `smart compact` holds the store's write lock
 EXIT_MODEL_MISMATCH = 6  # the store was built with another model
+EXIT_DISK_FULL = 7  # no space left on the store's disk; nothing was committed half, run again once there is
+EXIT_READ_ONLY = 8  # the store is on a read-only file system (searching it works)
+EXIT_PERMISSION = 9  # this user may not change (or read) the store
+EXIT_FOREIGN = 10  # --store names a non-empty directory that is not a smart store
 
 _EXIT_CODES = {
     ErrorKind.STORE_MISSING: EXIT_NO_INDEX,
     ErrorKind.STORE_EMPTY: EXIT_NO_INDEX,
     ErrorKind.STORE_BUSY: EXIT_BUSY,
     ErrorKind.MODEL_MISMATCH: EXIT_MODEL_MISMATCH,
+    ErrorKind.DISK_FULL: EXIT_DISK_FULL,
+    ErrorKind.STORE_READ_ONLY: EXIT_READ_ONLY,
+    ErrorKind.PERMISSION_DENIED: EXIT_PERMISSION,
+    ErrorKind.STORE_FOREIGN: EXIT_FOREIGN,
     ErrorKind.BAD_OPTION: EXIT_USAGE,
     ErrorKind.BAD_INPUT: EXIT_USAGE,
     ErrorKind.NOT_FOUND: EXIT_USAGE,
@@ -53,6 +61,18 @@ def describe(exc: SmartError) -> str:
         return f"{message}; {rebuild_hint(exc.details.get('roots'))}"
     if kind is ErrorKind.MODEL_MISMATCH and "Qdrant" in message:
         return f"{message}; use another --collection"
+
+
+    if kind is ErrorKind.DISK_FULL:
+        return f"{message}; free some space and run the same command again (it resumes where it stopped)"
+    if kind is ErrorKind.STORE_READ_ONLY:
+        return f"{message}; to change it, make its file system writable or copy it elsewhere and pass --store"
+    if kind is ErrorKind.PERMISSION_DENIED:
+        return f"{message}; run as the store's owner or pass another --store"
+    if kind is ErrorKind.STORE_IO:
+        return f"{message}; the store was not changed: check the disk and try again (do not rebuild: it does not help)"
+    if kind is ErrorKind.STORE_FOREIGN:
+        return f"{message}; pass --store an empty or new directory, or an existing smart store"
     if kind is ErrorKind.MODEL_MISMATCH:
         return f"{message}; use another --store or `smart index --rebuild`"
     if kind is ErrorKind.BACKEND_UNAVAILABLE:

@@ -27,6 +27,7 @@ def run_index(
     ocr_lang: str = "eng",
     ocr_workers: int = 0,
     qdrant: dict | None = None,
+    read_timeout: float | None = None,
 ) -> int:
     from smartcli import Index, SmartError
 
@@ -40,6 +41,7 @@ def run_index(
             summary = index.update(
                 paths, ocr=ocr, ocr_lang=ocr_lang, ocr_workers=ocr_workers, batch_pages=batch_pages, batch_size=batch_size,
                 dpi=dpi, max_pixels=max_pixels, rebuild=rebuild, wait=wait, events=events,
+                **({} if read_timeout is None else {"read_timeout": read_timeout}),
             )
     except SmartError as exc:
         warn(describe(exc))

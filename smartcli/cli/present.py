@@ -35,6 +35,27 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(_escape_char, text)
 
 
+# Document text shown on a terminal (snippets, matched words): control characters would let a
+# PDF drive the terminal (ESC ] 2 ; ... sets its title, ESC [2J clears it), bidirectional
+# overrides would reorder what is shown. Each becomes one visible character, so that the
+# highlight spans computed on the text still fit.
+_TERMINAL_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _visible(match: re.Match) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Control Pictures block: ␛ for ESC
+    if code == 0x7F:
+        return "\u2421"  # ␡
+    return "\ufffd"
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character (and bidi override) shown as one harmless character; same length."""
+    return _TERMINAL_UNSAFE.sub(_visible, text)
+
+
 def warn(message: str) -> None:
     """One line on stderr, prefixed so it stands out in logs."""
     stderr.print(Text(f"smart: {printable(message)}"), highlight=False, soft_wrap=True)
@@ -87,7 +108,7 @@ def results_table(query: str, hits, show_late: bool = True) -> Table:
 
 def highlighted(text: str, spans) -> Text:
     """``text`` with the character ranges ``spans`` in the highlight style (bold survives NO_COLOR)."""
-    rich_text = Text(text)
+    rich_text = Text(terminal_safe(text))
     for start, end in spans:
         rich_text.stylize(HIGHLIGHT_STYLE, start, end)
     return rich_text
@@ -102,7 +123,7 @@ def explain_table(hit) -> Table:
     for index, match in enumerate(hit.matches):
         token = match.query_token if match.query_token is not None else f"token {index}"
         matched = match.word if match.word is not None else f"token {match.doc_token}"
-        table.add_row(Text(token), Text(matched), f"{match.similarity:.3f}")
+        table.add_row(Text(terminal_safe(token)), Text(terminal_safe(matched)), f"{match.similarity:.3f}")
     return table
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import sys
 import time
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, TextIO
 
+from smartcli import defaults
 from smartcli.cli.errors import EXIT_OK, EXIT_USAGE, describe, exit_code
 from smartcli.cli.present import AnswerPrinter, stderr, warn
 
@@ -69,6 +71,7 @@ def run_search(
     qdrant: tuple[str, str] | None = None,
 ) -> int:
     interactive = query is None and queries_file is None and like is None and image is None
+    _print_engine_warnings()
     problem = usage_problem(query, queries_file, like, image, interactive, json_output, files_only, explain, kind, mode)
     if problem:
         warn(problem)
@@ -127,6 +130,8 @@ def usage_problem(query, queries_file, like, image, interactive, json_output, fi
         return "give a QUERY, --queries FILE ('-' for stdin), --image PATH or --like PATH[:PAGE] (with none, a terminal gets a prompt)"
     if query is not None and not query.strip():
         return "the query is empty"
+    if query is not None and _SURROGATES.search(query):
+        return "the query is not valid UTF-8 text"
     if json_output and files_only:
         return "--json and --files-only exclude each other"
     if explain and files_only:
@@ -179,9 +184,13 @@ class QueryLine:
 def read_queries(stream: TextIO, name: str) -> Iterator[QueryLine]:
     """Queries from ``stream`` as their lines arrive: plain text or ``{"qid": ..., "query": ...}``.
 
-    Blank lines are skipped. A line that is not a usable query comes back with ``error`` set.
+    Blank lines are skipped. A line that is not a usable query (not UTF-8, longer than
+    ``defaults.MAX_QUERY_LINE_BYTES``, bad JSON) comes back with ``error`` set; the rest are read.
     """
-    for number, line in enumerate(iter(stream.readline, ""), 1):
+    for number, (line, problem) in enumerate(_lines(stream), 1):
+        if problem is not None:
+            yield QueryLine(number, None, None, f"{name}:{number}: {problem}")
+            continue
         line = line.strip()
         if not line:
             continue
@@ -190,6 +199,9 @@ def read_queries(stream: TextIO, name: str) -> Iterator[QueryLine]:
             continue
         try:
             obj = json.loads(line)
+        except RecursionError:
+            yield QueryLine(number, None, None, f"{name}:{number}: JSON nested too deeply")
+            continue
         except ValueError:
             obj = None
         # The qid is echoed as it came, with its JSON type (7 stays 7, "7" stays "7"), errors included.
@@ -201,7 +213,67 @@ def read_queries(stream: TextIO, name: str) -> Iterator[QueryLine]:
         if not isinstance(text, str) or not text.strip():
             yield QueryLine(number, qid, None, f"{name}:{number}: the query is empty or not a string")
             continue
+        if _SURROGATES.search(text):
+            yield QueryLine(number, qid, None, f"{name}:{number}: the query holds an unpaired surrogate (\\ud800-\\udfff), not Unicode text")
+            continue
         yield QueryLine(number, qid, text)
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+# Past this many bytes without a line end the stream is not a query stream (/dev/zero): stop.
+_GIVE_UP_BYTES = 64 * defaults.MAX_QUERY_LINE_BYTES
+
+
+def _lines(stream) -> Iterator[tuple[str | None, str | None]]:
+    """``(line, None)`` for each line of ``stream``, ``(None, problem)`` for one that cannot be a query.
+
+    Lines are read as bytes, at most MAX_QUERY_LINE_BYTES at a time, so that neither a bad
+    byte nor an endless line can stop the others being answered.
+    """
+    raw = getattr(stream, "buffer", None)
+    if raw is None:  # a text stream without bytes beneath (io.StringIO)
+        for line in iter(stream.readline, ""):
+            yield line, None
+        return
+    limit = defaults.MAX_QUERY_LINE_BYTES
+    while True:
+        line = raw.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(b"\n"):
+            skipped = len(line)
+            while skipped < _GIVE_UP_BYTES:
+                rest = raw.readline(limit)
+                skipped += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            else:
+                yield None, f"a line longer than {_GIVE_UP_BYTES:,} bytes; stopped reading"
+                return
+            yield None, f"line longer than {limit:,} bytes"
+            continue
+        try:
+            yield line.decode("utf-8"), None
+        except UnicodeDecodeError as exc:
+            yield None, f"not UTF-8 text ({exc.reason} at byte {exc.start + 1})"
+
+
+def _print_engine_warnings() -> None:
+    """The engine's SmartWarnings (a query cut to the cap) as one ``smart:`` line each, every time."""
+    import warnings
+
+    from smartcli import SmartWarning
+
+    warnings.simplefilter("always", SmartWarning)
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SmartWarning):
+            warn(str(message))
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def open_queries(source: str) -> TextIO:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from smartcli import defaults
 from smartcli.errors import first_line
 from smartcli.ingest.files import UnreadableFile, file_type, open_pdf, os_reason
 from smartcli.ingest.render import validate_image
@@ -45,6 +46,7 @@ class PageText:
     page: int  # 1-based
     text: str  # stripped text layer ("" when the page has none)
     error: str | None = None  # why the page's text could not be read
+    cut_from: int | None = None  # characters the page held when its text was cut to MAX_PAGE_CHARS
 
 
 @dataclass
@@ -64,11 +66,14 @@ def kind_of(path: str) -> str | None:
     return None
 
 
-def discover(roots: Iterable[str | Path]) -> tuple[list[SourceFile], list[Skipped]]:
+def discover(roots: Iterable[str | Path], mounts: dict[str, int] | None = None) -> tuple[list[SourceFile], list[Skipped]]:
     """Walk ``roots`` recursively and return the indexable files, sorted by path.
 
     Directory symlinks are followed once (loops are cut); unreadable entries are
-    reported as skipped rather than raised.
+    reported as skipped rather than raised; directories deeper than
+    ``defaults.MAX_DIRECTORY_DEPTH`` below a root are skipped with a reason. ``mounts``, when
+    given, receives every directory that is on another device than its parent (a mount
+    point), with its device number.
     """
     found: dict[str, SourceFile] = {}
     skipped: list[Skipped] = []
@@ -82,41 +87,53 @@ def discover(roots: Iterable[str | Path]) -> tuple[list[SourceFile], list[Skippe
             skipped.append(Skipped(root, _stat_reason(root, exc), unlisted=exc.errno not in (errno.ENOENT, errno.ELOOP)))
             continue
         if is_dir:
-            _walk(root, found, skipped, seen_dirs)
+            _walk(root, found, skipped, seen_dirs, {} if mounts is None else mounts)
         else:
             _add_file(root, found, skipped, explicit=True)
     return [found[p] for p in sorted(found)], skipped
 
 
-def _walk(top: str, found: dict, skipped: list, seen_dirs: set) -> None:
-    try:
-        st = os.stat(top)
-    except OSError as exc:
-        skipped.append(Skipped(top, os_reason(exc), unlisted=exc.errno not in (errno.ENOENT, errno.ELOOP)))
-        return
-    key = (st.st_dev, st.st_ino)
-    if key in seen_dirs:
-        return  # a symlink loop or a directory reached twice
-    seen_dirs.add(key)
-    try:
-        with os.scandir(top) as scan:
-            entries = sorted(scan, key=lambda e: e.name)
-    except OSError as exc:
-        skipped.append(Skipped(top, f"directory cannot be listed ({os_reason(exc)})", unlisted=True))
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
+def _walk(top: str, found: dict, skipped: list, seen_dirs: set, mounts: dict) -> None:
+    """Depth first, with a stack of its own (a folder thousands of levels deep must not
+    exhaust Python's recursion limit)."""
+    stack = [(top, 0, None)]  # (directory, depth below top, its parent's device)
+    while stack:
+        directory, depth, parent_dev = stack.pop()
+        try:
+            st = os.stat(directory)
+        except OSError as exc:
+            skipped.append(Skipped(directory, os_reason(exc), unlisted=exc.errno not in (errno.ENOENT, errno.ELOOP)))
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen_dirs:
+            continue  # a symlink loop or a directory reached twice
+        seen_dirs.add(key)
+        if parent_dev is not None and st.st_dev != parent_dev:
+            mounts[directory] = st.st_dev
+        if depth > defaults.MAX_DIRECTORY_DEPTH:
+            skipped.append(Skipped(directory, f"more than {defaults.MAX_DIRECTORY_DEPTH} folders deep; not searched", unlisted=True))
             continue
         try:
-            is_dir = entry.is_dir()  # follows symlinks
+            with os.scandir(directory) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
         except OSError as exc:
-            unlisted = exc.errno not in (errno.ELOOP, errno.ENOENT)
-            skipped.append(Skipped(entry.path, os_reason(exc), unlisted=unlisted))
+            skipped.append(Skipped(directory, f"directory cannot be listed ({os_reason(exc)})", unlisted=True))
             continue
-        if is_dir:
-            _walk(entry.path, found, skipped, seen_dirs)
-        else:
-            _add_file(entry.path, found, skipped, explicit=False)
+        subdirectories = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+            except OSError as exc:
+                unlisted = exc.errno not in (errno.ELOOP, errno.ENOENT)
+                skipped.append(Skipped(entry.path, os_reason(exc), unlisted=unlisted))
+                continue
+            if is_dir:
+                subdirectories.append((entry.path, depth + 1, st.st_dev))
+            else:
+                _add_file(entry.path, found, skipped, explicit=False)
+        stack.extend(reversed(subdirectories))
 
 
 def _add_file(path: str, found: dict, skipped: list, explicit: bool) -> None:
@@ -178,7 +195,12 @@ def _read_pdf(path: str) -> Document:
             except Exception as exc:  # MuPDF raises several types for broken pages
                 document.pages.append(PageText(page=index + 1, text="", error=first_line(exc)))
                 continue
-            document.pages.append(PageText(page=index + 1, text=normalize_text(text)))
+            text = normalize_text(text)
+            cut_from = None
+            if len(text) > defaults.MAX_PAGE_CHARS:
+                cut_from, text = len(text), text[: defaults.MAX_PAGE_CHARS]
+            document.pages.append(PageText(page=index + 1, text=text, cut_from=cut_from))
+            del text
         repaired = doc.is_repaired
     broken = [p.page for p in document.pages if p.error]
     if repaired or broken:

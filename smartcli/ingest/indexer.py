@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from smartcli import defaults
-from smartcli.ingest.discovery import Skipped, SourceFile, UnreadableFile, count_pages, read_document
+from smartcli.ingest.discovery import Skipped, SourceFile, UnreadableFile, count_pages
 from smartcli.ingest.pictures import check_image_file, encode_pictures, pages_per_batch, reads_pixels
 from smartcli.ingest.planning import Plan
+from smartcli.ingest.sandbox import SandboxedReader
 from smartcli.models.base import Encoder
 from smartcli.store.catalog import CatalogChanges, FileCopy, FileRecord, PageRecord, Store
 from smartcli.store.notes import Note
@@ -91,8 +92,11 @@ class Indexer:
         encode_batch_size: int = defaults.TEXT_BATCH_SIZE,
         report: Callable[[str], None] = lambda message: None,
         ocr=None,
+        read_timeout: float = defaults.READ_TIMEOUT_SECONDS,
+        read_memory: int = defaults.READ_MEMORY_BYTES,
     ):
         self.store = store
+        self.reader = SandboxedReader(read_timeout, read_memory)
         self.encoder = encoder
         self.batch_pages = pages_per_batch(encoder, batch_pages, store.token_dtype)
         self.encode_batch_size = encode_batch_size
@@ -107,9 +111,10 @@ class Indexer:
         summary = IndexSummary(unchanged=len(plan.unchanged) + len(plan.touched))
         for skipped in plan.skipped:
             self._skip(summary, skipped)
-        orphan_copies = self._apply_catalog_changes(plan, hashes, summary, progress)
-        self._encode_all(orphan_copies + plan.to_encode, hashes, plan, summary, progress)
-        self._copy_duplicates(plan, hashes, summary, progress)
+        with self.reader:
+            orphan_copies = self._apply_catalog_changes(plan, hashes, summary, progress)
+            self._encode_all(orphan_copies + plan.to_encode, hashes, plan, summary, progress)
+            self._copy_duplicates(plan, hashes, summary, progress)
         return summary
 
     def _apply_catalog_changes(self, plan, hashes, summary, progress) -> list[SourceFile]:
@@ -193,7 +198,7 @@ class Indexer:
         try:
             if self.pixels and source.kind == "image":
                 check_image_file(source.path)
-            document = read_document(source)
+            document = self.reader.read(source)
         except UnreadableFile as exc:
             record.status, record.reason = "skipped", str(exc)
             return record
@@ -209,6 +214,11 @@ class Indexer:
             else:
                 note = None
             record.pages.append(PageRecord(page.page, page.text or None, None, note, detail=page.error))
+            if page.cut_from:
+                self.report(
+                    f"page {page.page} of {source.path}: text cut to its first {defaults.MAX_PAGE_CHARS:,} "
+                    f"of {page.cut_from:,} characters"
+                )
         record.reason = document.damage  # reported once the file is committed
         return record
 
@@ -218,13 +228,13 @@ class Indexer:
         if self.pixels:
             pictured = [(r.path, r.kind, p) for r in batch if r.status == "indexed" for p in r.pages if p.note is None]
             encode_pictures(self.encoder, pictured, self.encode_batch_size, self.report, self.store.token_dtype)
-        pages = [p for r in batch if r.status == "indexed" for p in r.pages if p.note is None and p.encoded is None]
-        texts = [p.text for p in pages]
-        for page, encoded in zip(pages, self.encoder.encode_documents(texts, self.encode_batch_size) if texts else []):
+        pages = [(r.path, p) for r in batch if r.status == "indexed" for p in r.pages if p.note is None and p.encoded is None]
+        texts = [p.text for _, p in pages]
+        for (path, page), encoded in zip(pages, self.encoder.encode_documents(texts, self.encode_batch_size) if texts else []):
             if encoded.tokens.shape[0] == 0:
                 page.note = Note.NO_TEXT_LAYER
             else:
-                page.encoded = encoded
+                page.encoded = _capped(encoded, path, page, self.report)
         # A file that changed after it was hashed and read is left as it was in the catalog.
         intact: list[FileRecord] = []
         for record in batch:
@@ -255,6 +265,18 @@ class Indexer:
                 summary.tokens_encoded += page.encoded.tokens.shape[0]
             else:
                 summary.not_encoded[page.note] += 1
+
+
+def _capped(encoded, path, page, report):
+    """At most MAX_PAGE_TOKENS token states per page (the first ones), with a warning naming the page."""
+    from dataclasses import replace
+
+    cap = defaults.MAX_PAGE_TOKENS
+    n = encoded.tokens.shape[0]
+    if n <= cap:
+        return encoded
+    report(f"page {page.page} of {path}: {n:,} token states, only the first {cap:,} kept")
+    return replace(encoded, tokens=encoded.tokens[:cap], token_ids=encoded.token_ids[:cap], spans=encoded.spans[:cap])
 
 
 def _changed_on_disk(source: SourceFile | FileRecord) -> bool:

@@ -13,6 +13,7 @@ from typing import Iterable
 
 from smartcli.ingest.discovery import Skipped, SourceFile, discover
 from smartcli.ingest.files import UnreadableFile, file_sha256, os_reason
+from smartcli.ingest.sandbox import is_refusal
 from smartcli.store.catalog import Store
 
 
@@ -29,6 +30,7 @@ class Plan:
     # Files to encode whose content another file to encode has: encoded once, then copied.
     duplicates: list[SourceFile] = field(default_factory=list)
     previously_indexed: set[str] = field(default_factory=set)  # paths whose new version is an update
+    mounts: dict[str, int] = field(default_factory=dict)  # mount points under the roots -> device (to record)
 
     @property
     def to_encode(self) -> list[SourceFile]:
@@ -46,6 +48,13 @@ class Plan:
         }
 
 
+# A file that hung or exhausted the reader is not read again until its content changes.
+REMEMBERED = " (on an earlier run; not read again until the file changes)"
+
+
+UNMOUNTED = "was a mounted file system when indexed and that file system is not mounted there now; its files stay in the index"
+
+
 def _under(path: str, roots: Iterable[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
@@ -55,13 +64,20 @@ def plan_changes(store: Store, roots: list[str], reread: set[str] = frozenset())
 
     Files in ``reread`` are read again even when unchanged (pages OCR can read now).
     """
-    sources, skipped = discover(roots)
+    mounts: dict[str, int] = {}
+    sources, skipped = discover(roots, mounts)
     plan = Plan(skipped=list(skipped))
     known = {f["path"]: f for f in store.files()}
     present = {s.path for s in sources}
     abs_roots = [os.path.abspath(r) for r in roots]
+    # A folder that was a mount point when indexed and is not one now (unmounted, or another
+    # disk there) is "not there now": its files are kept, not removed.
+    for path, device in (store.meta.get("mounts") or {}).items():
+        if _under(path, abs_roots) and mounts.get(path) != device:
+            plan.skipped.append(Skipped(path, UNMOUNTED, unlisted=True))
+    plan.mounts = mounts
     # Files under a directory that could not be listed are not known to be gone.
-    unlisted = [s.path for s in skipped if s.unlisted]
+    unlisted = [s.path for s in plan.skipped if s.unlisted]
     gone = {p: f for p, f in known.items() if _under(p, abs_roots) and p not in present and not _under(p, unlisted)}
     gone_by_hash = {f["sha256"]: p for p, f in gone.items() if f["sha256"] and f["status"] == "indexed"}
     # Content whose indexed file is read again is not there to share: a copy waits for the new version.
@@ -72,6 +88,10 @@ def plan_changes(store: Store, roots: list[str], reread: set[str] = frozenset())
         old = known.get(source.path)
         was_indexed = old is not None and old["status"] == "indexed"
         read_again = source.path in reread
+        refused = old is not None and old["status"] == "skipped" and is_refusal(old["reason"])
+        if refused and (old["size"], old["mtime_ns"]) == (source.size, source.mtime_ns):
+            plan.skipped.append(Skipped(source.path, old["reason"] + REMEMBERED))
+            continue
         if was_indexed and (old["size"], old["mtime_ns"]) == (source.size, source.mtime_ns) and not read_again:
             plan.unchanged.append(source)
             continue
@@ -82,6 +102,9 @@ def plan_changes(store: Store, roots: list[str], reread: set[str] = frozenset())
             continue
         except UnreadableFile as exc:
             plan.skipped.append(Skipped(source.path, str(exc)))
+            continue
+        if refused and old["sha256"] == digest:
+            plan.skipped.append(Skipped(source.path, old["reason"] + REMEMBERED))
             continue
         hashes[source.path] = digest
         if was_indexed:

@@ -70,7 +70,20 @@ class SentenceTransformerTextEncoder:
     default_batch_size = defaults.TEXT_BATCH_SIZE
 
     def encode_queries(self, texts: Sequence[str]) -> list[Encoded]:
-        return self.encode_documents(texts)
+        """Queries are cut to their first ``defaults.MAX_QUERY_TOKENS`` tokens (a SmartWarning says so)."""
+        return self.encode_documents([self._capped_query(text) for text in texts])
+
+    def _capped_query(self, text: str) -> str:
+        import warnings
+
+        from smartcli.errors import SmartWarning
+
+        cap = defaults.MAX_QUERY_TOKENS
+        spans = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        if len(spans) <= cap:
+            return text
+        warnings.warn(SmartWarning(f"query cut to its first {cap} tokens (the length cap of a query)"), stacklevel=3)
+        return text[: spans[cap - 1][1]]
 
     def encode_documents(self, texts: Sequence[str], batch_size: int | None = None) -> list[Encoded]:
         batch_size = batch_size or self.default_batch_size

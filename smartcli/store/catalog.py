@@ -21,6 +21,7 @@ the catalog before the change can still open it; a later writer deletes it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -41,6 +42,7 @@ from smartcli.store.segments import Segment, SegmentFile, new_segment_file, writ
 # 2: items.note holds codes (store/notes.py) and items.note_detail a library's message.
 SCHEMA_VERSION = 2
 CATALOG = "catalog.sqlite"
+REBUILD_CATALOG = "rebuild.sqlite"  # a rebuild's new catalog, until it replaces CATALOG
 SEGMENT_DIR = "segments"
 TOKEN_DTYPES = TOKEN_FORMATS
 DEFAULT_TOKEN_DTYPE = defaults.TOKEN_DTYPE
@@ -147,6 +149,7 @@ class Store:
         self.root = root
         self.conn = conn
         self._lock_file = lock_file
+        self.rebuilding = False  # writing a new catalog beside the old one (finish_rebuild swaps)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -157,7 +160,7 @@ class Store:
         catalog = root / CATALOG
         if not catalog.exists():
             raise StoreMissing(f"no index at {root}")
-        conn = _connect(catalog)
+        conn = _connect(catalog, reading=True)
         store = cls(root, conn)
         try:
             store._check_schema(upgrade=True)
@@ -180,6 +183,8 @@ class Store:
             root.mkdir(parents=True, exist_ok=True)
             lock_file = open(root / "lock", "a+")
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT) or (root / CATALOG).exists():
+                raise storage_error(root, exc) from None
             raise StoreError(f"cannot create the store at {root}: {exc.strerror or exc}", kind=ErrorKind.STORE_UNWRITABLE) from None
         try:
             fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -196,18 +201,21 @@ class Store:
     def open_for_writing(cls, root: str | Path, wait: bool = False, rebuild: bool = False, on_wait=None) -> "Store":
         """Take the write lock and open (creating if needed).
 
-        ``rebuild`` empties the store first: a readable catalog forgets every file and
-        retires every segment (searches already running can finish); a damaged one is
-        deleted with all segment files.
+        ``rebuild`` builds a new catalog beside the old one, which stays whole and searchable
+        until :meth:`finish_rebuild` swaps it in (an interrupted rebuild leaves the old store
+        as it was). Nothing is deleted before the new store is complete.
         """
         root = Path(root)
+        check_is_store(root)
         lock_file = cls.lock_only(root, wait, on_wait)
         try:
-            if rebuild:
-                cls._empty(root)
             (root / SEGMENT_DIR).mkdir(exist_ok=True)
-            conn = _connect(root / CATALOG)
+            _write_marker(root)
+            if rebuild:
+                _remove_catalog(root / REBUILD_CATALOG)  # an interrupted rebuild's
+            conn = _connect(root / (REBUILD_CATALOG if rebuild else CATALOG))
             store = cls(root, conn, lock_file)
+            store.rebuilding = rebuild
             try:
                 fresh = "meta" not in _tables(conn)
                 if not fresh:
@@ -224,7 +232,7 @@ class Store:
                 store._check_schema()
                 if not rebuild:
                     store.raise_if_damaged()
-                store._remove_leftovers()
+                    store._remove_leftovers()
             except sqlite3.DatabaseError as exc:
                 raise damaged_catalog(root, exc) from None
         except BaseException:
@@ -232,28 +240,48 @@ class Store:
             raise
         return store
 
-    @classmethod
-    def _empty(cls, root: Path) -> None:
-        """Empty the store at ``root`` (the caller holds the write lock)."""
-        if not (root / CATALOG).exists():
+    def finish_rebuild(self) -> None:
+        """Make the catalog built beside the old one (``open_for_writing(rebuild=True)``) the
+        store's, in one transaction; the old store stays whole and searchable until then.
+
+        The new catalog is copied over the old one with SQLite's backup API (a single write
+        transaction: readers see the old state or the new one). The old segments are retired
+        (searches that started before can finish; a later writer deletes them).
+        """
+        if not getattr(self, "rebuilding", False):
             return
+        now = time.time()
+        new_segments = {r[0] for r in self.conn.execute("SELECT name FROM segments")}
+        old_segments = {p.stem for p in (self.root / SEGMENT_DIR).glob("*.h5") if not p.name.startswith(".tmp-")}
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO retired_segments VALUES (?, ?)", [(n, now) for n in sorted(old_segments - new_segments)]
+            )
+        target = self._old_catalog()
         try:
-            conn = _connect(root / CATALOG)
+            self.conn.backup(target)
+        finally:
+            target.close()
+        self.conn.close()
+        _remove_catalog(self.root / REBUILD_CATALOG)
+        self.conn = _connect(self.root / CATALOG)
+        self.rebuilding = False
+
+    def _old_catalog(self) -> sqlite3.Connection:
+        """A connection to the catalog being replaced; a damaged one is removed first (only now,
+        with its replacement complete)."""
+        path = self.root / CATALOG
+        if path.exists():
             try:
-                store = cls(root, conn)
-                store._check_schema(upgrade=True)
-                with conn:
-                    conn.execute("DELETE FROM files")
-                    conn.execute("DELETE FROM meta WHERE key NOT IN ('schema_version', 'created')")
-                    store._drop_dead_segments(time.time())
-                return
-            finally:
+                conn = _connect(path)
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                if conn.execute("PRAGMA page_size").fetchone()[0] == self.conn.execute("PRAGMA page_size").fetchone()[0]:
+                    return conn
                 conn.close()
-        except (StoreError, sqlite3.DatabaseError):
-            pass  # damaged beyond use: start over from nothing
-        for path in root.glob(CATALOG + "*"):
-            path.unlink(missing_ok=True)
-        shutil.rmtree(root / SEGMENT_DIR, ignore_errors=True)
+            except (StoreError, sqlite3.DatabaseError):
+                pass
+            _remove_catalog(path)
+        return _connect(path)
 
     def close(self) -> None:
         self.conn.close()
@@ -464,8 +492,10 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def new_segment(self):
-        """A new segment file of this store's model (see segments.new_segment_file)."""
+    def new_segment(self, expected_bytes: int = 0):
+        """A new segment file of this store's model (see segments.new_segment_file), once
+        :meth:`check_space` found room for ``expected_bytes``."""
+        self.check_space(expected_bytes)
         info = self.model
         attrs = dict(
             model_name=info.name,
@@ -476,12 +506,24 @@ class Store:
         )
         return new_segment_file(self.root / SEGMENT_DIR, attrs)
 
+    def check_space(self, expected_bytes: int) -> None:
+        """Refuse (DISK_FULL) when the disk has not room for ``expected_bytes`` and a margin:
+        HDF5 running out of space mid-write may crash the process instead of raising."""
+        free = free_bytes(self.root)
+        if free < expected_bytes * 1.25 + LOW_SPACE_BYTES:
+            raise StoreError(
+                f"no space left on the disk of the store at {self.root} (about {max(expected_bytes, 1) / 1e6:.1f} MB "
+                f"to write, {free / 1e6:.1f} MB free); nothing was committed half",
+                kind=ErrorKind.DISK_FULL,
+                path=str(self.root),
+            )
+
     def write_segment(self, records: Sequence[FileRecord]) -> "SegmentFile | None":
         """Write the encoded pages of ``records`` to a new, complete segment file."""
         pages = [(f.path, p.page, p.encoded) for f in records for p in f.pages if p.encoded is not None]
         if not pages:
             return None
-        with self.new_segment() as (name, h5):
+        with self.new_segment(_segment_bytes(pages, self.token_dtype)) as (name, h5):
             tokens = write_pages(h5, pages, self.token_dtype)
         return SegmentFile(name, len(pages), tokens, self.segment_path(name).stat().st_size)
 
@@ -583,6 +625,18 @@ class Store:
                 self.conn.execute("INSERT OR REPLACE INTO retired_segments VALUES (?, ?)", (name, now))
             self._drop_dead_segments(now)
 
+    def record_mounts(self, roots: Iterable[str], mounts: dict[str, int], unmounted: Iterable[str] = ()) -> None:
+        """Remember the mount points found under ``roots`` (path -> device); those in ``unmounted``
+        (recorded before, not mounted now) stay remembered until they are seen again."""
+        roots = [r.rstrip(os.sep) + os.sep for r in roots]
+        keep = set(unmounted)
+        recorded = {
+            p: d for p, d in (self.meta.get("mounts") or {}).items()
+            if p in keep or not any((p + os.sep).startswith(r) for r in roots)
+        }
+        with self.conn:
+            self._set_meta("mounts", {**recorded, **mounts})
+
     def record_roots(self, roots: Iterable[str]) -> None:
         known = set(self.meta.get("roots", []))
         with self.conn:
@@ -599,11 +653,14 @@ class Store:
 
     def _remove_leftovers(self) -> None:
         """Delete temporary and unreferenced segment files, and retired ones past their grace time."""
+        _remove_catalog(self.root / REBUILD_CATALOG)  # an interrupted rebuild's (its segments go below)
         known = {r[0] for r in self.conn.execute("SELECT name FROM segments")}
         retired = dict(self.conn.execute("SELECT name, retired FROM retired_segments").fetchall())
         now = time.time()
         for path in (self.root / SEGMENT_DIR).glob("*.h5"):
             name = path.stem
+            if not (name.startswith("seg-") or name.startswith(".tmp-seg-")):
+                continue  # not a file this store made: never deleted
             if path.name.startswith(".tmp-"):
                 path.unlink(missing_ok=True)
             elif name in retired:
@@ -650,6 +707,62 @@ class Store:
             codes,
         )
         return {fs_path(r[0]) for r in rows}
+
+
+MARKER = "smart-store.json"  # says a directory is a smart store, and of which schema
+# What a store directory holds; a directory with anything else is not (or not only) a store.
+_STORE_NAMES = {MARKER, "lock", CATALOG, CATALOG + "-wal", CATALOG + "-shm", CATALOG + "-journal", SEGMENT_DIR,
+                REBUILD_CATALOG, REBUILD_CATALOG + "-wal", REBUILD_CATALOG + "-shm", REBUILD_CATALOG + "-journal"}
+
+
+def check_is_store(root: Path) -> None:
+    """Refuse (STORE_FOREIGN) a directory that holds things and is not a smart store: a store
+    writes, and deletes its own leftovers, in the directory it is given."""
+    root = Path(root)
+    try:
+        names = set(os.listdir(root))
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        raise StoreError(f"{root} is a file, not a store directory", kind=ErrorKind.STORE_FOREIGN, path=str(root)) from None
+    except OSError:
+        return  # the lock or the catalog will say what is wrong
+    if MARKER in names or not names:
+        return
+    if CATALOG in names and _is_smart_catalog(root / CATALOG):
+        return  # a store made before the marker existed
+    if names <= _STORE_NAMES - {CATALOG} and not any(n.startswith(CATALOG) for n in names):
+        return  # a store another writer is creating (its lock, its segment folder)
+    raise StoreError(
+        f"{root} is not empty and is not a smart store; nothing in it was changed", kind=ErrorKind.STORE_FOREIGN, path=str(root)
+    )
+
+
+def _is_smart_catalog(path: Path) -> bool:
+    from urllib.parse import quote
+
+    try:
+        conn = sqlite3.connect(f"file:{quote(os.fspath(path))}?mode=ro", uri=True, timeout=30)
+        try:
+            return conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() is not None
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        # A catalog damaged beyond reading is still ours when the folder looks like a store.
+        name = getattr(exc, "sqlite_errorname", "")
+        return not name.startswith("SQLITE_ERROR") and (path.parent / SEGMENT_DIR).is_dir()
+
+
+def _write_marker(root: Path) -> None:
+    marker = root / MARKER
+    if not marker.exists():
+        with contextlib.suppress(OSError):
+            marker.write_text(json.dumps({"format": "smart-store", "schema": SCHEMA_VERSION}) + "\n")
+
+
+def _remove_catalog(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
@@ -704,20 +817,104 @@ def check_same_model(stored: ModelInfo, loaded: ModelInfo, root) -> None:
         )
 
 
-def damaged_catalog(root: Path, exc: Exception) -> StoreDamaged:
-    return StoreDamaged(f"the catalog of the store at {root} is damaged ({first_line(exc)})")
+def damaged_catalog(root: Path, exc: Exception) -> StoreError:
+    """The error an SQLite (or file) failure on the store at ``root`` really is: a full disk, a
+    read-only file system, missing permission, a busy or failing disk, and only when none of
+    those applies a damaged catalog (the one case a rebuild helps)."""
+    return storage_error(root, exc, what="the catalog of the store")
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+# Less free space than this on the store's disk makes a "disk I/O error" a full disk.
+LOW_SPACE_BYTES = 4 << 20
+
+
+def storage_error(root: Path, exc: Exception, what: str = "the store") -> StoreError:
+    root = Path(root)
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    code = getattr(exc, "errno", None)
+    text = first_line(exc)
+    if name.startswith("SQLITE_FULL") or code in (errno.ENOSPC, errno.EDQUOT) or (
+        (name.startswith("SQLITE_IOERR") or isinstance(exc, OSError)) and free_bytes(root) < LOW_SPACE_BYTES
+    ):
+        return StoreError(f"no space left on the disk of the store at {root}; nothing was committed half", kind=ErrorKind.DISK_FULL, path=str(root))
+    if code == errno.EROFS or (name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR")) or isinstance(exc, OSError)) and read_only_fs(root):
+        return StoreError(f"the store at {root} is on a read-only file system: it can be searched, not changed", kind=ErrorKind.STORE_READ_ONLY, path=str(root))
+    if code in (errno.EACCES, errno.EPERM) or (name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")) and not _may_write(root)):
+        return StoreError(f"no permission to change the store at {root} ({text})", kind=ErrorKind.PERMISSION_DENIED, path=str(root))
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StoreBusy(f"{root} is busy ({text})", path=str(root))
+    if name.startswith("SQLITE_IOERR") or code == errno.EIO or isinstance(exc, OSError):
+        return StoreError(f"the disk failed a read or write of the store at {root} ({text})", kind=ErrorKind.STORE_IO, path=str(root))
+    return StoreDamaged(f"{what} at {root} is damaged ({text})")
+
+
+def _segment_bytes(pages, token_dtype: str) -> int:
+    """About what a segment of ``pages`` takes on disk."""
+    tokens = sum(int(p[2].tokens.shape[0]) for p in pages)
+    dims = int(pages[0][2].tokens.shape[1]) if pages and pages[0][2].tokens.ndim == 2 else 0
+    per_state = {"binary": dims / 8, "int8": dims + 4, "float16": 2 * dims}.get(token_dtype, 4 * dims)
+    return int(tokens * (per_state + 12) + len(pages) * (4 * dims + 256) + (64 << 10))
+
+
+def free_bytes(path: Path) -> int:
+    """Free space for this user on the file system of ``path`` (of its nearest existing parent)."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 1 << 62
+    return st.f_bavail * st.f_frsize
+
+
+def read_only_fs(path: Path) -> bool:
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _may_write(root: Path) -> bool:
+    catalog = Path(root) / CATALOG
+    return os.access(root, os.W_OK) and (not catalog.exists() or os.access(catalog, os.W_OK))
+
+
+def _connect(path: Path, reading: bool = False) -> sqlite3.Connection:
+    """A connection to the catalog. ``reading``: a store this process may not change (a
+    read-only mount, another user's store) is opened read-only instead."""
     try:
         conn = sqlite3.connect(path, timeout=30, isolation_level="DEFERRED")
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open the catalog {path} ({first_line(exc)})") from None
-    try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=FULL")
-    except sqlite3.DatabaseError as exc:
-        conn.close()
+        return conn
+    except sqlite3.Error as exc:
+        with contextlib.suppress(NameError, sqlite3.Error):
+            conn.close()
+        if reading and (read_only_fs(path) or not _may_write(path.parent) or free_bytes(path) < LOW_SPACE_BYTES):
+            return _connect_read_only(path, exc)
         raise damaged_catalog(path.parent, exc) from None
-    return conn
+
+
+def _connect_read_only(path: Path, first: Exception) -> sqlite3.Connection:
+    """Open a catalog nobody can change from here. A WAL catalog needs its shared-memory file;
+    on a read-only file system it cannot be created, and nothing can change the catalog
+    either, so SQLite may read it as immutable."""
+    from urllib.parse import quote
+
+    uri = "file:" + quote(os.fspath(path))
+    # Read-only mount, or a disk too full for the shared-memory file: no writer can commit either.
+    modes = ["mode=ro"] + (["immutable=1"] if read_only_fs(path) or free_bytes(path) < LOW_SPACE_BYTES else [])
+    for mode in modes:
+        try:
+            conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30, isolation_level="DEFERRED")
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.Error:
+            with contextlib.suppress(NameError, sqlite3.Error):
+                conn.close()
+    raise damaged_catalog(path.parent, first) from None

@@ -79,6 +79,7 @@ def compact(store: Store) -> CompactionResult:
     )
     if not chosen:
         return result
+    store.check_space(result.bytes_before)  # what is rewritten is at most what is there
     rows = []  # (segment, row, token count) in the order they will be written
     for segment in chosen:
         with store.open_segment(segment["name"]) as source:

@@ -85,6 +85,10 @@ def test_rebuilding_a_readable_store_retires_its_segments_instead_of_deleting_th
     truncate_segment(small_store)  # damaged, but the catalog is readable
     with Store.open_for_writing(small_store, rebuild=True) as store:
         assert store.live_items() == [] and store.files() == [] and store.model is None
+        with Store.open(small_store, verify=False) as old_store:  # built beside: the old one is whole until the swap
+            assert {item.segment for item in old_store.live_items()} == old
+        store.finish_rebuild()
+        assert store.live_items() == [] and store.files() == []
         retired = {r[0] for r in store.conn.execute("SELECT name FROM retired_segments")}
         assert retired == old
         assert all(store.segment_path(name).exists() for name in old)  # a running search may still read them
