@@ -27,7 +27,7 @@ from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError, StoreError, StoreMissing
 from smartcli.search.scoring import Weights
 from smartcli.search.searcher import Hit, Scope
-from smartcli.store.catalog import CATALOG, Store, check_same_model, damaged_catalog, default_store_path, free_bytes, storage_error, LOW_SPACE_BYTES
+from smartcli.store.catalog import CATALOG, SEGMENT_DIR, STORE_NAMES, Store, check_same_model, damaged_catalog, default_store_path, free_bytes, storage_error, LOW_SPACE_BYTES
 
 __all__ = ["Index", "QdrantIndex", "UpdateEvents", "Status", "Scope", "Weights", "Hit", "TuneSummary"]
 
@@ -914,8 +914,7 @@ def _remove_if_empty(root: Path) -> None:
                 return
     except (SmartError, sqlite3.DatabaseError, OSError):
         pass
-    expected = {CATALOG, CATALOG + "-wal", CATALOG + "-shm", CATALOG + "-journal", "lock", "segments"}
-    if root.is_dir() and set(os.listdir(root)) <= expected and not any((root / "segments").glob("*")):
+    if root.is_dir() and set(os.listdir(root)) <= STORE_NAMES and not any((root / SEGMENT_DIR).glob("*")):
         shutil.rmtree(root, ignore_errors=True)
 
 

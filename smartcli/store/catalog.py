@@ -711,7 +711,7 @@ class Store:
 
 MARKER = "smart-store.json"  # says a directory is a smart store, and of which schema
 # What a store directory holds; a directory with anything else is not (or not only) a store.
-_STORE_NAMES = {MARKER, "lock", CATALOG, CATALOG + "-wal", CATALOG + "-shm", CATALOG + "-journal", SEGMENT_DIR,
+STORE_NAMES = {MARKER, "lock", CATALOG, CATALOG + "-wal", CATALOG + "-shm", CATALOG + "-journal", SEGMENT_DIR,
                 REBUILD_CATALOG, REBUILD_CATALOG + "-wal", REBUILD_CATALOG + "-shm", REBUILD_CATALOG + "-journal"}
 
 
@@ -731,7 +731,7 @@ def check_is_store(root: Path) -> None:
         return
     if CATALOG in names and _is_smart_catalog(root / CATALOG):
         return  # a store made before the marker existed
-    if names <= _STORE_NAMES - {CATALOG} and not any(n.startswith(CATALOG) for n in names):
+    if names <= STORE_NAMES - {CATALOG} and not any(n.startswith(CATALOG) for n in names):
         return  # a store another writer is creating (its lock, its segment folder)
     raise StoreError(
         f"{root} is not empty and is not a smart store; nothing in it was changed", kind=ErrorKind.STORE_FOREIGN, path=str(root)
