@@ -13,10 +13,11 @@ import numpy as np
 from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError
 from smartcli.models.base import Encoded, Encoder, resolve_device
+from smartcli.search.kernel import mean_per_query, page_maxima
 from smartcli.search.explain import TokenMatch, highlighted_passage, match_tokens, strong_spans
 from smartcli.search.scoring import Weights, fuse, maxsim, top_k
 from smartcli.store.catalog import LiveItem, Store
-from smartcli.store.segments import decode_stored
+from smartcli.store.segments import StoredTokens, decode_stored
 
 
 @dataclass(frozen=True)
@@ -105,18 +106,16 @@ class Searcher:
         long-lived processes (segments never change, so a cached chunk never goes stale).
         ``shortlist``: two-stage search — each query's top ``shortlist`` items by anchor cosine
         are scored with SMART, and only their token states are read; None scores every item."""
-        import torch
-
         self.shortlist = shortlist
         self.store = store
         self.encoder = encoder
         self.device = resolve_device(device)
         self.chunk_size = chunk_size
         self.cache_bytes = cache_bytes
-        self._torch = torch
         self._offsets: dict[str, np.ndarray] = {}
-        self._token_cache: dict[tuple[str, int, int], tuple] = {}
+        self._resident: dict[str, object] = {}  # warm: segment name -> its StoredTokens, whole
         self._cached_bytes = 0
+        self.last_argmax = None  # (columns, [n, Q] arg-max) of the last late_scores on the CPU
         # Pixel models' token states are patches: no character spans lead back to the page text.
         self.textual = not (store.model and store.model.consumes_pixels)
         self._load_snapshot()
@@ -126,9 +125,8 @@ class Searcher:
         self.items = self.store.live_items()
         self.pooled = self._load_pooled()
         live = {item.segment for item in self.items}
-        for key in [key for key in self._token_cache if key[0] not in live]:
-            tokens, _ = self._token_cache.pop(key)
-            self._cached_bytes -= tokens.nbytes
+        for name in [name for name in self._resident if name not in live]:
+            self._cached_bytes -= self._resident.pop(name).nbytes
         self._offsets = {name: offsets for name, offsets in self._offsets.items() if name in live}
 
     def refresh(self, force: bool = False) -> bool:
@@ -251,25 +249,88 @@ class Searcher:
         return results
 
     def late_scores(self, encoded: list[Encoded], admitted: list[int] | None = None) -> np.ndarray:
-        """MaxSim of every query against every admitted item (all items by default), chunk by chunk: [m, A]."""
-        torch = self._torch
+        """MaxSim of every query against every admitted item (all items by default): [m, A].
+
+        On the CPU token states are scored as stored (1-bit states by byte lookup, never
+        decoded; see kernel.py), without torch; on CUDA by the torch kernel. The arg-max of
+        each query token on each item is kept in ``last_argmax`` for explaining the hits."""
         if admitted is None:
             admitted = list(range(len(self.items)))
+        if self.device != "cpu":
+            return self._late_scores_torch(encoded, admitted)
+        q_tokens = np.concatenate([e.tokens for e in encoded]).astype(np.float32, copy=False)
+        q_lengths = [e.tokens.shape[0] for e in encoded]
+        best = np.zeros((len(admitted), q_tokens.shape[0]), np.float32)
+        arg = np.zeros((len(admitted), q_tokens.shape[0]), np.int64)
+        column = {index: c for c, index in enumerate(admitted)}
+        for name, indexes in self._by_segment(admitted).items():
+            with _LazySegment(self.store, name) as segment:
+                offsets = self._segment_offsets(name, segment)
+                resident = self._resident_tokens(name, segment, offsets)
+                if resident is not None:  # warm: the segment's packed tokens are in memory, read in place
+                    rows = np.array([self.items[i].row for i in indexes])
+                    cols = np.array([column[i] for i in indexes])
+                    best[cols], arg[cols] = page_maxima(q_tokens, resident, offsets[rows], offsets[rows + 1], self._compiled())
+                    continue
+                pending: list[tuple] = []  # (stored tokens of a run of rows, its rows' columns, their lengths)
+
+                def score_pending() -> None:
+                    stored = _concat_stored([p[0] for p in pending])
+                    lengths = np.concatenate([p[2] for p in pending])
+                    stops = np.cumsum(lengths)
+                    cols = np.concatenate([p[1] for p in pending])
+                    best[cols], arg[cols] = page_maxima(q_tokens, stored, stops - lengths, stops, self._compiled())
+                    pending.clear()
+
+                for chunk in self._chunks(indexes, offsets):
+                    first, last = self.items[chunk[0]].row, self.items[chunk[-1]].row
+                    tokens = segment.file.stored_tokens(offsets[first], offsets[last + 1])
+                    lengths = np.diff(offsets[first : last + 2])
+                    pending.append((tokens, np.array([column[i] for i in chunk]), lengths))
+                    if sum(p[0].data.shape[0] for p in pending) >= defaults.CHUNK_TOKENS:
+                        score_pending()
+                if pending:
+                    score_pending()
+        self.last_argmax = (admitted, arg)
+        return mean_per_query(best, q_lengths)
+
+    def _compiled(self) -> bool:
+        """Use the compiled 1-bit kernel: in a long-lived process, where its import is paid once."""
+        return self.cache_bytes > 0
+
+    def _resident_tokens(self, name: str, segment: "_LazySegment", offsets: np.ndarray):
+        """A warm process's copy of a whole segment's stored token states (None when not warm,
+        or when it would not fit the cache budget)."""
+        if name in self._resident:
+            return self._resident[name]
+        size = int(offsets[-1]) * segment.file.token_bytes()
+        if self._cached_bytes + size > self.cache_bytes:
+            return None
+        stored = segment.file.stored_tokens(0, int(offsets[-1]))
+        self._resident[name] = stored
+        self._cached_bytes += stored.nbytes
+        return stored
+
+    def _late_scores_torch(self, encoded: list[Encoded], admitted: list[int]) -> np.ndarray:
+        """The torch path (CUDA): decode chunks of token states and score them with scoring.maxsim."""
+        import torch
+
+        self.last_argmax = None
         column = {index: c for c, index in enumerate(admitted)}
         q_tokens = torch.from_numpy(np.concatenate([e.tokens for e in encoded])).to(self.device)
         q_lengths = torch.tensor([e.tokens.shape[0] for e in encoded], device=self.device)
         late = np.zeros((len(encoded), len(admitted)), dtype=np.float32)
         # Runs of rows are gathered until about one chunk's worth of tokens and scored in one
         # call: a shortlist is hundreds of short runs, and each call has a fixed cost.
-        pending: list[tuple] = []  # (tokens, lengths, late columns, rows within the run)
+        pending: list[tuple] = []  # (tokens, lengths, late columns)
 
         def score_pending() -> None:
             tokens = torch.from_numpy(decode_stored([p[0] for p in pending])).to(self.device)
             lengths = torch.from_numpy(np.concatenate([p[1] for p in pending])).to(self.device)
             scores = maxsim(q_tokens, tokens, lengths, q_lengths).cpu().numpy()
             start = 0
-            for _, lengths, columns, rows in pending:
-                late[:, columns] = scores[:, start + rows]
+            for _, lengths, columns in pending:
+                late[:, columns] = scores[:, start : start + len(lengths)]
                 start += len(lengths)
             pending.clear()
 
@@ -278,9 +339,9 @@ class Searcher:
                 offsets = self._segment_offsets(name, segment)
                 for chunk in self._chunks(indexes, offsets):
                     first, last = self.items[chunk[0]].row, self.items[chunk[-1]].row
-                    tokens, lengths = self._chunk_tokens(segment, offsets, first, last)
-                    rows = np.array([self.items[i].row - first for i in chunk])
-                    pending.append((tokens, lengths, [column[i] for i in chunk], rows))
+                    tokens = segment.file.stored_tokens(offsets[first], offsets[last + 1])
+                    lengths = np.diff(offsets[first : last + 2])
+                    pending.append((tokens, lengths, [column[i] for i in chunk]))
                     if sum(p[0].data.shape[0] for p in pending) >= defaults.CHUNK_TOKENS:
                         score_pending()
         if pending:
@@ -291,19 +352,6 @@ class Searcher:
         if name not in self._offsets:
             self._offsets[name] = segment.file.offsets()
         return self._offsets[name]
-
-    def _chunk_tokens(self, segment: "_LazySegment", offsets: np.ndarray, first: int, last: int):
-        """Stored token states of rows first..last (still packed) and each row's token count."""
-        key = (segment.name, first, last)
-        if key in self._token_cache:
-            return self._token_cache[key]
-        tokens = segment.file.stored_tokens(offsets[first], offsets[last + 1])
-        lengths = np.diff(offsets[first : last + 2])
-        size = tokens.nbytes
-        if self._cached_bytes + size <= self.cache_bytes:
-            self._token_cache[key] = (tokens, lengths)
-            self._cached_bytes += size
-        return tokens, lengths
 
     def _chunks(self, indexes: list[int], offsets: np.ndarray):
         """Split a segment's items (in row order) into runs that fit the chunk budget."""
@@ -412,6 +460,13 @@ class _LazySegment:
     def __exit__(self, *exc):
         if self._file is not None:
             self._file.close()
+
+
+def _concat_stored(parts: list) -> StoredTokens:
+    if len(parts) == 1:
+        return parts[0]
+    scale = None if parts[0].scale is None else np.concatenate([p.scale for p in parts])
+    return StoredTokens(np.concatenate([p.data for p in parts]), scale, parts[0].dims)
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
