@@ -13,20 +13,20 @@ def maxsim_binary(tables, packed, starts, stops, best, arg):  # pragma: no cover
     arg[p, q] = the token (relative to the page's first) reaching it. The innermost loop runs
     over the query tokens, contiguous in the table, so it vectorizes."""
     nbytes, nq = tables.shape[0], tables.shape[2]
-    acc = np.empty(nq, np.float32)
     for p in range(starts.shape[0]):
+        page_best, page_arg = best[p], arg[p]
         for q in range(nq):
-            best[p, q] = -np.float32(3.0e38)
-            arg[p, q] = 0
+            page_best[q] = -np.float32(3.0e38)
+            page_arg[q] = 0
         for t in range(starts[p], stops[p]):
-            for q in range(nq):
-                acc[q] = 0
-            for j in range(nbytes):
-                entry = tables[j, packed[t, j]]
+            row = packed[t]
+            acc = tables[0, row[0]].copy()
+            for j in range(1, nbytes):
+                entry = tables[j, row[j]]
                 for q in range(nq):
                     acc[q] += entry[q]
             for q in range(nq):
-                if acc[q] > best[p, q]:
-                    best[p, q] = acc[q]
-                    arg[p, q] = t - starts[p]
+                if acc[q] > page_best[q]:
+                    page_best[q] = acc[q]
+                    page_arg[q] = t - starts[p]
     return 0

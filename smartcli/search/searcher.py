@@ -170,8 +170,11 @@ class Searcher:
         min_score: float | None = None,
         snippets: bool = True,
     ) -> list[list[Hit]]:
-        scored = self.score(encoded, weights, scope)
-        return self.rank(encoded, scored, weights, k, snippets=snippets, texts=texts, min_score=min_score)
+        # A two-stage query is small work: one thread (more only slow it down on a busy machine).
+        # An exhaustive scan of every page keeps the default thread pools.
+        with query_threads(self.two_stage(weights, len(self.items))):
+            scored = self.score(encoded, weights, scope)
+            return self.rank(encoded, scored, weights, k, snippets=snippets, texts=texts, min_score=min_score)
 
     def score(self, encoded: list[Encoded], weights: Weights, scope: Scope = Scope()) -> "Scored":
         """The scores search ranks by, for every query against the pages it may return.
@@ -460,6 +463,26 @@ class _LazySegment:
     def __exit__(self, *exc):
         if self._file is not None:
             self._file.close()
+
+
+_THREADPOOLS = None
+
+
+def query_threads(limit: bool = True):
+    """Limit numpy's BLAS to ``defaults.QUERY_THREADS`` threads inside the block (when ``limit``)."""
+    global _THREADPOOLS
+    if not limit:
+        return contextlib.nullcontext()
+    if _THREADPOOLS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _THREADPOOLS = False
+        else:
+            _THREADPOOLS = ThreadpoolController()
+    if not _THREADPOOLS:
+        return contextlib.nullcontext()
+    return _THREADPOOLS.limit(limits=defaults.QUERY_THREADS, user_api="blas")
 
 
 def _concat_stored(parts: list) -> StoredTokens:
