@@ -42,14 +42,19 @@ class TokenMatch:
 
 
 
-def match_tokens(query: Encoded, query_text: str, item: LiveItem, segment, textual: bool = True) -> list[TokenMatch]:
+def match_tokens(query: Encoded, query_text: str, item: LiveItem, segment, textual: bool = True, scored=None) -> list[TokenMatch]:
     """Per query token, the item token it matched best and the similarity (the MaxSim arg-max).
-    ``textual``: the item's tokens have character spans in its text (not so for pixel models)."""
+    ``textual``: the item's tokens have character spans in its text (not so for pixel models).
+    ``scored``: (similarities [q], arg-max [q]) as the scoring kernel found them; without it the
+    item's token states are read and multiplied here."""
     start, stop = segment.token_range(item.row)
-    tokens = segment.tokens(start, stop)
     spans = segment.spans(start, stop) if textual and item.text and segment.has_spans else None
-    similarity = query.tokens @ tokens.T  # [q, t]
-    best = similarity.argmax(axis=1)
+    if scored is None:
+        similarity = query.tokens @ segment.tokens(start, stop).T  # [q, t]
+        best = similarity.argmax(axis=1)
+        values = similarity[np.arange(len(best)), best]
+    else:
+        values, best = scored
     matches = []
     for qi, ti in enumerate(best):
         span = None if spans is None else (int(spans[ti][0]), int(spans[ti][1]))
@@ -57,7 +62,7 @@ def match_tokens(query: Encoded, query_text: str, item: LiveItem, segment, textu
             TokenMatch(
                 query_token=_slice(query_text, query.spans[qi]) if query_text and query.spans[qi][1] > query.spans[qi][0] else None,
                 doc_token=int(ti),
-                similarity=float(similarity[qi, ti]),
+                similarity=float(values[qi]),
                 span=span,
                 word=None if span is None else _slice(item.text, word_around(item.text, span)),
             )

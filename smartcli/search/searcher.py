@@ -115,7 +115,7 @@ class Searcher:
         self._offsets: dict[str, np.ndarray] = {}
         self._resident: dict[str, object] = {}  # warm: segment name -> its StoredTokens, whole
         self._cached_bytes = 0
-        self.last_argmax = None  # (columns, [n, Q] arg-max) of the last late_scores on the CPU
+        self.last_match = None  # (max, arg-max) [n, Q] of the last late_scores on the CPU, per column
         # Pixel models' token states are patches: no character spans lead back to the page text.
         self.textual = not (store.model and store.model.consumes_pixels)
         self._load_snapshot()
@@ -193,14 +193,14 @@ class Searcher:
             return Scored(admitted, anchor_all, None, np.ones(anchor_all.shape, bool))
         if not self.two_stage(weights, len(admitted)):
             late = self.late_scores(encoded, admitted)
-            return Scored(admitted, anchor_all, late, np.ones(anchor_all.shape, bool))
+            return Scored(admitted, anchor_all, late, np.ones(anchor_all.shape, bool), self.last_match)
         own = [np.argpartition(-row, self.shortlist - 1)[: self.shortlist] for row in anchor_all]
         columns = np.unique(np.concatenate(own))  # sorted, so token states are read in offset order
         shortlisted = [admitted[j] for j in columns]
         late = self.late_scores(encoded, shortlisted)
         # With several queries the union is scored; each query keeps only its own shortlist.
         eligible = np.stack([np.isin(columns, mine) for mine in own])
-        return Scored(shortlisted, anchor_all[:, columns], late, eligible)
+        return Scored(shortlisted, anchor_all[:, columns], late, eligible, self.last_match)
 
     def two_stage(self, weights: Weights, admitted: int) -> bool:
         return self.shortlist is not None and weights.lambda_anchor != 0.0 and self.shortlist <= admitted
@@ -233,7 +233,12 @@ class Searcher:
             if min_score is not None:
                 order = order[fused[qi, order] >= min_score]
             items = [self.items[scored.columns[j]] for j in order]
-            explained = self.explain(query, texts[qi] if texts else "", items) if snippets else [("", [], [])] * len(items)
+            found = None
+            if scored.matched is not None:  # the kernel's max and arg-max of this query's tokens
+                best, arg = scored.matched
+                first = sum(e.tokens.shape[0] for e in encoded[:qi])
+                found = [(best[j, first : first + len(query.tokens)], arg[j, first : first + len(query.tokens)]) for j in order]
+            explained = self.explain(query, texts[qi] if texts else "", items, found) if snippets else [("", [], [])] * len(items)
             results.append(
                 [
                     Hit(
@@ -256,7 +261,7 @@ class Searcher:
 
         On the CPU token states are scored as stored (1-bit states by byte lookup, never
         decoded; see kernel.py), without torch; on CUDA by the torch kernel. The arg-max of
-        each query token on each item is kept in ``last_argmax`` for explaining the hits."""
+        each query token on each item is kept in ``last_match`` for explaining the hits."""
         if admitted is None:
             admitted = list(range(len(self.items)))
         if self.device != "cpu":
@@ -294,7 +299,7 @@ class Searcher:
                         score_pending()
                 if pending:
                     score_pending()
-        self.last_argmax = (admitted, arg)
+        self.last_match = (best, arg)
         return mean_per_query(best, q_lengths)
 
     def _compiled(self) -> bool:
@@ -318,7 +323,7 @@ class Searcher:
         """The torch path (CUDA): decode chunks of token states and score them with scoring.maxsim."""
         import torch
 
-        self.last_argmax = None
+        self.last_match = None
         column = {index: c for c, index in enumerate(admitted)}
         q_tokens = torch.from_numpy(np.concatenate([e.tokens for e in encoded])).to(self.device)
         q_lengths = torch.tensor([e.tokens.shape[0] for e in encoded], device=self.device)
@@ -375,11 +380,13 @@ class Searcher:
         if chunk:
             yield chunk
 
-    def explain(self, query: Encoded, query_text: str, items: list[LiveItem]):
+    def explain(self, query: Encoded, query_text: str, items: list[LiveItem], scored: list | None = None):
         """For each item: (snippet, highlighted word offsets in the snippet, token matches).
 
         The snippet is the passage where the query's tokens found their best matches; the
         matches say, per query token, which item token it matched and how closely.
+        ``scored``: per item, the kernel's (similarities, arg-max) of the query's tokens, which
+        spare reading and multiplying the item's token states again.
         """
         explained = []
         with contextlib.ExitStack() as stack:
@@ -387,7 +394,8 @@ class Searcher:
             for item in items:
                 if item.segment not in segments:
                     segments[item.segment] = stack.enter_context(self.store.open_segment(item.segment))
-                matches = match_tokens(query, query_text, item, segments[item.segment], self.textual)
+                found = None if scored is None else scored[len(explained)]
+                matches = match_tokens(query, query_text, item, segments[item.segment], self.textual, found)
                 spans = [m.span for m in matches if m.span is not None]
                 strong = strong_spans(matches)
                 # The strong matches place the snippet; only without any do the weak ones.
@@ -441,6 +449,7 @@ class Scored:
     anchor: np.ndarray  # [m, n] anchor cosines
     late: np.ndarray | None  # [m, n] MaxSim, None when the weights need no token states
     eligible: np.ndarray  # [m, n] bool: the page may be returned for the query (its shortlist)
+    matched: tuple | None = None  # (max [n, Q], arg-max [n, Q]) per page and query token, from the kernel
 
 
 class _LazySegment:

@@ -82,3 +82,19 @@ def test_searcher_late_scores_equal_the_torch_path(tmp_path, fmt, cache_bytes):
     assert (searcher._cached_bytes > 0) == (cache_bytes > 0)
     hits = searcher.search_encoded(queries, Weights(), k=3)
     assert all(len(h) == 3 for h in hits)
+
+
+@pytest.mark.parametrize("cache_bytes", [0, 1 << 20])
+def test_explanations_from_the_kernel_equal_reading_the_tokens_again(tmp_path, cache_bytes):
+    rng = np.random.default_rng(4)
+    store, _ = build_random_store(tmp_path, rng, [30, 12, 44, 9, 20], dims=64, token_dtype="binary", pages_per_segment=2)
+    searcher = Searcher(store, None, device="cpu", cache_bytes=cache_bytes, shortlist=None)
+    queries = [random_encoded(rng, 5, 64), random_encoded(rng, 3, 64)]
+    for query, hits in zip(queries, searcher.search_encoded(queries, Weights(), k=4, texts=["a b c d e", "x y z"])):
+        assert hits and all(h.matches for h in hits)
+        text = "a b c d e" if len(query.tokens) == 5 else "x y z"
+        again = searcher.explain(query, text, [h.item for h in hits])  # re-reads and multiplies
+        for hit, (snippet, highlights, matches) in zip(hits, again):
+            assert [m.doc_token for m in hit.matches] == [m.doc_token for m in matches]
+            np.testing.assert_allclose([m.similarity for m in hit.matches], [m.similarity for m in matches], atol=1e-5)
+            assert (hit.snippet, hit.highlights) == (snippet, highlights)
