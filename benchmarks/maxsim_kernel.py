@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--dims", type=int, default=384)
     parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (search uses 1 per query)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu", choices=["cpu"], help="the stored-bits kernels run on the CPU (CUDA keeps the torch path)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the script runs")
     args = parser.parse_args()
     if args.smoke:
