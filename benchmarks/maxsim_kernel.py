@@ -101,7 +101,7 @@ def main() -> None:
         "1-bit, unpack + torch maxsim (before)": lambda: maxsim(t_q, unpack_binary_tokens(t_packed, d), t_lengths, t_ql),
         "float32 tokens, torch maxsim": lambda: maxsim(t_q, t_docs, t_lengths, t_ql),
     }
-    print(f"{os.cpu_count()} CPUs (load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())}), {args.threads} thread(s); "
+    print(f"MaxSim kernels; {os.cpu_count()} CPUs (load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())}), {args.threads} thread(s); "
           f"{args.docs} pages, {total} page tokens, {nq} query tokens, {d} dims")
     print(f"numba kernel: import + load from cache (or compile) {load:.2f} s; compiled kernel available: {compiled is not None}")
     print(f"float32 GEMM peak ({n}^3): numpy {peak_numpy:.1f} GFLOP/s, torch {peak_torch:.1f} GFLOP/s; peak = {peak:.1f}")
