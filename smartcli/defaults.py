@@ -17,6 +17,14 @@ CHUNK_TOKENS = 65536
 # in memory, as stored, so that only its first query reads them from disk.
 WARM_CACHE_BYTES = 1 << 30
 
+# Queries of text models on the CPU: tokenizers + ONNX Runtime on an export of the model,
+# made once (opset ONNX_OPSET) and cached under $SMART_CACHE_DIR (else $XDG_CACHE_HOME/smart,
+# else ~/.cache/smart). Small per-query work runs on QUERY_THREADS threads: on a busy 2-core
+# machine the default thread pools made query encoding 50x slower, not faster.
+ONNX_OPSET = 17
+CACHE_DIR_ENV = "SMART_CACHE_DIR"
+QUERY_THREADS = 1
+
 # Indexing.
 BATCH_PAGES = 128  # pages committed per batch (an interrupted run keeps finished batches)
 TEXT_BATCH_SIZE = 32  # text windows per forward pass

@@ -480,10 +480,10 @@ class Index:
             self._searcher = Searcher(store, None, device=self.device, chunk_size=self.chunk_size, cache_bytes=cache, shortlist=self.candidates)
         searcher = self._searcher
         if with_encoder and searcher.encoder is None:
-            from smartcli.models.registry import load_encoder
+            from smartcli.models.registry import load_query_encoder
 
             info = searcher.store.model
-            self._base_encoder = load_encoder(info.spec, self.device, info.extra)  # pixel models: the store's render settings
+            self._base_encoder = load_query_encoder(info.spec, self.device, info.extra)  # pixel models: the store's render settings
             check_same_model(info, self._base_encoder.info, self.path)
             searcher.encoder = self._base_encoder
         if searcher.refresh(force) and searcher.encoder is not None:

@@ -18,6 +18,19 @@ def encoder():
     return load_encoder("default", device="cpu")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _onnx_query_export():
+    """The default model's ONNX export for torch-free queries, made (once per machine, cached in
+    the user's cache folder) before any test searches, so that no test's output carries the
+    one-time "exporting" line."""
+    from smartcli.models.base import default_model_path, fingerprint_model_dir
+    from smartcli.models.onnx_text import export_onnx, exported_model_path
+
+    target = exported_model_path(fingerprint_model_dir(default_model_path()))
+    if not target.is_file():
+        export_onnx(default_model_path(), target)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_store_env(monkeypatch, tmp_path):
     # Never touch the user's real default store from a test.

@@ -103,6 +103,8 @@ def default_model_path() -> Path:
 
 
 def resolve_device(device: str) -> str:
+    if device == "auto" and not _nvidia_device_present():
+        return "cpu"  # decided without importing torch: the torch-free query path needs no more
     import torch
 
     if device == "auto":
@@ -110,6 +112,11 @@ def resolve_device(device: str) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError("the CUDA device was asked for, but no CUDA device is available", option="device")
     return device
+
+
+def _nvidia_device_present() -> bool:
+    """An NVIDIA driver's device nodes exist (torch then decides whether CUDA is usable)."""
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia/version")
 
 
 def checkpoint_dir(location: str) -> Path | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 from pathlib import Path
 
 from smartcli.models.base import DEFAULT_MODEL, DEFAULT_MODEL_NAME, Encoder, checkpoint_dir, default_model_path, not_on_disk
@@ -30,7 +31,8 @@ PIXEL_FAMILIES = {
     "qwen3_vl": ("smartcli.models.qwen_vl", "Qwen3VLEmbeddingEncoder"),
     "qwen2_vl": ("smartcli.models.qwen_vl", "GmeQwen2VLEncoder"),
 }
-RENDER_SETTINGS = ("max_pixels", "dpi")  # what pixel families take from a store's settings
+RENDER_SETTINGS = ("max_pixels", "dpi")
+_log = logging.getLogger("smartcli")  # what pixel families take from a store's settings
 
 
 def model_type_of(model_dir: Path) -> str | None:
@@ -83,3 +85,40 @@ def _load(spec: str, device: str, settings: dict) -> Encoder:
             return encoder_class(model_dir, spec=DEFAULT_MODEL, name=DEFAULT_MODEL_NAME, device=device)
         return encoder_class(model_dir, spec=spec, name=spec, device=device)
     return encoder_class(spec, model_dir, spec=spec, name=spec, device=device, **settings)
+
+
+# Why the torch encoder answers queries for a model whose ONNX encoder could not be had
+# (spec -> reason), so that the one line saying so is written once per process.
+ONNX_FALLBACKS: dict[str, str] = {}
+
+
+def load_query_encoder(spec: str | None = None, device: str = "auto", options: dict | None = None) -> Encoder:
+    """The encoder for queries: for a text model on the CPU, tokenizers + ONNX Runtime (no torch,
+    no transformers; the export is made once and cached, see onnx_text.py); otherwise, or when
+    the export is impossible (one warning line, naming the model and why), :func:`load_encoder`."""
+    spec = spec or DEFAULT_MODEL
+    key = ("onnx-query", spec, device)
+    if key in _LOADED:
+        return _LOADED[key]
+    (module, name), model_dir = family_of(spec)
+    if (module, name) == TEXT_FAMILY and device in ("cpu", "auto") and _cpu(device) and spec not in ONNX_FALLBACKS:
+        from smartcli.models.onnx_text import load_onnx_query_encoder
+
+        model_dir = model_dir or checkpoint_dir(spec)
+        if model_dir is not None:
+            shown = DEFAULT_MODEL_NAME if spec == DEFAULT_MODEL else spec
+            encoder, reason = load_onnx_query_encoder(
+                Path(model_dir), spec, shown, on_export=lambda target: _log.warning("smart: exporting %s for torch-free queries (once) to %s", shown, target)
+            )
+            if encoder is not None:
+                _LOADED[key] = encoder
+                return encoder
+            ONNX_FALLBACKS[spec] = reason
+            _log.warning("smart: queries of %s use the torch encoder: %s", shown, reason)
+    return load_encoder(spec, device, options)
+
+
+def _cpu(device: str) -> bool:
+    from smartcli.models.base import resolve_device
+
+    return resolve_device(device) == "cpu"

@@ -92,47 +92,7 @@ class SentenceTransformerTextEncoder:
         tokenized = self.tokenizer(
             list(texts), add_special_tokens=False, return_offsets_mapping=True
         )
-        windows = []  # (text index, content ids, spans)
-        for index, (ids, spans) in enumerate(
-            zip(tokenized["input_ids"], tokenized["offset_mapping"])
-        ):
-            if not ids:
-                raise ValueError(f"text {index} has no tokens; text-less items are never encoded")
-            for start in range(0, len(ids), self.window):
-                windows.append((index, ids[start : start + self.window], spans[start : start + self.window]))
-        pooled_parts: list[list] = [[] for _ in texts]
-        token_parts: list[list] = [[] for _ in texts]
-        # Longest first so that each batch pads little and the first batch shows peak memory.
-        order = sorted(range(len(windows)), key=lambda w: -len(windows[w][1]))
-        for batch_start in range(0, len(order), batch_size):
-            batch = [windows[w] for w in order[batch_start : batch_start + batch_size]]
-            pooled, states, masks = self._forward([ids for _, ids, _ in batch])
-            for row, (index, ids, spans) in enumerate(batch):
-                keep = [i for i, token in enumerate(ids) if token not in self.special_ids]
-                positions = [len(self.prefix_ids) + i for i in keep]
-                pooled_parts[index].append(pooled[row])
-                token_parts[index].append(
-                    (
-                        states[row, positions],
-                        np.asarray([ids[i] for i in keep], dtype=np.int32),
-                        np.asarray([spans[i] for i in keep], dtype=np.int32).reshape(-1, 2),
-                    )
-                )
-        results = []
-        for index in range(len(texts)):
-            pooled = np.mean(pooled_parts[index], axis=0)
-            pooled /= max(np.linalg.norm(pooled), 1e-12)
-            # Windows were processed out of order; put their tokens back in text order.
-            parts = sorted(token_parts[index], key=lambda p: p[2][0, 0] if len(p[2]) else 0)
-            results.append(
-                Encoded(
-                    pooled=pooled.astype(np.float32),
-                    tokens=np.concatenate([p[0] for p in parts]).astype(np.float32),
-                    token_ids=np.concatenate([p[1] for p in parts]),
-                    spans=np.concatenate([p[2] for p in parts]),
-                )
-            )
-        return results
+        return assemble(self, texts, tokenized, batch_size)
 
     def _forward(self, batch_ids: list[list[int]]):
         torch = self._torch
@@ -150,6 +110,53 @@ class SentenceTransformerTextEncoder:
             pooled = _l2_normalize(pooled)
             states = _l2_normalize(hidden)
         return pooled.cpu().numpy(), states.cpu().numpy(), mask.numpy()
+
+
+def assemble(encoder, texts: Sequence[str], tokenized: dict, batch_size: int) -> list[Encoded]:
+    """Cut tokenized texts into windows, run ``encoder._forward`` on batches of them (longest
+    first), and put each text's pooled vector and kept token states together. Shared by the
+    torch encoder and the ONNX one (onnx_text.py), so that both cut and keep the same tokens."""
+    windows = []  # (text index, content ids, spans)
+    for index, (ids, spans) in enumerate(
+        zip(tokenized["input_ids"], tokenized["offset_mapping"])
+    ):
+        if not ids:
+            raise ValueError(f"text {index} has no tokens; text-less items are never encoded")
+        for start in range(0, len(ids), encoder.window):
+            windows.append((index, ids[start : start + encoder.window], spans[start : start + encoder.window]))
+    pooled_parts: list[list] = [[] for _ in texts]
+    token_parts: list[list] = [[] for _ in texts]
+    # Longest first so that each batch pads little and the first batch shows peak memory.
+    order = sorted(range(len(windows)), key=lambda w: -len(windows[w][1]))
+    for batch_start in range(0, len(order), batch_size):
+        batch = [windows[w] for w in order[batch_start : batch_start + batch_size]]
+        pooled, states, masks = encoder._forward([ids for _, ids, _ in batch])
+        for row, (index, ids, spans) in enumerate(batch):
+            keep = [i for i, token in enumerate(ids) if token not in encoder.special_ids]
+            positions = [len(encoder.prefix_ids) + i for i in keep]
+            pooled_parts[index].append(pooled[row])
+            token_parts[index].append(
+                (
+                    states[row, positions],
+                    np.asarray([ids[i] for i in keep], dtype=np.int32),
+                    np.asarray([spans[i] for i in keep], dtype=np.int32).reshape(-1, 2),
+                )
+            )
+    results = []
+    for index in range(len(texts)):
+        pooled = np.mean(pooled_parts[index], axis=0)
+        pooled /= max(np.linalg.norm(pooled), 1e-12)
+        # Windows were processed out of order; put their tokens back in text order.
+        parts = sorted(token_parts[index], key=lambda p: p[2][0, 0] if len(p[2]) else 0)
+        results.append(
+            Encoded(
+                pooled=pooled.astype(np.float32),
+                tokens=np.concatenate([p[0] for p in parts]).astype(np.float32),
+                token_ids=np.concatenate([p[1] for p in parts]),
+                spans=np.concatenate([p[2] for p in parts]),
+            )
+        )
+    return results
 
 
 def _pool(hidden, mask, mode: str):

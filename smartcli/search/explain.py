@@ -42,21 +42,27 @@ class TokenMatch:
 
 
 
-def match_tokens(query: Encoded, query_text: str, item: LiveItem, segment, textual: bool = True) -> list[TokenMatch]:
+def match_tokens(query: Encoded, query_text: str, item: LiveItem, segment, textual: bool = True, scored=None) -> list[TokenMatch]:
     """Per query token, the item token it matched best and the similarity (the MaxSim arg-max).
-    ``textual``: the item's tokens have character spans in its text (not so for pixel models)."""
+    ``textual``: the item's tokens have character spans in its text (not so for pixel models).
+    ``scored``: (similarities [q], arg-max [q]) as the scoring kernel found them; without it the
+    item's token states are read and multiplied here."""
     start, stop = segment.token_range(item.row)
-    tokens = segment.tokens(start, stop)
     spans = segment.spans(start, stop) if textual and item.text and segment.has_spans else None
-    return match_arrays(query, query_text, item.text, tokens, spans)
+    if scored is None:
+        return match_arrays(query, query_text, item.text, segment.tokens(start, stop), spans)
+    return _matches(query, query_text, item.text, *scored, spans)
 
 
 def match_arrays(query: Encoded, query_text: str, text: str, tokens: np.ndarray, spans: np.ndarray | None) -> list[TokenMatch]:
     """:func:`match_tokens` for an item's token states and spans given as arrays (``spans`` None:
     no text behind the tokens)."""
-    item_text = text
     similarity = query.tokens @ tokens.T  # [q, t]
     best = similarity.argmax(axis=1)
+    return _matches(query, query_text, text, similarity[np.arange(len(best)), best], best, spans)
+
+
+def _matches(query: Encoded, query_text: str, text: str, values, best, spans) -> list[TokenMatch]:
     matches = []
     for qi, ti in enumerate(best):
         span = None if spans is None else (int(spans[ti][0]), int(spans[ti][1]))
@@ -64,9 +70,9 @@ def match_arrays(query: Encoded, query_text: str, text: str, tokens: np.ndarray,
             TokenMatch(
                 query_token=_slice(query_text, query.spans[qi]) if query_text and query.spans[qi][1] > query.spans[qi][0] else None,
                 doc_token=int(ti),
-                similarity=float(similarity[qi, ti]),
+                similarity=float(values[qi]),
                 span=span,
-                word=None if span is None else _slice(item_text, word_around(item_text, span)),
+                word=None if span is None else _slice(text, word_around(text, span)),
             )
         )
     return matches

@@ -13,10 +13,11 @@ import numpy as np
 from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError
 from smartcli.models.base import Encoded, Encoder, normalize_text, resolve_device
+from smartcli.search.kernel import mean_per_query, page_maxima
 from smartcli.search.explain import TokenMatch, highlighted_passage, match_tokens, strong_spans
 from smartcli.search.scoring import Weights, fuse, maxsim, top_k
 from smartcli.store.catalog import LiveItem, Store
-from smartcli.store.segments import decode_stored
+from smartcli.store.segments import StoredTokens, decode_stored
 
 
 @dataclass(frozen=True)
@@ -119,18 +120,16 @@ class Searcher:
         long-lived processes (segments never change, so a cached chunk never goes stale).
         ``shortlist``: two-stage search — each query's top ``shortlist`` items by anchor cosine
         are scored with SMART, and only their token states are read; None scores every item."""
-        import torch
-
         self.shortlist = shortlist
         self.store = store
         self.encoder = encoder
         self.device = resolve_device(device)
         self.chunk_size = chunk_size
         self.cache_bytes = cache_bytes
-        self._torch = torch
         self._offsets: dict[str, np.ndarray] = {}
-        self._token_cache: dict[tuple[str, int, int], tuple] = {}
+        self._resident: dict[str, object] = {}  # warm: segment name -> its StoredTokens, whole
         self._cached_bytes = 0
+        self.last_match = None  # (max, arg-max) [n, Q] of the last late_scores on the CPU, per column
         # Pixel models' token states are patches: no character spans lead back to the page text.
         self.textual = not (store.model and store.model.consumes_pixels)
         self._load_snapshot()
@@ -140,9 +139,8 @@ class Searcher:
         self.items = self.store.live_items()
         self.pooled = self._load_pooled()
         live = {item.segment for item in self.items}
-        for key in [key for key in self._token_cache if key[0] not in live]:
-            tokens, _ = self._token_cache.pop(key)
-            self._cached_bytes -= tokens.nbytes
+        for name in [name for name in self._resident if name not in live]:
+            self._cached_bytes -= self._resident.pop(name).nbytes
         self._offsets = {name: offsets for name, offsets in self._offsets.items() if name in live}
 
     def refresh(self, force: bool = False) -> bool:
@@ -188,8 +186,11 @@ class Searcher:
         min_score: float | None = None,
         snippets: bool = True,
     ) -> list[list[Hit]]:
-        scored = self.score(encoded, weights, scope)
-        return self.rank(encoded, scored, weights, k, snippets=snippets, texts=texts, min_score=min_score)
+        # A two-stage query is small work: one thread (more only slow it down on a busy machine).
+        # An exhaustive scan of every page keeps the default thread pools.
+        with query_threads(self.two_stage(weights, len(self.items))):
+            scored = self.score(encoded, weights, scope)
+            return self.rank(encoded, scored, weights, k, snippets=snippets, texts=texts, min_score=min_score)
 
     def score(self, encoded: list[Encoded], weights: Weights, scope: Scope = Scope()) -> "Scored":
         """The scores search ranks by, for every query against the pages it may return.
@@ -208,14 +209,14 @@ class Searcher:
             return Scored(admitted, anchor_all, None, np.ones(anchor_all.shape, bool))
         if not self.two_stage(weights, len(admitted)):
             late = self.late_scores(encoded, admitted)
-            return Scored(admitted, anchor_all, late, np.ones(anchor_all.shape, bool))
+            return Scored(admitted, anchor_all, late, np.ones(anchor_all.shape, bool), self.last_match)
         own = [np.argpartition(-row, self.shortlist - 1)[: self.shortlist] for row in anchor_all]
         columns = np.unique(np.concatenate(own))  # sorted, so token states are read in offset order
         shortlisted = [admitted[j] for j in columns]
         late = self.late_scores(encoded, shortlisted)
         # With several queries the union is scored; each query keeps only its own shortlist.
         eligible = np.stack([np.isin(columns, mine) for mine in own])
-        return Scored(shortlisted, anchor_all[:, columns], late, eligible)
+        return Scored(shortlisted, anchor_all[:, columns], late, eligible, self.last_match)
 
     def two_stage(self, weights: Weights, admitted: int) -> bool:
         return self.shortlist is not None and weights.lambda_anchor != 0.0 and self.shortlist <= admitted
@@ -245,7 +246,12 @@ class Searcher:
         for qi, query in enumerate(encoded):
             order, also = self._distinct_top(fused[qi], scored, qi, k, min_score)
             items = [self.items[scored.columns[j]] for j in order]
-            explained = self.explain(query, texts[qi] if texts else "", items) if snippets else [("", [], [])] * len(items)
+            found = None
+            if scored.matched is not None:  # the kernel's max and arg-max of this query's tokens
+                best, arg = scored.matched
+                first = sum(e.tokens.shape[0] for e in encoded[:qi])
+                found = [(best[j, first : first + len(query.tokens)], arg[j, first : first + len(query.tokens)]) for j in order]
+            explained = self.explain(query, texts[qi] if texts else "", items, found) if snippets else [("", [], [])] * len(items)
             results.append(
                 [
                     Hit(
@@ -288,25 +294,88 @@ class Searcher:
             wanted *= 2
 
     def late_scores(self, encoded: list[Encoded], admitted: list[int] | None = None) -> np.ndarray:
-        """MaxSim of every query against every admitted item (all items by default), chunk by chunk: [m, A]."""
-        torch = self._torch
+        """MaxSim of every query against every admitted item (all items by default): [m, A].
+
+        On the CPU token states are scored as stored (1-bit states by byte lookup, never
+        decoded; see kernel.py), without torch; on CUDA by the torch kernel. The arg-max of
+        each query token on each item is kept in ``last_match`` for explaining the hits."""
         if admitted is None:
             admitted = list(range(len(self.items)))
+        if self.device != "cpu":
+            return self._late_scores_torch(encoded, admitted)
+        q_tokens = np.concatenate([e.tokens for e in encoded]).astype(np.float32, copy=False)
+        q_lengths = [e.tokens.shape[0] for e in encoded]
+        best = np.zeros((len(admitted), q_tokens.shape[0]), np.float32)
+        arg = np.zeros((len(admitted), q_tokens.shape[0]), np.int64)
+        column = {index: c for c, index in enumerate(admitted)}
+        for name, indexes in self._by_segment(admitted).items():
+            with _LazySegment(self.store, name) as segment:
+                offsets = self._segment_offsets(name, segment)
+                resident = self._resident_tokens(name, segment, offsets)
+                if resident is not None:  # warm: the segment's packed tokens are in memory, read in place
+                    rows = np.array([self.items[i].row for i in indexes])
+                    cols = np.array([column[i] for i in indexes])
+                    best[cols], arg[cols] = page_maxima(q_tokens, resident, offsets[rows], offsets[rows + 1], self._compiled())
+                    continue
+                pending: list[tuple] = []  # (stored tokens of a run of rows, its rows' columns, their lengths)
+
+                def score_pending() -> None:
+                    stored = _concat_stored([p[0] for p in pending])
+                    lengths = np.concatenate([p[2] for p in pending])
+                    stops = np.cumsum(lengths)
+                    cols = np.concatenate([p[1] for p in pending])
+                    best[cols], arg[cols] = page_maxima(q_tokens, stored, stops - lengths, stops, self._compiled())
+                    pending.clear()
+
+                for chunk in self._chunks(indexes, offsets):
+                    first, last = self.items[chunk[0]].row, self.items[chunk[-1]].row
+                    tokens = segment.file.stored_tokens(offsets[first], offsets[last + 1])
+                    lengths = np.diff(offsets[first : last + 2])
+                    pending.append((tokens, np.array([column[i] for i in chunk]), lengths))
+                    if sum(p[0].data.shape[0] for p in pending) >= defaults.CHUNK_TOKENS:
+                        score_pending()
+                if pending:
+                    score_pending()
+        self.last_match = (best, arg)
+        return mean_per_query(best, q_lengths)
+
+    def _compiled(self) -> bool:
+        """Use the compiled 1-bit kernel: in a long-lived process, where its import is paid once."""
+        return self.cache_bytes > 0
+
+    def _resident_tokens(self, name: str, segment: "_LazySegment", offsets: np.ndarray):
+        """A warm process's copy of a whole segment's stored token states (None when not warm,
+        or when it would not fit the cache budget)."""
+        if name in self._resident:
+            return self._resident[name]
+        size = int(offsets[-1]) * segment.file.token_bytes()
+        if self._cached_bytes + size > self.cache_bytes:
+            return None
+        stored = segment.file.stored_tokens(0, int(offsets[-1]))
+        self._resident[name] = stored
+        self._cached_bytes += stored.nbytes
+        return stored
+
+    def _late_scores_torch(self, encoded: list[Encoded], admitted: list[int]) -> np.ndarray:
+        """The torch path (CUDA): decode chunks of token states and score them with scoring.maxsim."""
+        import torch
+
+        self.last_match = None
         column = {index: c for c, index in enumerate(admitted)}
         q_tokens = torch.from_numpy(np.concatenate([e.tokens for e in encoded])).to(self.device)
         q_lengths = torch.tensor([e.tokens.shape[0] for e in encoded], device=self.device)
         late = np.zeros((len(encoded), len(admitted)), dtype=np.float32)
         # Runs of rows are gathered until about one chunk's worth of tokens and scored in one
         # call: a shortlist is hundreds of short runs, and each call has a fixed cost.
-        pending: list[tuple] = []  # (tokens, lengths, late columns, rows within the run)
+        pending: list[tuple] = []  # (tokens, lengths, late columns)
 
         def score_pending() -> None:
             tokens = torch.from_numpy(decode_stored([p[0] for p in pending])).to(self.device)
             lengths = torch.from_numpy(np.concatenate([p[1] for p in pending])).to(self.device)
             scores = maxsim(q_tokens, tokens, lengths, q_lengths).cpu().numpy()
             start = 0
-            for _, lengths, columns, rows in pending:
-                late[:, columns] = scores[:, start + rows]
+            for _, lengths, columns in pending:
+                late[:, columns] = scores[:, start : start + len(lengths)]
                 start += len(lengths)
             pending.clear()
 
@@ -315,9 +384,9 @@ class Searcher:
                 offsets = self._segment_offsets(name, segment)
                 for chunk in self._chunks(indexes, offsets):
                     first, last = self.items[chunk[0]].row, self.items[chunk[-1]].row
-                    tokens, lengths = self._chunk_tokens(segment, offsets, first, last)
-                    rows = np.array([self.items[i].row - first for i in chunk])
-                    pending.append((tokens, lengths, [column[i] for i in chunk], rows))
+                    tokens = segment.file.stored_tokens(offsets[first], offsets[last + 1])
+                    lengths = np.diff(offsets[first : last + 2])
+                    pending.append((tokens, lengths, [column[i] for i in chunk]))
                     if sum(p[0].data.shape[0] for p in pending) >= defaults.CHUNK_TOKENS:
                         score_pending()
         if pending:
@@ -328,19 +397,6 @@ class Searcher:
         if name not in self._offsets:
             self._offsets[name] = segment.file.offsets()
         return self._offsets[name]
-
-    def _chunk_tokens(self, segment: "_LazySegment", offsets: np.ndarray, first: int, last: int):
-        """Stored token states of rows first..last (still packed) and each row's token count."""
-        key = (segment.name, first, last)
-        if key in self._token_cache:
-            return self._token_cache[key]
-        tokens = segment.file.stored_tokens(offsets[first], offsets[last + 1])
-        lengths = np.diff(offsets[first : last + 2])
-        size = tokens.nbytes
-        if self._cached_bytes + size <= self.cache_bytes:
-            self._token_cache[key] = (tokens, lengths)
-            self._cached_bytes += size
-        return tokens, lengths
 
     def _chunks(self, indexes: list[int], offsets: np.ndarray):
         """Split a segment's items (in row order) into runs that fit the chunk budget."""
@@ -361,11 +417,13 @@ class Searcher:
         if chunk:
             yield chunk
 
-    def explain(self, query: Encoded, query_text: str, items: list[LiveItem]):
+    def explain(self, query: Encoded, query_text: str, items: list[LiveItem], scored: list | None = None):
         """For each item: (snippet, highlighted word offsets in the snippet, token matches).
 
         The snippet is the passage where the query's tokens found their best matches; the
         matches say, per query token, which item token it matched and how closely.
+        ``scored``: per item, the kernel's (similarities, arg-max) of the query's tokens, which
+        spare reading and multiplying the item's token states again.
         """
         explained = []
         with contextlib.ExitStack() as stack:
@@ -373,7 +431,8 @@ class Searcher:
             for item in items:
                 if item.segment not in segments:
                     segments[item.segment] = stack.enter_context(self.store.open_segment(item.segment))
-                matches = match_tokens(query, query_text, item, segments[item.segment], self.textual)
+                found = None if scored is None else scored[len(explained)]
+                matches = match_tokens(query, query_text, item, segments[item.segment], self.textual, found)
                 spans = [m.span for m in matches if m.span is not None]
                 strong = strong_spans(matches)
                 # The strong matches place the snippet; only without any do the weak ones.
@@ -427,6 +486,7 @@ class Scored:
     anchor: np.ndarray  # [m, n] anchor cosines
     late: np.ndarray | None  # [m, n] MaxSim, None when the weights need no token states
     eligible: np.ndarray  # [m, n] bool: the page may be returned for the query (its shortlist)
+    matched: tuple | None = None  # (max [n, Q], arg-max [n, Q]) per page and query token, from the kernel
 
 
 class _LazySegment:
@@ -449,6 +509,33 @@ class _LazySegment:
     def __exit__(self, *exc):
         if self._file is not None:
             self._file.close()
+
+
+_THREADPOOLS = None
+
+
+def query_threads(limit: bool = True):
+    """Limit numpy's BLAS to ``defaults.QUERY_THREADS`` threads inside the block (when ``limit``)."""
+    global _THREADPOOLS
+    if not limit:
+        return contextlib.nullcontext()
+    if _THREADPOOLS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _THREADPOOLS = False
+        else:
+            _THREADPOOLS = ThreadpoolController()
+    if not _THREADPOOLS:
+        return contextlib.nullcontext()
+    return _THREADPOOLS.limit(limits=defaults.QUERY_THREADS, user_api="blas")
+
+
+def _concat_stored(parts: list) -> StoredTokens:
+    if len(parts) == 1:
+        return parts[0]
+    scale = None if parts[0].scale is None else np.concatenate([p.scale for p in parts])
+    return StoredTokens(np.concatenate([p.data for p in parts]), scale, parts[0].dims)
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:

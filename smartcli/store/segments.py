@@ -105,6 +105,12 @@ class Segment:
         scale = self._h5["token_scale"][start:stop] if data.dtype == np.int8 else None
         return StoredTokens(data, scale, self.dims)
 
+    def token_bytes(self) -> int:
+        """Bytes one stored token state takes (its scale included)."""
+        tokens = self._h5["tokens"]
+        per = tokens.dtype.itemsize * int(np.prod(tokens.shape[1:]))
+        return per + (4 if tokens.dtype == np.int8 else 0)
+
     def tokens(self, start: int, stop: int) -> np.ndarray:
         """Token states ``[start, stop)`` as float32 (decoded from the stored format)."""
         return decode_stored([self.stored_tokens(start, stop)])

@@ -46,7 +46,7 @@ def test_refresh_sees_a_later_index_run_and_drops_what_it_replaced(tmp_path):
 
     assert searcher.refresh() is True
     assert [(i.path, i.page) for i in searcher.items] == [("/random/doc-0.pdf", 1)]
-    assert all(key[0] != old_segment for key in searcher._token_cache)
+    assert old_segment not in searcher._resident
     (hit,) = searcher.search_encoded([query], Weights(), k=5)[0]
     expected_late = float((query.tokens @ encoded.tokens.T).max(axis=1).mean())
     assert hit.late == pytest.approx(expected_late, abs=2e-3)  # float16 storage
