@@ -130,7 +130,10 @@ class OnnxTextQueryEncoder:
         )
 
     def encode_queries(self, texts: Sequence[str]) -> list[Encoded]:
-        return self.encode_documents(texts)
+        """Queries are cut to their first ``defaults.MAX_QUERY_TOKENS`` tokens, as the torch encoder cuts them."""
+        from smartcli.models.text import capped_query
+
+        return self.encode_documents([capped_query(t, self.tokenizer.encode(t, add_special_tokens=False).offsets) for t in texts])
 
     def encode_documents(self, texts: Sequence[str], batch_size: int | None = None) -> list[Encoded]:
         from smartcli.models.text import assemble

@@ -74,16 +74,7 @@ class SentenceTransformerTextEncoder:
         return self.encode_documents([self._capped_query(text) for text in texts])
 
     def _capped_query(self, text: str) -> str:
-        import warnings
-
-        from smartcli.errors import SmartWarning
-
-        cap = defaults.MAX_QUERY_TOKENS
-        spans = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        if len(spans) <= cap:
-            return text
-        warnings.warn(SmartWarning(f"query cut to its first {cap} tokens (the length cap of a query)"), stacklevel=3)
-        return text[: spans[cap - 1][1]]
+        return capped_query(text, self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"])
 
     def encode_documents(self, texts: Sequence[str], batch_size: int | None = None) -> list[Encoded]:
         batch_size = batch_size or self.default_batch_size
@@ -213,3 +204,17 @@ def _read_max_length(model_dir: Path, tokenizer, config) -> int:
         return int(st_config["max_seq_length"])
     limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length, 512]
     return int(min(x for x in limits if isinstance(x, int) and x > 0))
+
+
+def capped_query(text: str, spans) -> str:
+    """``text`` cut after its first ``defaults.MAX_QUERY_TOKENS`` tokens (``spans``: each token's
+    character span), with a SmartWarning when it is cut."""
+    import warnings
+
+    from smartcli.errors import SmartWarning
+
+    cap = defaults.MAX_QUERY_TOKENS
+    if len(spans) <= cap:
+        return text
+    warnings.warn(SmartWarning(f"query cut to its first {cap} tokens (the length cap of a query)"), stacklevel=4)
+    return text[: spans[cap - 1][1]]

@@ -57,7 +57,23 @@ def api(app, query, **params):
 
 
 def without_extras(answer):
-    return dict(answer, results=[{k: v for k, v in r.items() if k not in EXTRAS} for r in answer["results"]])
+    """The answer without the web view's own fields, and with scores to 5 decimals: a warm server scores
+    1-bit states with the compiled kernel, a one-query CLI run with numpy; they agree to 1e-5."""
+    return rounded(dict(answer, results=[{k: v for k, v in r.items() if k not in EXTRAS} for r in answer["results"]]))
+
+
+def rounded(value):
+    """Floats to 5 decimals; a token match keeps its query token and similarity only: 1-bit token
+    states tie often, and the compiled kernel and numpy may name different tokens of a tie."""
+    if isinstance(value, dict) and "doc_token" in value:
+        return {"query_token": value["query_token"], "similarity": round(value["similarity"], 5)}
+    if isinstance(value, float):
+        return round(value, 5)
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value
 
 
 def test_search_api_returns_what_smart_search_json_prints(served):
@@ -65,7 +81,7 @@ def test_search_api_returns_what_smart_search_json_prints(served):
     for options, flags in (({}, []), ({"explain": "1"}, ["--explain"]), ({"k": "3", "mode": "pooled"}, ["-k", "3", "--mode", "pooled"])):
         printed = json.loads(run_smart("search", QUERY, "--store", store, "--json", *flags, check=True).stdout)
         answer = api(app, QUERY, **options)
-        assert without_extras(answer) == printed
+        assert without_extras(answer) == rounded(printed)
         for result in answer["results"]:
             assert result["thumbnail"] == f"/thumb/{result['id']}.png" and result["picture"] == f"/page/{result['id']}.png"
             assert result["file_url"].startswith("file://") and result["file_url"].endswith(f"#page={result['page']}")
@@ -74,7 +90,7 @@ def test_search_api_returns_what_smart_search_json_prints(served):
 def test_scope_and_like_follow_the_cli(served):
     app, store, corpus = served
     printed = json.loads(run_smart("search", "wifi", "--store", store, "--json", "--glob", "*.pdf", "--kind", "pdf", "-k", "4", check=True).stdout)
-    assert without_extras(api(app, "wifi", glob="*.pdf", kind="pdf", k="4")) == printed
+    assert without_extras(api(app, "wifi", glob="*.pdf", kind="pdf", k="4")) == rounded(printed)
     first = api(app, QUERY, k="1")["results"][0]
     like = get(app, f"/api/search?like={first['id']}&k=3").json()
     printed = json.loads(run_smart("search", "--like", f"{first['path']}:{first['page']}", "--store", store, "--json", "-k", "3", check=True).stdout)
