@@ -31,7 +31,7 @@ def test_each_query_is_answered_before_the_next_is_sent(sample_store):
             ('{"qid": "q1", "query": "tyre pressure"}', "q1", "bicycle-maintenance.pdf"),
             ("when should I water my plants", None, "houseplants.pdf"),
             ("{not json", None, None),
-            ('{"qid": 4, "query": "how long do I bake the loaf"}', "4", "sourdough.pdf"),
+            ('{"qid": 4, "query": "how long do I bake the loaf"}', 4, "sourdough.pdf"),  # the qid keeps its JSON type
         ]
         for line, qid, top_file in conversation:
             process.stdin.write(line + "\n")
