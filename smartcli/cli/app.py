@@ -313,11 +313,28 @@ def sync(
     raise typer.Exit(run_sync(store, options, json_output, wait))
 
 
+def _end_at_once_after_the_prompt(code) -> None:
+    """After Ctrl-D at the search prompt nothing is left to write (the history is saved, the store
+    was only read): end the process now rather than wait for the interpreter to tear down the
+    model runtime and the warm token states."""
+    import os
+
+    search_cmd = sys.modules.get("smartcli.cli.search_cmd")
+    if search_cmd is None or not search_cmd.ended_at_prompt:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0)
+
+
 def main() -> None:
     import os
 
     try:
         app()
+    except SystemExit as exc:
+        _end_at_once_after_the_prompt(exc.code)
+        raise
     except KeyboardInterrupt:
         sys.stderr.write("smart: interrupted\n")
         sys.exit(130)

@@ -26,6 +26,10 @@ KINDS = ("pdf", "image")
 MODES = ("smart", "pooled", "late")
 PROMPT = "search> "
 HISTORY_LENGTH = 1000
+# Set when the prompt ended on Ctrl-D with its history saved: the real process then ends at once
+# (``smartcli.cli.app.main``) instead of tearing down the model runtime and the warm token states,
+# which took 0.5-1 s with ONNX Runtime and 2-3 s with torch after the user had already left.
+ended_at_prompt = False
 
 
 @dataclass(frozen=True)
@@ -332,10 +336,12 @@ def run_prompt(index: Index, request: Request, printer: AnswerPrinter) -> int:
         style="dim",
         highlight=False,
     )
+    global ended_at_prompt
     try:
         while True:
             text = read_prompt_line()
             if text is None:
+                ended_at_prompt = True
                 return EXIT_OK
             if not text:
                 continue
