@@ -437,14 +437,16 @@ class Index:
 
     def item(self, path: str | os.PathLike, page: int | None = None):
         """The indexed page ``page`` of ``path`` (any page of a one-page file when None); raises
-        a NOT_FOUND :class:`~smartcli.errors.SmartError` when it is not encoded."""
-        return self._current(with_encoder=False).find_item(_absolute(path), page)
+        a NOT_FOUND :class:`~smartcli.errors.SmartError` when it is not encoded. A relative ``path``
+        that is no indexed file may name one by base name or path suffix (``graphs.pdf``,
+        ``manuals/graphs.pdf``) when exactly one indexed file matches."""
+        return self._current(with_encoder=False).find_item(_absolute(path), page, os.fspath(path))
 
     def like(self, path: str | os.PathLike, page: int | None = None, k: int = defaults.TOP_K, **options) -> list[Hit]:
         """More like this: pages ranked by similarity to an indexed page (its stored vectors;
         no model is loaded). The page itself is left out."""
         searcher = self._current(with_encoder=False)
-        encoded, source = searcher.stored_query(_absolute(path), page)
+        encoded, source = searcher.stored_query(_absolute(path), page, os.fspath(path))
         scope = options.pop("scope", Scope())
         scope = replace(scope, exclude=scope.exclude | {(source.path, source.page)})
         return self._search_encoded(searcher, encoded, source.text, k, scope=scope, **options)

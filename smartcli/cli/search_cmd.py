@@ -165,13 +165,14 @@ def absolute_prefix(prefix: str) -> str:
 
 
 def parse_like(value: str) -> tuple[str, int | None]:
-    """``PATH`` or ``PATH:PAGE`` (a path that itself ends in ``:digits`` wins when it exists)."""
+    """``PATH`` or ``PATH:PAGE`` (a path that itself ends in ``:digits`` wins when it exists).
+    A relative PATH is passed on as given: the index also takes a base name or path suffix."""
     path, sep, page = value.rpartition(":")
     if sep and page.isdigit() and path and not os.path.exists(value):
         if int(page) < 1:
             raise ValueError(f"--like {value}: pages are numbered from 1")
-        return os.path.abspath(os.path.expanduser(path)), int(page)
-    return os.path.abspath(os.path.expanduser(value)), None
+        return os.path.expanduser(path), int(page)
+    return os.path.expanduser(value), None
 
 
 # -- many queries: a file, or a stream another program keeps open ------------------------

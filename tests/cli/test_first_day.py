@@ -114,3 +114,34 @@ def test_a_copied_file_is_one_hit_that_lists_the_other_paths(tmp_path):
             assert {r["path"], *r["also"]} == paths and len(r["also"]) == 1
         else:
             assert "also" not in r
+
+
+def test_like_takes_a_base_name_or_path_suffix_when_it_names_one_indexed_file(tmp_path, monkeypatch):
+    from smartcli import Index
+
+    docs = tmp_path / "docs"
+    (docs / "manuals").mkdir(parents=True)
+    (docs / "notes").mkdir()
+    make_pdf(docs / "manuals" / "graphs.pdf", ["plotting a graph with axes and labels", "colours of the bars in a chart"])
+    make_pdf(docs / "notes" / "graphs.pdf", ["graph theory: vertices, edges and shortest paths"])
+    make_pdf(docs / "other.pdf", ["bar charts and pie charts for a report"])
+    store = tmp_path / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    monkeypatch.chdir(tmp_path)  # none of the names below is a file here
+
+    by_name = run_smart("search", "--like", "other.pdf:1", "--store", store, "--json", check=True)
+    assert json.loads(by_name.stdout)["like"] == {"path": str(docs / "other.pdf"), "page": 1}
+    by_suffix = run_smart("search", "--like", "manuals/graphs.pdf:2", "--store", store, "--json", check=True)
+    answer = json.loads(by_suffix.stdout)
+    assert answer["like"] == {"path": str(docs / "manuals" / "graphs.pdf"), "page": 2}
+    assert (str(docs / "manuals" / "graphs.pdf"), 2) not in {(r["path"], r["page"]) for r in answer["results"]}
+
+    ambiguous = run_smart("search", "--like", "graphs.pdf:1", "--store", store)
+    assert ambiguous.returncode == 2 and ambiguous.stdout == ""
+    (line,) = ambiguous.stderr.strip().splitlines()
+    assert str(docs / "manuals" / "graphs.pdf") in line and str(docs / "notes" / "graphs.pdf") in line
+    missing = run_smart("search", "--like", "charts.pdf:1", "--store", store)
+    assert missing.returncode == 2 and "not in the index" in missing.stderr
+
+    with Index.open(store) as index:  # the library takes the same names
+        assert index.item("notes/graphs.pdf", 1).path == str(docs / "notes" / "graphs.pdf")
