@@ -11,6 +11,7 @@ import typer
 
 from smartcli import __version__, defaults
 from smartcli.cli.errors import EXIT_ERROR
+from smartcli.cli.help import ReadableHelp
 
 app = typer.Typer(
     name="smart",
@@ -19,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    cls=ReadableHelp,
 )
 
 StoreOption = typer.Option(

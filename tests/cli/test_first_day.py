@@ -145,3 +145,23 @@ def test_like_takes_a_base_name_or_path_suffix_when_it_names_one_indexed_file(tm
 
     with Index.open(store) as index:  # the library takes the same names
         assert index.item("notes/graphs.pdf", 1).path == str(docs / "notes" / "graphs.pdf")
+
+
+def test_every_commands_help_shows_readable_placeholders_and_none_after_a_flag():
+    import re
+
+    from smartcli.cli import app
+    from typer.main import get_command
+
+    commands = sorted(get_command(app).commands)
+    assert {"index", "search", "status", "eval", "compact", "serve", "tune", "sync"} <= set(commands)
+    for command in ["", *commands]:
+        shown = run_smart(*([command] if command else []), "--help", env={"COLUMNS": "200"})
+        assert shown.returncode == 0, (command, shown.stderr)
+        assert not re.search(r"<(bool|str|int|float|path|list)", shown.stdout), (command, shown.stdout)
+        flags = re.findall(r"│ +(--[a-z-]+) +(?:-\w +)?(\S*)", shown.stdout)
+        assert ("--help", "Show") in flags, (command, flags)  # nothing between a flag and its help
+    search = run_smart("search", "--help", env={"COLUMNS": "200"}).stdout
+    for option, placeholder in (("--store", "DIR"), ("--queries", "FILE"), ("--mode", "smart|pooled|late"), ("--explain", "Show,")):
+        assert re.search(rf"{option} +(?:-\w +)?{re.escape(placeholder)}", search), (option, search)
+    assert re.search(r"--top-k +-k +N \[x>=1\]", search) and re.search(r"│ +QUERY +The query text", search)
