@@ -321,14 +321,23 @@ class Index:
         """Rewrite segments to drop the rows of removed and replaced files (``smart compact``).
 
         Returns a :class:`~smartcli.store.compaction.CompactionResult`; its ``segments`` and
-        ``bytes`` say what the store holds afterwards.
+        ``bytes`` say what the store holds afterwards. The old segments stay on disk for
+        ``grace_seconds`` (searches that started before can finish), so the store first grows:
+        ``store_bytes_before``, ``bytes`` (now) and ``bytes_after_grace`` say by how much.
         """
+        from smartcli.store.catalog import SEGMENT_GRACE_SECONDS
         from smartcli.store.compaction import compact
 
+        # Sizes as `smart status` measures them, outside the writer (whose catalog log is not folded in yet).
+        with _reading(self.path, verify=False) as store:
+            before = store.stats()["bytes"]
         with self._writer(wait, False, UpdateEvents()) as store:
             result = compact(store)
+        with _reading(self.path, verify=False) as store:
             stats = store.stats()
         result.segments, result.bytes = stats["segments"], stats["bytes"]
+        result.store_bytes_before, result.bytes_after_grace = before, stats["live_bytes"]
+        result.grace_seconds = SEGMENT_GRACE_SECONDS
         return result
 
     def sync(

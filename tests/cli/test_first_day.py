@@ -165,3 +165,40 @@ def test_every_commands_help_shows_readable_placeholders_and_none_after_a_flag()
     for option, placeholder in (("--store", "DIR"), ("--queries", "FILE"), ("--mode", "smart|pooled|late"), ("--explain", "Show,")):
         assert re.search(rf"{option} +(?:-\w +)?{re.escape(placeholder)}", search), (option, search)
     assert re.search(r"--top-k +-k +N \[x>=1\]", search) and re.search(r"│ +QUERY +The query text", search)
+
+
+def test_compact_says_the_store_grows_for_its_grace_period_with_the_size_now_and_after(tmp_path, monkeypatch):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(5):
+        make_pdf(docs / f"d{i}.pdf", [f"page {j} of document {i} about boats and harbors" for j in range(3)])
+    store = tmp_path / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    make_pdf(docs / "d0.pdf", [f"page {j} of a rewritten document about kettles" for j in range(3)])  # 3 dead rows of 15
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    before = json.loads(run_smart("status", "--store", store, "--json", check=True).stdout)["bytes"]
+
+    summary = json.loads(run_smart("compact", "--store", store, "--json", check=True).stdout)
+    assert summary["dead_rows_dropped"] == 3 and summary["bytes_before"] == before
+    assert summary["bytes"] > summary["bytes_before"] > summary["bytes_after_grace"]  # grows, then shrinks
+    assert summary["grace_seconds"] == 600
+    assert json.loads(run_smart("status", "--store", store, "--json", check=True).stdout)["bytes"] == summary["bytes"]
+
+    again = run_smart("compact", "--store", store, check=True).stdout  # nothing left, old segments still kept
+    assert again.startswith("nothing to compact") and "kept 10 minutes" in again
+
+    monkeypatch.setattr("smartcli.store.catalog.SEGMENT_GRACE_SECONDS", -1)  # the grace period over
+    assert run_smart("compact", "--store", store, check=True).stdout == "nothing to compact\n"  # and the old segments deleted
+    after = json.loads(run_smart("status", "--store", store, "--json", check=True).stdout)
+    assert after["retired_segments"] == 0 and after["bytes"] < summary["bytes"]
+
+
+def test_compact_summary_in_words():
+    from smartcli.cli.compact_cmd import grace_line
+    from smartcli.store.compaction import CompactionResult
+
+    result = CompactionResult(bytes=42 * 2**20, store_bytes_before=34 * 2**20, bytes_after_grace=30 * 2**20, grace_seconds=600)
+    assert grace_line(result) == (
+        "the store is 42.0 MB now (it was 34.0 MB): the old segments are kept 10 minutes for searches already "
+        "running, then the next `smart index` or `smart compact` deletes them, leaving 30.0 MB"
+    )
