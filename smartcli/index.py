@@ -102,6 +102,21 @@ class Status:
 
 
 @dataclass
+class Unencoded:
+    """A page (or image) recorded without vectors, and why: ``note`` is a :class:`~smartcli.store.notes.Note`
+    code (``""`` where none was recorded), ``detail`` a library's own message where there is one."""
+
+    path: str
+    page: int
+    kind: str
+    note: str
+    detail: str | None = None
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
 class TuneSummary:
     """What :meth:`Index.tune` did: the pairs it used, the held-back figures, what it kept."""
 
@@ -722,6 +737,12 @@ class Index:
         problems are in ``store_problems``."""
         with _reading(self.path, verify=False) as store, store.read_snapshot():
             return _collect_status(store)
+
+    def unencoded(self) -> list[Unencoded]:
+        """The pages and images recorded without vectors, with the code of why (``smart status --unencoded``),
+        ordered by path and page."""
+        with _reading(self.path, verify=False) as store, store.read_snapshot():
+            return [Unencoded(**row) for row in store.unencoded_items()]
 
     def evaluate(
         self,

@@ -202,3 +202,31 @@ def test_compact_summary_in_words():
         "the store is 42.0 MB now (it was 34.0 MB): the old segments are kept 10 minutes for searches already "
         "running, then the next `smart index` or `smart compact` deletes them, leaving 30.0 MB"
     )
+
+
+def test_status_unencoded_lists_the_pages_without_vectors_and_why(tmp_path, sample_store):
+    from smartcli import Index, Note
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs / "gaps.pdf", ["the anchor of the boat", "", "", "a kettle on the stove", ""])
+    make_pdf(docs / "full.pdf", ["an orchard of pepper trees"])
+    store = tmp_path / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+
+    with Index.open(store) as index:  # the library first: codes, by path and page
+        pages = index.unencoded()
+    assert [(p.path, p.page, p.note) for p in pages] == [(str(docs / "gaps.pdf"), n, Note.NO_TEXT_LAYER) for n in (2, 3, 5)]
+
+    status = run_smart("status", "--store", store, check=True).stdout
+    assert "3 page has no text layer" in status and "--unencoded" in status
+    listed = run_smart("status", "--store", store, "--unencoded", env={"COLUMNS": "300"}, check=True)
+    assert listed.stdout.splitlines() == [f"{docs / 'gaps.pdf'}:2-3  page has no text layer", f"{docs / 'gaps.pdf'}:5  page has no text layer"]
+    data = json.loads(run_smart("status", "--store", store, "--unencoded", "--json", check=True).stdout)
+    assert data["store"] == str(store)
+    assert [(r["page"], r["note"], r["reason"]) for r in data["unencoded"]] == [(n, "no_text_layer", "page has no text layer") for n in (2, 3, 5)]
+
+    sample, corpus = sample_store  # images indexed by a text model: one line each, no page
+    images = run_smart("status", "--store", sample, "--unencoded", env={"COLUMNS": "300"}, check=True).stdout.splitlines()
+    assert images and all(line.endswith("  image: no text for a text model") and ":1 " not in line for line in images)
+    assert {line.split("  ")[0] for line in images} == {str(p) for p in (corpus / "photos").iterdir() if p.suffix in (".jpg", ".png")}
