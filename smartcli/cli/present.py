@@ -141,12 +141,14 @@ def _score_headers(show_late: bool) -> list[str]:
 
 def wide_layout_fits(hits, show_late: bool, width: int) -> bool:
     """Whether the table fits ``width`` with every path on one line and room for the snippet."""
+    from rich.cells import cell_len  # a wide character (CJK) takes two columns
+
     headers = _score_headers(show_late) + ["file", "page"]
     columns = [[len(h)] for h in headers]
     for hit in hits:
         cells = _score_cells(hit, show_late) + [display_path(hit.item.path), str(hit.item.page)]
         for column, cell in zip(columns, cells):
-            column.append(len(cell))
+            column.append(cell_len(cell))
     count = len(columns) + 1  # and the snippet
     # Each column: its text and one space of padding either side; a border between and around.
     used = sum(max(c) for c in columns) + 2 * count + count + 1
