@@ -102,6 +102,21 @@ class Status:
 
 
 @dataclass
+class Unencoded:
+    """A page (or image) recorded without vectors, and why: ``note`` is a :class:`~smartcli.store.notes.Note`
+    code (``""`` where none was recorded), ``detail`` a library's own message where there is one."""
+
+    path: str
+    page: int
+    kind: str
+    note: str
+    detail: str | None = None
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
 class TuneSummary:
     """What :meth:`Index.tune` did: the pairs it used, the held-back figures, what it kept."""
 
@@ -321,14 +336,23 @@ class Index:
         """Rewrite segments to drop the rows of removed and replaced files (``smart compact``).
 
         Returns a :class:`~smartcli.store.compaction.CompactionResult`; its ``segments`` and
-        ``bytes`` say what the store holds afterwards.
+        ``bytes`` say what the store holds afterwards. The old segments stay on disk for
+        ``grace_seconds`` (searches that started before can finish), so the store first grows:
+        ``store_bytes_before``, ``bytes`` (now) and ``bytes_after_grace`` say by how much.
         """
+        from smartcli.store.catalog import SEGMENT_GRACE_SECONDS
         from smartcli.store.compaction import compact
 
+        # Sizes as `smart status` measures them, outside the writer (whose catalog log is not folded in yet).
+        with _reading(self.path, verify=False) as store:
+            before = store.stats()["bytes"]
         with self._writer(wait, False, UpdateEvents()) as store:
             result = compact(store)
+        with _reading(self.path, verify=False) as store:
             stats = store.stats()
         result.segments, result.bytes = stats["segments"], stats["bytes"]
+        result.store_bytes_before, result.bytes_after_grace = before, stats["live_bytes"]
+        result.grace_seconds = SEGMENT_GRACE_SECONDS
         return result
 
     def sync(
@@ -437,14 +461,16 @@ class Index:
 
     def item(self, path: str | os.PathLike, page: int | None = None):
         """The indexed page ``page`` of ``path`` (any page of a one-page file when None); raises
-        a NOT_FOUND :class:`~smartcli.errors.SmartError` when it is not encoded."""
-        return self._current(with_encoder=False).find_item(_absolute(path), page)
+        a NOT_FOUND :class:`~smartcli.errors.SmartError` when it is not encoded. A relative ``path``
+        that is no indexed file may name one by base name or path suffix (``graphs.pdf``,
+        ``manuals/graphs.pdf``) when exactly one indexed file matches."""
+        return self._current(with_encoder=False).find_item(_absolute(path), page, os.fspath(path))
 
     def like(self, path: str | os.PathLike, page: int | None = None, k: int = defaults.TOP_K, **options) -> list[Hit]:
         """More like this: pages ranked by similarity to an indexed page (its stored vectors;
         no model is loaded). The page itself is left out."""
         searcher = self._current(with_encoder=False)
-        encoded, source = searcher.stored_query(_absolute(path), page)
+        encoded, source = searcher.stored_query(_absolute(path), page, os.fspath(path))
         scope = options.pop("scope", Scope())
         scope = replace(scope, exclude=scope.exclude | {(source.path, source.page)})
         return self._search_encoded(searcher, encoded, source.text, k, scope=scope, **options)
@@ -711,6 +737,12 @@ class Index:
         problems are in ``store_problems``."""
         with _reading(self.path, verify=False) as store, store.read_snapshot():
             return _collect_status(store)
+
+    def unencoded(self) -> list[Unencoded]:
+        """The pages and images recorded without vectors, with the code of why (``smart status --unencoded``),
+        ordered by path and page."""
+        with _reading(self.path, verify=False) as store, store.read_snapshot():
+            return [Unencoded(**row) for row in store.unencoded_items()]
 
     def evaluate(
         self,
