@@ -111,7 +111,7 @@ class RunCounts:
         with self.lock:
             now = time.monotonic()
             rate = self.throughput.rate(now)
-            text = f"{self.pages}/{self.total} pages done ({self.encoded} encoded), {self.files} files committed"
+            text = f"{self.pages}/{self.total} pages done ({self.encoded} encoded), {self.files} file{'' if self.files == 1 else 's'} committed"
             if final:
                 elapsed = now - (self.started_at or now)
                 average = self.pages / elapsed if elapsed > 0 else None
