@@ -24,9 +24,9 @@ def progress_lines(stderr: str) -> list[tuple[int, int, int, int]]:
 
 
 def test_a_piped_run_prints_plain_progress_whose_last_line_equals_the_summary(tmp_path):
-    made = make_many_pdfs(tmp_path / "docs", 24, seed=14, max_pages=3)
+    made = make_many_pdfs(tmp_path / "docs", 12, seed=14, max_pages=3)
     result = run_smart_process(
-        "index", tmp_path / "docs", "--store", tmp_path / "store", "--ocr", "never", "--batch-pages", "6", "--json", env=FAST
+        "index", tmp_path / "docs", "--store", tmp_path / "store", "--ocr", "never", "--batch-pages", "4", "--json", env=FAST
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -44,7 +44,7 @@ def test_a_piped_run_prints_plain_progress_whose_last_line_equals_the_summary(tm
 
 
 def test_ctrl_c_says_how_many_files_were_committed_and_the_next_run_resumes(tmp_path):
-    made = make_many_pdfs(tmp_path / "docs", 80, seed=15, max_pages=2)
+    made = make_many_pdfs(tmp_path / "docs", 60, seed=15, max_pages=2)
     store = tmp_path / "store"
     smart = subprocess.Popen(
         [sys.executable, "-m", "smartcli", "index", str(tmp_path / "docs"), "--store", str(store), "--ocr", "never", "--batch-pages", "3"],
