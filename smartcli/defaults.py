@@ -40,7 +40,8 @@ DEVICE = "auto"
 MAX_IMAGE_PIXELS = 89_478_485
 # A gzipped document (Debian's manuals are .pdf.gz) is decompressed in memory, at most this
 # much of it: a file that decompresses to more is refused (the same guard against
-# decompression bombs as MAX_IMAGE_PIXELS; the largest .pdf.gz Debian ships is far below it).
+# decompression bombs as MAX_IMAGE_PIXELS). The reader's worker holds the decompressed bytes
+# and MuPDF's copy within its READ_MEMORY_BYTES.
 MAX_DECOMPRESSED_BYTES = 512 << 20
 # When stderr is not a terminal, `smart index` prints a plain progress line this often (seconds).
 PROGRESS_SECONDS = 5.0

@@ -37,8 +37,10 @@ class UpdateEvents:
 
     Subclass and override: ``message`` gets one-line reports (a skipped file, a page OCR
     could not read); with ``wants_progress`` set, ``started(total_pages)`` comes once the
-    run is planned, then ``pages_done(n)``; OCR work is announced by ``ocr_queued(n)`` and
-    ``ocr_done(n)``; ``waiting()`` when another writer holds the store and ``wait`` is set.
+    run is planned, then ``pages_done(n)`` (pages read) and ``committed(...)`` (what is kept);
+    OCR work is announced by ``ocr_queued(n)`` (negative for queued pages that turned out to
+    need no OCR) and ``ocr_done(n)`` (pages OCR read: the summary's ``attempted``);
+    ``waiting()`` when another writer holds the store and ``wait`` is set.
     """
 
     wants_progress = False
