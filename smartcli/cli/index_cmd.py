@@ -98,7 +98,7 @@ class _Progress:
                 return Text(counts.line(), style="progress.remaining")
 
         self.progress = Progress(
-            TextColumn("[progress.description]{task.description}"), BarColumn(), Counts(), console=stderr, disable=not show,
+            TextColumn("[progress.description]{task.description}"), BarColumn(bar_width=20), Counts(), console=stderr, disable=not show,
         )
         self.ticker = None if show else PlainTicker(counts, warn, progress_interval())
         outer = self
