@@ -37,8 +37,10 @@ class UpdateEvents:
 
     Subclass and override: ``message`` gets one-line reports (a skipped file, a page OCR
     could not read); with ``wants_progress`` set, ``started(total_pages)`` comes once the
-    run is planned, then ``pages_done(n)``; OCR work is announced by ``ocr_queued(n)`` and
-    ``ocr_done(n)``; ``waiting()`` when another writer holds the store and ``wait`` is set.
+    run is planned, then ``pages_done(n)`` (pages read) and ``committed(...)`` (what is kept);
+    OCR work is announced by ``ocr_queued(n)`` (negative for queued pages that turned out to
+    need no OCR) and ``ocr_done(n)`` (pages OCR read: the summary's ``attempted``);
+    ``waiting()`` when another writer holds the store and ``wait`` is set.
     """
 
     wants_progress = False
@@ -59,6 +61,13 @@ class UpdateEvents:
         pass
 
     def waiting(self) -> None:
+        pass
+
+    def committed(self, files: int, pages: int, encoded: int, total_pages: int) -> None:
+        """After each committed batch (with ``wants_progress``), the run's counts so far: files
+        committed, pages finished (encoded, or recorded as not encodable), pages encoded, and
+        ``total_pages`` the run will finish in all (the estimate of ``started``, corrected as
+        files are read). Unlike ``pages_done`` (pages read), these count only what is kept."""
         pass
 
 
@@ -290,7 +299,8 @@ class Index:
             return plan_changes(store, roots, reread)[0]
 
     def _update(self, store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events, limits=None):
-        from smartcli.ingest.indexer import Indexer, total_pages
+        from smartcli.ingest.discovery import count_pages
+        from smartcli.ingest.indexer import Indexer
         from smartcli.ingest.ocr import OcrRunner
         from smartcli.ingest.pictures import render_options
         from smartcli.ingest.planning import plan_changes
@@ -299,6 +309,7 @@ class Index:
         settings = _ocr_for_model(settings, store.model)
         old_text = _old_text(store)
         plan, hashes = plan_changes(store, roots, _awaiting_ocr(store, settings) | old_text)
+        _refuse_nothing_indexable(plan, roots)
         renormalized = sum(1 for s in plan.to_encode + plan.duplicates if s.path in old_text)
         if renormalized:
             events.message(f"{renormalized} file(s) were indexed with an older text normalization: reading and encoding them again")
@@ -311,13 +322,20 @@ class Index:
         if batch_size is None:
             batch_size = encoder.default_batch_size if plan.to_encode else defaults.TEXT_BATCH_SIZE
         settings = _ocr_for_model(settings, encoder.info)
+        counter = None
         if events.wants_progress and plan.to_encode:
-            events.started(total_pages(plan.to_encode) + len(plan.copied) + len(plan.duplicates))
+            from smartcli.ingest.indexer import CommitCounter
+
+            counter = CommitCounter({s.path: count_pages(s) for s in plan.to_encode}, events.committed)
+            events.started(counter.total)
         runner = OcrRunner(settings, report=events.message, on_queued=events.ocr_queued, on_done=events.ocr_done)
         with runner:
             indexer = Indexer(store, encoder, batch_pages=batch_pages, encode_batch_size=batch_size, report=events.message, ocr=runner,
                               **({} if limits is None else {"read_timeout": limits[0], "read_memory": limits[1]}))
+            if counter is not None:
+                indexer.on_commit = counter
             summary = indexer.run(plan, hashes, progress=events.pages_done)
+        summary.not_indexable = plan.not_indexable
         store.record_roots(roots)
         from smartcli.ingest.planning import UNMOUNTED
 
@@ -921,6 +939,23 @@ def _roots_to_index(store: Store, paths) -> list[str]:
     roots = [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths]
     _check_roots(store, roots)
     return roots
+
+
+def _refuse_nothing_indexable(plan, roots: list[str]) -> None:
+    """Paths under which every file is of a type that cannot be indexed (only .txt and .md files,
+    say), and where the store holds nothing, are a mistake: a BAD_INPUT error, before any change."""
+    from smartcli.ingest.discovery import describe_suffixes
+
+    found = plan.new or plan.changed or plan.moved or plan.copied or plan.touched or plan.unchanged or plan.duplicates
+    if found or plan.removed or plan.skipped or not plan.not_indexable:
+        return
+    where = roots[0] if len(roots) == 1 else f"{len(roots)} paths"
+    raise SmartError(
+        ErrorKind.BAD_INPUT,
+        f"no indexable files under {where} (not indexable: {describe_suffixes(plan.not_indexable)}); nothing was indexed",
+        reason="nothing_indexable",
+        not_indexable=dict(plan.not_indexable.most_common()),
+    )
 
 
 def _check_roots(store: Store, roots: list[str]) -> None:
