@@ -205,11 +205,12 @@ def search(
 def status(
     store: Optional[Path] = StoreOption,
     json_output: bool = typer.Option(False, "--json", help="Print the status as one JSON object."),
+    verify: bool = typer.Option(False, "--verify", help="Also read every segment and page text and check them (identity, offsets, checksums); name what is damaged."),
 ) -> None:
     """Show what the store holds and how many indexed files changed on disk since."""
     from smartcli.cli.status_cmd import run_status
 
-    raise typer.Exit(run_status(store, json_output))
+    raise typer.Exit(run_status(store, json_output, verify))
 
 
 @app.command("eval")
