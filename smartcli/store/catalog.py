@@ -568,10 +568,10 @@ class Store:
         """Each committed segment with its live (referenced) row count, oldest first."""
         rows = self.conn.execute(
             """SELECT s.name, s.rows, s.tokens, s.bytes,
-                      (SELECT COUNT(DISTINCT row) FROM items WHERE items.segment = s.name)
+                      (SELECT COUNT(DISTINCT row) FROM items WHERE items.segment = s.name), s.uid IS NOT NULL
                FROM segments s ORDER BY s.created, s.name"""
         ).fetchall()
-        return [dict(zip(("name", "rows", "tokens", "bytes", "live_rows"), r)) for r in rows]
+        return [dict(zip(("name", "rows", "tokens", "bytes", "live_rows", "checked"), (*r[:5], bool(r[5])))) for r in rows]
 
     def live_rows(self, segment: str) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT row FROM items WHERE segment = ? ORDER BY row", (segment,))]

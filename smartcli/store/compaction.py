@@ -65,10 +65,13 @@ def needs_compaction(store: Store) -> bool:
 
 
 def segments_to_rewrite(usage: list[dict]) -> list[dict]:
-    """Segments with dead rows, plus small segments when there are several to merge."""
+    """Segments with dead rows, plus small segments when there are several to merge, plus
+    segments written without an identity and checksums (before schema 3): rewritten, they are
+    checked like new ones."""
     dead = [s for s in usage if s["live_rows"] < s["rows"]]
     small = [s for s in usage if s["live_rows"] == s["rows"] and s["tokens"] < SMALL_SEGMENT_TOKENS]
-    return dead + small if len(dead) + len(small) >= 2 else dead
+    chosen = dead + small if len(dead) + len(small) >= 2 else dead
+    return chosen + [s for s in usage if not s.get("checked", True) and s not in chosen]
 
 
 def compact(store: Store) -> CompactionResult:
@@ -87,7 +90,7 @@ def compact(store: Store) -> CompactionResult:
             damage += found
         else:
             chosen.append(segment)
-    if len(chosen) == 1 and damage and chosen[0]["live_rows"] == chosen[0]["rows"]:
+    if len(chosen) == 1 and damage and chosen[0]["live_rows"] == chosen[0]["rows"] and chosen[0].get("checked", True):
         chosen = []  # it was chosen to be merged with the damaged one: nothing to gain alone
     result = CompactionResult(damaged=damage,
         segments_rewritten=len(chosen),
