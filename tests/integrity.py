@@ -8,6 +8,23 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def three_segments(tmp_path_factory):
+    """A store of three one-page PDFs, each added by its own `smart index` run (one segment
+    each); the first two are of equal size on disk."""
+    from tests.attacks import text_page
+    from tests.conftest import run_smart
+
+    root = tmp_path_factory.mktemp("three")
+    docs, store = root / "docs", root / "store"
+    docs.mkdir()
+    for name, word in (("a", "one"), ("b", "two"), ("c", "six")):
+        text_page(docs / f"{name}.pdf", f"ferry timetable for the harbor, route {word}")
+        run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    return store
 
 
 def copy_store(store: Path, target: Path) -> Path:

@@ -15,24 +15,10 @@ import pytest
 
 from smartcli import Index, SmartWarning
 from smartcli.store.catalog import SCHEMA_VERSION, Store
-from tests.attacks import text_page
-from tests.conftest import run_smart
+from tests.integrity import three_segments  # noqa: F401 (a fixture)
 from tests.integrity import copy_store, flip_in_dataset, flip_text_byte, segment_files, swap_files, unique_text
 
 SCHEMA1 = Path(__file__).resolve().parents[1] / "data" / "schema1"
-
-
-@pytest.fixture(scope="session")
-def three_segments(tmp_path_factory):
-    """A store of three one-page PDFs, each added by its own `smart index` run (one segment
-    each); the first two are of equal size on disk."""
-    root = tmp_path_factory.mktemp("three")
-    docs, store = root / "docs", root / "store"
-    docs.mkdir()
-    for name, word in (("a", "one"), ("b", "two"), ("c", "six")):
-        text_page(docs / f"{name}.pdf", f"ferry timetable for the harbor, route {word}")
-        run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
-    return store
 
 
 def searched(index: Index, query: str = "ferry timetable harbor", k: int = 10):
