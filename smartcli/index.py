@@ -333,7 +333,10 @@ class Index:
 
         store.record_mounts(roots, plan.mounts, [s.path for s in plan.skipped if s.reason == UNMOUNTED and s.path not in plan.mounts])
         if needs_compaction(store):
-            summary.compaction = compact(store).as_json()
+            compacted = compact(store)
+            for d in compacted.damaged:  # never copied into a new segment: said, and left as it is
+                events.message(f"segment {d.segment}.h5 is damaged ({d.dataset + ': ' if d.dataset else ''}{d.problem}): left out of the compaction, as it is")
+            summary.compaction = compacted.as_json()
         summary.store = str(store.root)
         summary.ocr = runner.stats.as_json(settings)
         summary.renormalized = renormalized

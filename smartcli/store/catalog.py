@@ -156,6 +156,7 @@ class Store:
         self.root = root
         self.conn = conn
         self._lock_file = lock_file
+        self.readable_schema2 = False  # a schema-2 catalog this process cannot upgrade: read without the integrity columns
         self.rebuilding = False  # writing a new catalog beside the old one (finish_rebuild swaps)
 
     # -- opening ---------------------------------------------------------------------------
@@ -314,7 +315,7 @@ class Store:
                 version = self.meta.get("schema_version")
         except sqlite3.DatabaseError as exc:
             raise damaged_catalog(self.root, exc) from None
-        if version is not None and int(version) != SCHEMA_VERSION:
+        if version is not None and int(version) != SCHEMA_VERSION and not (self.readable_schema2 and int(version) == 2):
             raise StoreError(
                 f"{self.root} has store schema {version}, this smart reads {SCHEMA_VERSION}",
                 kind=ErrorKind.STORE_SCHEMA,
@@ -338,7 +339,12 @@ class Store:
             conn.commit()
         except sqlite3.OperationalError as exc:
             conn.rollback()
-            if "readonly" in str(exc) or "read-only" in str(exc):
+            readonly = "readonly" in str(exc) or "read-only" in str(exc)
+            if readonly and int(self.meta.get("schema_version")) == 2:
+                # 3 only adds columns: read without them (nothing is checked against digests).
+                self.readable_schema2 = True
+                return
+            if readonly:
                 raise StoreError(
                     f"{self.root} was written by an older smart and must be upgraded, which needs write access",
                     kind=ErrorKind.STORE_UNWRITABLE,
@@ -431,8 +437,8 @@ class Store:
         UTF-8 any more) keeps its vectors; its text is decoded with replacement characters and
         the page is listed in :attr:`damaged_texts` (a :class:`Damage` each)."""
         rows = self.conn.execute(
-            """SELECT items.id, files.path, items.page, files.kind, items.segment, items.row,
-                      items.n_tokens, CAST(COALESCE(items.text, '') AS BLOB), items.text_crc
+            f"""SELECT items.id, files.path, items.page, files.kind, items.segment, items.row,
+                      items.n_tokens, CAST(COALESCE(items.text, '') AS BLOB), {self._v3("items.text_crc")}
                FROM items JOIN files ON files.id = items.file_id
                WHERE items.segment IS NOT NULL ORDER BY items.segment, items.row"""
         ).fetchall()
@@ -448,7 +454,7 @@ class Store:
     def text_damage(self) -> list[Damage]:
         """Every page (encoded or not) whose stored text differs from what was committed."""
         rows = self.conn.execute(
-            """SELECT items.page, files.path, CAST(items.text AS BLOB), items.text_crc
+            f"""SELECT items.page, files.path, CAST(items.text AS BLOB), {self._v3("items.text_crc")}
                FROM items JOIN files ON files.id = items.file_id WHERE items.text IS NOT NULL ORDER BY files.path, items.page"""
         )
         return [Damage(None, f"page {r[0]} of {fs_path(r[1])}", problem) for r in rows if (problem := _checked_text(r[2], r[3])[1])]
@@ -477,7 +483,7 @@ class Store:
 
     def expected(self, name: str) -> Expected | None:
         """What the catalog says segment ``name`` holds (None: it does not list it)."""
-        row = self.conn.execute("SELECT rows, tokens, uid FROM segments WHERE name = ?", (name,)).fetchone()
+        row = self.conn.execute(f"SELECT rows, tokens, {self._v3('uid')} FROM segments WHERE name = ?", (name,)).fetchone()
         if row is None:
             return None
         if getattr(self, "_dims", None) is None:
@@ -485,8 +491,12 @@ class Store:
             self._dims = model.dims if model else None
         return Expected(row[0], row[1], row[2], self._dims)
 
+    def _v3(self, column: str) -> str:
+        """``column`` of schema 3, or NULL in a schema-2 catalog read as it is."""
+        return "NULL" if self.readable_schema2 else column
+
     def segment_digests(self, name: str) -> dict | None:
-        row = self.conn.execute("SELECT digests FROM segments WHERE name = ?", (name,)).fetchone()
+        row = self.conn.execute(f"SELECT {self._v3('digests')} FROM segments WHERE name = ?", (name,)).fetchone()
         return json.loads(row[0]) if row and row[0] else None
 
     def verify(self, on_segment=None) -> tuple[list[Damage], dict]:

@@ -287,3 +287,27 @@ def test_compact_on_a_full_disk_is_exit_7_one_line_the_store_whole_and_it_works_
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["dead_rows_dropped"] == 1
     assert searched_files(store) == ["note1.pdf", "note2.pdf", "note3.pdf"]
+
+
+def test_a_schema_2_store_on_a_read_only_mount_is_still_searched_and_verified(small_disk, tmp_path):
+    """Schema 3 (segment identities, digests) only adds columns: a store of schema 2 that
+    cannot be upgraded here is read without them rather than refused."""
+    import sqlite3
+    import subprocess
+
+    docs = notes(tmp_path / "docs", 2)
+    store = small_disk / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    conn = sqlite3.connect(store / "catalog.sqlite")  # back to schema 2, as an older smart left it
+    conn.execute("ALTER TABLE segments DROP COLUMN uid")
+    conn.execute("ALTER TABLE segments DROP COLUMN digests")
+    conn.execute("ALTER TABLE items DROP COLUMN text_crc")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+
+    assert searched_files(store) == ["note0.pdf", "note1.pdf"]
+    verified = run_smart_process("status", "--store", store, "--verify", "--json")
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["verify"]["damaged"] == []
