@@ -158,8 +158,8 @@ class Searcher:
     def _skip_segment(self, exc: StoreDamaged) -> None:
         """Leave a damaged segment's pages out of this snapshot (and later ones), with one warning."""
         name = exc.details.get("segment")
-        if not name or name in self.damaged:
-            raise exc
+        if not name or name in self.damaged or exc.details.get("missing") or self.store.expected(name) is None:
+            raise exc  # not a damaged segment of the current catalog: the caller takes a new snapshot
         self.damaged[name] = str(exc)
         pages = sum(1 for item in self.items if item.segment == name)
         keep = [i for i, item in enumerate(self.items) if item.segment != name]

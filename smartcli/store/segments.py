@@ -15,11 +15,16 @@ A segment is written under a temporary name, fsynced and renamed into place; the
 transaction that names it commits afterwards (see catalog.py).
 
 Integrity (format 2): each file carries an identity (``segment_id``, a uuid4, and its own
-``segment_name``) that the catalog records too, so a file in another's place is detected;
-every fixed-size dataset is chunked with HDF5's Fletcher-32 filter, so a flipped bit fails
-the read instead of returning a wrong value; and the SHA-256 of every dataset (the
-variable-length ``item_path`` lives in HDF5's global heap, which filters do not cover) is
-recorded in the catalog at commit and checked by :meth:`Segment.verify`. Opening a segment
+``segment_name``) that the catalog records too, so a file in another's place is detected.
+The datasets read whole (``pooled``, ``offsets``, ``item_page`` and the CRCs below) are
+chunked with HDF5's Fletcher-32 filter, so a flipped bit fails the read instead of returning
+a wrong value. The per-token datasets are read in many small runs (a two-stage query reads
+about 200 pages at random places): chunked, each run would read and checksum whole chunks
+(measured: 200 one-page reads about 10 times slower, ``benchmarks/integrity.py``), so they
+stay contiguous and each row's bytes of each of them has a CRC-32 (``crc_<dataset>``
+``[rows]`` uint32), checked on every read. The SHA-256 of every dataset (the variable-length
+``item_path`` lives in HDF5's global heap, which filters do not cover) is recorded in the
+catalog at commit and checked by :meth:`Segment.verify`. Opening a segment
 checks its identity and shapes against the catalog (:meth:`Segment.check`): offsets start at 0,
 never decrease and end at the token count, row counts and dims match. Format-1 files (no
 identity, no filter) are still read and still checked for shapes and for anchors that cannot
@@ -31,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import zlib
 import time
 import uuid
 from pathlib import Path
@@ -46,6 +52,8 @@ from smartcli.store.formats import BINARY_SHRINK, TOKEN_FORMATS, decode_binary, 
 SEGMENT_FORMAT = 2
 _PER_TOKEN = ("tokens", "token_scale", "token_ids", "spans")
 _PER_ROW = ("pooled", "item_path", "item_page")
+_CRC = {key: f"crc_{key}" for key in _PER_TOKEN}  # per-token dataset -> its per-row CRC-32 dataset
+_CHUNK_BYTES = 1 << 20  # Fletcher-32 chunks of the datasets read whole
 
 
 class SegmentFile(NamedTuple):
@@ -111,8 +119,11 @@ class Segment:
         try:
             self._h5 = h5py.File(path, "r", locking=False)
         except (OSError, ValueError) as exc:
+            if not path.exists():  # deleted (a compaction's retired file past its grace time), not damaged
+                raise StoreDamaged(f"segment {path} is missing", segment=self.name, missing=True) from None
             raise damaged(self.name, f"cannot be read as HDF5 ({first_line(exc)})") from None
         self._offsets: np.ndarray | None = None
+        self._crcs: dict = {}
         if expect is not None:
             try:
                 self.check(expect)
@@ -156,6 +167,9 @@ class Segment:
             for key in _PER_TOKEN[1:]:
                 if key in shape and shape[key][:1] != (expect.tokens,):
                     raise damaged(name, f"has {shape[key][0]} entries, {expect.tokens} token states expected", dataset=key)
+            for key, crc in _CRC.items():
+                if crc in h5 and h5[crc].shape != (expect.rows,):
+                    raise damaged(name, f"has {h5[crc].shape[0]} entries, the catalog says {expect.rows} rows", dataset=crc)
             offsets = self._read("offsets")
             if len(offsets) and (offsets[0] != 0 or offsets[-1] != expect.tokens or (np.diff(offsets) < 0).any()):
                 raise damaged(name, f"are not increasing from 0 to the token count {expect.tokens}", dataset="offsets")
@@ -164,6 +178,27 @@ class Segment:
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise damaged(name, f"cannot be read ({first_line(exc)})") from None
+
+    def _rows_read(self, key: str, start: int, stop: int) -> np.ndarray:
+        """Token states (or their ids, spans, scales) ``[start, stop)``; each whole row in the
+        range is checked against its CRC-32 (segments of format 2)."""
+        data = self._read(key, slice(start, stop))
+        crc = _CRC.get(key)
+        if crc not in self._h5 or stop <= start:
+            return data
+        offsets = self.offsets()
+        first = int(np.searchsorted(offsets, start, side="left"))
+        last = int(np.searchsorted(offsets, stop, side="right")) - 1  # rows [first, last) lie whole inside
+        if last <= first:
+            return data
+        if self._crcs.get(key) is None:
+            self._crcs[key] = self._read(crc)
+        expected = self._crcs[key]
+        for row in range(first, last):
+            a, b = int(offsets[row]) - start, int(offsets[row + 1]) - start
+            if zlib.crc32(data[a:b].tobytes()) != int(expected[row]):
+                raise damaged(self.name, f"row {row} differs from what was written (CRC-32)", dataset=key)
+        return data
 
     def _read(self, key: str, selection=slice(None)) -> np.ndarray:
         """``key[selection]``; a checksum failure or unreadable data raises :class:`StoreDamaged`."""
@@ -198,6 +233,12 @@ class Segment:
             except StoreDamaged as exc:
                 found.append(Damage(self.name, key, exc.details["problem"]))
                 continue
+            if key in _CRC and _CRC[key] in self._h5:  # the row CRCs say where
+                try:
+                    self._rows_read(key, 0, int(self.offsets()[-1]))
+                except StoreDamaged as exc:
+                    found.append(Damage(self.name, key, exc.details["problem"]))
+                    continue
             if digests and key in digests and dataset_digest(data) != digests[key]:
                 found.append(Damage(self.name, key, "differs from what was committed (SHA-256)"))
             elif key == "pooled" and not _unit_rows_ok(data):
@@ -240,8 +281,8 @@ class Segment:
         return (pooled if rows is None else pooled[np.asarray(rows)]).astype(np.float32, copy=False)
 
     def stored_tokens(self, start: int, stop: int) -> StoredTokens:
-        data = self._read("tokens", slice(start, stop))
-        scale = self._read("token_scale", slice(start, stop)) if data.dtype == np.int8 else None
+        data = self._rows_read("tokens", start, stop)
+        scale = self._rows_read("token_scale", start, stop) if data.dtype == np.int8 else None
         return StoredTokens(data, scale, self.dims)
 
     def token_bytes(self) -> int:
@@ -255,13 +296,13 @@ class Segment:
         return decode_stored([self.stored_tokens(start, stop)])
 
     def token_ids(self, start: int, stop: int) -> np.ndarray:
-        return self._read("token_ids", slice(start, stop))
+        return self._rows_read("token_ids", start, stop)
 
     def spans(self, start: int, stop: int) -> np.ndarray:
         """Character spans of tokens ``[start, stop)``; zeros where the segment has none."""
         if not self.has_spans:
             return np.zeros((stop - start, 2), np.int32)
-        return self._read("spans", slice(start, stop))
+        return self._rows_read("spans", start, stop)
 
 
 def _unit_rows_ok(pooled: np.ndarray) -> bool:
@@ -353,9 +394,9 @@ def write_pages(h5, pages: Sequence[tuple[str, int, object]], token_dtype: str) 
     offsets = np.concatenate([[0], np.cumsum(counts)])
     put(h5, "pooled", np.stack([encoded.pooled for _, _, encoded in pages]).astype(np.float32))
     put(h5, "offsets", offsets)
-    _write_tokens(h5, np.concatenate([encoded.tokens for _, _, encoded in pages]), token_dtype)
-    put(h5, "token_ids", np.concatenate([encoded.token_ids for _, _, encoded in pages]).astype(np.int32))
-    put(h5, "spans", np.concatenate([encoded.spans for _, _, encoded in pages]).astype(np.int32))
+    _write_tokens(h5, np.concatenate([encoded.tokens for _, _, encoded in pages]), token_dtype, offsets)
+    put_tokens(h5, "token_ids", np.concatenate([encoded.token_ids for _, _, encoded in pages]).astype(np.int32), offsets)
+    put_tokens(h5, "spans", np.concatenate([encoded.spans for _, _, encoded in pages]).astype(np.int32), offsets)
     # Variable-length: in the global heap, which no filter covers (its digest does).
     h5["item_path"] = np.array([os.fsencode(path) for path, _, _ in pages], dtype=h5py.special_dtype(vlen=bytes))
     put(h5, "item_page", np.array([page for _, page, _ in pages], dtype=np.int32))
@@ -363,19 +404,37 @@ def write_pages(h5, pages: Sequence[tuple[str, int, object]], token_dtype: str) 
 
 
 def put(h5, key: str, data: np.ndarray) -> None:
-    """A fixed-size dataset, chunked with the Fletcher-32 checksum filter."""
-    h5.create_dataset(key, data=data, fletcher32=True)
+    """A dataset read whole, chunked (whole rows, about 1 MB) with the Fletcher-32 filter."""
+    h5.create_dataset(key, data=data, fletcher32=True, chunks=_chunks(data.shape, data.dtype.itemsize))
 
 
-def _write_tokens(h5, tokens: np.ndarray, dtype: str) -> None:
+def _chunks(shape: tuple, itemsize: int) -> tuple:
+    row_bytes = itemsize * int(np.prod(shape[1:]))
+    rows = max(1, min(max(shape[0], 1), _CHUNK_BYTES // max(row_bytes, 1)))
+    return (rows, *shape[1:])
+
+
+def put_tokens(h5, key: str, data: np.ndarray, offsets: np.ndarray) -> None:
+    """A per-token dataset, contiguous (read in small runs), and the CRC-32 of each row's bytes."""
+    h5[key] = data
+    put(h5, _CRC[key], row_crcs(data, offsets))
+
+
+def row_crcs(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """CRC-32 of each row's part ``data[offsets[r]:offsets[r + 1]]``, as uint32."""
+    data = np.ascontiguousarray(data)
+    return np.array([zlib.crc32(data[int(a) : int(b)].tobytes()) for a, b in zip(offsets[:-1], offsets[1:])], dtype=np.uint32)
+
+
+def _write_tokens(h5, tokens: np.ndarray, dtype: str, offsets: np.ndarray) -> None:
     if dtype == "float16":
-        put(h5, "tokens", tokens.astype(np.float16))
+        put_tokens(h5, "tokens", tokens.astype(np.float16), offsets)
     elif dtype == "int8":
         data, scale = encode_int8(tokens)
-        put(h5, "tokens", data)
-        put(h5, "token_scale", scale)
+        put_tokens(h5, "tokens", data, offsets)
+        put_tokens(h5, "token_scale", scale, offsets)
     elif dtype == "binary":
-        put(h5, "tokens", encode_binary(tokens))
+        put_tokens(h5, "tokens", encode_binary(tokens), offsets)
     else:
         raise ValueError(f"unknown token dtype {dtype!r}; choose one of {TOKEN_FORMATS}")
 
@@ -394,9 +453,10 @@ def copy_rows(out, sources: Sequence[tuple[Segment, list[tuple[int, int]]]], cou
             for key in (*_PER_TOKEN, *_PER_ROW):
                 if key in src:
                     length = n_tokens if key in _PER_TOKEN else n_rows
-                    dtype = src[key].dtype
-                    checked = dict(fletcher32=True) if dtype.kind != "O" else {}  # vlen: the digest covers it
-                    out.create_dataset(key, shape=(length, *src[key].shape[1:]), dtype=dtype, **checked)
+                    dtype, shape = src[key].dtype, (length, *src[key].shape[1:])
+                    # Per-token: contiguous, with row CRCs (below); vlen: the digest covers it.
+                    checked = {} if key in _PER_TOKEN or dtype.kind == "O" else dict(fletcher32=True, chunks=_chunks(shape, dtype.itemsize))
+                    out.create_dataset(key, shape=shape, dtype=dtype, **checked)
         new_rows = np.array([new for new, _ in pairs])
         old_rows = np.array([old for _, old in pairs])
         if not (np.diff(new_rows) == 1).all():
@@ -406,11 +466,14 @@ def copy_rows(out, sources: Sequence[tuple[Segment, list[tuple[int, int]]]], cou
         first, last = int(new_rows[0]), int(new_rows[-1]) + 1
         for key in _PER_TOKEN:
             if key in src:
-                out[key][offsets[first] : offsets[last]] = source._read(key)[token_index]
+                out[key][offsets[first] : offsets[last]] = source._rows_read(key, 0, int(src_offsets[-1]))[token_index]
         for key in _PER_ROW:
             if key in src:
                 out[key][first:last] = source._read(key)[old_rows]
     put(out, "offsets", offsets)
+    for key in _PER_TOKEN:
+        if key in out:
+            put(out, _CRC[key], row_crcs(out[key][()], offsets))
 
 
 def fsync_dir(path: Path) -> None:

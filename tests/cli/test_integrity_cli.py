@@ -32,7 +32,7 @@ def test_status_verify_names_each_damaged_segment_and_dataset_with_exit_1(three_
     result = run_smart("status", "--store", store, "--verify")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert f"smart: damaged: segment {c.stem}.h5: tokens: fails its checksum (Fletcher-32)" in lines
+    assert f"smart: damaged: segment {c.stem}.h5: tokens: row 0 differs from what was written (CRC-32)" in lines
     for segment, other in ((a, b), (b, a)):
         assert f"smart: damaged: segment {segment.stem}.h5: is another segment's file ({other.stem}.h5) in its place" in lines
     assert lines[-1].startswith(f"smart: the store at {store} is damaged (3 problem(s) found)") and "smart index --rebuild" in lines[-1]
@@ -64,7 +64,7 @@ def test_compact_leaves_a_damaged_segment_out_and_says_so(three_segments, tmp_pa
     flip_in_dataset(b, "spans", element=0, byte=1, bit=2)
     result = run_smart("compact", "--store", store)
     assert result.returncode == 1
-    assert f"smart: segment {b.stem}.h5 is damaged (spans: fails its checksum (Fletcher-32)): left out of the compaction, as it is" in result.stderr
+    assert f"smart: segment {b.stem}.h5 is damaged (spans: row 0 differs from what was written (CRC-32)): left out of the compaction, as it is" in result.stderr
     assert result.stdout.startswith("2 segment(s) rewritten into 1")
     assert b.exists()
     found = run_smart("search", "ferry timetable", "--store", store, "--json")
