@@ -475,11 +475,21 @@ class Store:
         """The segment ``name``, checked against the catalog's record of it (identity, rows,
         token count, dims, offsets); a damaged one raises :class:`StoreDamaged` whose
         ``details["segment"]`` names it."""
-        expect = self.expected(name) if check else None
+        checked = getattr(self, "_checked", None)
+        if checked is None:
+            checked = self._checked = {}  # name -> (offsets, row CRCs): segments never change, checked once per process
         try:
-            return Segment(self.segment_path(name), expect)
+            if check and name in checked:
+                segment = Segment(self.segment_path(name))
+                segment._offsets, segment._crcs = checked[name]
+                return segment
+            expect = self.expected(name) if check else None
+            segment = Segment(self.segment_path(name), expect)
         except StoreDamaged as exc:
             raise StoreDamaged(str(exc), **{**exc.details, "roots": self.roots}) from None
+        if expect is not None:
+            checked[name] = (segment._offsets, segment._crcs)
+        return segment
 
     def expected(self, name: str) -> Expected | None:
         """What the catalog says segment ``name`` holds (None: it does not list it)."""
