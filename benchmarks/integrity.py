@@ -190,6 +190,7 @@ def main() -> None:
             report = index.verify()
         print(f"store: {args.store} ({report.segments} segments, {report.checksummed} with checksums, {report.bytes / 1e6:.1f} MB)")
         print(f"verify (as it is): {report.seconds:.2f} s, {report.bytes / 1e6 / max(report.seconds, 1e-9):.0f} MB/s, damaged: {len(report.damaged)}")
+        checked_before = report.checksummed
         before = flips(root, args.trials, args.seed)
         with Index.open(root) as index:
             compacted = index.compact()
@@ -199,8 +200,8 @@ def main() -> None:
         after = flips(root, args.trials, args.seed)
         print("\nbit flips, one per trial (detected / harmless / silent out of tried):")
         for where in ("data", "anywhere"):
-            for label, got in (("without checksums", before[where]), ("with checksums", after[where])):
-                print(f"  {where:8} {label:18} {got['detected']:4} / {got['harmless']:4} / {got['silent']:4} of {args.trials}")
+            for label, got in ((f"as it was ({checked_before} of {report.segments} checked)", before[where]), ("after compact", after[where])):
+                print(f"  {where:8} {label:28} {got['detected']:4} / {got['harmless']:4} / {got['silent']:4} of {args.trials}")
         costs = read_costs(root)
         print(f"\ntoken reads from one segment ({costs['tokens']} token states, {costs['rows']} pages), best of 7:")
         base = costs["contiguous"]

@@ -79,3 +79,9 @@ def test_token_pooling_smoke(sample_store, judged):
     store, _ = sample_store
     out = run_benchmark("token_pooling.py", "--store", store, "--queries", judged, "--limits", "16", "8")
     assert "top-10 overlap" in out and "nDCG@10" in out
+
+
+def test_integrity_smoke(sample_store):
+    out = run_benchmark("integrity.py", sample_store[0], "--trials", "5")
+    assert "bit flips, one per trial" in out and "contiguous + row CRC-32" in out
+    assert "data     after compact                   5 /    0 /    0 of 5" in out
