@@ -24,6 +24,9 @@ _EXPORTS = {
     "SyncSummary": "smartcli.store.qdrant",
     "Status": "smartcli.index",
     "Unencoded": "smartcli.index",
+
+
+    "VerifyReport": "smartcli.index",
     "UpdateEvents": "smartcli.index",
     "Hit": "smartcli.search.searcher",
     "Scope": "smartcli.search.searcher",

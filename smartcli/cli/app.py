@@ -208,11 +208,12 @@ def status(
     store: Optional[Path] = StoreOption,
     json_output: bool = typer.Option(False, "--json", help="Print the status as one JSON object."),
     unencoded: bool = typer.Option(False, "--unencoded", help="List the pages and images recorded without vectors, and why, instead."),
+    verify: bool = typer.Option(False, "--verify", help="Also read every segment and page text and check them (identity, offsets, checksums); name what is damaged."),
 ) -> None:
     """Show what the store holds and how many indexed files changed on disk since."""
     from smartcli.cli.status_cmd import run_status, run_unencoded
 
-    raise typer.Exit(run_unencoded(store, json_output) if unencoded else run_status(store, json_output))
+    raise typer.Exit(run_unencoded(store, json_output) if unencoded else run_status(store, json_output, verify))
 
 
 @app.command("eval")

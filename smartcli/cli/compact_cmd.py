@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smartcli.cli.errors import EXIT_OK, describe, exit_code
+from smartcli.cli.errors import EXIT_ERROR, EXIT_OK, describe, exit_code, rebuild_hint
 from smartcli.cli.present import format_bytes, print_json_line, print_line, warn
 
 
@@ -38,6 +38,12 @@ def run_compact(store_path: Path | None, wait: bool, json_output: bool) -> int:
         print_line("nothing to compact")
         if result.bytes > result.bytes_after_grace:  # an earlier compaction's old segments, still kept
             print_line(grace_line(result))
+    for d in result.damaged:  # never copied into a new segment, never deleted: left as it is
+        where = f"{d.dataset}: " if d.dataset else ""
+        warn(f"segment {d.segment}.h5 is damaged ({where}{d.problem}): left out of the compaction, as it is")
+    if result.damaged:
+        warn(f"the store is damaged; searches leave damaged segments out; {rebuild_hint()}")
+        return EXIT_ERROR
     return EXIT_OK
 
 

@@ -9,23 +9,41 @@ from smartcli.cli.errors import EXIT_ERROR, EXIT_OK, describe, exit_code, rebuil
 from smartcli.cli.present import display_path, format_bytes, note_words, print_json_line, print_line, printable, stdout, warn
 
 
-def run_status(store_path: Path | None, json_output: bool) -> int:
-    """Print the status; a damaged store is still described, with the problem on stderr and exit code 1."""
+def run_status(store_path: Path | None, json_output: bool, verify: bool = False) -> int:
+    """Print the status; a damaged store is still described, with the problem on stderr and exit code 1.
+    ``verify`` reads everything too (Index.verify) and names each damaged segment, dataset or page."""
     from smartcli import Index, SmartError
 
     try:
-        report = Index.open(store_path).status()
+        index = Index.open(store_path)
+        report = index.status()
+        checked = index.verify() if verify else None
     except SmartError as exc:
         warn(describe(exc))
         return exit_code(exc)
     if json_output:
-        print_json_line(report.as_json())
+        print_json_line({**report.as_json(), **({"verify": checked.as_json()} if checked else {})})
     else:
-        print_status(report.as_json())
+        print_status({**report.as_json(), **({"verify": checked.as_json()} if checked else {})})
     hint = rebuild_hint(report.roots)
     for problem in report.store_problems:
         warn(f"the store at {report.store} is damaged: {problem}; {hint}")
-    return EXIT_ERROR if report.store_problems else EXIT_OK
+    if checked and checked.damaged:
+        for damage in checked.damaged:
+            warn(f"damaged: {damage_line(damage)}")
+        warn(f"the store at {report.store} is damaged ({len(checked.damaged)} problem(s) found); searches leave damaged segments out; {hint}")
+    return EXIT_ERROR if report.store_problems or (checked and checked.damaged) else EXIT_OK
+
+
+def damage_line(d: dict) -> str:
+    where = f"segment {d['segment']}.h5" if d["segment"] else "the catalog"
+    return f"{where}: {d['dataset'] + ': ' if d['dataset'] else ''}{d['problem']}"
+
+
+def verify_line(v: dict) -> str:
+    line = (f"{v['segments']} segments ({v['checksummed']} with checksums), {v['datasets']} datasets, "
+            f"{format_bytes(v['bytes'])} and {v['texts']} page texts read in {v['seconds']:.1f} s: ")
+    return line + (f"{len(v['damaged'])} problem(s)" if v["damaged"] else "no damage found")
 
 
 def describe_ocr(ocr: dict) -> str:
@@ -66,6 +84,8 @@ def print_status(r: dict) -> None:
     ]
     if r["store_problems"]:
         rows.append(("damaged", "; ".join(r["store_problems"])))
+    if r.get("verify"):
+        rows.append(("verified", verify_line(r["verify"])))
     for key, value in rows:
         table.add_row(key, Text(printable(value)))
     stdout.print(table, highlight=False)

@@ -85,3 +85,9 @@ def test_prompt_exit_smoke(sample_store):
     store, _ = sample_store
     out = run_benchmark("prompt_exit.py", "--store", store, "--runs", "1", "--query", "tyre pressure")
     assert "entry point  Ctrl-D to exit" in out and "teardown / entry point" in out
+
+
+def test_integrity_smoke(sample_store):
+    out = run_benchmark("integrity.py", sample_store[0], "--trials", "5")
+    assert "bit flips, one per trial" in out and "contiguous + row CRC-32" in out
+    assert "data     after compact                   5 /    0 /    0 of 5" in out
