@@ -121,6 +121,9 @@ class Unencoded:
     note: str
     detail: str | None = None
 
+    def as_json(self) -> dict:
+        return asdict(self)
+
 
 @dataclass
 class VerifyReport:
