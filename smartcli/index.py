@@ -110,7 +110,7 @@ class TuneSummary:
     improved: bool  # what was kept beats the untuned search on the held-back pairs
     lambda_anchor: float
     lambda_late: float
-    pairs: dict  # {"outline": {mining report}, "user": {"lines", "matched", "unmatched"}, "used", "train", "held_back"}
+    pairs: dict  # {"outline": {mining report}, "body": {"pages", "pairs"}, "user": {"lines", "matched", "unmatched"}, "used", "train", "held_back"}
     held_back: dict  # {"untuned": {...}, "weights": {...}, "adapter": {...} | None}: MRR@10, nDCG@10, weights
     epochs: int
     best_epoch: int
