@@ -186,7 +186,7 @@ def measure(searcher, encoded: list[Encoded], pairs: list[Pair], grid: list[Weig
     return out
 
 
-def hidden_tokens(searcher, pairs: list[Pair], tokens: dict | None = None) -> dict[int, np.ndarray]:
+def hidden_tokens(searcher, pairs: list[Pair]) -> dict[int, np.ndarray]:
     """For each "body" pair (by its index in ``pairs``), its page's decoded token states without
     the tokens of the sentence it was cut from (inverse cloze)."""
     wanted = {i: p for i, p in enumerate(pairs) if p.hidden is not None}

@@ -79,3 +79,9 @@ def test_token_pooling_smoke(sample_store, judged):
     store, _ = sample_store
     out = run_benchmark("token_pooling.py", "--store", store, "--queries", judged, "--limits", "16", "8")
     assert "top-10 overlap" in out and "nDCG@10" in out
+
+
+def test_tune_pairs_lambda_smoke(sample_store):
+    store, _ = sample_store
+    out = run_benchmark("tune_pairs_lambda.py", "--store", store, "--kinds", "outline,body")
+    assert "outline" in out and "body" in out and "best " in out and "load average" in out
