@@ -1,6 +1,6 @@
 """How long `smart tune` takes, and what it measures on held-back pairs, on a copy of a store.
 
-    python benchmarks/tune_time.py --store STORE [--adapter] [--queries JUDGED.jsonl]
+    python benchmarks/tune_time.py --store STORE [--adapter] [--body] [--pairs FILE] [--no-outline] [--keep] [--queries JUDGED.jsonl]
 
 Copies the store (the original is left as it is), runs ``Index.tune`` on the copy and prints the
 store's size (pages, CPUs, load average), the pairs mined, the held-back figures and the times:
@@ -45,6 +45,10 @@ def main() -> None:
     parser.add_argument("--store", required=True)
     parser.add_argument("--adapter", action="store_true", help="also train the query-side adapter")
     parser.add_argument("--heading-path", action="store_true")
+    parser.add_argument("--body", action="store_true", help="also pseudo-queries cut from the pages' text")
+    parser.add_argument("--no-outline", action="store_true", help="without the outline pairs (with --body or --pairs)")
+    parser.add_argument("--pairs", help="labelled pairs, JSON lines {query, file, page}")
+    parser.add_argument("--keep", action="store_true", help="keep what was learned even if the held-back pairs do not improve")
     parser.add_argument("--queries", help="judged queries to evaluate before and after (never trained on)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -56,7 +60,9 @@ def main() -> None:
         print(f"store {args.store}: {pages} pages; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
         before = figures(index, args.queries) if args.queries else None
         start, cpu = time.monotonic(), _cpu()
-        summary = index.tune(adapter=args.adapter, heading_path=args.heading_path, events=Printing())
+        summary = index.tune(
+            pairs=args.pairs, adapter=args.adapter, heading_path=args.heading_path, body=args.body, outline=not args.no_outline, guard=not args.keep, events=Printing()
+        )
         seconds, cpu = time.monotonic() - start, _cpu() - cpu
         print(json.dumps({k: v for k, v in summary.as_json().items() if k != "history"}))
         print(f"tune: {seconds:.1f} s in all ({cpu:.1f} CPU seconds), training {summary.train_seconds:.1f} s, {summary.epochs} epoch(s); kept: {summary.kept}")

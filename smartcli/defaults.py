@@ -70,6 +70,11 @@ TUNE_LEARNING_RATE = 2e-4  # 2e-3 overfits the headings within one epoch (README
 TUNE_TEMPERATURE = 0.05  # of the contrastive loss over MaxSim scores
 TUNE_WEIGHT_DECAY = 1e-4  # pulls the adapter's linear map back to zero (the identity adapter)
 TUNE_SEED = 1729
+TUNE_BODY_PER_PAGE = 1  # pseudo-queries cut from each page's own text (inverse cloze; README, tune)
+TUNE_BODY_MIN_WORDS = 6  # a sentence shorter than this is not a query's source
+TUNE_BODY_MAX_SENTENCE = 40  # nor one longer (a run-on list, a table read as text)
+TUNE_BODY_QUERY_WORDS = 8  # a pseudo-query is at most this many consecutive words of its sentence
+TUNE_BODY_MAX_PAIRS = 600  # at most (a stable sample); held-back ones are encoded again without their sentence
 # Tune keeps a change only if it beats the untuned search on the held-back pairs by this many
 # standard errors of the paired per-pair nDCG@10 differences (a one-sided test at about 2.5%).
 TUNE_MIN_Z = 2.0

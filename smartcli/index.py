@@ -159,7 +159,7 @@ class TuneSummary:
     improved: bool  # what was kept beats the untuned search on the held-back pairs
     lambda_anchor: float
     lambda_late: float
-    pairs: dict  # {"outline": {mining report}, "user": {"lines", "matched", "unmatched"}, "used", "train", "held_back"}
+    pairs: dict  # {"outline": {mining report}, "body": {"pages", "pairs"}, "user": {"lines", "matched", "unmatched"}, "used", "train", "held_back"}
     held_back: dict  # {"untuned": {...}, "weights": {...}, "adapter": {...} | None}: MRR@10, nDCG@10, weights
     epochs: int
     best_epoch: int
@@ -675,6 +675,7 @@ class Index:
         guard: bool = True,
         wait: bool = False,
         events: UpdateEvents | None = None,
+        body: bool = False,
     ) -> TuneSummary:
         """Learn this store's fusion weights and query-side adapter (``smart tune``).
 
@@ -683,7 +684,9 @@ class Index:
         ``{"query", "file", "page"}``. A share is held back: on it the weights are chosen and the
         adapter's training stopped, and the result must beat the untuned search there, else the
         store is left untuned (``guard=False`` keeps what was learned anyway: for collections too
-        small to hold back a telling share). ``adapter`` also trains the query-side adapter. The store is read while
+        small to hold back a telling share). ``body`` adds pseudo-queries cut from the pages' own
+        text (inverse cloze: a run of a sentence's words, the sentence hidden from its page when the
+        page is scored for it). ``adapter`` also trains the query-side adapter. The store is read while
         training and locked only to record the result (``wait``: wait for another writer).
         """
         from smartcli.ingest.outlines import mine_outlines
@@ -694,7 +697,7 @@ class Index:
 
         events = events or UpdateEvents()
         raw_user = load_user_pairs(os.fspath(pairs)) if pairs is not None else []  # a bad file fails before the model loads
-        if not outline and pairs is None:
+        if not outline and pairs is None and not body:
             raise SmartError(ErrorKind.BAD_OPTION, "with the outlines left out, pairs must be given", option="outline")
         with _reading(self.path) as store, store.read_snapshot():
             info = store.model
@@ -723,6 +726,13 @@ class Index:
                     f"{report.pairs} pairs from the outlines of {report.with_outline} of {report.files} PDFs "
                     f"({report.entries} entries; dropped: {', '.join(f'{n} {k}' for k, n in sorted(report.dropped.items())) or 'none'})"
                 )
+            if body:
+                from smartcli.ingest.outlines import body_pairs
+
+                cut = body_pairs([(item.path, item.page, item.text) for item in searcher.items])
+                used += [Pair(b.query, {(b.path, b.page)}, "body", b.hidden) for b in cut]
+                counts["body"] = {"pages": len(searcher.items), "pairs": len(cut)}
+                events.message(f"{len(cut)} pseudo-queries cut from the text of {len(searcher.items)} pages")
             if raw_user:
                 user, unmatched = match_user_pairs(raw_user, searcher.items)
                 used += user

@@ -90,7 +90,7 @@ def describe(exc: SmartError) -> str:
     if kind is ErrorKind.BAD_INPUT and "pairs" in exc.details:
         return f"{message}; give labelled pairs with `smart tune --pairs FILE`"
     if kind is ErrorKind.BAD_OPTION and exc.option == "outline":
-        return "--no-outline needs --pairs FILE"
+        return "--no-outline needs --pairs FILE or --body"
     if kind is ErrorKind.BAD_OPTION and exc.option:
         flag = FLAGS.get(exc.option, "--" + exc.option.replace("_", "-"))
         if "stored" in exc.details:

@@ -19,6 +19,7 @@ def run_tune(
     wait: bool,
     json_output: bool,
     device: str,
+    body: bool = False,
 ) -> int:
     from smartcli import Index, SmartError, UpdateEvents
 
@@ -38,7 +39,7 @@ def run_tune(
             else:
                 print_line("back to the frozen model and the default weights" if had else "the store was not tuned; nothing to reset")
             return EXIT_OK
-        summary = index.tune(pairs=pairs, outline=outline, heading_path=heading_path, adapter=adapter, guard=not keep, wait=wait, events=Events())
+        summary = index.tune(pairs=pairs, outline=outline, heading_path=heading_path, adapter=adapter, guard=not keep, wait=wait, events=Events(), body=body)
     except SmartError as exc:
         warn(describe(exc))
         return exit_code(exc)

@@ -146,3 +146,68 @@ def mine_outlines(paths: list[str], heading_path: bool = False, report: MiningRe
             kept.append(pair)
     report.pairs = len(kept)
     return kept, report
+
+
+# -- pseudo-queries from the page body (inverse cloze) -------------------------------------------
+
+_SENTENCE = re.compile(r"[^.!?;:\n]+(?:[.!?;:](?=\s|$)|\n\s*\n|$)", re.DOTALL)
+_WORD = re.compile(r"\S+")
+_CODE = re.compile(r"[{}()\[\]<>=$#|\\/_@*&%^~`]")
+
+
+@dataclass
+class BodyPair:
+    """A pseudo-query cut from a page's own text: ``query`` is a run of words of the sentence at
+    characters ``hidden`` of the page's text, which is hidden from the page when it is scored for
+    this query (inverse cloze: the page must be found by what surrounds the sentence)."""
+
+    query: str
+    path: str
+    page: int
+    hidden: tuple[int, int]
+
+
+def _stable(*parts) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256("\0".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+def body_candidates(text: str) -> list[tuple[int, int, list[str]]]:
+    """Sentences of ``text`` that read like prose: (start, end, words); at least
+    ``TUNE_BODY_MIN_WORDS`` words, mostly words of letters, few code symbols."""
+    out = []
+    for match in _SENTENCE.finditer(text):
+        start, end = match.span()
+        words = _WORD.findall(match.group())
+        if not defaults.TUNE_BODY_MIN_WORDS <= len(words) <= defaults.TUNE_BODY_MAX_SENTENCE:
+            continue
+        wordy = sum(1 for w in words if len(_LETTERS.findall(w)) >= max(2, len(w) * 0.7))
+        symbols = len(_CODE.findall(match.group()))
+        if wordy < 0.75 * len(words) or symbols > len(words) // 4:
+            continue
+        out.append((start, end, words))
+    return out
+
+
+def body_pairs(pages: list[tuple[str, int, str]], per_page: int = defaults.TUNE_BODY_PER_PAGE) -> list[BodyPair]:
+    """Up to ``per_page`` pseudo-queries from each page ``(path, page, text)``: from sentences
+    chosen by a stable hash, a run of at most ``TUNE_BODY_QUERY_WORDS`` of their words (the query),
+    and the whole sentence's characters (hidden from the page when it is scored for the query)."""
+    pairs = []
+    for path, page, text in pages:
+        text = text or ""
+        # A page must keep words of its own once the sentence is hidden.
+        candidates = [c for c in body_candidates(text) if len(_WORD.findall(text[: c[0]] + text[c[1] :])) >= 3 * defaults.TUNE_BODY_MIN_WORDS]
+        if not candidates:
+            continue
+        order = sorted(range(len(candidates)), key=lambda i: _stable(path, page, i))
+        for i in order[:per_page]:
+            start, end, words = candidates[i]
+            n = min(len(words), defaults.TUNE_BODY_QUERY_WORDS)
+            first = _stable(path, page, i, "start") % (len(words) - n + 1)
+            query = " ".join(words[first : first + n]).strip(".,;:!?")
+            pairs.append(BodyPair(query, path, page, (start, end)))
+    if len(pairs) > defaults.TUNE_BODY_MAX_PAIRS:  # a stable sample: each held-back one is encoded again
+        pairs = sorted(pairs, key=lambda p: _stable(p.path, p.page, p.hidden))[: defaults.TUNE_BODY_MAX_PAIRS]
+    return pairs

@@ -37,7 +37,9 @@ class Pair:
 
     query: str
     pages: set[tuple[str, int]]
-    source: str = "outline"  # or "user"
+    source: str = "outline"  # or "user", or "body" (a pseudo-query cut from its page's text)
+    hidden: tuple[int, int] | None = None  # "body": characters of the page hidden when scored for this query
+    hidden_page: tuple | None = field(default=None, repr=False)  # (pooled, token states) of the page without them
 
 
 @dataclass
@@ -168,6 +170,7 @@ def measure(searcher, encoded: list[Encoded], pairs: list[Pair], grid: list[Weig
     # One MaxSim pass over every page serves every weighting: the two-stage rankings are the
     # same scores restricted to each query's anchor shortlist, as searcher.score restricts them.
     full = searcher.score(encoded, Weights(0.0, 1.0))
+    hide_own_sentences(searcher, encoded, pairs, full)
     out = []
     for weights in grid:
         scored = full
@@ -181,6 +184,70 @@ def measure(searcher, encoded: list[Encoded], pairs: list[Pair], grid: list[Weig
         run = score_run("", judged, [[(h.item.path, h.item.page) for h in q] for q in hits], k)
         out.append(Measured(weights, run.mean("rr"), run.mean("ndcg"), np.array([q.ndcg for q in run.per_query])))
     return out
+
+
+def hidden_tokens(searcher, pairs: list[Pair]) -> dict[int, np.ndarray]:
+    """For each "body" pair (by its index in ``pairs``), its page's decoded token states without
+    the tokens of the sentence it was cut from (inverse cloze)."""
+    wanted = {i: p for i, p in enumerate(pairs) if p.hidden is not None}
+    if not wanted:
+        return {}
+    index_of = {(item.path, item.page): n for n, item in enumerate(searcher.items)}
+    pages = {i: index_of[next(iter(p.pages))] for i, p in wanted.items()}
+    states = _item_tokens(searcher, sorted(set(pages.values())), with_spans=True)
+    out = {}
+    for i, pair in wanted.items():
+        page_tokens, spans = states[pages[i]]
+        start, end = pair.hidden
+        keep = ~((spans[:, 0] < end) & (spans[:, 1] > start))
+        if not keep.any():  # nothing but the sentence: keep one token, so the page still has a score
+            keep[0] = True
+        out[i] = page_tokens[keep]
+    return out
+
+
+def hide_own_sentences(searcher, encoded: list[Encoded], pairs: list[Pair], full) -> None:
+    """Rescore, in ``full`` (every page, anchor and late scores), each "body" pair's own page as
+    if its sentence were not there (inverse cloze): the page's text without the sentence is
+    encoded again by the store's model and stored as the store stores token states (1-bit signs
+    by default), once per pair (kept on the pair)."""
+    wanted = [i for i, p in enumerate(pairs) if p.hidden is not None]
+    if not wanted:
+        return
+    index_of = {(item.path, item.page): n for n, item in enumerate(searcher.items)}
+    missing = [i for i in wanted if pairs[i].hidden_page is None]
+    if missing:
+        texts = []
+        for i in missing:
+            start, end = pairs[i].hidden
+            text = searcher.items[index_of[next(iter(pairs[i].pages))]].text
+            texts.append(text[:start] + text[end:])
+        encoder = getattr(searcher.encoder, "encoder", searcher.encoder)  # documents never go through an adapter
+        dtype = searcher.store.token_dtype
+        for i, page in zip(missing, encoder.encode_documents(texts)):
+            pairs[i].hidden_page = (page.pooled.astype(np.float32), as_stored(page.tokens, dtype))
+    column = {index: c for c, index in enumerate(full.columns)}
+    for i in wanted:
+        c = column.get(index_of[next(iter(pairs[i].pages))])
+        if c is None:
+            continue
+        pooled, page_tokens = pairs[i].hidden_page
+        full.anchor[i, c] = float(encoded[i].pooled @ pooled)
+        q = np.asarray(encoded[i].tokens, np.float32)
+        full.late[i, c] = float((q @ page_tokens.T).max(axis=1).mean())
+
+
+def as_stored(tokens: np.ndarray, dtype: str) -> np.ndarray:
+    """Float token states as search would score them once stored in ``dtype``."""
+    from smartcli.store.formats import decode_binary, encode_binary, encode_int8
+
+    tokens = np.asarray(tokens, np.float32)
+    if dtype == "binary":
+        return decode_binary(encode_binary(tokens), tokens.shape[1])
+    if dtype == "int8":
+        data, scale = encode_int8(tokens)
+        return data.astype(np.float32) * scale[:, None]
+    return tokens.astype(np.float16).astype(np.float32)
 
 
 def significantly_better(a: Measured, b: Measured, z: float = defaults.TUNE_MIN_Z) -> bool:
@@ -269,6 +336,14 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
     needed = sorted({i for row in positives + negatives for i in row})
     report(f"reading the token states of {len(needed)} pages")
     tokens = _item_tokens(searcher, needed)
+    # A "body" pair's own page is scored without the sentence its query was cut from: its
+    # positive is that page's tokens with the sentence's tokens left out (keyed -1 - pair), and
+    # the page as stored, should another pair of the batch bring it, is no candidate for it.
+    own_page = {}
+    for i, page_tokens in hidden_tokens(searcher, train).items():
+        own_page[i] = positives[i][0] if positives[i] else None
+        tokens[-1 - i] = page_tokens
+        positives[i] = [-1 - i] if positives[i] else []
     dims = train_encoded[0].tokens.shape[1]
     ln = torch.nn.LayerNorm(dims)
     linear = torch.nn.Linear(dims, dims)
@@ -304,8 +379,12 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
             adapted = adapted / adapted.norm(dim=-1, keepdim=True).clamp_min(1e-12)
             logits = _maxsim_by_argmax(adapted, doc_tokens, lengths, q_lengths) / defaults.TUNE_TEMPERATURE
             positive = torch.zeros(logits.shape, dtype=torch.bool)
+            excluded = torch.zeros(logits.shape, dtype=torch.bool)
             for row, i in enumerate(batch):
                 positive[row, [column[d] for d in positives[i]]] = True
+                if own_page.get(i) in column:
+                    excluded[row, column[own_page[i]]] = True
+            logits = logits.masked_fill(excluded, float("-inf"))
             loss = (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~positive, float("-inf")), 1)).mean()
             loss = loss + defaults.TUNE_WEIGHT_DECAY * linear.weight.pow(2).sum()
             optimizer.zero_grad()
@@ -361,8 +440,9 @@ def _hard_negatives(searcher, encoded: list[Encoded], positives: list[list[int]]
     return out
 
 
-def _item_tokens(searcher, indexes: list[int]) -> dict[int, np.ndarray]:
-    """Decoded token states (as search scores them) of the items at ``indexes``."""
+def _item_tokens(searcher, indexes: list[int], with_spans: bool = False) -> dict:
+    """Decoded token states (as search scores them) of the items at ``indexes`` (with
+    ``with_spans``: (states, character spans))."""
     out = {}
     by_segment: dict[str, list[int]] = {}
     for i in indexes:
@@ -370,5 +450,6 @@ def _item_tokens(searcher, indexes: list[int]) -> dict[int, np.ndarray]:
     for name, group in by_segment.items():
         with searcher.store.open_segment(name) as segment:
             for i in group:
-                out[i] = segment.tokens(*segment.token_range(searcher.items[i].row))
+                span = segment.token_range(searcher.items[i].row)
+                out[i] = (segment.tokens(*span), segment.spans(*span)) if with_spans else segment.tokens(*span)
     return out

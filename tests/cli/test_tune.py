@@ -91,3 +91,17 @@ def test_user_pairs_and_their_errors(tuned_copy, tmp_path):
     summary = json.loads(ran.stdout)
     assert summary["pairs"]["user"] == {"lines": 2, "matched": 1, "unmatched": 1, "pairs": 1}
     assert summary["pairs"]["used"] == 14
+
+
+def test_tune_body_adds_pseudo_queries_cut_from_the_pages(tuned_copy):
+    store, _ = tuned_copy
+    ran = run_smart("tune", "--store", store, "--body", "--json", check=True)
+    summary = json.loads(ran.stdout)
+    body, outline = summary["pairs"]["body"]["pairs"], summary["pairs"]["outline"]["pairs"]
+    assert body > 0 and summary["pairs"]["used"] == outline + body
+    assert f"{body} pseudo-queries cut from the text of" in ran.stderr
+    ran = run_smart("tune", "--store", store, "--body", "--no-outline", "--json")
+    if body >= 8:
+        assert ran.returncode == 0 and json.loads(ran.stdout)["pairs"]["used"] == body
+    else:  # too few to tune on: a clear error, no traceback
+        assert ran.returncode == 2 and "usable pairs" in ran.stderr and "Traceback" not in ran.stderr

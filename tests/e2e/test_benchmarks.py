@@ -91,3 +91,9 @@ def test_integrity_smoke(sample_store):
     out = run_benchmark("integrity.py", sample_store[0], "--trials", "5")
     assert "bit flips, one per trial" in out and "contiguous + row CRC-32" in out
     assert "data     after compact                   5 /    0 /    0 of 5" in out
+
+
+def test_tune_pairs_lambda_smoke(sample_store):
+    store, _ = sample_store
+    out = run_benchmark("tune_pairs_lambda.py", "--store", store, "--kinds", "outline,body")
+    assert "outline" in out and "body" in out and "best " in out and "load average" in out
