@@ -101,9 +101,21 @@ def results_table(query: str, hits, show_late: bool = True) -> Table:
         row = [str(hit.rank), f"{hit.score:.3f}", f"{hit.anchor:.3f}"]
         if show_late:
             row.append("" if hit.late is None else f"{hit.late:.3f}")
-        row += [Text(display_path(hit.item.path)), str(hit.item.page), highlighted(hit.snippet, hit.highlights)]
+        row += [path_cell(hit), str(hit.item.page), highlighted(hit.snippet, hit.highlights)]
         table.add_row(*row)
     return table
+
+
+def path_cell(hit) -> Text:
+    """The hit's path, and under it the other paths holding the same page (copies of the file:
+    ``+1 copy: backup/guide.pdf``), each escaped like any file name."""
+    cell = Text(display_path(hit.item.path))
+    also = list(getattr(hit, "also", None) or [])
+    if also:
+        label = "+1 copy: " if len(also) == 1 else f"+{len(also)} copies: "
+        cell.append("\n" + label, style="dim")
+        cell.append(", ".join(display_path(path) for path in also))
+    return cell
 
 
 def highlighted(text: str, spans) -> Text:

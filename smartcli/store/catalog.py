@@ -37,6 +37,7 @@ from smartcli.errors import ErrorKind, ModelMismatch, StoreBusy, StoreDamaged, S
 from smartcli.models.base import TEXT_NORMALIZATION, Encoded, ModelInfo, normalize_text
 from smartcli.store.formats import TOKEN_FORMATS
 from smartcli.store.notes import Note, schema1_note
+from smartcli.store.pageroles import BODY, page_role, text_role
 from smartcli.store.segments import Segment, SegmentFile, new_segment_file, write_pages
 
 # 2: items.note holds codes (store/notes.py) and items.note_detail a library's message.
@@ -74,7 +75,8 @@ CREATE TABLE IF NOT EXISTS items (
     text TEXT,
     note TEXT,                     -- a code of store/notes.py
     note_detail TEXT,
-    ocr TEXT                       -- OCR language when text came from OCR
+    ocr TEXT,                      -- OCR language when text came from OCR
+    page_role TEXT                 -- a code of store/pageroles.py (NULL: not judged yet)
 );
 CREATE INDEX IF NOT EXISTS items_by_file ON items(file_id);
 CREATE INDEX IF NOT EXISTS items_by_segment ON items(segment, row);
@@ -116,6 +118,7 @@ class PageRecord:
     note: Note | None = None  # why the page has no vectors
     detail: str | None = None  # a library's message about the note, if any
     ocr: str | None = None  # OCR language when ``text`` came from OCR
+    role: str | None = None  # store/pageroles.py: what the outline says; else judged from ``text`` on commit
 
 
 @dataclass
@@ -140,6 +143,7 @@ class LiveItem:
     row: int
     n_tokens: int
     text: str
+    role: str = BODY  # store/pageroles.py
 
 
 class Store:
@@ -225,6 +229,10 @@ class Store:
                     # Added in place (no schema change): NULL marks text read before versions were kept.
                     with conn:
                         conn.execute("ALTER TABLE files ADD COLUMN text_version INTEGER")
+                if "page_role" not in _columns(conn, "items"):
+                    # Added in place (no schema change); NULL until judged (settle_page_roles).
+                    with conn:
+                        conn.execute("ALTER TABLE items ADD COLUMN page_role TEXT")
                 if store.meta.get("schema_version") is None:
                     with conn:
                         store._set_meta("schema_version", SCHEMA_VERSION)
@@ -233,6 +241,7 @@ class Store:
                 if not rebuild:
                     store.raise_if_damaged()
                     store._remove_leftovers()
+                    store.settle_page_roles()
             except sqlite3.DatabaseError as exc:
                 raise damaged_catalog(root, exc) from None
         except BaseException:
@@ -415,14 +424,27 @@ class Store:
             self.conn.rollback()
 
     def live_items(self) -> list[LiveItem]:
-        """Encoded items of the last committed state, ordered by segment and row."""
+        """Encoded items of the last committed state, ordered by segment and row. A page whose
+        role is not recorded (a store written before roles were kept, opened for reading) is
+        judged from its text here."""
+        role = "items.page_role" if "page_role" in _columns(self.conn, "items") else "NULL"
         rows = self.conn.execute(
-            """SELECT items.id, files.path, items.page, files.kind, items.segment, items.row,
-                      items.n_tokens, COALESCE(items.text, '')
+            f"""SELECT items.id, files.path, items.page, files.kind, items.segment, items.row,
+                      items.n_tokens, COALESCE(items.text, ''), {role}
                FROM items JOIN files ON files.id = items.file_id
                WHERE items.segment IS NOT NULL ORDER BY items.segment, items.row"""
         ).fetchall()
-        return [LiveItem(r[0], fs_path(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+        return [LiveItem(r[0], fs_path(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8] or text_role(r[7])) for r in rows]
+
+    def settle_page_roles(self) -> int:
+        """Judge, from their stored text, the pages whose role is not recorded (pages indexed
+        before roles were kept), without reading or encoding anything again (writers only).
+        Returns how many were judged."""
+        rows = self.conn.execute("SELECT id, text FROM items WHERE page_role IS NULL").fetchall()
+        if rows:
+            with self.conn:
+                self.conn.executemany("UPDATE items SET page_role = ? WHERE id = ?", [(text_role(t), i) for i, t in rows])
+        return len(rows)
 
     def item_origin(self, item_id: int) -> dict | None:
         """The file record behind item ``item_id`` as indexed (size, mtime) and its OCR language."""
@@ -550,8 +572,8 @@ class Store:
                         note = None if page.note is None else Note(page.note).value
                         values = (file_id, page.page, None, None, 0, page.text, note, page.detail)
                     self.conn.execute(
-                        "INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, note_detail, ocr) VALUES (?,?,?,?,?,?,?,?,?)",
-                        values + (page.ocr,),
+                        "INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, note_detail, ocr, page_role) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        values + (page.ocr, page_role(page.text, page.role)),
                     )
             self._set_meta("updated", now)
             self._drop_dead_segments(now)
@@ -601,8 +623,8 @@ class Store:
         self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(copy.path),))
         file_id = self._insert_file(copy.path, source[1], copy.size, copy.mtime_ns, copy.sha256, "indexed", None, now, source[2])
         self.conn.execute(
-            """INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, note_detail, ocr)
-               SELECT ?, page, segment, row, n_tokens, text, note, note_detail, ocr FROM items WHERE file_id = ? ORDER BY id""",
+            """INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, note_detail, ocr, page_role)
+               SELECT ?, page, segment, row, n_tokens, text, note, note_detail, ocr, page_role FROM items WHERE file_id = ? ORDER BY id""",
             (file_id, source[0]),
         )
         return True
