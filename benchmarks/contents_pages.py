@@ -8,7 +8,7 @@ Pages the catalog marks ``contents`` or ``index`` (store/pageroles.py) lose
 queries this prints, for each penalty (0 is the search without it), nDCG@10 and MRR@10 of
 pooled, late and smart (default weights) on the real two-stage path, and how many contents or
 index pages the top 10 holds on average. With ``--probe`` (JSON lines ``{"query": ...,
-"file": ..., "contents": [pages], "body": [pages]}``) it prints, per query, the best rank of the
+"file": ..., "contents": [pages], "body": [pages]}``; no ``body``: any other page) it prints, per query, the best rank of the
 named contents pages and of the named body pages, without the penalty and with the default one.
 """
 
@@ -58,7 +58,8 @@ def main() -> None:
                 defaults.NAVIGATION_PENALTY = penalty
                 hits = searcher.search([probe["query"]], Weights(), k=50)[0]
                 mine = [(h.rank, h.page) for h in hits if os.path.basename(h.path) == probe["file"]]
-                ranks.append((_best(mine, probe["contents"]), _best(mine, probe["body"])))
+                body = probe.get("body") or [p for _, p in mine if p not in probe["contents"]]  # none named: any other page
+                ranks.append((_best(mine, probe["contents"]), _best(mine, body)))
             print(
                 f"{probe['query'][:50]:<50} {probe['file'][:34]:<34} {ranks[0][0]:>4} -> {ranks[1][0]:<4}"
                 f"         | {ranks[0][1]:>4} -> {ranks[1][1]:<4}"

@@ -14,7 +14,7 @@ TOP_K = 10
 # Contents and index pages (store/pageroles.py) lose this share of the weights' sum
 # (lambda_anchor + lambda_late) from their fused score: they rank below body pages that match
 # about as well, and stay first when nothing matches better (measured: README, "Quality").
-NAVIGATION_PENALTY = 0.02
+NAVIGATION_PENALTY = 0.05
 # Token states held in memory at once per scored chunk when the chunk size is automatic.
 CHUNK_TOKENS = 65536
 # A long-lived process (a prompt, --queries, a server) keeps this much of the token states

@@ -6,7 +6,12 @@ import sqlite3
 import pymupdf
 import pytest
 
+import numpy as np
+
 from smartcli import Index, defaults
+from smartcli.models.base import Encoded
+from smartcli.search.scoring import Weights
+from smartcli.search.searcher import Scored, Searcher
 from smartcli.store.catalog import Store
 from smartcli.store.pageroles import BODY, CONTENTS, INDEX, outline_role, outline_roles, text_role
 
@@ -86,18 +91,30 @@ def test_pages_are_recorded_with_their_role_at_index_time(manual_index):
     assert roles == {1: CONTENTS, 2: BODY, 3: BODY, 4: BODY, 5: INDEX}
 
 
-def test_a_contents_page_ranks_below_the_body_page_that_matches_as_well(manual_index, monkeypatch):
+def test_a_contents_page_ranks_below_a_body_page_that_matches_about_as_well(manual_index):
+    index, root = manual_index
+    searcher = Searcher(Store.open(root / "store"), None, device="cpu")
+    page = {item.page: i for i, item in enumerate(searcher.items)}
+    columns = [page[1], page[3]]  # the contents page, a body page
+    weights = Weights()
+    penalty = defaults.NAVIGATION_PENALTY * (weights.lambda_anchor + weights.lambda_late)
+    query = Encoded(np.zeros(384, np.float32), np.zeros((1, 384), np.float32), np.zeros(1, np.int32), np.zeros((1, 2), np.int32))
+
+    def ranked(late_contents, late_body):
+        scored = Scored(columns, np.array([[0.5, 0.5]], np.float32), np.array([[late_contents, late_body]], np.float32), np.ones((1, 2), bool))
+        return [(h.page, round(h.score, 4)) for h in searcher.rank([query], scored, weights, 2, snippets=False)[0]]
+
+    # Fused 0.05 apart (under the penalty): the body page first; 0.5 apart (over it): the contents page stays first.
+    assert ranked(0.81, 0.80) == [(3, round(0.5 + 5 * 0.80, 4)), (1, round(0.5 + 5 * 0.81 - penalty, 4))]
+    assert [p for p, _ in ranked(0.90, 0.80)] == [1, 3]
+
+
+def test_search_reports_the_penalty_in_the_score_and_the_role_in_json(manual_index):
     index, _ = manual_index
-    query = "removing and uninstalling packages"
-    monkeypatch.setattr(defaults, "NAVIGATION_PENALTY", 0.0)
-    before = [h.page for h in index.search(query, k=5)]
-    monkeypatch.undo()
-    hits = index.search(query, k=5)
-    after = [h.page for h in hits]
-    # Without the penalty the contents page, which holds the heading word for word, was first.
-    assert before.index(1) < before.index(3), before
-    assert after[0] == 3 and 1 in after, after  # ranked lower, not hidden
-    contents = hits[after.index(1)]
+    hits = index.search("removing and uninstalling packages", k=5)
+    pages = [h.page for h in hits]
+    assert pages[0] == 3 and 1 in pages, pages  # the contents page ranks lower, it is not hidden
+    contents = hits[pages.index(1)]
     weights = defaults.LAMBDA_ANCHOR + defaults.LAMBDA_LATE
     raw = defaults.LAMBDA_ANCHOR * contents.anchor + defaults.LAMBDA_LATE * contents.late
     assert contents.score == pytest.approx(raw - defaults.NAVIGATION_PENALTY * weights, abs=1e-4)
