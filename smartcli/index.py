@@ -37,8 +37,10 @@ class UpdateEvents:
 
     Subclass and override: ``message`` gets one-line reports (a skipped file, a page OCR
     could not read); with ``wants_progress`` set, ``started(total_pages)`` comes once the
-    run is planned, then ``pages_done(n)``; OCR work is announced by ``ocr_queued(n)`` and
-    ``ocr_done(n)``; ``waiting()`` when another writer holds the store and ``wait`` is set.
+    run is planned, then ``pages_done(n)`` (pages read) and ``committed(...)`` (what is kept);
+    OCR work is announced by ``ocr_queued(n)`` (negative for queued pages that turned out to
+    need no OCR) and ``ocr_done(n)`` (pages OCR read: the summary's ``attempted``);
+    ``waiting()`` when another writer holds the store and ``wait`` is set.
     """
 
     wants_progress = False
@@ -59,6 +61,13 @@ class UpdateEvents:
         pass
 
     def waiting(self) -> None:
+        pass
+
+    def committed(self, files: int, pages: int, encoded: int, total_pages: int) -> None:
+        """After each committed batch (with ``wants_progress``), the run's counts so far: files
+        committed, pages finished (encoded, or recorded as not encodable), pages encoded, and
+        ``total_pages`` the run will finish in all (the estimate of ``started``, corrected as
+        files are read). Unlike ``pages_done`` (pages read), these count only what is kept."""
         pass
 
 
@@ -96,6 +105,21 @@ class Status:
     @property
     def healthy(self) -> bool:
         return not self.store_problems
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Unencoded:
+    """A page (or image) recorded without vectors, and why: ``note`` is a :class:`~smartcli.store.notes.Note`
+    code (``""`` where none was recorded), ``detail`` a library's own message where there is one."""
+
+    path: str
+    page: int
+    kind: str
+    note: str
+    detail: str | None = None
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -275,7 +299,8 @@ class Index:
             return plan_changes(store, roots, reread)[0]
 
     def _update(self, store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events, limits=None):
-        from smartcli.ingest.indexer import Indexer, total_pages
+        from smartcli.ingest.discovery import count_pages
+        from smartcli.ingest.indexer import Indexer
         from smartcli.ingest.ocr import OcrRunner
         from smartcli.ingest.pictures import render_options
         from smartcli.ingest.planning import plan_changes
@@ -284,6 +309,7 @@ class Index:
         settings = _ocr_for_model(settings, store.model)
         old_text = _old_text(store)
         plan, hashes = plan_changes(store, roots, _awaiting_ocr(store, settings) | old_text)
+        _refuse_nothing_indexable(plan, roots)
         renormalized = sum(1 for s in plan.to_encode + plan.duplicates if s.path in old_text)
         if renormalized:
             events.message(f"{renormalized} file(s) were indexed with an older text normalization: reading and encoding them again")
@@ -296,13 +322,20 @@ class Index:
         if batch_size is None:
             batch_size = encoder.default_batch_size if plan.to_encode else defaults.TEXT_BATCH_SIZE
         settings = _ocr_for_model(settings, encoder.info)
+        counter = None
         if events.wants_progress and plan.to_encode:
-            events.started(total_pages(plan.to_encode) + len(plan.copied) + len(plan.duplicates))
+            from smartcli.ingest.indexer import CommitCounter
+
+            counter = CommitCounter({s.path: count_pages(s) for s in plan.to_encode}, events.committed)
+            events.started(counter.total)
         runner = OcrRunner(settings, report=events.message, on_queued=events.ocr_queued, on_done=events.ocr_done)
         with runner:
             indexer = Indexer(store, encoder, batch_pages=batch_pages, encode_batch_size=batch_size, report=events.message, ocr=runner,
                               **({} if limits is None else {"read_timeout": limits[0], "read_memory": limits[1]}))
+            if counter is not None:
+                indexer.on_commit = counter
             summary = indexer.run(plan, hashes, progress=events.pages_done)
+        summary.not_indexable = plan.not_indexable
         store.record_roots(roots)
         from smartcli.ingest.planning import UNMOUNTED
 
@@ -321,14 +354,23 @@ class Index:
         """Rewrite segments to drop the rows of removed and replaced files (``smart compact``).
 
         Returns a :class:`~smartcli.store.compaction.CompactionResult`; its ``segments`` and
-        ``bytes`` say what the store holds afterwards.
+        ``bytes`` say what the store holds afterwards. The old segments stay on disk for
+        ``grace_seconds`` (searches that started before can finish), so the store first grows:
+        ``store_bytes_before``, ``bytes`` (now) and ``bytes_after_grace`` say by how much.
         """
+        from smartcli.store.catalog import SEGMENT_GRACE_SECONDS
         from smartcli.store.compaction import compact
 
+        # Sizes as `smart status` measures them, outside the writer (whose catalog log is not folded in yet).
+        with _reading(self.path, verify=False) as store:
+            before = store.stats()["bytes"]
         with self._writer(wait, False, UpdateEvents()) as store:
             result = compact(store)
+        with _reading(self.path, verify=False) as store:
             stats = store.stats()
         result.segments, result.bytes = stats["segments"], stats["bytes"]
+        result.store_bytes_before, result.bytes_after_grace = before, stats["live_bytes"]
+        result.grace_seconds = SEGMENT_GRACE_SECONDS
         return result
 
     def sync(
@@ -437,14 +479,16 @@ class Index:
 
     def item(self, path: str | os.PathLike, page: int | None = None):
         """The indexed page ``page`` of ``path`` (any page of a one-page file when None); raises
-        a NOT_FOUND :class:`~smartcli.errors.SmartError` when it is not encoded."""
-        return self._current(with_encoder=False).find_item(_absolute(path), page)
+        a NOT_FOUND :class:`~smartcli.errors.SmartError` when it is not encoded. A relative ``path``
+        that is no indexed file may name one by base name or path suffix (``graphs.pdf``,
+        ``manuals/graphs.pdf``) when exactly one indexed file matches."""
+        return self._current(with_encoder=False).find_item(_absolute(path), page, os.fspath(path))
 
     def like(self, path: str | os.PathLike, page: int | None = None, k: int = defaults.TOP_K, **options) -> list[Hit]:
         """More like this: pages ranked by similarity to an indexed page (its stored vectors;
         no model is loaded). The page itself is left out."""
         searcher = self._current(with_encoder=False)
-        encoded, source = searcher.stored_query(_absolute(path), page)
+        encoded, source = searcher.stored_query(_absolute(path), page, os.fspath(path))
         scope = options.pop("scope", Scope())
         scope = replace(scope, exclude=scope.exclude | {(source.path, source.page)})
         return self._search_encoded(searcher, encoded, source.text, k, scope=scope, **options)
@@ -712,6 +756,12 @@ class Index:
         with _reading(self.path, verify=False) as store, store.read_snapshot():
             return _collect_status(store)
 
+    def unencoded(self) -> list[Unencoded]:
+        """The pages and images recorded without vectors, with the code of why (``smart status --unencoded``),
+        ordered by path and page."""
+        with _reading(self.path, verify=False) as store, store.read_snapshot():
+            return [Unencoded(**row) for row in store.unencoded_items()]
+
     def evaluate(
         self,
         queries: str | os.PathLike | list,
@@ -889,6 +939,23 @@ def _roots_to_index(store: Store, paths) -> list[str]:
     roots = [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths]
     _check_roots(store, roots)
     return roots
+
+
+def _refuse_nothing_indexable(plan, roots: list[str]) -> None:
+    """Paths under which every file is of a type that cannot be indexed (only .txt and .md files,
+    say), and where the store holds nothing, are a mistake: a BAD_INPUT error, before any change."""
+    from smartcli.ingest.discovery import describe_suffixes
+
+    found = plan.new or plan.changed or plan.moved or plan.copied or plan.touched or plan.unchanged or plan.duplicates
+    if found or plan.removed or plan.skipped or not plan.not_indexable:
+        return
+    where = roots[0] if len(roots) == 1 else f"{len(roots)} paths"
+    raise SmartError(
+        ErrorKind.BAD_INPUT,
+        f"no indexable files under {where} (not indexable: {describe_suffixes(plan.not_indexable)}); nothing was indexed",
+        reason="nothing_indexable",
+        not_indexable=dict(plan.not_indexable.most_common()),
+    )
 
 
 def _check_roots(store: Store, roots: list[str]) -> None:

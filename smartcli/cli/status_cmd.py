@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from smartcli.cli.errors import EXIT_ERROR, EXIT_OK, describe, exit_code, rebuild_hint
-from smartcli.cli.present import format_bytes, note_words, print_json_line, printable, stdout, warn
+from smartcli.cli.present import display_path, format_bytes, note_words, print_json_line, print_line, printable, stdout, warn
 
 
 def run_status(store_path: Path | None, json_output: bool) -> int:
@@ -55,7 +55,7 @@ def print_status(r: dict) -> None:
         ("files", ", ".join(f"{n} {kind}" for kind, n in sorted(r["files"].items())) or "0"),
         ("skipped files", str(r["skipped_files"])),
         ("pages encoded", f"{r['encoded_items']} of {r['items']} ({r['shared_items']} sharing a copy's vectors)"),
-        ("not encoded", ", ".join(f"{n} {note_words(note)}" for note, n in r["not_encoded"].items()) or "0"),
+        ("not encoded", unencoded_line(r["not_encoded"])),
         ("OCR", describe_ocr(r["ocr"])),
         ("token states", str(r["tokens"])),
         ("size on disk", f"{format_bytes(r['bytes'])} ({format_bytes(r['bytes_per_item'] or 0)} per encoded page)"),
@@ -90,3 +90,48 @@ def tuning_line(t: dict | None) -> str:
     if t.get("trained"):
         line += f" (tuned {dt.datetime.fromtimestamp(t['trained']).isoformat(' ', 'seconds')})"
     return line
+
+
+def unencoded_line(counts: dict) -> str:
+    if not counts:
+        return "0"
+    return ", ".join(f"{n} {note_words(note)}" for note, n in counts.items()) + " (`smart status --unencoded` lists them)"
+
+
+def run_unencoded(store_path: Path | None, json_output: bool) -> int:
+    """`smart status --unencoded`: each page recorded without vectors and why (consecutive pages
+    of a file with the same reason on one line; every page in --json)."""
+    from smartcli import Index, SmartError
+
+    try:
+        index = Index.open(store_path)
+        pages = index.unencoded()
+    except SmartError as exc:
+        warn(describe(exc))
+        return exit_code(exc)
+    if json_output:
+        rows = [dict(page.as_json(), reason=note_words(page.note)) for page in pages]
+        print_json_line({"store": str(index.path), "unencoded": rows})
+        return EXIT_OK
+    for line in unencoded_lines(pages):
+        print_line(line)
+    if not pages:
+        warn("every indexed page is encoded")
+    return EXIT_OK
+
+
+def unencoded_lines(pages) -> list[str]:
+    """``path:PAGES  reason`` per run of consecutive pages of one file with one reason (``path`` for an image)."""
+    runs: list[list] = []  # [path, kind, first, last, note, detail]
+    for p in pages:
+        last = runs[-1] if runs else None
+        if last and (last[0], last[4], last[5]) == (p.path, p.note, p.detail) and p.page == last[3] + 1:
+            last[3] = p.page
+        else:
+            runs.append([p.path, p.kind, p.page, p.page, p.note, p.detail])
+    lines = []
+    for path, kind, first, last, note, detail in runs:
+        where = display_path(path) if kind == "image" else f"{display_path(path)}:{first if first == last else f'{first}-{last}'}"
+        reason = note_words(note) if note else "not encoded (no reason recorded)"
+        lines.append(f"{where}  {reason}" + (f" ({detail})" if detail else ""))
+    return lines

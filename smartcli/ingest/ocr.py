@@ -236,9 +236,21 @@ def _worker_init(parent: int) -> None:
 
     # Ctrl-C is the parent's to handle; workers stop when it shuts the pool down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _silence_stderr()
     pymupdf.TOOLS.mupdf_display_errors(False)
     pymupdf.TOOLS.mupdf_display_warnings(False)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _silence_stderr() -> None:
+    """Tesseract writes its own chatter ("Image too small to scale!!", "Detected 12 diacritics")
+    to the process's file descriptor 2, under the progress display: a worker's fd 2 goes to
+    /dev/null instead (what OCR found or failed on comes back with each page's result)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+    finally:
+        os.close(devnull)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -386,9 +398,13 @@ class OcrRunner:
             return
         by_future = {w.future: w for w in waiting}
         for future in as_completed(by_future):
-            self._apply(by_future[future], self._result(future))
+            result = self._result(future)
+            self._apply(by_future[future], result)
             page_done(1)
-            self.on_done(1)
+            if result.ran:
+                self.on_done(1)
+            else:
+                self.on_queued(-1)  # a page with no picture was not read after all: not OCR work
         self.stats.wall_seconds += time.perf_counter() - self._started
         self._started = None
 

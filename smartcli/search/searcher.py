@@ -458,9 +458,10 @@ class Searcher:
                 explained.append((snippet, highlights, matches))
         return explained
 
-    def stored_query(self, path: str, page: int | None) -> tuple[Encoded, LiveItem]:
-        """The stored vectors of an indexed item, as a query ("more like this"); SmartError NOT_FOUND if absent."""
-        item = self.find_item(path, page)
+    def stored_query(self, path: str, page: int | None, named: str | None = None) -> tuple[Encoded, LiveItem]:
+        """The stored vectors of an indexed item, as a query ("more like this"); SmartError NOT_FOUND if absent.
+        ``named``: the path as the user gave it (see :meth:`find_item`)."""
+        item = self.find_item(path, page, named)
         with self.store.open_segment(item.segment) as segment:
             start, stop = segment.token_range(item.row)
             encoded = Encoded(
@@ -472,11 +473,29 @@ class Searcher:
             )
         return encoded, item
 
-    def find_item(self, path: str, page: int | None) -> LiveItem:
+    def find_item(self, path: str, page: int | None, named: str | None = None) -> LiveItem:
+        """The encoded page ``page`` of the file at absolute ``path``. Where no indexed file is there,
+        ``named`` (the path as the user gave it, relative) may name one by base name or by a path
+        suffix, as judged files do in evaluation: when exactly one indexed file matches, it is that
+        file; several are a NOT_FOUND error listing them (``candidates``)."""
         pages = [item for item in self.items if item.path == path]
         if not pages:
             real = os.path.realpath(path)
             pages = [item for item in self.items if os.path.realpath(item.path) == real]
+        if not pages and named and not os.path.isabs(named):
+            from smartcli.search.evaluate import matches
+
+            candidates = sorted({item.path for item in self.items if matches(named, item.path)})
+            if len(candidates) > 1:
+                raise SmartError(
+                    ErrorKind.NOT_FOUND,
+                    f"{named} names {len(candidates)} indexed files: {', '.join(candidates)}",
+                    path=named,
+                    candidates=candidates,
+                )
+            if candidates:
+                path = candidates[0]
+                pages = [item for item in self.items if item.path == path]
         if not pages:
             raise SmartError(ErrorKind.NOT_FOUND, f"{path} is not in the index, or none of its pages is encoded", path=path)
         if page is None:

@@ -446,6 +446,16 @@ class Store:
                 self.conn.executemany("UPDATE items SET page_role = ? WHERE id = ?", [(text_role(t), i) for i, t in rows])
         return len(rows)
 
+    def unencoded_items(self) -> list[dict]:
+        """Pages and images recorded without vectors: path, page, kind, note code and detail, by path and page."""
+        rows = self.conn.execute(
+            """SELECT files.path, items.page, files.kind, COALESCE(items.note, ''), items.note_detail
+               FROM items JOIN files ON files.id = items.file_id
+               WHERE items.segment IS NULL ORDER BY files.path, items.page"""
+        ).fetchall()
+        keys = ("path", "page", "kind", "note", "detail")
+        return [dict(zip(keys, (fs_path(r[0]),) + tuple(r[1:]))) for r in rows]
+
     def item_origin(self, item_id: int) -> dict | None:
         """The file record behind item ``item_id`` as indexed (size, mtime) and its OCR language."""
         row = self.conn.execute(

@@ -40,6 +40,11 @@ class CompactionResult:
     bytes_after: int = 0  # of the new segments
     segments: int = 0  # segments the store holds afterwards (set by Index.compact)
     bytes: int = 0  # bytes the store holds afterwards (set by Index.compact)
+    # Set by Index.compact: the store's size on disk before, and once the old segments, kept
+    # for grace_seconds so that searches already running can finish, are deleted.
+    store_bytes_before: int = 0
+    bytes_after_grace: int = 0
+    grace_seconds: float = 0
 
     @property
     def bytes_reclaimed(self) -> int:

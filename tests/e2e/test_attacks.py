@@ -121,7 +121,8 @@ def test_a_full_disk_is_one_line_and_exit_7_nothing_half_committed_and_the_next_
     # A real process: before the fix, h5py running out of space crashed it (exit 139).
     full = run_smart_process("index", docs, "--store", store, "--ocr", "never")
     assert full.returncode == 7, (full.returncode, full.stderr)
-    lines = full.stderr.strip().splitlines()
+    # One line besides the plain progress lines a run of more than a few seconds prints on a pipe.
+    lines = [line for line in full.stderr.strip().splitlines() if " pages done (" not in line]
     assert len(lines) == 1 and lines[0].startswith(f"smart: no space left on the disk of the store at {store}"), full.stderr
     assert "rebuild" not in full.stderr and "damaged" not in full.stderr
     # Still searchable, still whole: the old pages, nothing half-committed.

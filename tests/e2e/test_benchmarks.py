@@ -79,3 +79,9 @@ def test_token_pooling_smoke(sample_store, judged):
     store, _ = sample_store
     out = run_benchmark("token_pooling.py", "--store", store, "--queries", judged, "--limits", "16", "8")
     assert "top-10 overlap" in out and "nDCG@10" in out
+
+
+def test_prompt_exit_smoke(sample_store):
+    store, _ = sample_store
+    out = run_benchmark("prompt_exit.py", "--store", store, "--runs", "1", "--query", "tyre pressure")
+    assert "entry point  Ctrl-D to exit" in out and "teardown / entry point" in out
