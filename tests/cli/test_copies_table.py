@@ -25,3 +25,9 @@ def test_the_table_lists_the_copies_of_a_hit_under_its_path(tmp_path, monkeypatc
         assert name in shown, out
     assert "odd\nname" not in out  # no raw newline splits the name
     assert "copy:" not in out and out.count("copies:") == 1, out  # other.pdf has no copy
+
+    # Where the table does not fit (80 columns), the copies are the line under path:page.
+    out = run_smart("search", "anchor in the harbor", "--store", store, "-k", "2", env={"COLUMNS": "80"}, check=True).stdout
+    lines = out.splitlines()
+    (at,) = [i for i, line in enumerate(lines) if "+2 copies: " in line]
+    assert "boat.pdf:1" in lines[at - 1] and "odd\\nname.pdf" in lines[at] + lines[at - 1], out
