@@ -24,7 +24,6 @@ from smartcli.search.explain import best_passage, highlighted_passage, match_arr
 from smartcli.search.scoring import Weights, top_k
 from smartcli.search.searcher import Hit, Scope, glob_matches
 from smartcli.store.catalog import LiveItem
-from smartcli.store.pageroles import is_navigation, text_role
 from smartcli.store.qdrant import Retrying, Target, collection_model, point_id
 
 _SCROLL_PAGE = 1024
@@ -116,10 +115,6 @@ class QdrantSearcher:
                 continue
             candidates = self.candidates(query, weights, k, flt)
             fused = np.array([weights.lambda_anchor * c.anchor + (weights.lambda_late * c.late if c.late is not None else 0.0) for c in candidates], np.float32)
-            # Contents and index pages rank a little lower, as in the local search (judged from the
-            # payload's text: the collection does not carry the outline's word).
-            share = defaults.NAVIGATION_PENALTY * (abs(weights.lambda_anchor) + abs(weights.lambda_late))
-            fused = fused - np.float32(share) * np.array([is_navigation(_item(c).role) for c in candidates], np.float32)
             order = top_k(fused, k)
             if min_score is not None:
                 order = order[fused[order] >= min_score]
@@ -233,8 +228,7 @@ class QdrantSearcher:
 
 def _item(c: _Candidate) -> LiveItem:
     p = c.payload
-    text = p.get("text") or ""
-    return LiveItem(item_id=0, path=p["path"], page=int(p["page"]), kind=p.get("kind", "pdf"), segment="", row=-1, n_tokens=int(p.get("n_tokens", 0)), text=text, role=text_role(text))
+    return LiveItem(item_id=0, path=p["path"], page=int(p["page"]), kind=p.get("kind", "pdf"), segment="", row=-1, n_tokens=int(p.get("n_tokens", 0)), text=p.get("text") or "")
 
 
 def absolute(path) -> str:
