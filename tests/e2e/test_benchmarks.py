@@ -85,3 +85,13 @@ def test_prompt_exit_smoke(sample_store):
     store, _ = sample_store
     out = run_benchmark("prompt_exit.py", "--store", store, "--runs", "1", "--query", "tyre pressure")
     assert "entry point  Ctrl-D to exit" in out and "teardown / entry point" in out
+
+
+def test_contents_pages_smoke(sample_store, judged, tmp_path):
+    store, _ = sample_store
+    out = run_benchmark("contents_pages.py", "--store", store, "--queries", judged, "--penalties", "0,0.05")
+    assert "marked contents or index" in out and " smart " in out
+    probe = tmp_path / "probe.jsonl"
+    probe.write_text(json.dumps({"query": "tyre pressure", "file": "bicycle-maintenance.pdf", "contents": [2]}) + "\n")
+    out = run_benchmark("contents_pages.py", "--store", store, "--probe", probe)
+    assert "tyre pressure" in out
