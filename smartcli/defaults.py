@@ -11,6 +11,10 @@ LAMBDA_LATE = 5.0
 # (K = 200 keeps every exhaustive top-10 hit on both collections; benchmarks/two_stage.py).
 CANDIDATES = 200
 TOP_K = 10
+# Contents and index pages (store/pageroles.py) lose this share of the weights' sum
+# (lambda_anchor + lambda_late) from their fused score: they rank below body pages that match
+# about as well, and stay first when nothing matches better (measured: README, "Quality").
+NAVIGATION_PENALTY = 0.05
 # Token states held in memory at once per scored chunk when the chunk size is automatic.
 CHUNK_TOKENS = 65536
 # A long-lived process (a prompt, --queries, a server) keeps this much of the token states

@@ -102,9 +102,28 @@ def results_table(query: str, hits, show_late: bool = True) -> Table:
         row = [str(hit.rank), f"{hit.score:.3f}", f"{hit.anchor:.3f}"]
         if show_late:
             row.append("" if hit.late is None else f"{hit.late:.3f}")
-        row += [Text(display_path(hit.item.path)), str(hit.item.page), highlighted(hit.snippet, hit.highlights)]
+        row += [path_cell(hit), str(hit.item.page), highlighted(hit.snippet, hit.highlights)]
         table.add_row(*row)
     return table
+
+
+def path_cell(hit) -> Text:
+    """The hit's path, and under it the other paths holding the same page (copies of the file:
+    ``+1 copy: backup/guide.pdf``), each escaped like any file name."""
+    cell = Text(display_path(hit.item.path))
+    copies = copies_line(hit)
+    if copies:
+        cell.append("\n" + copies, style="dim")
+    return cell
+
+
+def copies_line(hit) -> str:
+    """``+1 copy: backup/guide.pdf`` (``+2 copies: a, b``) for a hit shared by copies, else ""."""
+    also = list(getattr(hit, "also", None) or [])
+    if not also:
+        return ""
+    label = "+1 copy: " if len(also) == 1 else f"+{len(also)} copies: "
+    return label + ", ".join(display_path(path) for path in also)
 
 
 # -- the results laid out for the width there is ----------------------------------------------
@@ -146,7 +165,7 @@ def wide_layout_fits(hits, show_late: bool, width: int) -> bool:
     headers = _score_headers(show_late) + ["file", "page"]
     columns = [[len(h)] for h in headers]
     for hit in hits:
-        cells = _score_cells(hit, show_late) + [display_path(hit.item.path), str(hit.item.page)]
+        cells = _score_cells(hit, show_late) + [max(path_cell(hit).plain.split("\n"), key=cell_len), str(hit.item.page)]
         for column, cell in zip(columns, cells):
             column.append(cell_len(cell))
     count = len(columns) + 1  # and the snippet
@@ -190,6 +209,8 @@ def narrow_results(title: str, hits, show_late: bool, width: int) -> list[Text]:
         first.append(folded[0], style="cyan")
         lines.append(first)
         lines.extend(Text(" " * lead + part, style="cyan") for part in folded[1:])
+        if copies_line(hit):
+            lines.append(Text(" " * lead + copies_line(hit), style="dim"))
         lines.extend(snippet_lines(hit, max(width - indent, 20), indent))
     return lines
 

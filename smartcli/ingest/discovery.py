@@ -21,6 +21,7 @@ from smartcli.errors import first_line
 from smartcli.ingest.files import DOCUMENT_TYPES, UnreadableFile, document_suffix, file_type, open_pdf, os_reason
 from smartcli.ingest.render import validate_image
 from smartcli.models.base import normalize_text as normalize_model_text
+from smartcli.store.pageroles import outline_roles
 
 PDF_SUFFIXES = frozenset(DOCUMENT_TYPES)  # each also gzipped (".pdf.gz")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
@@ -58,6 +59,7 @@ class Document:
 
     pages: list[PageText] = field(default_factory=list)
     damage: str | None = None  # why the file was only partly readable
+    roles: dict[int, str] = field(default_factory=dict)  # page -> contents/index, as the outline names them
 
 
 def kind_of(path: str) -> str | None:
@@ -230,6 +232,7 @@ def _read_pdf(path: str) -> Document:
             document.pages.append(PageText(page=index + 1, text=text, cut_from=cut_from))
             del text
         repaired = doc.is_repaired
+        document.roles = _outline_roles(doc)
     broken = [p.page for p in document.pages if p.error]
     if repaired or broken:
         with_text = sum(1 for p in document.pages if p.text)
@@ -237,6 +240,14 @@ def _read_pdf(path: str) -> Document:
         detail = f"; text of page(s) {_page_list(broken)} could not be read" if broken else ""
         document.damage = f"{what}{detail}; indexed what was readable ({with_text} of {len(document.pages)} pages have text)"
     return document
+
+
+def _outline_roles(doc) -> dict[int, str]:
+    """Pages the PDF's outline names as contents or index (nothing when it has no readable outline)."""
+    try:
+        return outline_roles(doc.get_toc(simple=True), doc.page_count)
+    except Exception:  # a broken outline says nothing about the pages
+        return {}
 
 
 def _page_list(pages: list[int], shown: int = 5) -> str:

@@ -217,7 +217,7 @@ class Indexer:
                 note = Note.NO_TEXT_LAYER
             else:
                 note = None
-            record.pages.append(PageRecord(page.page, page.text or None, None, note, detail=page.error))
+            record.pages.append(PageRecord(page.page, page.text or None, None, note, detail=page.error, role=document.roles.get(page.page)))
             if page.cut_from:
                 self.report(
                     f"page {page.page} of {source.path}: text cut to its first {defaults.MAX_PAGE_CHARS:,} "

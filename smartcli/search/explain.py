@@ -14,6 +14,17 @@ SNIPPET_CHARS = 160
 # model an exact word match scores 0.8-0.9, a related word ("wireless" for "wifi") 0.5-0.7, an
 # unrelated one ("need" for "pressure") mostly below 0.4.
 STRONG_MATCH = 0.5
+# Query words that place no snippet and are never highlighted (nor are these page words): a
+# question's "how do I", "the", "to" match some "To" or "the" on every page.
+STOP_WORDS = frozenset(
+    """a about above after again all am an and any are as at be been before being below between both but by can
+    could did do does doing down during each few for from further had has have having he her here hers him his how i
+    if in into is it its itself just me more most my no nor not now of off on once only or other our ours out over own
+    same she should so some such than that the their theirs them then there these they this those through to too
+    under until up very was we were what when where which while who whom why will with would you your yours""".split()
+)
+# A passage's highlights: in it, each query word's best match and the other words within this of it.
+SAME_MATCH = 0.05
 
 
 @dataclass
@@ -149,3 +160,104 @@ def passage_window(text: str, matched_spans: np.ndarray, width: int = SNIPPET_CH
         space = text.rfind(" ", begin, end)
         end = space if space > begin + width // 2 else end
     return begin, end
+
+
+def best_passage(
+    query: Encoded, query_text: str, text: str, tokens: np.ndarray, spans: np.ndarray, width: int = SNIPPET_CHARS
+) -> tuple[str, list[tuple[int, int]]]:
+    """The snippet of a page: the ``width``-character passage holding strong matches of the most
+    distinct query words, the strongest first (stop words count for nothing), and, as offsets in
+    it, the page words that matched each query word there.
+
+    ``tokens``/``spans``: the page's token states and their character spans in ``text``. A query
+    word is the whole word its tokens lie in ("branch", "tm_lim"); its match at a page token is the
+    best similarity of its tokens there. Unlike the MaxSim arg-max, which is one token anywhere on
+    the page per query token, this looks for one passage where the words meet.
+    """
+    if not text:
+        return "", []
+    words = query_words(query, query_text)
+    if not words or tokens.shape[0] == 0:
+        return highlighted_passage(text, [])
+    similarity = query.tokens @ tokens.T  # [q, t]
+    per_word = np.stack([similarity[rows].max(axis=0) for rows in words.values()])  # [w, t]
+    # Page words that are stop words or punctuation match nothing.
+    usable = np.array([_usable_page_word(text, span) for span in spans], dtype=bool)
+    per_word = np.where(usable[None, :], per_word, -1.0)
+    starts = spans[:, 0].astype(np.int64)
+    ends = spans[:, 1].astype(np.int64)
+    candidates = np.flatnonzero(per_word.max(axis=0) >= STRONG_MATCH)
+    if candidates.size == 0:
+        candidates = np.argsort(-per_word.max(axis=0))[:8]
+    best_key, best_window = None, (0, min(len(text), width))
+    for t in candidates:
+        begin, end = passage_bounds(text, int(starts[t]) - 20, width)
+        inside = (starts >= begin) & (ends <= end)
+        if not inside.any():
+            continue
+        maxima = per_word[:, inside].max(axis=1)
+        # Most words matched strongly, then the strongest matches (to a tenth), then the words
+        # closest together, then the passage that leads in to them (starts 20 characters before).
+        strong = maxima >= STRONG_MATCH
+        at = starts[inside][per_word[:, inside].argmax(axis=1)][strong]
+        spread = int(at.max() - at.min()) if at.size else 0
+        lead_in = abs(begin - (int(at.min()) - 20)) if at.size else begin
+        key = (int(strong.sum()), round(float(np.clip(maxima, 0.0, None).sum()), 1), -spread, -lead_in)
+        if best_key is None or key > best_key:
+            best_key, best_window = key, (begin, end)
+    begin, end = best_window
+    inside = np.flatnonzero((starts >= begin) & (ends <= end))
+    marked = []
+    for row in per_word:
+        if inside.size == 0:
+            break
+        top = row[inside].max()
+        if top >= STRONG_MATCH:
+            marked += [(int(starts[t]), int(ends[t])) for t in inside if row[t] >= max(STRONG_MATCH, top - SAME_MATCH)]
+    return _passage(text, begin, end, marked)
+
+
+def query_words(query: Encoded, query_text: str) -> dict[str, list[int]]:
+    """The query's words that are not stop words (lower-cased), each with its token rows."""
+    words: dict[str, list[int]] = {}
+    for qi, span in enumerate(query.spans):
+        if not query_text or span[1] <= span[0]:
+            continue
+        word = _slice(query_text, word_around(query_text, (int(span[0]), int(span[1])))).lower()
+        if any(map(_is_word_char, word)) and word not in STOP_WORDS:
+            words.setdefault(word, []).append(qi)
+    return words
+
+
+def _usable_page_word(text: str, span) -> bool:
+    word = _slice(text, word_around(text, (int(span[0]), int(span[1]))))
+    return any(map(_is_word_char, word)) and word.lower() not in STOP_WORDS
+
+
+def passage_bounds(text: str, begin: int, width: int = SNIPPET_CHARS) -> tuple[int, int]:
+    """[begin, end) of a ``width``-character passage of ``text`` from about ``begin``, on word boundaries."""
+    begin = max(0, min(begin, len(text) - width))
+    if begin > 0:
+        space = text.find(" ", begin)
+        begin = space + 1 if 0 <= space < begin + 20 else begin
+    end = min(len(text), begin + width)
+    if end < len(text):
+        space = text.rfind(" ", begin, end)
+        end = space if space > begin + width // 2 else end
+    return begin, end
+
+
+def _passage(text: str, begin: int, end: int, marked: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
+    prefix = "…" if begin > 0 else ""
+    snippet = prefix + text[begin:end] + ("…" if end < len(text) else "")
+    highlights: list[tuple[int, int]] = []
+    for start, stop in sorted({word_around(text, span) for span in marked}):
+        start, stop = max(start, begin), min(stop, end)
+        if start >= stop:
+            continue
+        shifted = (start - begin + len(prefix), stop - begin + len(prefix))
+        if highlights and shifted[0] <= highlights[-1][1]:
+            highlights[-1] = (highlights[-1][0], max(highlights[-1][1], shifted[1]))
+        else:
+            highlights.append(shifted)
+    return snippet, highlights

@@ -20,7 +20,7 @@ import numpy as np
 from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError
 from smartcli.models.base import Encoded, ModelInfo
-from smartcli.search.explain import highlighted_passage, match_arrays, strong_spans
+from smartcli.search.explain import best_passage, highlighted_passage, match_arrays, strong_spans
 from smartcli.search.scoring import Weights, top_k
 from smartcli.search.searcher import Hit, Scope, glob_matches
 from smartcli.store.catalog import LiveItem
@@ -193,8 +193,12 @@ class QdrantSearcher:
             flat = point.payload.get("spans") or []
             spans = np.asarray(flat, np.int32).reshape(-1, 2) if self.textual and text and flat else None
             matches = match_arrays(query, query_text, text, tokens, spans)
-            strong = strong_spans(matches)
-            snippet, highlights = highlighted_passage(text, strong or [m.span for m in matches if m.span is not None], strong)
+            if spans is not None and query_text:
+                # The passage where the most query words meet, as the local search shows it.
+                snippet, highlights = best_passage(query, query_text, text, tokens, spans)
+            else:
+                strong = strong_spans(matches)
+                snippet, highlights = highlighted_passage(text, strong or [m.span for m in matches if m.span is not None], strong)
             explained.append((snippet, highlights, matches))
         return explained
 

@@ -14,9 +14,10 @@ from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError, SmartWarning, StoreDamaged
 from smartcli.models.base import Encoded, Encoder, normalize_text, resolve_device
 from smartcli.search.kernel import mean_per_query, page_maxima
-from smartcli.search.explain import TokenMatch, highlighted_passage, match_tokens, strong_spans
+from smartcli.search.explain import TokenMatch, best_passage, highlighted_passage, match_tokens, strong_spans
 from smartcli.search.scoring import Weights, fuse, maxsim, top_k
 from smartcli.store.catalog import LiveItem, Store
+from smartcli.store.pageroles import is_navigation
 from smartcli.store.segments import StoredTokens, decode_stored
 
 
@@ -88,6 +89,8 @@ class Hit:
         }
         if self.also:
             data["also"] = list(self.also)
+        if is_navigation(self.item.role):
+            data["page_role"] = self.item.role  # ranked a little lower (store/pageroles.py)
         if explain:
             data["matches"] = [m.as_json() for m in self.matches]
         return data
@@ -150,6 +153,7 @@ class Searcher:
                 break
             except StoreDamaged as exc:
                 self._skip_segment(exc)
+        self.navigation = np.array([is_navigation(item.role) for item in self.items], dtype=bool)
         live = {item.segment for item in self.items}
         for name in [name for name in self._resident if name not in live]:
             self._cached_bytes -= self._resident.pop(name).nbytes
@@ -166,6 +170,8 @@ class Searcher:
         self.items = [self.items[i] for i in keep]
         if getattr(self, "pooled", None) is not None and len(self.pooled) == len(keep) + pages:
             self.pooled = self.pooled[keep]
+        if getattr(self, "navigation", None) is not None and len(self.navigation) == len(keep) + pages:
+            self.navigation = self.navigation[keep]
         self._offsets.pop(name, None)
         if name in self._resident:
             self._cached_bytes -= self._resident.pop(name).nbytes
@@ -274,6 +280,7 @@ class Searcher:
         at least ``min_score``; with ``snippets`` each hit is explained (snippet, highlights,
         token matches)."""
         fused = np.where(scored.eligible, fuse(scored.anchor, scored.late, weights), -np.inf)
+        fused = fused - self.navigation_penalty(scored.columns, weights)
         results = []
         for qi, query in enumerate(encoded):
             order, also = self._distinct_top(fused[qi], scored, qi, k, min_score)
@@ -301,6 +308,13 @@ class Searcher:
                 ]
             )
         return results
+
+    def navigation_penalty(self, columns: list[int], weights: Weights) -> np.ndarray:
+        """Per column, what its fused score loses for being a contents or index page
+        (store/pageroles.py): ``defaults.NAVIGATION_PENALTY`` of the weights' sum, so that such a
+        page ranks below body pages that match about as well, and first when none does."""
+        share = defaults.NAVIGATION_PENALTY * (abs(weights.lambda_anchor) + abs(weights.lambda_late))
+        return np.where(self.navigation[np.asarray(columns, dtype=np.int64)], np.float32(share), np.float32(0.0)) if len(columns) else np.zeros(0, np.float32)
 
     def _distinct_top(self, fused_row, scored: "Scored", qi: int, k: int, min_score: float | None):
         """The top ``k`` eligible columns, a page shared by several paths (copies of one file, which
@@ -464,11 +478,17 @@ class Searcher:
                 if item.segment not in segments:
                     segments[item.segment] = stack.enter_context(self.store.open_segment(item.segment))
                 found = None if scored is None else scored[len(explained)]
-                matches = match_tokens(query, query_text, item, segments[item.segment], self.textual, found)
-                spans = [m.span for m in matches if m.span is not None]
-                strong = strong_spans(matches)
-                # The strong matches place the snippet; only without any do the weak ones.
-                snippet, highlights = highlighted_passage(item.text, strong or spans, strong)
+                segment = segments[item.segment]
+                matches = match_tokens(query, query_text, item, segment, self.textual, found)
+                if self.textual and item.text and query_text and segment.has_spans:
+                    # The passage where the most query words meet (explain.best_passage).
+                    start, stop = segment.token_range(item.row)
+                    snippet, highlights = best_passage(query, query_text, item.text, segment.tokens(start, stop), segment.spans(start, stop))
+                else:
+                    spans = [m.span for m in matches if m.span is not None]
+                    strong = strong_spans(matches)
+                    # The strong matches place the snippet; only without any do the weak ones.
+                    snippet, highlights = highlighted_passage(item.text, strong or spans, strong)
                 explained.append((snippet, highlights, matches))
         return explained
 

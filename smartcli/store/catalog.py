@@ -38,6 +38,7 @@ from smartcli.errors import ErrorKind, ModelMismatch, StoreBusy, StoreDamaged, S
 from smartcli.models.base import TEXT_NORMALIZATION, Encoded, ModelInfo, normalize_text
 from smartcli.store.formats import TOKEN_FORMATS
 from smartcli.store.notes import Note, schema1_note
+from smartcli.store.pageroles import BODY, page_role, text_role
 from smartcli.store.segments import Damage, Expected, Segment, SegmentFile, damaged, new_segment_file, write_pages
 
 # 2: items.note holds codes (store/notes.py) and items.note_detail a library's message.
@@ -79,7 +80,8 @@ CREATE TABLE IF NOT EXISTS items (
     note TEXT,                     -- a code of store/notes.py
     note_detail TEXT,
     ocr TEXT,                      -- OCR language when text came from OCR
-    text_crc INTEGER               -- CRC-32 of text (UTF-8) when committed; NULL before schema 3
+    text_crc INTEGER,              -- CRC-32 of text (UTF-8) when committed; NULL before schema 3
+    page_role TEXT                 -- a code of store/pageroles.py (NULL: not judged yet)
 );
 CREATE INDEX IF NOT EXISTS items_by_file ON items(file_id);
 CREATE INDEX IF NOT EXISTS items_by_segment ON items(segment, row);
@@ -123,6 +125,7 @@ class PageRecord:
     note: Note | None = None  # why the page has no vectors
     detail: str | None = None  # a library's message about the note, if any
     ocr: str | None = None  # OCR language when ``text`` came from OCR
+    role: str | None = None  # store/pageroles.py: what the outline says; else judged from ``text`` on commit
 
 
 @dataclass
@@ -147,6 +150,7 @@ class LiveItem:
     row: int
     n_tokens: int
     text: str
+    role: str = BODY  # store/pageroles.py
 
 
 class Store:
@@ -233,6 +237,10 @@ class Store:
                     # Added in place (no schema change): NULL marks text read before versions were kept.
                     with conn:
                         conn.execute("ALTER TABLE files ADD COLUMN text_version INTEGER")
+                if "page_role" not in _columns(conn, "items"):
+                    # Added in place (no schema change); NULL until judged (settle_page_roles).
+                    with conn:
+                        conn.execute("ALTER TABLE items ADD COLUMN page_role TEXT")
                 if store.meta.get("schema_version") is None:
                     with conn:
                         store._set_meta("schema_version", SCHEMA_VERSION)
@@ -241,6 +249,7 @@ class Store:
                 if not rebuild:
                     store.raise_if_damaged()
                     store._remove_leftovers()
+                    store.settle_page_roles()
             except sqlite3.DatabaseError as exc:
                 raise damaged_catalog(root, exc) from None
         except BaseException:
@@ -435,10 +444,13 @@ class Store:
 
         A page whose stored text is not what was committed (its CRC-32 differs, or it is not
         UTF-8 any more) keeps its vectors; its text is decoded with replacement characters and
-        the page is listed in :attr:`damaged_texts` (a :class:`Damage` each)."""
+        the page is listed in :attr:`damaged_texts` (a :class:`Damage` each). A page whose role
+        is not recorded (a store written before roles were kept, opened for reading) is judged
+        from its text here."""
+        role = "items.page_role" if "page_role" in _columns(self.conn, "items") else "NULL"
         rows = self.conn.execute(
             f"""SELECT items.id, files.path, items.page, files.kind, items.segment, items.row,
-                      items.n_tokens, CAST(COALESCE(items.text, '') AS BLOB), {self._v3("items.text_crc")}
+                      items.n_tokens, CAST(COALESCE(items.text, '') AS BLOB), {self._v3("items.text_crc")}, {role}
                FROM items JOIN files ON files.id = items.file_id
                WHERE items.segment IS NOT NULL ORDER BY items.segment, items.row"""
         ).fetchall()
@@ -448,7 +460,7 @@ class Store:
             text, problem = _checked_text(r[7], r[8])
             if problem:
                 self.damaged_texts.append(Damage(None, f"page {r[2]} of {fs_path(r[1])}", problem))
-            items.append(LiveItem(r[0], fs_path(r[1]), r[2], r[3], r[4], r[5], r[6], text))
+            items.append(LiveItem(r[0], fs_path(r[1]), r[2], r[3], r[4], r[5], r[6], text, r[9] or text_role(text)))
         return items
 
     def text_damage(self) -> list[Damage]:
@@ -458,6 +470,16 @@ class Store:
                FROM items JOIN files ON files.id = items.file_id WHERE items.text IS NOT NULL ORDER BY files.path, items.page"""
         )
         return [Damage(None, f"page {r[0]} of {fs_path(r[1])}", problem) for r in rows if (problem := _checked_text(r[2], r[3])[1])]
+
+    def settle_page_roles(self) -> int:
+        """Judge, from their stored text, the pages whose role is not recorded (pages indexed
+        before roles were kept), without reading or encoding anything again (writers only).
+        Returns how many were judged."""
+        rows = self.conn.execute("SELECT id, text FROM items WHERE page_role IS NULL").fetchall()
+        if rows:
+            with self.conn:
+                self.conn.executemany("UPDATE items SET page_role = ? WHERE id = ?", [(text_role(t), i) for i, t in rows])
+        return len(rows)
 
     def unencoded_items(self) -> list[dict]:
         """Pages and images recorded without vectors: path, page, kind, note code and detail, by path and page."""
@@ -666,8 +688,8 @@ class Store:
                         note = None if page.note is None else Note(page.note).value
                         values = (file_id, page.page, None, None, 0, page.text, note, page.detail)
                     self.conn.execute(
-                        "INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, note_detail, ocr, text_crc) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        values + (page.ocr, text_crc(page.text)),
+                        "INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, note_detail, ocr, text_crc, page_role) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        values + (page.ocr, text_crc(page.text), page_role(page.text, page.role)),
                     )
             self._set_meta("updated", now)
             self._drop_dead_segments(now)
@@ -724,8 +746,8 @@ class Store:
         self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(copy.path),))
         file_id = self._insert_file(copy.path, source[1], copy.size, copy.mtime_ns, copy.sha256, "indexed", None, now, source[2])
         self.conn.execute(
-            """INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, note_detail, ocr, text_crc)
-               SELECT ?, page, segment, row, n_tokens, text, note, note_detail, ocr, text_crc FROM items WHERE file_id = ? ORDER BY id""",
+            """INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, note_detail, ocr, text_crc, page_role)
+               SELECT ?, page, segment, row, n_tokens, text, note, note_detail, ocr, text_crc, page_role FROM items WHERE file_id = ? ORDER BY id""",
             (file_id, source[0]),
         )
         return True

@@ -97,3 +97,13 @@ def test_tune_pairs_lambda_smoke(sample_store):
     store, _ = sample_store
     out = run_benchmark("tune_pairs_lambda.py", "--store", store, "--kinds", "outline,body")
     assert "outline" in out and "body" in out and "best " in out and "load average" in out
+
+
+def test_contents_pages_smoke(sample_store, judged, tmp_path):
+    store, _ = sample_store
+    out = run_benchmark("contents_pages.py", "--store", store, "--queries", judged, "--penalties", "0,0.05")
+    assert "marked contents or index" in out and " smart " in out
+    probe = tmp_path / "probe.jsonl"
+    probe.write_text(json.dumps({"query": "tyre pressure", "file": "bicycle-maintenance.pdf", "contents": [2]}) + "\n")
+    out = run_benchmark("contents_pages.py", "--store", store, "--probe", probe)
+    assert "tyre pressure" in out
