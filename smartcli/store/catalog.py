@@ -116,6 +116,9 @@ class PageRecord:
     note: Note | None = None  # why the page has no vectors
     detail: str | None = None  # a library's message about the note, if any
     ocr: str | None = None  # OCR language when ``text`` came from OCR
+    # (segment name, row, token count) once the page's vectors were written to a segment ahead of
+    # its file's commit (a long file is encoded and written in bounded batches; see indexer.py).
+    stored: tuple[str, int, int] | None = None
 
 
 @dataclass
@@ -527,14 +530,24 @@ class Store:
             tokens = write_pages(h5, pages, self.token_dtype)
         return SegmentFile(name, len(pages), tokens, self.segment_path(name).stat().st_size)
 
-    def commit_files(self, records: Sequence[FileRecord], segment: "SegmentFile | None", replace_paths: Iterable[str] = ()) -> None:
+    def commit_files(
+        self,
+        records: Sequence[FileRecord],
+        segment: "SegmentFile | None",
+        replace_paths: Iterable[str] = (),
+        written_ahead: Sequence["SegmentFile"] = (),
+    ) -> None:
         """Atomically make ``records`` (and their new ``segment``) part of the index.
 
         Any existing catalog entry for the same paths (or for ``replace_paths``) is
-        replaced in the same transaction.
+        replaced in the same transaction. ``written_ahead``: segments written earlier for pages
+        of these records (pages whose ``stored`` names them); until this commit no catalog row
+        names them, so an interrupted run leaves them unreferenced (deleted on the next write).
         """
         now = time.time()
         with self.conn:
+            for ahead in written_ahead:
+                self.conn.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)", (*ahead, now))
             if segment is not None:
                 self.conn.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)", (*segment, now))
             for path in list(replace_paths) + [r.path for r in records]:
@@ -543,7 +556,9 @@ class Store:
             for record in records:
                 file_id = self._insert_file(record.path, record.kind, record.size, record.mtime_ns, record.sha256, record.status, record.reason, now)
                 for page in record.pages:
-                    if page.encoded is not None:
+                    if page.stored is not None:
+                        values = (file_id, page.page, *page.stored, page.text, None, None)
+                    elif page.encoded is not None:
                         values = (file_id, page.page, segment.name, row, int(page.encoded.tokens.shape[0]), page.text, None, None)
                         row += 1
                     else:
