@@ -15,7 +15,7 @@ from typing import Iterable
 
 from smartcli import defaults
 from smartcli.errors import first_line
-from smartcli.ingest.files import UnreadableFile, file_type, open_pdf, os_reason
+from smartcli.ingest.files import UnreadableFile, file_type, open_pdf, os_reason, stat_refusal
 from smartcli.ingest.render import validate_image
 from smartcli.models.base import normalize_text as normalize_model_text
 
@@ -149,6 +149,10 @@ def _add_file(path: str, found: dict, skipped: list, explicit: bool) -> None:
         return
     if not stat.S_ISREG(st.st_mode):
         skipped.append(Skipped(path, f"not a regular file ({file_type(st.st_mode)})"))
+        return
+    refusal = stat_refusal(kind, st)
+    if refusal:
+        skipped.append(Skipped(path, refusal))
         return
     found[path] = SourceFile(path=path, kind=kind, size=st.st_size, mtime_ns=st.st_mtime_ns)
 

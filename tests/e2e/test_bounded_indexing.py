@@ -77,3 +77,47 @@ def test_a_run_killed_inside_a_long_file_commits_none_of_it_and_the_next_run_enc
     assert {p.stem for p in (store / SEGMENT_DIR).glob("*.h5")} == set(rows)
     with sqlite3.connect(store / CATALOG) as conn:
         assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT page) FROM items").fetchone() == (48, 48)
+
+
+def test_a_symlink_to_a_huge_sparse_file_is_skipped_by_stat_before_it_is_opened(tmp_path):
+    holes = tmp_path / "holes.bin"
+    with open(holes, "wb") as f:
+        os.truncate(f.fileno(), 20 << 30)  # 20 GB long, nothing on disk
+    st = os.stat(holes)
+    if st.st_blocks * 512 * 8 >= st.st_size:
+        import pytest
+
+        pytest.skip("this file system does not keep sparse files sparse")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "big.pdf").symlink_to(holes)
+    make_pdf(docs / "good.pdf", ["a small good page about sourdough"])
+    store = tmp_path / "store"
+    started = time.monotonic()
+    result = run_smart_process("index", docs, "--store", store, "--ocr", "never", "--json")
+    assert result.returncode == 3, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["added"] == 1
+    [skipped] = summary["skipped"]
+    assert skipped["path"] == str(docs / "big.pdf")
+    assert skipped["reason"] == "sparse file (20.0 GB long, 0 bytes of it on disk): mostly holes, not a document; not read"
+    assert f"smart: skipped {docs / 'big.pdf'}: sparse file (20.0 GB long" in result.stderr
+    # Nothing read it: hashing 20 GB of holes alone takes over a minute (117 s in the issue).
+    assert os.stat(holes).st_atime_ns == st.st_atime_ns or time.monotonic() - started < 60
+    again = run_smart_process("index", docs, "--store", store, "--ocr", "never", "--dry-run", "--json")
+    assert [s["reason"] for s in json.loads(again.stdout)["skip"]] == [skipped["reason"]]
+
+
+def test_a_file_over_the_size_limit_of_its_kind_is_skipped_by_stat(tmp_path, monkeypatch):
+    from smartcli import defaults
+    from smartcli.ingest.discovery import discover
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs / "a.pdf", ["some text " * 200])
+    size = os.stat(docs / "a.pdf").st_size
+    monkeypatch.setitem(defaults.MAX_FILE_BYTES, "pdf", size - 1)
+    found, skipped = discover([docs])
+    assert found == []
+    [reason] = [s.reason for s in skipped]
+    assert reason.startswith("file of ") and reason.endswith(" limit for a pdf file; not read"), reason
