@@ -210,10 +210,10 @@ class Indexer:
             elif source.kind == "image":
                 note = Note.IMAGE_WITHOUT_TEXT
             elif not page.text:
-                note = Note.NO_TEXT_LAYER
+                note = Note.BLANK_PAGE if page.pictured is False else Note.NO_TEXT_LAYER
             else:
                 note = None
-            record.pages.append(PageRecord(page.page, page.text or None, None, note, detail=page.error))
+            record.pages.append(PageRecord(page.page, page.text or None, None, note, detail=page.error, pictured=page.pictured))
             if page.cut_from:
                 self.report(
                     f"page {page.page} of {source.path}: text cut to its first {defaults.MAX_PAGE_CHARS:,} "
@@ -273,7 +273,8 @@ class Indexer:
         texts = [p.text for _, p in part]
         for (record, page), encoded in zip(part, self.encoder.encode_documents(texts, self.encode_batch_size) if texts else []):
             if encoded.tokens.shape[0] == 0:
-                page.note = Note.NO_TEXT_LAYER
+                # Nothing for the model in its text layer; OCR (if it ran) found nothing better.
+                page.note = Note.BLANK_PAGE if page.pictured is False else Note.NO_TEXT_LAYER
             else:
                 page.encoded = _capped(encoded, record.path, page, self.report)
 

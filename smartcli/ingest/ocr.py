@@ -360,8 +360,11 @@ class OcrRunner:
         queued = 0
         for page in record.pages:
             textless = page.note in (Note.IMAGE_WITHOUT_TEXT, Note.NO_TEXT_LAYER)
-            wanted = textless or (
-                page.note is None and (self.settings.mode == "always" or usable_chars(page.text) < AUTO_MIN_CHARS)
+            short = page.note is None and usable_chars(page.text) < AUTO_MIN_CHARS
+            # auto: a short text layer is replaced only by OCR of a page that shows a picture, and
+            # the text pass already said whether it does (pictured False: not rendered at all).
+            wanted = textless or (page.note is None and self.settings.mode == "always") or (
+                short and getattr(page, "pictured", None) is not False
             )
             if not wanted:
                 continue
@@ -371,7 +374,8 @@ class OcrRunner:
                     self.stats.missing_data += 1
                 continue
             page.note = Note.OCR_PENDING
-            only_if_pictured = self.settings.mode == "auto" and usable_chars(page.text) > 0
+            # A page the text pass looked at is known to show a picture; others are probed by the worker.
+            only_if_pictured = self.settings.mode == "auto" and usable_chars(page.text) > 0 and getattr(page, "pictured", None) is None
             job = OcrJob(record.path, record.kind, page.page, self.settings.language, self.settings.tessdata, only_if_pictured)
             self._waiting.append(_Waiting(record, page, self._submit(job)))
             queued += 1

@@ -119,6 +119,7 @@ class PageRecord:
     # (segment name, row, token count) once the page's vectors were written to a segment ahead of
     # its file's commit (a long file is encoded and written in bounded batches; see indexer.py).
     stored: tuple[str, int, int] | None = None
+    pictured: bool | None = None  # a short-text page shows something OCR could read (None: not looked)
 
 
 @dataclass

@@ -121,3 +121,91 @@ def test_a_file_over_the_size_limit_of_its_kind_is_skipped_by_stat(tmp_path, mon
     assert found == []
     [reason] = [s.reason for s in skipped]
     assert reason.startswith("file of ") and reason.endswith(" limit for a pdf file; not read"), reason
+
+
+# -- OCR: decided from the text pass, and never repeated for an unchanged file ------------------
+
+UPDATE_SCRIPT = """
+import json, sys
+from smartcli import Index
+summary = Index.open(sys.argv[1], create=True).update([sys.argv[2]], ocr=sys.argv[3], ocr_workers=1)
+heavy = ("torch", "transformers", "onnxruntime", "smartcli.models.text")
+print(json.dumps({"summary": summary.as_json(), "loaded": [m for m in heavy if m in sys.modules]}))
+"""
+
+
+def update_in_a_process(store: Path, docs: Path, ocr: str) -> tuple[dict, list[str]]:
+    result = subprocess.run([sys.executable, "-c", UPDATE_SCRIPT, str(store), str(docs), ocr], capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    return answer["summary"], answer["loaded"]
+
+
+def pages_pdf(path: Path) -> Path:
+    """A text page, a page showing a white picture (OCR finds nothing), a blank page, a page
+    holding only its number, and a page showing marks on a photo (OCR reads no words)."""
+    import io
+
+    import pymupdf
+    from PIL import Image
+
+    from tests.unit.test_text_fidelity import marks_photo
+
+    white = io.BytesIO()
+    Image.new("RGB", (400, 300), (255, 255, 255)).save(white, format="PNG")
+    marks = marks_photo(path.parent.parent / "marks.png")
+    doc = pymupdf.open()
+    doc.new_page().insert_textbox(pymupdf.Rect(72, 72, 540, 770), "The harbor master keeps the tide tables for every ship.")
+    doc.new_page().insert_image(pymupdf.Rect(72, 72, 472, 372), stream=white.getvalue())
+    doc.new_page()
+    doc.new_page().insert_text((300, 800), "4", fontsize=9)
+    doc.new_page().insert_image(pymupdf.Rect(40, 40, 560, 360), filename=str(marks))
+    doc.save(path)
+    return path
+
+
+def test_an_unchanged_tree_is_not_read_or_ocrd_again_whatever_ocr_found_and_loads_no_model(tmp_path):
+    from smartcli.ingest.ocr import resolve_settings
+
+    if resolve_settings("auto", "eng", 1).missing_languages:
+        import pytest
+
+        pytest.skip("Tesseract's eng.traineddata is not installed")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    pages_pdf(docs / "mixed.pdf")
+    store = tmp_path / "store"
+    first, _ = update_in_a_process(store, docs, "auto")
+    # The blank page and the number-only page were not rendered for OCR: the text pass saw no picture.
+    assert first["ocr"]["attempted"] == 2, first
+    assert first["not_encoded"] == {"ocr_no_text": 1, "blank_page": 1, "ocr_unreadable": 1}, first
+    assert first["pages_encoded"] == 2
+
+    again, loaded = update_in_a_process(store, docs, "auto")
+    assert (again["added"], again["updated"], again["unchanged"], again["pages_encoded"]) == (0, 0, 1, 0), again
+    assert again["ocr"]["attempted"] == 0
+    assert loaded == []  # no model, not even its libraries
+    plan = json.loads(run_smart_process("index", docs, "--store", store, "--dry-run", "--json", env=ENV, check=True).stdout)
+    assert (plan["add"], plan["update"], plan["unchanged"]) == ([], [], 1)
+
+
+def test_pages_without_text_are_read_again_only_when_the_ocr_mode_lets_them_be_read(tmp_path):
+    from smartcli.ingest.ocr import resolve_settings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    pages_pdf(docs / "mixed.pdf")
+    store = tmp_path / "store"
+    first, _ = update_in_a_process(store, docs, "never")
+    assert first["not_encoded"] == {"no_text_layer": 2, "blank_page": 1}, first
+    again, loaded = update_in_a_process(store, docs, "never")
+    assert (again["updated"], again["unchanged"]) == (0, 1) and loaded == [], again
+    plan = json.loads(run_smart_process("index", docs, "--store", store, "--ocr", "never", "--dry-run", "--json", env=ENV, check=True).stdout)
+    assert (plan["update"], plan["unchanged"]) == ([], 1)
+    if resolve_settings("auto", "eng", 1).missing_languages:
+        return
+    # OCR can run now: the pages that show a picture are read again (the blank one is not OCR'd).
+    plan = json.loads(run_smart_process("index", docs, "--store", store, "--dry-run", "--json", env=ENV, check=True).stdout)
+    assert plan["update"] == [str(docs / "mixed.pdf")]
+    now, _ = update_in_a_process(store, docs, "auto")
+    assert now["updated"] == 1 and now["ocr"]["attempted"] == 2, now
