@@ -97,6 +97,9 @@ class Indexer:
     ):
         self.store = store
         self.reader = SandboxedReader(read_timeout, read_memory)
+        # Pages pictured for a pixel model are rendered by a worker of their own (the reader's
+        # is busy reading ahead on another thread), under the same limits.
+        self.render_sandbox = SandboxedReader(read_timeout, read_memory)
         self.encoder = encoder
         self.batch_pages = pages_per_batch(encoder, batch_pages, store.token_dtype)
         self.encode_batch_size = encode_batch_size
@@ -111,7 +114,7 @@ class Indexer:
         summary = IndexSummary(unchanged=len(plan.unchanged) + len(plan.touched))
         for skipped in plan.skipped:
             self._skip(summary, skipped)
-        with self.reader:
+        with self.reader, self.render_sandbox:
             orphan_copies = self._apply_catalog_changes(plan, hashes, summary, progress)
             self._encode_all(orphan_copies + plan.to_encode, hashes, plan, summary, progress)
             self._copy_duplicates(plan, hashes, summary, progress)
@@ -239,7 +242,7 @@ class Indexer:
         written_ahead = []
         try:
             for start in range(0, len(todo), step):
-                part = todo[start : start + step]
+                part = [(r, p) for r, p in todo[start : start + step] if r.status == "indexed"]
                 self._encode(part)
                 if start + step < len(todo):
                     ahead = self._write_ahead(part)
@@ -268,8 +271,15 @@ class Indexer:
         """Set ``encoded`` (or a note) on each page of ``part``."""
         if self.pixels:
             pictured = [(r.path, r.kind, p) for r, p in part]
-            encode_pictures(self.encoder, pictured, self.encode_batch_size, self.report, self.store.token_dtype)
+            refused = encode_pictures(self.encoder, pictured, self.encode_batch_size, self.report, self.store.token_dtype, self.render_sandbox)
+            for record, _ in part:
+                if record.path in refused:  # remembered like a file the reader refused (planning.py)
+                    record.status, record.reason, record.pages = "skipped", refused[record.path], []
             return
+        wordless = [p for _, p in part if not any(ch.isalnum() for ch in p.text or "")]
+        for page in wordless:  # a lone "~" or bullet: nothing for the model (it holds no token)
+            page.note = Note.BLANK_PAGE if page.pictured is False else Note.NO_TEXT_LAYER
+        part = [(r, p) for r, p in part if p.note is None]
         texts = [p.text for _, p in part]
         for (record, page), encoded in zip(part, self.encoder.encode_documents(texts, self.encode_batch_size) if texts else []):
             if encoded.tokens.shape[0] == 0:
