@@ -298,7 +298,8 @@ class Index:
         settings = _ocr_for_model(settings, encoder.info)
         if events.wants_progress and plan.to_encode:
             events.started(total_pages(plan.to_encode) + len(plan.copied) + len(plan.duplicates))
-        runner = OcrRunner(settings, report=events.message, on_queued=events.ocr_queued, on_done=events.ocr_done)
+        runner = OcrRunner(settings, report=events.message, on_queued=events.ocr_queued, on_done=events.ocr_done,
+                           **({} if limits is None else {"timeout": limits[0], "memory_bytes": limits[1]}))
         with runner:
             indexer = Indexer(store, encoder, batch_pages=batch_pages, encode_batch_size=batch_size, report=events.message, ocr=runner,
                               **({} if limits is None else {"read_timeout": limits[0], "read_memory": limits[1]}))
