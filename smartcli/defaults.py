@@ -33,6 +33,9 @@ TOKEN_DTYPE = "binary"
 OCR_MODE = "auto"
 OCR_LANGUAGE = "eng"
 OCR_WORKERS = 0  # 0: one per CPU
+# --ocr auto: a PDF page whose text layer has fewer letters and digits than this is OCR'd when it
+# shows a picture (a scan with a page number on it), as the text pass sees it.
+OCR_SHORT_TEXT_CHARS = 50
 DEVICE = "auto"
 
 # Images with more pixels than this are refused before decoding (Pillow's own warning

@@ -16,7 +16,6 @@ from typing import Iterable
 from smartcli import defaults
 from smartcli.errors import first_line
 from smartcli.ingest.files import UnreadableFile, file_type, open_pdf, os_reason, stat_refusal
-from smartcli.ingest.ocr import AUTO_MIN_CHARS
 from smartcli.ingest.render import validate_image
 from smartcli.models.base import normalize_text as normalize_model_text
 
@@ -27,7 +26,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", "
 MIN_TEXT_CHARS = 1
 # Pages with fewer letters and digits than this are looked at for pictures during the text pass:
 # the short text layers OCR in auto mode may replace.
-SHORT_TEXT_CHARS = AUTO_MIN_CHARS
+SHORT_TEXT_CHARS = defaults.OCR_SHORT_TEXT_CHARS
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ OCR_DPI = 300
 # In auto mode a PDF page is OCR'd when its text layer is empty, or has fewer letters and
 # digits than this (a page number, a scanner's stamp such as "Scanned by ...") and shows a
 # picture: a short text layer alone, such as a chapter title page, is all there is to read.
-AUTO_MIN_CHARS = 50
+AUTO_MIN_CHARS = defaults.OCR_SHORT_TEXT_CHARS
 # Small images are enlarged (at most 2x) until their longer side reaches this many
 # pixels, so that screenshot-sized text is tall enough for Tesseract; huge ones are
 # reduced to MAX_PIXELS.
