@@ -228,8 +228,9 @@ class Indexer:
     def _commit(self, batch: list[FileRecord], summary: IndexSummary, plan: Plan) -> None:
         """Encode the batch's pages and commit its files in one transaction.
 
-        Pages are encoded ``batch_pages`` at a time, so a long file never holds more token states
-        than one such slice: each slice but the last is written to a segment of its own at once
+        Pages are encoded ``batch_pages`` at a time (the last slice up to half a batch more), so a long
+        file never holds more token states than one such slice: each slice but the last is written
+        to a segment of its own at once
         (``written_ahead``), and no catalog row names those segments until the files are committed
         whole with the last slice. An interrupted run thus commits a file whole or not at all;
         the segments it wrote ahead are unreferenced and removed by the next run, which encodes
@@ -241,13 +242,19 @@ class Indexer:
         step = max(1, self.batch_pages)
         written_ahead = []
         try:
-            for start in range(0, len(todo), step):
-                part = [(r, p) for r, p in todo[start : start + step] if r.status == "indexed"]
+            start = 0
+            while start < len(todo):
+                # The last slice takes up to half a batch more, so that a batch just over its size
+                # (the usual one: whole files up to batch_pages) stays one segment.
+                last = len(todo) - start <= step + step // 2
+                end = len(todo) if last else start + step
+                part = [(r, p) for r, p in todo[start:end] if r.status == "indexed"]
                 self._encode(part)
-                if start + step < len(todo):
+                if not last:
                     ahead = self._write_ahead(part)
                     if ahead is not None:
                         written_ahead.append(ahead)
+                start = end
             # A file that changed after it was hashed and read is left as it was in the catalog.
             intact: list[FileRecord] = []
             for record in batch:
