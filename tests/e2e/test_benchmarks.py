@@ -79,3 +79,13 @@ def test_token_pooling_smoke(sample_store, judged):
     store, _ = sample_store
     out = run_benchmark("token_pooling.py", "--store", store, "--queries", judged, "--limits", "16", "8")
     assert "top-10 overlap" in out and "nDCG@10" in out
+
+
+def test_long_file_memory_smoke(tmp_path):
+    out = run_benchmark("long_file_memory.py", "--smoke", "--workdir", tmp_path / "long")
+    assert "peak memory ratio" in out and "80 pages" in out
+
+
+def test_ocr_probe_smoke(tmp_path):
+    out = run_benchmark("ocr_probe.py", "--smoke", "--workdir", tmp_path / "probe")
+    assert "auto / never" in out and "OCR read 0" in out
