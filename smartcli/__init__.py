@@ -23,6 +23,10 @@ _EXPORTS = {
     "QdrantIndex": "smartcli.index",
     "SyncSummary": "smartcli.store.qdrant",
     "Status": "smartcli.index",
+    "Unencoded": "smartcli.index",
+
+
+    "VerifyReport": "smartcli.index",
     "UpdateEvents": "smartcli.index",
     "Hit": "smartcli.search.searcher",
     "Scope": "smartcli.search.searcher",

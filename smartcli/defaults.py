@@ -41,6 +41,13 @@ DEVICE = "auto"
 # Images with more pixels than this are refused before decoding (Pillow's own warning
 # threshold: a real photo is far below it, a decompression bomb far above).
 MAX_IMAGE_PIXELS = 89_478_485
+# A gzipped document (Debian's manuals are .pdf.gz) is decompressed in memory, at most this
+# much of it: a file that decompresses to more is refused (the same guard against
+# decompression bombs as MAX_IMAGE_PIXELS). The reader's worker holds the decompressed bytes
+# and MuPDF's copy within its READ_MEMORY_BYTES.
+MAX_DECOMPRESSED_BYTES = 512 << 20
+# When stderr is not a terminal, `smart index` prints a plain progress line this often (seconds).
+PROGRESS_SECONDS = 5.0
 
 # The web view (`smart serve`).
 SERVE_HOST = "127.0.0.1"

@@ -29,7 +29,7 @@ from smartcli.search.scoring import Weights
 from smartcli.search.searcher import Hit, Scope
 from smartcli.store.catalog import CATALOG, SEGMENT_DIR, STORE_NAMES, Store, check_same_model, damaged_catalog, default_store_path, free_bytes, storage_error, LOW_SPACE_BYTES
 
-__all__ = ["Index", "QdrantIndex", "UpdateEvents", "Status", "Scope", "Weights", "Hit", "TuneSummary"]
+__all__ = ["Index", "QdrantIndex", "UpdateEvents", "Status", "Scope", "Weights", "Hit", "TuneSummary", "VerifyReport"]
 
 
 class UpdateEvents:
@@ -37,8 +37,10 @@ class UpdateEvents:
 
     Subclass and override: ``message`` gets one-line reports (a skipped file, a page OCR
     could not read); with ``wants_progress`` set, ``started(total_pages)`` comes once the
-    run is planned, then ``pages_done(n)``; OCR work is announced by ``ocr_queued(n)`` and
-    ``ocr_done(n)``; ``waiting()`` when another writer holds the store and ``wait`` is set.
+    run is planned, then ``pages_done(n)`` (pages read) and ``committed(...)`` (what is kept);
+    OCR work is announced by ``ocr_queued(n)`` (negative for queued pages that turned out to
+    need no OCR) and ``ocr_done(n)`` (pages OCR read: the summary's ``attempted``);
+    ``waiting()`` when another writer holds the store and ``wait`` is set.
     """
 
     wants_progress = False
@@ -59,6 +61,13 @@ class UpdateEvents:
         pass
 
     def waiting(self) -> None:
+        pass
+
+    def committed(self, files: int, pages: int, encoded: int, total_pages: int) -> None:
+        """After each committed batch (with ``wants_progress``), the run's counts so far: files
+        committed, pages finished (encoded, or recorded as not encodable), pages encoded, and
+        ``total_pages`` the run will finish in all (the estimate of ``started``, corrected as
+        files are read). Unlike ``pages_done`` (pages read), these count only what is kept."""
         pass
 
 
@@ -96,6 +105,46 @@ class Status:
     @property
     def healthy(self) -> bool:
         return not self.store_problems
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Unencoded:
+    """A page (or image) recorded without vectors, and why: ``note`` is a :class:`~smartcli.store.notes.Note`
+    code (``""`` where none was recorded), ``detail`` a library's own message where there is one."""
+
+    path: str
+    page: int
+    kind: str
+    note: str
+    detail: str | None = None
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class VerifyReport:
+    """What :meth:`Index.verify` read and found (``smart status --verify``).
+
+    ``damaged``: one entry per problem, ``{"segment": name or None (the catalog), "dataset":
+    the dataset, or "page P of F" for a page's text, or None, "problem": what is wrong}``.
+    """
+
+    store: str
+    segments: int  # segments read
+    checksummed: int  # of them, written with checksums (digests or Fletcher-32)
+    datasets: int
+    bytes: int  # bytes of segment files read
+    texts: int  # page texts checked
+    seconds: float
+    damaged: list[dict] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.damaged
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -275,7 +324,8 @@ class Index:
             return plan_changes(store, roots, reread)[0]
 
     def _update(self, store, roots, settings, batch_pages, batch_size, dpi, max_pixels, events, limits=None):
-        from smartcli.ingest.indexer import Indexer, total_pages
+        from smartcli.ingest.discovery import count_pages
+        from smartcli.ingest.indexer import Indexer
         from smartcli.ingest.ocr import OcrRunner
         from smartcli.ingest.pictures import render_options
         from smartcli.ingest.planning import plan_changes
@@ -284,6 +334,7 @@ class Index:
         settings = _ocr_for_model(settings, store.model)
         old_text = _old_text(store)
         plan, hashes = plan_changes(store, roots, _awaiting_ocr(store, settings) | old_text)
+        _refuse_nothing_indexable(plan, roots)
         renormalized = sum(1 for s in plan.to_encode + plan.duplicates if s.path in old_text)
         if renormalized:
             events.message(f"{renormalized} file(s) were indexed with an older text normalization: reading and encoding them again")
@@ -296,20 +347,30 @@ class Index:
         if batch_size is None:
             batch_size = encoder.default_batch_size if plan.to_encode else defaults.TEXT_BATCH_SIZE
         settings = _ocr_for_model(settings, encoder.info)
+        counter = None
         if events.wants_progress and plan.to_encode:
-            events.started(total_pages(plan.to_encode) + len(plan.copied) + len(plan.duplicates))
+            from smartcli.ingest.indexer import CommitCounter
+
+            counter = CommitCounter({s.path: count_pages(s) for s in plan.to_encode}, events.committed)
+            events.started(counter.total)
         runner = OcrRunner(settings, report=events.message, on_queued=events.ocr_queued, on_done=events.ocr_done,
                            **({} if limits is None else {"timeout": limits[0], "memory_bytes": limits[1]}))
         with runner:
             indexer = Indexer(store, encoder, batch_pages=batch_pages, encode_batch_size=batch_size, report=events.message, ocr=runner,
                               **({} if limits is None else {"read_timeout": limits[0], "read_memory": limits[1]}))
+            if counter is not None:
+                indexer.on_commit = counter
             summary = indexer.run(plan, hashes, progress=events.pages_done)
+        summary.not_indexable = plan.not_indexable
         store.record_roots(roots)
         from smartcli.ingest.planning import UNMOUNTED
 
         store.record_mounts(roots, plan.mounts, [s.path for s in plan.skipped if s.reason == UNMOUNTED and s.path not in plan.mounts])
         if needs_compaction(store):
-            summary.compaction = compact(store).as_json()
+            compacted = compact(store)
+            for d in compacted.damaged:  # never copied into a new segment: said, and left as it is
+                events.message(f"segment {d.segment}.h5 is damaged ({d.dataset + ': ' if d.dataset else ''}{d.problem}): left out of the compaction, as it is")
+            summary.compaction = compacted.as_json()
         summary.store = str(store.root)
         summary.ocr = runner.stats.as_json(settings)
         summary.renormalized = renormalized
@@ -322,14 +383,23 @@ class Index:
         """Rewrite segments to drop the rows of removed and replaced files (``smart compact``).
 
         Returns a :class:`~smartcli.store.compaction.CompactionResult`; its ``segments`` and
-        ``bytes`` say what the store holds afterwards.
+        ``bytes`` say what the store holds afterwards. The old segments stay on disk for
+        ``grace_seconds`` (searches that started before can finish), so the store first grows:
+        ``store_bytes_before``, ``bytes`` (now) and ``bytes_after_grace`` say by how much.
         """
+        from smartcli.store.catalog import SEGMENT_GRACE_SECONDS
         from smartcli.store.compaction import compact
 
+        # Sizes as `smart status` measures them, outside the writer (whose catalog log is not folded in yet).
+        with _reading(self.path, verify=False) as store:
+            before = store.stats()["bytes"]
         with self._writer(wait, False, UpdateEvents()) as store:
             result = compact(store)
+        with _reading(self.path, verify=False) as store:
             stats = store.stats()
         result.segments, result.bytes = stats["segments"], stats["bytes"]
+        result.store_bytes_before, result.bytes_after_grace = before, stats["live_bytes"]
+        result.grace_seconds = SEGMENT_GRACE_SECONDS
         return result
 
     def sync(
@@ -438,14 +508,16 @@ class Index:
 
     def item(self, path: str | os.PathLike, page: int | None = None):
         """The indexed page ``page`` of ``path`` (any page of a one-page file when None); raises
-        a NOT_FOUND :class:`~smartcli.errors.SmartError` when it is not encoded."""
-        return self._current(with_encoder=False).find_item(_absolute(path), page)
+        a NOT_FOUND :class:`~smartcli.errors.SmartError` when it is not encoded. A relative ``path``
+        that is no indexed file may name one by base name or path suffix (``graphs.pdf``,
+        ``manuals/graphs.pdf``) when exactly one indexed file matches."""
+        return self._current(with_encoder=False).find_item(_absolute(path), page, os.fspath(path))
 
     def like(self, path: str | os.PathLike, page: int | None = None, k: int = defaults.TOP_K, **options) -> list[Hit]:
         """More like this: pages ranked by similarity to an indexed page (its stored vectors;
         no model is loaded). The page itself is left out."""
         searcher = self._current(with_encoder=False)
-        encoded, source = searcher.stored_query(_absolute(path), page)
+        encoded, source = searcher.stored_query(_absolute(path), page, os.fspath(path))
         scope = options.pop("scope", Scope())
         scope = replace(scope, exclude=scope.exclude | {(source.path, source.page)})
         return self._search_encoded(searcher, encoded, source.text, k, scope=scope, **options)
@@ -713,6 +785,29 @@ class Index:
         with _reading(self.path, verify=False) as store, store.read_snapshot():
             return _collect_status(store)
 
+    def unencoded(self) -> list[Unencoded]:
+        """The pages and images recorded without vectors, with the code of why (``smart status --unencoded``),
+        ordered by path and page."""
+        with _reading(self.path, verify=False) as store, store.read_snapshot():
+            return [Unencoded(**row) for row in store.unencoded_items()]
+
+
+    def verify(self, on_segment=None) -> VerifyReport:
+        """Read every segment and every page's text and check them (``smart status --verify``):
+        each segment's identity against the catalog's, its offsets and shapes, the Fletcher-32
+        checksums and SHA-256 digests of its datasets (segments written since schema 3), that
+        anchors are unit vectors, and each page's text against its CRC-32. Nothing is changed.
+        ``on_segment(name)`` is called before each segment is read."""
+        started = time.monotonic()
+        with _reading(self.path, verify=False) as store, store.read_snapshot():
+            found, counts = store.verify(on_segment)
+        return VerifyReport(
+            store=str(self.path),
+            seconds=round(time.monotonic() - started, 3),
+            damaged=[{"segment": d.segment, "dataset": d.dataset, "problem": d.problem} for d in found],
+            **counts,
+        )
+
     def evaluate(
         self,
         queries: str | os.PathLike | list,
@@ -890,6 +985,23 @@ def _roots_to_index(store: Store, paths) -> list[str]:
     roots = [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths]
     _check_roots(store, roots)
     return roots
+
+
+def _refuse_nothing_indexable(plan, roots: list[str]) -> None:
+    """Paths under which every file is of a type that cannot be indexed (only .txt and .md files,
+    say), and where the store holds nothing, are a mistake: a BAD_INPUT error, before any change."""
+    from smartcli.ingest.discovery import describe_suffixes
+
+    found = plan.new or plan.changed or plan.moved or plan.copied or plan.touched or plan.unchanged or plan.duplicates
+    if found or plan.removed or plan.skipped or not plan.not_indexable:
+        return
+    where = roots[0] if len(roots) == 1 else f"{len(roots)} paths"
+    raise SmartError(
+        ErrorKind.BAD_INPUT,
+        f"no indexable files under {where} (not indexable: {describe_suffixes(plan.not_indexable)}); nothing was indexed",
+        reason="nothing_indexable",
+        not_indexable=dict(plan.not_indexable.most_common()),
+    )
 
 
 def _check_roots(store: Store, roots: list[str]) -> None:

@@ -22,14 +22,15 @@ GUARD_SECONDS = 300
 class Terminal:
     """A child process whose stdin, stdout and stderr are one pseudo-terminal."""
 
-    def __init__(self, *args, env: dict | None = None, columns: int = 120):
+    def __init__(self, *args, env: dict | None = None, columns: int = 120, stdout=None):
+        """``stdout``: a file the child's standard output goes to instead of the terminal."""
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
         full_env = dict(os.environ, **(env or {}))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "smartcli", *map(str, args)],
             stdin=slave,
-            stdout=slave,
+            stdout=slave if stdout is None else stdout,
             stderr=slave,
             env=full_env,
             cwd=ROOT,

@@ -11,6 +11,7 @@ import typer
 
 from smartcli import __version__, defaults
 from smartcli.cli.errors import EXIT_ERROR
+from smartcli.cli.help import ReadableHelp
 
 app = typer.Typer(
     name="smart",
@@ -19,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    cls=ReadableHelp,
 )
 
 StoreOption = typer.Option(
@@ -205,11 +207,13 @@ def search(
 def status(
     store: Optional[Path] = StoreOption,
     json_output: bool = typer.Option(False, "--json", help="Print the status as one JSON object."),
+    unencoded: bool = typer.Option(False, "--unencoded", help="List the pages and images recorded without vectors, and why, instead."),
+    verify: bool = typer.Option(False, "--verify", help="Also read every segment and page text and check them (identity, offsets, checksums); name what is damaged."),
 ) -> None:
     """Show what the store holds and how many indexed files changed on disk since."""
-    from smartcli.cli.status_cmd import run_status
+    from smartcli.cli.status_cmd import run_status, run_unencoded
 
-    raise typer.Exit(run_status(store, json_output))
+    raise typer.Exit(run_unencoded(store, json_output) if unencoded else run_status(store, json_output, verify))
 
 
 @app.command("eval")
@@ -313,11 +317,28 @@ def sync(
     raise typer.Exit(run_sync(store, options, json_output, wait))
 
 
+def _end_at_once_after_the_prompt(code) -> None:
+    """After Ctrl-D at the search prompt nothing is left to write (the history is saved, the store
+    was only read): end the process now rather than wait for the interpreter to tear down the
+    model runtime and the warm token states."""
+    import os
+
+    search_cmd = sys.modules.get("smartcli.cli.search_cmd")
+    if search_cmd is None or not search_cmd.ended_at_prompt:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0)
+
+
 def main() -> None:
     import os
 
     try:
         app()
+    except SystemExit as exc:
+        _end_at_once_after_the_prompt(exc.code)
+        raise
     except KeyboardInterrupt:
         sys.stderr.write("smart: interrupted\n")
         sys.exit(130)

@@ -18,6 +18,7 @@ EXIT_DISK_FULL = 7  # no space left on the store's disk; nothing was committed h
 EXIT_READ_ONLY = 8  # the store is on a read-only file system (searching it works)
 EXIT_PERMISSION = 9  # this user may not change (or read) the store
 EXIT_FOREIGN = 10  # --store names a non-empty directory that is not a smart store
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it); `smart index` keeps the batches it committed
 
 _EXIT_CODES = {
     ErrorKind.STORE_MISSING: EXIT_NO_INDEX,
@@ -77,6 +78,9 @@ def describe(exc: SmartError) -> str:
         return f"{message}; use another --store or `smart index --rebuild`"
     if kind is ErrorKind.BACKEND_UNAVAILABLE:
         return f"{message} (check --qdrant and $SMART_QDRANT_API_KEY; a re-run resumes where this one stopped)"
+    if kind is ErrorKind.BAD_INPUT and exc.details.get("reason") == "nothing_indexable":
+        return (f"{message}; smart indexes PDF, EPUB, XPS, CBZ, FB2, MOBI and SVG files (gzipped too, such as .pdf.gz) "
+                "and images (.jpg, .png, .webp, .tif, .bmp, .gif): point it at a folder holding some")
     if kind is ErrorKind.BAD_INPUT and exc.details.get("reason") == "no_paths":
         return f"{message}; name the files or folders to index: `smart index PATH...`"
     if kind is ErrorKind.NOT_FOUND and message.endswith("name one"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from smartcli.cli.errors import EXIT_OK, EXIT_SKIPPED, describe, exit_code
+from smartcli.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, describe, exit_code
 from smartcli.cli.present import format_bytes, print_json_line, print_line, printable, stderr, warn
 
 
@@ -37,12 +37,18 @@ def run_index(
         if dry_run:
             print_plan(index.plan(paths, ocr=ocr, ocr_lang=ocr_lang, wait=wait), json_output)
             return EXIT_OK
-        with _Progress(index.path) as events:
-            summary = index.update(
-                paths, ocr=ocr, ocr_lang=ocr_lang, ocr_workers=ocr_workers, batch_pages=batch_pages, batch_size=batch_size,
-                dpi=dpi, max_pixels=max_pixels, rebuild=rebuild, wait=wait, events=events,
-                **({} if read_timeout is None else {"read_timeout": read_timeout}),
-            )
+        progress = _Progress(index.path)
+        try:
+            with progress as events:
+                summary = index.update(
+                    paths, ocr=ocr, ocr_lang=ocr_lang, ocr_workers=ocr_workers, batch_pages=batch_pages, batch_size=batch_size,
+                    dpi=dpi, max_pixels=max_pixels, rebuild=rebuild, wait=wait, events=events,
+                    **({} if read_timeout is None else {"read_timeout": read_timeout}),
+                )
+        except KeyboardInterrupt:
+            files = progress.counts.files
+            warn(f"interrupted: {files} file{'' if files == 1 else 's'} committed; run again to resume")
+            return EXIT_INTERRUPTED
     except SmartError as exc:
         warn(describe(exc))
         return exit_code(exc)
@@ -73,44 +79,51 @@ def _Messages():
 
 
 class _Progress:
-    """The engine's events as a rich progress display on stderr (pages, and OCR when it runs)."""
+    """The engine's events as progress on stderr: a live line on a terminal, else a plain line every
+    few seconds (progress.py). Both count pages committed, never pages read."""
 
     def __init__(self, store_path: Path):
         from smartcli import UpdateEvents
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
+        from rich.text import Text
+
+        from smartcli.cli.progress import PlainTicker, RunCounts, progress_interval
 
         self.store_path = store_path
+        self.counts = counts = RunCounts()
         show = stderr.is_terminal
+
+        class Counts(ProgressColumn):
+            def render(self, task):
+                return Text(counts.line(), style="progress.remaining")
+
         self.progress = Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("pages"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=stderr,
-            disable=not show,
+            TextColumn("[progress.description]{task.description}"), BarColumn(bar_width=20), Counts(), console=stderr, disable=not show,
         )
+        self.ticker = None if show else PlainTicker(counts, warn, progress_interval())
         outer = self
 
         class Events(UpdateEvents):
-            wants_progress = show
+            wants_progress = True
 
             def message(self, text: str) -> None:
                 outer.progress.console.print(f"smart: {printable(text)}", highlight=False, markup=False, soft_wrap=True)
 
             def started(self, total_pages: int) -> None:
-                outer.progress.update(outer.task, total=total_pages)
+                counts.started(total_pages)
+                outer.progress.update(outer.task, total=total_pages, visible=True)
 
-            def pages_done(self, n: int) -> None:
-                outer.progress.advance(outer.task, n)
+            def committed(self, files: int, pages: int, encoded: int, total_pages: int) -> None:
+                counts.committed(files, pages, encoded, total_pages)
+                outer.progress.update(outer.task, completed=pages, total=total_pages)
 
             def ocr_queued(self, n: int) -> None:
-                outer.progress.update(outer.ocr_task, total=outer.progress.tasks[outer.ocr_task].total + n, visible=True)
+                with counts.lock:
+                    counts.ocr_queued += n
 
             def ocr_done(self, n: int) -> None:
-                outer.progress.advance(outer.ocr_task, n)
+                with counts.lock:
+                    counts.ocr_done += n
 
             def waiting(self) -> None:
                 warn(f"waiting for another writer to finish with {outer.store_path}")
@@ -119,16 +132,22 @@ class _Progress:
 
     def __enter__(self):
         self.progress.__enter__()
-        self.task = self.progress.add_task("indexing", total=0)
-        self.ocr_task = self.progress.add_task("OCR", total=0, visible=False)
+        self.task = self.progress.add_task("indexing", total=None, visible=False)
+        if self.ticker:
+            self.ticker.start()
         return self.events
 
-    def __exit__(self, *exc):
-        self.progress.__exit__(*exc)
+    def __exit__(self, exc_type, *exc):
+        if self.ticker:
+            self.ticker.stop(finished=exc_type is None)
+        self.progress.__exit__(exc_type, *exc)
 
 
 def print_plan(plan, json_output: bool) -> None:
     data = plan.as_json()
+    line = not_indexable_line(data["not_indexable"])
+    if line:
+        warn(line)
     if json_output:
         print_json_line(data)
         return
@@ -145,9 +164,19 @@ def print_plan(plan, json_output: bool) -> None:
     print_line(f"{data['unchanged']} unchanged")
 
 
+def not_indexable_line(counts: dict) -> str | None:
+    """``not indexable: 12 .txt, 3 .md``: files under the paths of no indexable type, by suffix."""
+    if not counts:
+        return None
+    return "not indexable: " + ", ".join(f"{n} {suffix or 'without a suffix'}" for suffix, n in counts.items())
+
+
 def print_summary(summary, json_output: bool, extra: dict | None = None) -> None:
     from smartcli.cli.present import not_encoded_warnings
 
+    line = not_indexable_line(summary.as_json()["not_indexable"])
+    if line:
+        warn(line)
     for line in not_encoded_warnings(summary.not_encoded, summary.ocr):
         warn(line)
     if summary.compaction:

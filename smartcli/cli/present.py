@@ -94,7 +94,8 @@ def results_table(query: str, hits, show_late: bool = True) -> Table:
     table.add_column("anchor", justify="right")
     if show_late:
         table.add_column("late", justify="right")
-    table.add_column("file", overflow="fold", style="cyan")
+    # Never broken: the table is only chosen where the longest path fits (see print_results).
+    table.add_column("file", no_wrap=True, style="cyan")
     table.add_column("page", justify="right")
     table.add_column("snippet", overflow="fold", ratio=1)
     for hit in hits:
@@ -104,6 +105,114 @@ def results_table(query: str, hits, show_late: bool = True) -> Table:
         row += [Text(display_path(hit.item.path)), str(hit.item.page), highlighted(hit.snippet, hit.highlights)]
         table.add_row(*row)
     return table
+
+
+# -- the results laid out for the width there is ----------------------------------------------
+#
+# A table whose snippet column gets at least WIDE_SNIPPET_COLUMNS where the longest path fits
+# unbroken; otherwise (80 columns, a pipe, a long path) one line per hit with its path whole
+# and the snippet on the lines below it, so that a hit takes 3-4 lines, not 10.
+
+WIDE_SNIPPET_COLUMNS = 48
+NARROW_SNIPPET_LINES = 3
+NARROW_INDENT = 5
+
+
+def print_results(console: Console, title: str, hits, show_late: bool = True) -> None:
+    """Print ``hits`` under ``title`` on ``console``, laid out for its width."""
+    if wide_layout_fits(hits, show_late, console.width):
+        console.print(results_table(title, hits, show_late=show_late))
+        return
+    for line in narrow_results(title, hits, show_late, console.width):
+        # soft_wrap: the console neither wraps nor crops; a path part longer than the line overflows whole.
+        console.print(line, soft_wrap=True, highlight=False)
+
+
+def _score_cells(hit, show_late: bool) -> list[str]:
+    cells = [str(hit.rank), f"{hit.score:.3f}", f"{hit.anchor:.3f}"]
+    if show_late:
+        cells.append("" if hit.late is None else f"{hit.late:.3f}")
+    return cells
+
+
+def _score_headers(show_late: bool) -> list[str]:
+    return ["#", "score", "anchor"] + (["late"] if show_late else [])
+
+
+def wide_layout_fits(hits, show_late: bool, width: int) -> bool:
+    """Whether the table fits ``width`` with every path on one line and room for the snippet."""
+    from rich.cells import cell_len  # a wide character (CJK) takes two columns
+
+    headers = _score_headers(show_late) + ["file", "page"]
+    columns = [[len(h)] for h in headers]
+    for hit in hits:
+        cells = _score_cells(hit, show_late) + [display_path(hit.item.path), str(hit.item.page)]
+        for column, cell in zip(columns, cells):
+            column.append(cell_len(cell))
+    count = len(columns) + 1  # and the snippet
+    # Each column: its text and one space of padding either side; a border between and around.
+    used = sum(max(c) for c in columns) + 2 * count + count + 1
+    return width - used >= WIDE_SNIPPET_COLUMNS
+
+
+def fold_path(path: str, first: int, rest: int) -> list[str]:
+    """``path`` cut after a ``/`` into lines of at most ``first`` then ``rest`` characters; never
+    inside a name (a name longer than the line stays whole and overflows)."""
+    parts = re.findall(r"[^/]*/|[^/]+$", path) or [path]
+    lines = [""]
+    for part in parts:
+        room = first if len(lines) == 1 else rest
+        if lines[-1] and len(lines[-1]) + len(part) > room:
+            lines.append("")
+        lines[-1] += part
+    return lines
+
+
+def narrow_results(title: str, hits, show_late: bool, width: int) -> list[Text]:
+    """The results as lines: a header, then per hit one line of scores and ``path:page`` (a path
+    folded at ``/`` only where it does not fit) and up to NARROW_SNIPPET_LINES of snippet below."""
+    headers = _score_headers(show_late)
+    rows = [_score_cells(hit, show_late) for hit in hits]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    pad = " " * 2
+
+    def cells(values) -> str:
+        return pad.join(v.rjust(w) for v, w in zip(values, widths)) + pad
+
+    lead = len(cells(headers))
+    lines = [Text(title, style="bold"), Text(cells(headers) + "file:page", style="bold")]
+    indent = min(NARROW_INDENT, max(width // 4, 1))
+    for hit, row in zip(hits, rows):
+        shown = display_path(hit.item.path)
+        place = "" if hit.item.kind == "image" else f":{hit.item.page}"
+        folded = fold_path(shown + place, max(width - lead, 1), max(width - lead, 1))
+        first = Text(cells(row), style="dim")
+        first.append(folded[0], style="cyan")
+        lines.append(first)
+        lines.extend(Text(" " * lead + part, style="cyan") for part in folded[1:])
+        lines.extend(snippet_lines(hit, max(width - indent, 20), indent))
+    return lines
+
+
+def snippet_lines(hit, width: int, indent: int) -> list[Text]:
+    """The hit's snippet wrapped at words to ``width``, at most NARROW_SNIPPET_LINES (an ellipsis
+    ends a cut one), each indented by ``indent``."""
+    if not hit.snippet:
+        return []
+    text = highlighted(hit.snippet, hit.highlights)
+    wrapped = text.wrap(Console(width=width, color_system=None), width)
+    lines = [line.copy() for line in wrapped][:NARROW_SNIPPET_LINES]
+    if len(wrapped) > NARROW_SNIPPET_LINES:
+        last = lines[-1]
+        last.rstrip()
+        if last.cell_len >= width:
+            last.truncate(width - 1)
+        last.append("…")
+    out = []
+    for line in lines:
+        line.rstrip()
+        out.append(Text(" " * indent).append_text(line))
+    return out
 
 
 def highlighted(text: str, spans) -> Text:
@@ -199,7 +308,7 @@ class AnswerPrinter:
             title = f"more like {display_path(like.path)} page {like.page}"
         else:
             title = f"image: {display_path(str(image))}" if image is not None else printable(query)
-        stdout.print(results_table(title, hits, show_late=self.show_late))
+        print_results(stdout, title, hits, show_late=self.show_late)
         if self.explain:
             for hit in hits:
                 stdout.print()

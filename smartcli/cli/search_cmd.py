@@ -26,6 +26,10 @@ KINDS = ("pdf", "image")
 MODES = ("smart", "pooled", "late")
 PROMPT = "search> "
 HISTORY_LENGTH = 1000
+# Set when the prompt ended on Ctrl-D with its history saved: the real process then ends at once
+# (``smartcli.cli.app.main``) instead of tearing down the model runtime and the warm token states,
+# which took 0.5-1 s with ONNX Runtime and 2-3 s with torch after the user had already left.
+ended_at_prompt = False
 
 
 @dataclass(frozen=True)
@@ -161,13 +165,14 @@ def absolute_prefix(prefix: str) -> str:
 
 
 def parse_like(value: str) -> tuple[str, int | None]:
-    """``PATH`` or ``PATH:PAGE`` (a path that itself ends in ``:digits`` wins when it exists)."""
+    """``PATH`` or ``PATH:PAGE`` (a path that itself ends in ``:digits`` wins when it exists).
+    A relative PATH is passed on as given: the index also takes a base name or path suffix."""
     path, sep, page = value.rpartition(":")
     if sep and page.isdigit() and path and not os.path.exists(value):
         if int(page) < 1:
             raise ValueError(f"--like {value}: pages are numbered from 1")
-        return os.path.abspath(os.path.expanduser(path)), int(page)
-    return os.path.abspath(os.path.expanduser(value)), None
+        return os.path.expanduser(path), int(page)
+    return os.path.expanduser(value), None
 
 
 # -- many queries: a file, or a stream another program keeps open ------------------------
@@ -332,10 +337,12 @@ def run_prompt(index: Index, request: Request, printer: AnswerPrinter) -> int:
         style="dim",
         highlight=False,
     )
+    global ended_at_prompt
     try:
         while True:
             text = read_prompt_line()
             if text is None:
+                ended_at_prompt = True
                 return EXIT_OK
             if not text:
                 continue

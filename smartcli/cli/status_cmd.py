@@ -6,26 +6,44 @@ import datetime as dt
 from pathlib import Path
 
 from smartcli.cli.errors import EXIT_ERROR, EXIT_OK, describe, exit_code, rebuild_hint
-from smartcli.cli.present import format_bytes, note_words, print_json_line, printable, stdout, warn
+from smartcli.cli.present import display_path, format_bytes, note_words, print_json_line, print_line, printable, stdout, warn
 
 
-def run_status(store_path: Path | None, json_output: bool) -> int:
-    """Print the status; a damaged store is still described, with the problem on stderr and exit code 1."""
+def run_status(store_path: Path | None, json_output: bool, verify: bool = False) -> int:
+    """Print the status; a damaged store is still described, with the problem on stderr and exit code 1.
+    ``verify`` reads everything too (Index.verify) and names each damaged segment, dataset or page."""
     from smartcli import Index, SmartError
 
     try:
-        report = Index.open(store_path).status()
+        index = Index.open(store_path)
+        report = index.status()
+        checked = index.verify() if verify else None
     except SmartError as exc:
         warn(describe(exc))
         return exit_code(exc)
     if json_output:
-        print_json_line(report.as_json())
+        print_json_line({**report.as_json(), **({"verify": checked.as_json()} if checked else {})})
     else:
-        print_status(report.as_json())
+        print_status({**report.as_json(), **({"verify": checked.as_json()} if checked else {})})
     hint = rebuild_hint(report.roots)
     for problem in report.store_problems:
         warn(f"the store at {report.store} is damaged: {problem}; {hint}")
-    return EXIT_ERROR if report.store_problems else EXIT_OK
+    if checked and checked.damaged:
+        for damage in checked.damaged:
+            warn(f"damaged: {damage_line(damage)}")
+        warn(f"the store at {report.store} is damaged ({len(checked.damaged)} problem(s) found); searches leave damaged segments out; {hint}")
+    return EXIT_ERROR if report.store_problems or (checked and checked.damaged) else EXIT_OK
+
+
+def damage_line(d: dict) -> str:
+    where = f"segment {d['segment']}.h5" if d["segment"] else "the catalog"
+    return f"{where}: {d['dataset'] + ': ' if d['dataset'] else ''}{d['problem']}"
+
+
+def verify_line(v: dict) -> str:
+    line = (f"{v['segments']} segments ({v['checksummed']} with checksums), {v['datasets']} datasets, "
+            f"{format_bytes(v['bytes'])} and {v['texts']} page texts read in {v['seconds']:.1f} s: ")
+    return line + (f"{len(v['damaged'])} problem(s)" if v["damaged"] else "no damage found")
 
 
 def describe_ocr(ocr: dict) -> str:
@@ -55,7 +73,7 @@ def print_status(r: dict) -> None:
         ("files", ", ".join(f"{n} {kind}" for kind, n in sorted(r["files"].items())) or "0"),
         ("skipped files", str(r["skipped_files"])),
         ("pages encoded", f"{r['encoded_items']} of {r['items']} ({r['shared_items']} sharing a copy's vectors)"),
-        ("not encoded", ", ".join(f"{n} {note_words(note)}" for note, n in r["not_encoded"].items()) or "0"),
+        ("not encoded", unencoded_line(r["not_encoded"])),
         ("OCR", describe_ocr(r["ocr"])),
         ("token states", str(r["tokens"])),
         ("size on disk", f"{format_bytes(r['bytes'])} ({format_bytes(r['bytes_per_item'] or 0)} per encoded page)"),
@@ -66,6 +84,8 @@ def print_status(r: dict) -> None:
     ]
     if r["store_problems"]:
         rows.append(("damaged", "; ".join(r["store_problems"])))
+    if r.get("verify"):
+        rows.append(("verified", verify_line(r["verify"])))
     for key, value in rows:
         table.add_row(key, Text(printable(value)))
     stdout.print(table, highlight=False)
@@ -90,3 +110,48 @@ def tuning_line(t: dict | None) -> str:
     if t.get("trained"):
         line += f" (tuned {dt.datetime.fromtimestamp(t['trained']).isoformat(' ', 'seconds')})"
     return line
+
+
+def unencoded_line(counts: dict) -> str:
+    if not counts:
+        return "0"
+    return ", ".join(f"{n} {note_words(note)}" for note, n in counts.items()) + " (`smart status --unencoded` lists them)"
+
+
+def run_unencoded(store_path: Path | None, json_output: bool) -> int:
+    """`smart status --unencoded`: each page recorded without vectors and why (consecutive pages
+    of a file with the same reason on one line; every page in --json)."""
+    from smartcli import Index, SmartError
+
+    try:
+        index = Index.open(store_path)
+        pages = index.unencoded()
+    except SmartError as exc:
+        warn(describe(exc))
+        return exit_code(exc)
+    if json_output:
+        rows = [dict(page.as_json(), reason=note_words(page.note)) for page in pages]
+        print_json_line({"store": str(index.path), "unencoded": rows})
+        return EXIT_OK
+    for line in unencoded_lines(pages):
+        print_line(line)
+    if not pages:
+        warn("every indexed page is encoded")
+    return EXIT_OK
+
+
+def unencoded_lines(pages) -> list[str]:
+    """``path:PAGES  reason`` per run of consecutive pages of one file with one reason (``path`` for an image)."""
+    runs: list[list] = []  # [path, kind, first, last, note, detail]
+    for p in pages:
+        last = runs[-1] if runs else None
+        if last and (last[0], last[4], last[5]) == (p.path, p.note, p.detail) and p.page == last[3] + 1:
+            last[3] = p.page
+        else:
+            runs.append([p.path, p.kind, p.page, p.page, p.note, p.detail])
+    lines = []
+    for path, kind, first, last, note, detail in runs:
+        where = display_path(path) if kind == "image" else f"{display_path(path)}:{first if first == last else f'{first}-{last}'}"
+        reason = note_words(note) if note else "not encoded (no reason recorded)"
+        lines.append(f"{where}  {reason}" + (f" ({detail})" if detail else ""))
+    return lines

@@ -1,7 +1,9 @@
 """Find indexable files under the given paths and read their pages.
 
-A *source file* is a PDF or an image on disk. Each source file yields one or more
-*pages*: every PDF page is one (1-based numbering), an image is a single page 1.
+A *source file* is a paged document (a PDF, or an EPUB, XPS, CBZ, FB2, MOBI or SVG file,
+any of them possibly gzipped: files.DOCUMENT_TYPES; kind "pdf") or an image on disk. Each
+source file yields one or more *pages*: every document page is one (1-based numbering), an
+image is a single page 1. Other files under a folder are counted by suffix (not indexable).
 """
 
 from __future__ import annotations
@@ -9,17 +11,18 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from smartcli import defaults
 from smartcli.errors import first_line
-from smartcli.ingest.files import UnreadableFile, file_type, open_pdf, os_reason, stat_refusal
+from smartcli.ingest.files import DOCUMENT_TYPES, UnreadableFile, document_suffix, file_type, open_pdf, os_reason, stat_refusal
 from smartcli.ingest.render import validate_image
 from smartcli.models.base import normalize_text as normalize_model_text
 
-PDF_SUFFIXES = frozenset({".pdf"})
+PDF_SUFFIXES = frozenset(DOCUMENT_TYPES)  # each also gzipped (".pdf.gz")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 
 # A page whose text layer has fewer visible characters than this is treated as text-less.
@@ -64,22 +67,25 @@ class Document:
 
 
 def kind_of(path: str) -> str | None:
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix in PDF_SUFFIXES:
+    if document_suffix(path):
         return "pdf"
+    suffix = os.path.splitext(path)[1].lower()
     if suffix in IMAGE_SUFFIXES:
         return "image"
     return None
 
 
-def discover(roots: Iterable[str | Path], mounts: dict[str, int] | None = None) -> tuple[list[SourceFile], list[Skipped]]:
+def discover(
+    roots: Iterable[str | Path], mounts: dict[str, int] | None = None, not_indexable: Counter | None = None
+) -> tuple[list[SourceFile], list[Skipped]]:
     """Walk ``roots`` recursively and return the indexable files, sorted by path.
 
     Directory symlinks are followed once (loops are cut); unreadable entries are
     reported as skipped rather than raised; directories deeper than
     ``defaults.MAX_DIRECTORY_DEPTH`` below a root are skipped with a reason. ``mounts``, when
     given, receives every directory that is on another device than its parent (a mount
-    point), with its device number.
+    point), with its device number. ``not_indexable``, when given, counts the files found in
+    folders that are neither documents nor images, by suffix (:func:`suffix_of`).
     """
     found: dict[str, SourceFile] = {}
     skipped: list[Skipped] = []
@@ -93,13 +99,13 @@ def discover(roots: Iterable[str | Path], mounts: dict[str, int] | None = None) 
             skipped.append(Skipped(root, _stat_reason(root, exc), unlisted=exc.errno not in (errno.ENOENT, errno.ELOOP)))
             continue
         if is_dir:
-            _walk(root, found, skipped, seen_dirs, {} if mounts is None else mounts)
+            _walk(root, found, skipped, seen_dirs, {} if mounts is None else mounts, Counter() if not_indexable is None else not_indexable)
         else:
             _add_file(root, found, skipped, explicit=True)
     return [found[p] for p in sorted(found)], skipped
 
 
-def _walk(top: str, found: dict, skipped: list, seen_dirs: set, mounts: dict) -> None:
+def _walk(top: str, found: dict, skipped: list, seen_dirs: set, mounts: dict, not_indexable: Counter) -> None:
     """Depth first, with a stack of its own (a folder thousands of levels deep must not
     exhaust Python's recursion limit)."""
     stack = [(top, 0, None)]  # (directory, depth below top, its parent's device)
@@ -137,30 +143,46 @@ def _walk(top: str, found: dict, skipped: list, seen_dirs: set, mounts: dict) ->
                 continue
             if is_dir:
                 subdirectories.append((entry.path, depth + 1, st.st_dev))
-            else:
-                _add_file(entry.path, found, skipped, explicit=False)
+            elif not _add_file(entry.path, found, skipped, explicit=False):
+                not_indexable[suffix_of(entry.name)] += 1
         stack.extend(reversed(subdirectories))
 
 
-def _add_file(path: str, found: dict, skipped: list, explicit: bool) -> None:
+def suffix_of(name: str) -> str:
+    """How a file that is not indexable is counted: its suffix, lower case (``.txt``, ``.tar.gz``), or "" for none."""
+    name = name.lower()
+    stem, suffix = os.path.splitext(name)
+    if suffix == ".gz" and os.path.splitext(stem)[1]:
+        suffix = os.path.splitext(stem)[1] + suffix
+    return suffix
+
+
+def describe_suffixes(counts: Counter) -> str:
+    """``12 .txt, 3 .md, 1 without a suffix``: files that are not indexable, by suffix, most first."""
+    return ", ".join(f"{n} {suffix or 'without a suffix'}" for suffix, n in counts.most_common())
+
+
+def _add_file(path: str, found: dict, skipped: list, explicit: bool) -> bool:
+    """Record ``path`` as found (or skipped with a reason); False when it is not of an indexable type."""
     kind = kind_of(path)
     if kind is None:
         if explicit:
-            skipped.append(Skipped(path, "not a PDF or a supported image type"))
-        return
+            skipped.append(Skipped(path, "not a PDF, another supported document type or a supported image type"))
+        return False
     try:
         st = os.stat(path)
     except OSError as exc:
         skipped.append(Skipped(path, _stat_reason(path, exc)))
-        return
+        return True
     if not stat.S_ISREG(st.st_mode):
         skipped.append(Skipped(path, f"not a regular file ({file_type(st.st_mode)})"))
-        return
+        return True
     refusal = stat_refusal(kind, st)
     if refusal:
         skipped.append(Skipped(path, refusal))
-        return
+        return True
     found[path] = SourceFile(path=path, kind=kind, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    return True
 
 
 def _stat_reason(path: str, exc: OSError) -> str:
@@ -169,9 +191,15 @@ def _stat_reason(path: str, exc: OSError) -> str:
     return os_reason(exc)
 
 
+# Reflowable documents get their pages from a layout of the whole text: counting them costs a
+# full read (outside the reader's sandbox), so a progress total counts them as 1 until read.
+_LAID_OUT = (".epub", ".fb2", ".mobi")
+
+
 def count_pages(source: SourceFile) -> int:
-    """Number of pages an item will yield; 1 for images and for unreadable PDFs."""
-    if source.kind != "pdf":
+    """Number of pages an item will yield; 1 for images, for unreadable PDFs and (an estimate,
+    until read) for reflowable documents."""
+    if source.kind != "pdf" or (document_suffix(source.path) or "").removesuffix(".gz") in _LAID_OUT:
         return 1
     try:
         with open_pdf(source.path) as doc:

@@ -108,32 +108,84 @@ def open_content(path: str):
         yield f
 
 
+# Paged documents PyMuPDF opens, by suffix -> (MuPDF file type, the name a reason uses).
+# "<suffix>.gz" (Debian ships manuals as .pdf.gz) is decompressed in memory first, at most
+# defaults.MAX_DECOMPRESSED_BYTES of it.
+DOCUMENT_TYPES = {
+    ".pdf": ("pdf", "PDF"),
+    ".epub": ("epub", "EPUB"),
+    ".xps": ("xps", "XPS"),
+    ".oxps": ("xps", "XPS"),
+    ".cbz": ("cbz", "CBZ"),
+    ".fb2": ("fb2", "FB2"),
+    ".mobi": ("mobi", "MOBI"),
+    ".svg": ("svg", "SVG"),
+}
+GZIP_SUFFIX = ".gz"
+
+
+def document_suffix(path: str) -> str | None:
+    """The document suffix of ``path`` (``.pdf``, ``.epub``, ``.pdf.gz`` ...), or None."""
+    name = os.path.basename(path).lower()
+    inner = name[: -len(GZIP_SUFFIX)] if name.endswith(GZIP_SUFFIX) else name
+    suffix = os.path.splitext(inner)[1]
+    if suffix not in DOCUMENT_TYPES:
+        return None
+    return suffix + (GZIP_SUFFIX if inner != name else "")
+
+
+def _decompressed(f) -> bytes:
+    """The content of the gzip file ``f``, refused past defaults.MAX_DECOMPRESSED_BYTES (a bomb guard)."""
+    import gzip
+    import zlib
+
+    from smartcli import defaults
+
+    limit = defaults.MAX_DECOMPRESSED_BYTES
+    try:
+        with gzip.GzipFile(fileobj=f, mode="rb") as z:
+            data = z.read(limit + 1)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise UnreadableFile(f"not a readable gzip file ({first_line(exc)})") from None
+    if len(data) > limit:
+        raise UnreadableFile(f"decompresses to more than {limit >> 20} MB (refused as a possible decompression bomb)")
+    if not data:
+        raise UnreadableFile("empty file (once decompressed)")
+    return data
+
+
 def open_pdf(path: str):
-    """Open a PDF with PyMuPDF, raising :class:`UnreadableFile` with a short reason."""
+    """Open a paged document (a PDF, or another type of DOCUMENT_TYPES, gzipped or not) with
+    PyMuPDF, raising :class:`UnreadableFile` with a short reason."""
     pymupdf = _quiet_pymupdf()
+    suffix = document_suffix(path) or ".pdf"
+    filetype, label = DOCUMENT_TYPES[suffix.removesuffix(GZIP_SUFFIX)]
     with open_content(path) as f:
+        data = _decompressed(f) if suffix.endswith(GZIP_SUFFIX) else None
         try:
-            doc = _open_with_pymupdf(pymupdf, f)
+            doc = pymupdf.open(stream=data, filetype=filetype) if data is not None else _open_with_pymupdf(pymupdf, f, filetype)
         except OSError:
             raise
         except Exception as exc:  # PyMuPDF raises several types for broken files
             message = str(exc)
             if message.startswith("Failed to open"):  # the message repeats the path; say what it means
-                raise UnreadableFile("not a readable PDF (no PDF structure could be found or repaired)") from None
-            raise UnreadableFile(f"not a readable PDF ({first_line(exc)})") from None
+                if label == "PDF":
+                    raise UnreadableFile("not a readable PDF (no PDF structure could be found or repaired)") from None
+                raise UnreadableFile(f"not a readable {label} file") from None
+            raise UnreadableFile(f"not a readable {label} ({first_line(exc)})") from None
     if doc.needs_pass:
         doc.close()
-        raise UnreadableFile("encrypted PDF (a password is required)")
+        raise UnreadableFile(f"encrypted {label} (a password is required)")
     if doc.page_count == 0:
         doc.close()
-        raise UnreadableFile("PDF has no pages")
+        raise UnreadableFile(f"{label} has no pages")
     return doc
 
 
-def _open_with_pymupdf(pymupdf, f):
+def _open_with_pymupdf(pymupdf, f, filetype: str = "pdf"):
     """Open the already-checked file ``f``: through /proc (the very same file, an ASCII name
     MuPDF accepts even when the real one is not UTF-8), else from memory."""
     by_descriptor = f"/proc/self/fd/{f.fileno()}"
     if os.path.exists(by_descriptor):
-        return pymupdf.open(by_descriptor, filetype="pdf")
-    return pymupdf.open(stream=f.read(), filetype="pdf")
+        return pymupdf.open(by_descriptor, filetype=filetype)
+    return pymupdf.open(stream=f.read(), filetype=filetype)

@@ -51,6 +51,7 @@ class IndexSummary:
     store: str = ""
     ocr: dict | None = None  # OcrStats.as_json() of the run
     renormalized: int = 0  # files read again because an older text normalization produced their text
+    not_indexable: Counter = field(default_factory=Counter)  # suffix -> files under the paths of no indexable type
 
     @property
     def bytes_per_page(self) -> float:
@@ -80,6 +81,7 @@ class IndexSummary:
             "bytes_per_page": round(self.bytes_per_page),
             "ocr": self.ocr,
             "renormalized": self.renormalized,
+            "not_indexable": dict(self.not_indexable.most_common()),
         }
 
 
@@ -108,6 +110,8 @@ class Indexer:
         # An ocr.OcrRunner, or None: pages without a text layer stay text-less.
         self.ocr = ocr if not self.pixels else None
         self._progress: Callable[[int], None] = lambda n: None
+        # Called after each batch is committed with the batch's records and those committed (a CommitCounter).
+        self.on_commit: Callable[[list[FileRecord], list[FileRecord]], None] = lambda batch, committed: None
 
     def run(self, plan: Plan, hashes: dict[str, str], progress: Callable[[int], None] = lambda n: None) -> IndexSummary:
         self._progress = progress
@@ -273,6 +277,7 @@ class Indexer:
         for record in intact:
             self._count(record, summary, plan)
         summary.bytes_written += (segment.bytes if segment else 0) + sum(s.bytes for s in written_ahead)
+        self.on_commit(batch, intact)
 
     def _encode(self, part: list[tuple[FileRecord, PageRecord]]) -> None:
         """Set ``encoded`` (or a note) on each page of ``part``."""
@@ -330,6 +335,33 @@ class Indexer:
                 summary.tokens_encoded += page.encoded.tokens.shape[0]
             else:
                 summary.not_encoded[page.note] += 1
+
+
+class CommitCounter:
+    """Counts what a run has committed, for an honest progress display: an ``Indexer.on_commit``.
+
+    ``estimates`` maps each file to encode to the pages it was expected to yield; as files
+    are committed (or turn out unreadable) the total is corrected to the pages they really
+    yielded. After each batch ``report(files, pages, encoded, total)`` gets the counts so far.
+    """
+
+    def __init__(self, estimates: dict[str, int], report: Callable[[int, int, int, int], None]):
+        self.estimates = dict(estimates)
+        self.total = sum(self.estimates.values())
+        self.files = self.pages = self.encoded = 0
+        self.report = report
+
+    def __call__(self, batch: list[FileRecord], committed: list[FileRecord]) -> None:
+        kept = {id(r) for r in committed}
+        for record in batch:
+            indexed = record.status == "indexed" and id(record) in kept
+            pages = len(record.pages) if indexed else 0
+            self.total += pages - self.estimates.pop(record.path, 0)
+            if indexed:
+                self.files += 1
+                self.pages += pages
+                self.encoded += sum(1 for p in record.pages if p.encoded is not None)
+        self.report(self.files, self.pages, self.encoded, self.total)
 
 
 def _capped(encoded, path, page, report):

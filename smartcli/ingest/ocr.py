@@ -254,9 +254,21 @@ def _worker_init(parent: int, memory_bytes: int = 0) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     # Ctrl-C is the parent's to handle; workers stop when it shuts the pool down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _silence_stderr()
     pymupdf.TOOLS.mupdf_display_errors(False)
     pymupdf.TOOLS.mupdf_display_warnings(False)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _silence_stderr() -> None:
+    """Tesseract writes its own chatter ("Image too small to scale!!", "Detected 12 diacritics")
+    to the process's file descriptor 2, under the progress display: a worker's fd 2 goes to
+    /dev/null instead (what OCR found or failed on comes back with each page's result)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+    finally:
+        os.close(devnull)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -422,13 +434,20 @@ class OcrRunner:
                 continue
             self._apply(by_future[future], result)
             page_done(1)
-            self.on_done(1)
+            if result.ran:
+                self.on_done(1)
+            else:
+                self.on_queued(-1)  # a page with no picture was not read after all: not OCR work
         # A worker died (a page past the deadline, out of memory, a crash): every page in flight
         # failed with it. Each is read again alone, so that only the page that kills a worker fails.
         for each in broken:
-            self._apply(each, self._alone(each.job))
+            result = self._alone(each.job)
+            self._apply(each, result)
             page_done(1)
-            self.on_done(1)
+            if result.ran:
+                self.on_done(1)
+            else:
+                self.on_queued(-1)
         self.stats.wall_seconds += time.perf_counter() - (self._started or time.perf_counter())
         self._started = None
 

@@ -8,6 +8,7 @@ already in the index (a moved, renamed or copied file) is never encoded again.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -31,6 +32,7 @@ class Plan:
     duplicates: list[SourceFile] = field(default_factory=list)
     previously_indexed: set[str] = field(default_factory=set)  # paths whose new version is an update
     mounts: dict[str, int] = field(default_factory=dict)  # mount points under the roots -> device (to record)
+    not_indexable: Counter = field(default_factory=Counter)  # suffix -> files under the roots of no indexable type
 
     @property
     def to_encode(self) -> list[SourceFile]:
@@ -45,6 +47,7 @@ class Plan:
             "remove": self.removed,
             "skip": [{"path": s.path, "reason": s.reason} for s in self.skipped],
             "unchanged": len(self.unchanged) + len(self.touched),
+            "not_indexable": dict(self.not_indexable.most_common()),
         }
 
 
@@ -65,8 +68,9 @@ def plan_changes(store: Store, roots: list[str], reread: set[str] = frozenset())
     Files in ``reread`` are read again even when unchanged (pages OCR can read now).
     """
     mounts: dict[str, int] = {}
-    sources, skipped = discover(roots, mounts)
-    plan = Plan(skipped=list(skipped))
+    not_indexable: Counter = Counter()
+    sources, skipped = discover(roots, mounts, not_indexable)
+    plan = Plan(skipped=list(skipped), not_indexable=not_indexable)
     known = {f["path"]: f for f in store.files()}
     present = {s.path for s in sources}
     abs_roots = [os.path.abspath(r) for r in roots]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from smartcli import defaults
-from smartcli.errors import ErrorKind, SmartError
+from smartcli.errors import ErrorKind, SmartError, SmartWarning, StoreDamaged
 from smartcli.models.base import Encoded, Encoder, normalize_text, resolve_device
 from smartcli.search.kernel import mean_per_query, page_maxima
 from smartcli.search.explain import TokenMatch, highlighted_passage, match_tokens, strong_spans
@@ -129,6 +129,8 @@ class Searcher:
         self._offsets: dict[str, np.ndarray] = {}
         self._resident: dict[str, object] = {}  # warm: segment name -> its StoredTokens, whole
         self._cached_bytes = 0
+        self.damaged: dict[str, str] = {}  # segment -> what is wrong: skipped, said once per process
+        self._said_texts: set = set()
         self.last_match = None  # (max, arg-max) [n, Q] of the last late_scores on the CPU, per column
         # Pixel models' token states are patches: no character spans lead back to the page text.
         self.textual = not (store.model and store.model.consumes_pixels)
@@ -137,11 +139,37 @@ class Searcher:
     def _load_snapshot(self) -> None:
         self.version = self.store.meta.get("updated")
         self.items = self.store.live_items()
-        self.pooled = self._load_pooled()
+        for damage in getattr(self.store, "damaged_texts", []):
+            if damage.dataset not in self._said_texts:
+                self._said_texts.add(damage.dataset)
+                _warn(f"{damage.dataset}: {damage.problem}; its snippets may show wrong characters")
+        self.items = [item for item in self.items if item.segment not in self.damaged]
+        while True:
+            try:
+                self.pooled = self._load_pooled()
+                break
+            except StoreDamaged as exc:
+                self._skip_segment(exc)
         live = {item.segment for item in self.items}
         for name in [name for name in self._resident if name not in live]:
             self._cached_bytes -= self._resident.pop(name).nbytes
         self._offsets = {name: offsets for name, offsets in self._offsets.items() if name in live}
+
+    def _skip_segment(self, exc: StoreDamaged) -> None:
+        """Leave a damaged segment's pages out of this snapshot (and later ones), with one warning."""
+        name = exc.details.get("segment")
+        if not name or name in self.damaged or exc.details.get("missing") or self.store.expected(name) is None:
+            raise exc  # not a damaged segment of the current catalog: the caller takes a new snapshot
+        self.damaged[name] = str(exc)
+        pages = sum(1 for item in self.items if item.segment == name)
+        keep = [i for i, item in enumerate(self.items) if item.segment != name]
+        self.items = [self.items[i] for i in keep]
+        if getattr(self, "pooled", None) is not None and len(self.pooled) == len(keep) + pages:
+            self.pooled = self.pooled[keep]
+        self._offsets.pop(name, None)
+        if name in self._resident:
+            self._cached_bytes -= self._resident.pop(name).nbytes
+        _warn(f"{exc}; its {pages} page(s) are left out of the results (the rest of the store answers)")
 
     def refresh(self, force: bool = False) -> bool:
         """Take a new snapshot if an index run committed since the last one (for long-lived
@@ -188,9 +216,13 @@ class Searcher:
     ) -> list[list[Hit]]:
         # A two-stage query is small work: one thread (more only slow it down on a busy machine).
         # An exhaustive scan of every page keeps the default thread pools.
-        with query_threads(self.two_stage(weights, len(self.items))):
-            scored = self.score(encoded, weights, scope)
-            return self.rank(encoded, scored, weights, k, snippets=snippets, texts=texts, min_score=min_score)
+        while True:  # a segment found damaged on the way is left out, and the query asked again
+            try:
+                with query_threads(self.two_stage(weights, len(self.items))):
+                    scored = self.score(encoded, weights, scope)
+                    return self.rank(encoded, scored, weights, k, snippets=snippets, texts=texts, min_score=min_score)
+            except StoreDamaged as exc:
+                self._skip_segment(exc)
 
     def score(self, encoded: list[Encoded], weights: Weights, scope: Scope = Scope()) -> "Scored":
         """The scores search ranks by, for every query against the pages it may return.
@@ -440,9 +472,10 @@ class Searcher:
                 explained.append((snippet, highlights, matches))
         return explained
 
-    def stored_query(self, path: str, page: int | None) -> tuple[Encoded, LiveItem]:
-        """The stored vectors of an indexed item, as a query ("more like this"); SmartError NOT_FOUND if absent."""
-        item = self.find_item(path, page)
+    def stored_query(self, path: str, page: int | None, named: str | None = None) -> tuple[Encoded, LiveItem]:
+        """The stored vectors of an indexed item, as a query ("more like this"); SmartError NOT_FOUND if absent.
+        ``named``: the path as the user gave it (see :meth:`find_item`)."""
+        item = self.find_item(path, page, named)
         with self.store.open_segment(item.segment) as segment:
             start, stop = segment.token_range(item.row)
             encoded = Encoded(
@@ -454,11 +487,29 @@ class Searcher:
             )
         return encoded, item
 
-    def find_item(self, path: str, page: int | None) -> LiveItem:
+    def find_item(self, path: str, page: int | None, named: str | None = None) -> LiveItem:
+        """The encoded page ``page`` of the file at absolute ``path``. Where no indexed file is there,
+        ``named`` (the path as the user gave it, relative) may name one by base name or by a path
+        suffix, as judged files do in evaluation: when exactly one indexed file matches, it is that
+        file; several are a NOT_FOUND error listing them (``candidates``)."""
         pages = [item for item in self.items if item.path == path]
         if not pages:
             real = os.path.realpath(path)
             pages = [item for item in self.items if os.path.realpath(item.path) == real]
+        if not pages and named and not os.path.isabs(named):
+            from smartcli.search.evaluate import matches
+
+            candidates = sorted({item.path for item in self.items if matches(named, item.path)})
+            if len(candidates) > 1:
+                raise SmartError(
+                    ErrorKind.NOT_FOUND,
+                    f"{named} names {len(candidates)} indexed files: {', '.join(candidates)}",
+                    path=named,
+                    candidates=candidates,
+                )
+            if candidates:
+                path = candidates[0]
+                pages = [item for item in self.items if item.path == path]
         if not pages:
             raise SmartError(ErrorKind.NOT_FOUND, f"{path} is not in the index, or none of its pages is encoded", path=path)
         if page is None:
@@ -529,6 +580,12 @@ def query_threads(limit: bool = True):
     if not _THREADPOOLS:
         return contextlib.nullcontext()
     return _THREADPOOLS.limit(limits=defaults.QUERY_THREADS, user_api="blas")
+
+
+def _warn(text: str) -> None:
+    import warnings
+
+    warnings.warn(SmartWarning(text), stacklevel=3)
 
 
 def _concat_stored(parts: list) -> StoredTokens:

@@ -28,6 +28,7 @@ import os
 import shutil
 import sqlite3
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -37,10 +38,13 @@ from smartcli.errors import ErrorKind, ModelMismatch, StoreBusy, StoreDamaged, S
 from smartcli.models.base import TEXT_NORMALIZATION, Encoded, ModelInfo, normalize_text
 from smartcli.store.formats import TOKEN_FORMATS
 from smartcli.store.notes import Note, schema1_note
-from smartcli.store.segments import Segment, SegmentFile, new_segment_file, write_pages
+from smartcli.store.segments import Damage, Expected, Segment, SegmentFile, damaged, new_segment_file, write_pages
 
 # 2: items.note holds codes (store/notes.py) and items.note_detail a library's message.
-SCHEMA_VERSION = 2
+# 3: segments.uid (the identity written into the file) and segments.digests (SHA-256 per
+#    dataset, JSON); items.text_crc (CRC-32 of the page's text as UTF-8). Rows written
+#    before 3 keep NULL there: their segments are checked for shapes only (see segments.py).
+SCHEMA_VERSION = 3
 CATALOG = "catalog.sqlite"
 REBUILD_CATALOG = "rebuild.sqlite"  # a rebuild's new catalog, until it replaces CATALOG
 SEGMENT_DIR = "segments"
@@ -74,7 +78,8 @@ CREATE TABLE IF NOT EXISTS items (
     text TEXT,
     note TEXT,                     -- a code of store/notes.py
     note_detail TEXT,
-    ocr TEXT                       -- OCR language when text came from OCR
+    ocr TEXT,                      -- OCR language when text came from OCR
+    text_crc INTEGER               -- CRC-32 of text (UTF-8) when committed; NULL before schema 3
 );
 CREATE INDEX IF NOT EXISTS items_by_file ON items(file_id);
 CREATE INDEX IF NOT EXISTS items_by_segment ON items(segment, row);
@@ -83,7 +88,9 @@ CREATE TABLE IF NOT EXISTS segments (
     rows INTEGER NOT NULL,
     tokens INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    uid TEXT,                      -- the identity in the file's attributes (NULL: written before schema 3)
+    digests TEXT                   -- JSON {dataset: SHA-256 of its contents}
 );
 CREATE TABLE IF NOT EXISTS retired_segments (name TEXT PRIMARY KEY, retired REAL NOT NULL);
 """
@@ -153,6 +160,7 @@ class Store:
         self.root = root
         self.conn = conn
         self._lock_file = lock_file
+        self.readable_schema2 = False  # a schema-2 catalog this process cannot upgrade: read without the integrity columns
         self.rebuilding = False  # writing a new catalog beside the old one (finish_rebuild swaps)
 
     # -- opening ---------------------------------------------------------------------------
@@ -311,7 +319,7 @@ class Store:
                 version = self.meta.get("schema_version")
         except sqlite3.DatabaseError as exc:
             raise damaged_catalog(self.root, exc) from None
-        if version is not None and int(version) != SCHEMA_VERSION:
+        if version is not None and int(version) != SCHEMA_VERSION and not (self.readable_schema2 and int(version) == 2):
             raise StoreError(
                 f"{self.root} has store schema {version}, this smart reads {SCHEMA_VERSION}",
                 kind=ErrorKind.STORE_SCHEMA,
@@ -328,11 +336,19 @@ class Store:
             if version == 1:
                 _migrate_1_to_2(conn)
                 version = 2
+            if version == 2:
+                _migrate_2_to_3(conn)
+                version = 3
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (json.dumps(version),))
             conn.commit()
         except sqlite3.OperationalError as exc:
             conn.rollback()
-            if "readonly" in str(exc) or "read-only" in str(exc):
+            readonly = "readonly" in str(exc) or "read-only" in str(exc)
+            if readonly and int(self.meta.get("schema_version")) == 2:
+                # 3 only adds columns: read without them (nothing is checked against digests).
+                self.readable_schema2 = True
+                return
+            if readonly:
                 raise StoreError(
                     f"{self.root} was written by an older smart and must be upgraded, which needs write access",
                     kind=ErrorKind.STORE_UNWRITABLE,
@@ -419,14 +435,43 @@ class Store:
             self.conn.rollback()
 
     def live_items(self) -> list[LiveItem]:
-        """Encoded items of the last committed state, ordered by segment and row."""
+        """Encoded items of the last committed state, ordered by segment and row.
+
+        A page whose stored text is not what was committed (its CRC-32 differs, or it is not
+        UTF-8 any more) keeps its vectors; its text is decoded with replacement characters and
+        the page is listed in :attr:`damaged_texts` (a :class:`Damage` each)."""
         rows = self.conn.execute(
-            """SELECT items.id, files.path, items.page, files.kind, items.segment, items.row,
-                      items.n_tokens, COALESCE(items.text, '')
+            f"""SELECT items.id, files.path, items.page, files.kind, items.segment, items.row,
+                      items.n_tokens, CAST(COALESCE(items.text, '') AS BLOB), {self._v3("items.text_crc")}
                FROM items JOIN files ON files.id = items.file_id
                WHERE items.segment IS NOT NULL ORDER BY items.segment, items.row"""
         ).fetchall()
-        return [LiveItem(r[0], fs_path(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+        self.damaged_texts = []
+        items = []
+        for r in rows:
+            text, problem = _checked_text(r[7], r[8])
+            if problem:
+                self.damaged_texts.append(Damage(None, f"page {r[2]} of {fs_path(r[1])}", problem))
+            items.append(LiveItem(r[0], fs_path(r[1]), r[2], r[3], r[4], r[5], r[6], text))
+        return items
+
+    def text_damage(self) -> list[Damage]:
+        """Every page (encoded or not) whose stored text differs from what was committed."""
+        rows = self.conn.execute(
+            f"""SELECT items.page, files.path, CAST(items.text AS BLOB), {self._v3("items.text_crc")}
+               FROM items JOIN files ON files.id = items.file_id WHERE items.text IS NOT NULL ORDER BY files.path, items.page"""
+        )
+        return [Damage(None, f"page {r[0]} of {fs_path(r[1])}", problem) for r in rows if (problem := _checked_text(r[2], r[3])[1])]
+
+    def unencoded_items(self) -> list[dict]:
+        """Pages and images recorded without vectors: path, page, kind, note code and detail, by path and page."""
+        rows = self.conn.execute(
+            """SELECT files.path, items.page, files.kind, COALESCE(items.note, ''), items.note_detail
+               FROM items JOIN files ON files.id = items.file_id
+               WHERE items.segment IS NULL ORDER BY files.path, items.page"""
+        ).fetchall()
+        keys = ("path", "page", "kind", "note", "detail")
+        return [dict(zip(keys, (fs_path(r[0]),) + tuple(r[1:]))) for r in rows]
 
     def item_origin(self, item_id: int) -> dict | None:
         """The file record behind item ``item_id`` as indexed (size, mtime) and its OCR language."""
@@ -440,11 +485,82 @@ class Store:
     def segment_path(self, name: str) -> Path:
         return self.root / SEGMENT_DIR / f"{name}.h5"
 
-    def open_segment(self, name: str) -> Segment:
+    def open_segment(self, name: str, check: bool = True) -> Segment:
+        """The segment ``name``, checked against the catalog's record of it (identity, rows,
+        token count, dims, offsets); a damaged one raises :class:`StoreDamaged` whose
+        ``details["segment"]`` names it."""
+        checked = getattr(self, "_checked", None)
+        if checked is None:
+            checked = self._checked = {}  # name -> (offsets, row CRCs): segments never change, checked once per process
         try:
-            return Segment(self.segment_path(name))
+            if check and name in checked:
+                segment = Segment(self.segment_path(name))
+                segment._offsets, segment._crcs = checked[name]
+                return segment
+            expect = self.expected(name) if check else None
+            segment = Segment(self.segment_path(name), expect)
         except StoreDamaged as exc:
-            raise StoreDamaged(str(exc), roots=self.roots) from None
+            raise StoreDamaged(str(exc), **{**exc.details, "roots": self.roots}) from None
+        if expect is not None:
+            checked[name] = (segment._offsets, segment._crcs)
+        return segment
+
+    def expected(self, name: str) -> Expected | None:
+        """What the catalog says segment ``name`` holds (None: it does not list it)."""
+        row = self.conn.execute(f"SELECT rows, tokens, {self._v3('uid')} FROM segments WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        if getattr(self, "_dims", None) is None:
+            model = self.model
+            self._dims = model.dims if model else None
+        return Expected(row[0], row[1], row[2], self._dims)
+
+    def _v3(self, column: str) -> str:
+        """``column`` of schema 3, or NULL in a schema-2 catalog read as it is."""
+        return "NULL" if self.readable_schema2 else column
+
+    def segment_digests(self, name: str) -> dict | None:
+        row = self.conn.execute(f"SELECT {self._v3('digests')} FROM segments WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def verify(self, on_segment=None) -> tuple[list[Damage], dict]:
+        """Read every segment the catalog names and every page's text; returns what is damaged
+        and counts of what was checked (``segments``, ``checksummed``, ``datasets``, ``bytes``,
+        ``texts``). ``on_segment(name)`` is called before each segment is read."""
+        orphans = self.conn.execute(
+            "SELECT DISTINCT segment FROM items WHERE segment IS NOT NULL AND segment NOT IN (SELECT name FROM segments)"
+        ).fetchall()
+        found = [Damage(None, None, f"pages point at segment {r[0]}.h5, which the catalog does not list") for r in orphans]
+        counts = {"segments": 0, "checksummed": 0, "datasets": 0, "bytes": 0, "texts": 0}
+        for name, size in self.conn.execute("SELECT name, bytes FROM segments ORDER BY name").fetchall():
+            if on_segment is not None:
+                on_segment(name)
+            counts["segments"] += 1
+            path = self.segment_path(name)
+            try:
+                actual = path.stat().st_size
+            except FileNotFoundError:
+                found.append(Damage(name, None, "is missing"))
+                continue
+            except OSError as exc:
+                found.append(Damage(name, None, f"cannot be read ({exc.strerror or exc})"))
+                continue
+            if actual != size:
+                found.append(Damage(name, None, f"is {actual} bytes on disk, {size} committed"))
+            try:
+                segment = Segment(path)
+            except StoreDamaged as exc:
+                found.append(Damage(name, None, exc.details.get("problem") or str(exc)))
+                continue
+            with segment:
+                digests = self.segment_digests(name)
+                found += segment.verify(self.expected(name), digests)
+                counts["checksummed"] += bool(digests) or segment.checksummed
+                counts["datasets"] += len(segment._h5)
+                counts["bytes"] += actual
+        counts["texts"] = self.conn.execute("SELECT COUNT(*) FROM items WHERE text IS NOT NULL").fetchone()[0]
+        found += self.text_damage()
+        return found, counts
 
     def files(self) -> list[dict]:
         rows = self.conn.execute(
@@ -486,10 +602,10 @@ class Store:
         """Each committed segment with its live (referenced) row count, oldest first."""
         rows = self.conn.execute(
             """SELECT s.name, s.rows, s.tokens, s.bytes,
-                      (SELECT COUNT(DISTINCT row) FROM items WHERE items.segment = s.name)
+                      (SELECT COUNT(DISTINCT row) FROM items WHERE items.segment = s.name), s.uid IS NOT NULL
                FROM segments s ORDER BY s.created, s.name"""
         ).fetchall()
-        return [dict(zip(("name", "rows", "tokens", "bytes", "live_rows"), r)) for r in rows]
+        return [dict(zip(("name", "rows", "tokens", "bytes", "live_rows", "checked"), (*r[:5], bool(r[5])))) for r in rows]
 
     def live_rows(self, segment: str) -> list[int]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT row FROM items WHERE segment = ? ORDER BY row", (segment,))]
@@ -527,9 +643,9 @@ class Store:
         pages = [(f.path, p.page, p.encoded) for f in records for p in f.pages if p.encoded is not None]
         if not pages:
             return None
-        with self.new_segment(_segment_bytes(pages, self.token_dtype)) as (name, h5):
-            tokens = write_pages(h5, pages, self.token_dtype)
-        return SegmentFile(name, len(pages), tokens, self.segment_path(name).stat().st_size)
+        with self.new_segment(_segment_bytes(pages, self.token_dtype)) as new:
+            tokens = write_pages(new.h5, pages, self.token_dtype)
+        return new.record(len(pages), tokens, self.segment_path(new.name).stat().st_size)
 
     def commit_files(
         self,
@@ -548,9 +664,9 @@ class Store:
         now = time.time()
         with self.conn:
             for ahead in written_ahead:
-                self.conn.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)", (*ahead, now))
+                self._insert_segment(ahead, now)
             if segment is not None:
-                self.conn.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)", (*segment, now))
+                self._insert_segment(segment, now)
             for path in list(replace_paths) + [r.path for r in records]:
                 self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(path),))
             row = 0
@@ -566,11 +682,18 @@ class Store:
                         note = None if page.note is None else Note(page.note).value
                         values = (file_id, page.page, None, None, 0, page.text, note, page.detail)
                     self.conn.execute(
-                        "INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, note_detail, ocr) VALUES (?,?,?,?,?,?,?,?,?)",
-                        values + (page.ocr,),
+                        "INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, note_detail, ocr, text_crc) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        values + (page.ocr, text_crc(page.text)),
                     )
             self._set_meta("updated", now)
             self._drop_dead_segments(now)
+
+    def _insert_segment(self, segment: SegmentFile, now: float) -> None:
+        self.conn.execute(
+            "INSERT INTO segments(name, rows, tokens, bytes, created, uid, digests) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (segment.name, segment.rows, segment.tokens, segment.bytes, now, segment.uid,
+             json.dumps(segment.digests, sort_keys=True) if segment.digests else None),
+        )
 
     def _insert_file(self, path, kind, size, mtime_ns, sha256, status, reason, now, text_version=TEXT_NORMALIZATION) -> int:
         cur = self.conn.execute(
@@ -617,8 +740,8 @@ class Store:
         self.conn.execute("DELETE FROM files WHERE path = ?", (db_path(copy.path),))
         file_id = self._insert_file(copy.path, source[1], copy.size, copy.mtime_ns, copy.sha256, "indexed", None, now, source[2])
         self.conn.execute(
-            """INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, note_detail, ocr)
-               SELECT ?, page, segment, row, n_tokens, text, note, note_detail, ocr FROM items WHERE file_id = ? ORDER BY id""",
+            """INSERT INTO items(file_id, page, segment, row, n_tokens, text, note, note_detail, ocr, text_crc)
+               SELECT ?, page, segment, row, n_tokens, text, note, note_detail, ocr, text_crc FROM items WHERE file_id = ? ORDER BY id""",
             (file_id, source[0]),
         )
         return True
@@ -631,7 +754,7 @@ class Store:
         now = time.time()
         with self.conn:
             for segment in new:
-                self.conn.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)", (*segment, now))
+                self._insert_segment(segment, now)
             self.conn.executemany(
                 "UPDATE items SET segment = ?, row = ? WHERE segment = ? AND row = ?",
                 [(new_seg, new_row, old_seg, old_row) for old_seg, old_row, new_seg, new_row in remap],
@@ -787,6 +910,37 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Schema 3 adds segment identities and digests and page-text checksums. Existing rows keep
+    NULL: their identity was never recorded, and recording now what the file holds would bless
+    a file that is already wrong; writing it into the file would change an immutable file.
+    Compaction rewrites old segments as checked ones."""
+    if "uid" not in _columns(conn, "segments"):
+        conn.execute("ALTER TABLE segments ADD COLUMN uid TEXT")
+    if "digests" not in _columns(conn, "segments"):
+        conn.execute("ALTER TABLE segments ADD COLUMN digests TEXT")
+    if "text_crc" not in _columns(conn, "items"):
+        conn.execute("ALTER TABLE items ADD COLUMN text_crc INTEGER")
+
+
+def _checked_text(raw: bytes | None, crc: int | None) -> tuple[str, str | None]:
+    """A page's stored text (bytes) decoded, and what is wrong with it (None: nothing)."""
+    raw = raw or b""
+    if crc is not None and zlib.crc32(raw) != crc:
+        problem = "its text differs from what was committed (CRC-32)"
+    else:
+        problem = None
+    try:
+        return raw.decode("utf-8"), problem
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace"), problem or "its text is not UTF-8 any more"
+
+
+def text_crc(text: str | None) -> int | None:
+    """CRC-32 of a page's text as stored (UTF-8); None for no text."""
+    return None if text is None else zlib.crc32(text.encode("utf-8", "surrogatepass"))
 
 
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:

@@ -14,7 +14,7 @@ them), and anything left by an interrupted compaction is deleted by the next wri
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +40,14 @@ class CompactionResult:
     bytes_after: int = 0  # of the new segments
     segments: int = 0  # segments the store holds afterwards (set by Index.compact)
     bytes: int = 0  # bytes the store holds afterwards (set by Index.compact)
+    # Set by Index.compact: the store's size on disk before, and once the old segments, kept
+    # for grace_seconds so that searches already running can finish, are deleted.
+    store_bytes_before: int = 0
+    bytes_after_grace: int = 0
+    grace_seconds: float = 0
+
+
+    damaged: list = field(default_factory=list)  # Damage of segments left out of the rewrite, untouched
 
     @property
     def bytes_reclaimed(self) -> int:
@@ -52,6 +60,7 @@ class CompactionResult:
             "rows_kept": self.rows_kept,
             "dead_rows_dropped": self.dead_rows_dropped,
             "bytes_reclaimed": self.bytes_reclaimed,
+            "damaged": [{"segment": d.segment, "dataset": d.dataset, "problem": d.problem} for d in self.damaged],
         }
 
 
@@ -63,16 +72,34 @@ def needs_compaction(store: Store) -> bool:
 
 
 def segments_to_rewrite(usage: list[dict]) -> list[dict]:
-    """Segments with dead rows, plus small segments when there are several to merge."""
+    """Segments with dead rows, plus small segments when there are several to merge, plus
+    segments written without an identity and checksums (before schema 3): rewritten, they are
+    checked like new ones."""
     dead = [s for s in usage if s["live_rows"] < s["rows"]]
     small = [s for s in usage if s["live_rows"] == s["rows"] and s["tokens"] < SMALL_SEGMENT_TOKENS]
-    return dead + small if len(dead) + len(small) >= 2 else dead
+    chosen = dead + small if len(dead) + len(small) >= 2 else dead
+    return chosen + [s for s in usage if not s.get("checked", True) and s not in chosen]
 
 
 def compact(store: Store) -> CompactionResult:
-    """Rewrite the live rows of :func:`segments_to_rewrite` into new segments (caller holds the write lock)."""
-    chosen = segments_to_rewrite(store.segment_usage())
-    result = CompactionResult(
+    """Rewrite the live rows of :func:`segments_to_rewrite` into new segments (caller holds the write lock).
+
+    Every segment chosen is read whole and checked first (identity, shapes, checksums,
+    digests: :meth:`Segment.verify`); a damaged one is left out of the rewrite and kept as it is
+    (its pages stay listed, searches skip it), and named in ``result.damaged``: nothing it
+    holds is copied into a new segment, and nothing of it is deleted.
+    """
+    usage = store.segment_usage()
+    chosen, damage = [], []
+    for segment in segments_to_rewrite(usage):
+        found = _damage(store, segment["name"])
+        if found:
+            damage += found
+        else:
+            chosen.append(segment)
+    if len(chosen) == 1 and damage and chosen[0]["live_rows"] == chosen[0]["rows"] and chosen[0].get("checked", True):
+        chosen = []  # it was chosen to be merged with the damaged one: nothing to gain alone
+    result = CompactionResult(damaged=damage,
         segments_rewritten=len(chosen),
         dead_rows_dropped=sum(s["rows"] - s["live_rows"] for s in chosen),
         bytes_before=sum(s["bytes"] for s in chosen),
@@ -98,6 +125,18 @@ def compact(store: Store) -> CompactionResult:
     return result
 
 
+def _damage(store: Store, name: str) -> list:
+    from smartcli.errors import StoreDamaged
+    from smartcli.store.segments import Damage, Segment
+
+    try:
+        segment = Segment(store.segment_path(name))
+    except StoreDamaged as exc:
+        return [Damage(name, None, exc.details.get("problem") or str(exc))]
+    with segment:
+        return segment.verify(store.expected(name), store.segment_digests(name))
+
+
 def _groups(rows: list[tuple[str, int, int]]):
     """Consecutive runs of rows of at most TARGET_SEGMENT_TOKENS token states (at least one row)."""
     group, tokens = [], 0
@@ -117,8 +156,9 @@ def _write_group(store: Store, group: list[tuple[str, int, int]]) -> tuple[Segme
     by_source: dict[str, list[tuple[int, int]]] = {}  # source segment -> [(new row, old row)]
     for new_row, (name, old_row, _) in enumerate(group):
         by_source.setdefault(name, []).append((new_row, old_row))
-    with contextlib.ExitStack() as stack, store.new_segment() as (name, out):
+    with contextlib.ExitStack() as stack, store.new_segment() as new:
         sources = [(stack.enter_context(store.open_segment(source)), pairs) for source, pairs in by_source.items()]
-        copy_rows(out, sources, counts)
+        copy_rows(new.h5, sources, counts)
+    name = new.name
     remap = [(source, old_row, name, new_row) for new_row, (source, old_row, _) in enumerate(group)]
-    return SegmentFile(name, len(group), int(counts.sum()), store.segment_path(name).stat().st_size), remap
+    return new.record(len(group), int(counts.sum()), store.segment_path(name).stat().st_size), remap

@@ -13,14 +13,32 @@ This is the one module that reads and writes a segment's datasets::
 
 A segment is written under a temporary name, fsynced and renamed into place; the catalog
 transaction that names it commits afterwards (see catalog.py).
+
+Integrity (format 2): each file carries an identity (``segment_id``, a uuid4, and its own
+``segment_name``) that the catalog records too, so a file in another's place is detected.
+The datasets read whole (``pooled``, ``offsets``, ``item_page`` and the CRCs below) are
+chunked with HDF5's Fletcher-32 filter, so a flipped bit fails the read instead of returning
+a wrong value. The per-token datasets are read in many small runs (a two-stage query reads
+about 200 pages wherever they lie): chunked, each run would read and checksum a whole chunk
+(measured: 8 pages far apart 16 times slower in 1 MB chunks, ``benchmarks/integrity.py``), so they
+stay contiguous and each row's bytes of each of them has a CRC-32 (``crc_<dataset>``
+``[rows]`` uint32), checked on every read. The SHA-256 of every dataset (the variable-length
+``item_path`` lives in HDF5's global heap, which filters do not cover) is recorded in the
+catalog at commit and checked by :meth:`Segment.verify`. Opening a segment
+checks its identity and shapes against the catalog (:meth:`Segment.check`): offsets start at 0,
+never decrease and end at the token count, row counts and dims match. Format-1 files (no
+identity, no filter) are still read and still checked for shapes and for anchors that cannot
+be unit vectors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 import uuid
+import zlib
 from pathlib import Path
 from typing import Iterator, NamedTuple, Sequence
 
@@ -30,9 +48,12 @@ from smartcli.errors import StoreDamaged, first_line
 from smartcli.store.formats import BINARY_SHRINK, TOKEN_FORMATS, decode_binary, encode_binary, encode_int8
 
 # The layout above; recorded in every file (the catalog's schema has its own version).
-SEGMENT_FORMAT = 1
+# 2: an identity in the attributes, Fletcher-32 on the datasets read whole, row CRCs of the rest.
+SEGMENT_FORMAT = 2
 _PER_TOKEN = ("tokens", "token_scale", "token_ids", "spans")
 _PER_ROW = ("pooled", "item_path", "item_page")
+_CRC = {key: f"crc_{key}" for key in _PER_TOKEN}  # per-token dataset -> its per-row CRC-32 dataset
+_CHUNK_BYTES = 1 << 20  # Fletcher-32 chunks of the datasets read whole
 
 
 class SegmentFile(NamedTuple):
@@ -42,6 +63,35 @@ class SegmentFile(NamedTuple):
     rows: int
     tokens: int
     bytes: int
+    uid: str | None = None  # the identity written into the file (None: a format-1 file)
+    digests: dict | None = None  # dataset -> SHA-256 of its contents, as written
+
+
+class Expected(NamedTuple):
+    """What the catalog says a segment holds (checked when it is opened)."""
+
+    rows: int
+    tokens: int
+    uid: str | None = None
+    dims: int | None = None  # the store's model's
+
+
+class Damage(NamedTuple):
+    """One thing wrong with a segment (or a page's text): where, and what."""
+
+    segment: str | None  # the segment's name (None: the catalog)
+    dataset: str | None  # the dataset (or "page P of F" for a page's text)
+    problem: str
+
+    def __str__(self) -> str:
+        where = f"segment {self.segment}.h5" if self.segment else "the catalog"
+        return f"{where}: {self.dataset + ': ' if self.dataset else ''}{self.problem}"
+
+
+def damaged(name: str, problem: str, dataset: str | None = None, roots=None) -> StoreDamaged:
+    """The error of a damaged segment; ``details`` name it (``segment``, ``dataset``)."""
+    where = f"{dataset} " if dataset else ""
+    return StoreDamaged(f"segment {name}.h5 is damaged: {where}{problem}", segment=name, dataset=dataset, problem=problem, roots=roots or [])
 
 
 class StoredTokens(NamedTuple):
@@ -57,17 +107,145 @@ class StoredTokens(NamedTuple):
 
 
 class Segment:
-    """An open segment file, read-only."""
+    """An open segment file, read-only. With ``expect`` (what the catalog says it holds) it is
+    checked on open (:meth:`check`) and raises :class:`StoreDamaged` (``details["segment"]``
+    names it) when it is not that segment or its shapes do not fit."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, expect: Expected | None = None):
         import h5py
 
         self.path = path
+        self.name = path.stem
         try:
             self._h5 = h5py.File(path, "r", locking=False)
         except (OSError, ValueError) as exc:
-            raise StoreDamaged(f"segment {path} cannot be read ({first_line(exc)})") from None
+            if not path.exists():  # deleted (a compaction's retired file past its grace time), not damaged
+                raise StoreDamaged(f"segment {path} is missing", segment=self.name, missing=True) from None
+            raise damaged(self.name, f"cannot be read as HDF5 ({first_line(exc)})") from None
         self._offsets: np.ndarray | None = None
+        self._crcs: dict = {}
+        if expect is not None:
+            try:
+                self.check(expect)
+            except BaseException:
+                self._h5.close()
+                raise
+
+    def check(self, expect: Expected) -> None:
+        """Identity and shapes against the catalog's record; offsets read and validated (cheap:
+        ``rows + 1`` integers). Raises :class:`StoreDamaged` naming what is wrong."""
+        h5, name = self._h5, self.name
+        try:
+            attrs = dict(h5.attrs)
+            own_id, own_name = attrs.get("segment_id"), attrs.get("segment_name")
+            if isinstance(own_id, bytes):
+                own_id = own_id.decode("ascii", "replace")
+            if isinstance(own_name, bytes):
+                own_name = own_name.decode("utf-8", "replace")
+            if own_name is not None and own_name != name:
+                raise damaged(name, f"is another segment's file ({own_name}.h5) in its place")
+            if expect.uid is not None and own_id != expect.uid:
+                raise damaged(name, f"is not the file the catalog names (identity {own_id or 'none'}, the catalog's {expect.uid})")
+            for key in ("pooled", "offsets", "tokens"):
+                if key not in h5:
+                    raise damaged(name, "is missing", dataset=key)
+            dims = int(attrs.get("dims", -1))
+            if expect.dims is not None and dims != expect.dims:
+                raise damaged(name, f"holds {dims}-dimensional vectors, the store's model makes {expect.dims}")
+            shape = {key: h5[key].shape for key in (*_PER_TOKEN, *_PER_ROW, "offsets") if key in h5}
+            if shape["pooled"] != (expect.rows, dims):
+                raise damaged(name, f"has shape {shape['pooled']}, the catalog says {expect.rows} rows of {dims}", dataset="pooled")
+            for key in _PER_ROW[1:]:
+                if key in shape and shape[key][:1] != (expect.rows,):
+                    raise damaged(name, f"has {shape[key][0]} rows, the catalog says {expect.rows}", dataset=key)
+            if shape["offsets"] != (expect.rows + 1,):
+                raise damaged(name, f"has {shape['offsets'][0]} entries, {expect.rows + 1} expected", dataset="offsets")
+            tokens = h5["tokens"]
+            width = (dims + 7) // 8 if tokens.dtype == np.uint8 else dims
+            if tokens.ndim != 2 or tokens.shape[1] != width or tokens.shape[0] != expect.tokens:
+                raise damaged(name, f"has shape {tokens.shape}, the catalog says {expect.tokens} token states of {width}", dataset="tokens")
+            for key in _PER_TOKEN[1:]:
+                if key in shape and shape[key][:1] != (expect.tokens,):
+                    raise damaged(name, f"has {shape[key][0]} entries, {expect.tokens} token states expected", dataset=key)
+            for key, crc in _CRC.items():
+                if crc in h5 and h5[crc].shape != (expect.rows,):
+                    raise damaged(name, f"has {h5[crc].shape[0]} entries, the catalog says {expect.rows} rows", dataset=crc)
+            offsets = self._read("offsets")
+            if len(offsets) and (offsets[0] != 0 or offsets[-1] != expect.tokens or (np.diff(offsets) < 0).any()):
+                raise damaged(name, f"are not increasing from 0 to the token count {expect.tokens}", dataset="offsets")
+            self._offsets = offsets
+        except StoreDamaged:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise damaged(name, f"cannot be read ({first_line(exc)})") from None
+
+    def _rows_read(self, key: str, start: int, stop: int) -> np.ndarray:
+        """Token states (or their ids, spans, scales) ``[start, stop)``; each whole row in the
+        range is checked against its CRC-32 (segments of format 2)."""
+        data = self._read(key, slice(start, stop))
+        crc = _CRC.get(key)
+        if crc not in self._h5 or stop <= start:
+            return data
+        offsets = self.offsets()
+        first = int(np.searchsorted(offsets, start, side="left"))
+        last = int(np.searchsorted(offsets, stop, side="right")) - 1  # rows [first, last) lie whole inside
+        if last <= first:
+            return data
+        if self._crcs.get(key) is None:
+            self._crcs[key] = self._read(crc)
+        expected = self._crcs[key]
+        for row in range(first, last):
+            a, b = int(offsets[row]) - start, int(offsets[row + 1]) - start
+            if zlib.crc32(data[a:b].tobytes()) != int(expected[row]):
+                raise damaged(self.name, f"row {row} differs from what was written (CRC-32)", dataset=key)
+        return data
+
+    def _read(self, key: str, selection=slice(None)) -> np.ndarray:
+        """``key[selection]``; a checksum failure or unreadable data raises :class:`StoreDamaged`."""
+        try:
+            return self._h5[key][selection]
+        except (OSError, ValueError) as exc:
+            text = first_line(exc)
+            if "filter" in text.lower() or "checksum" in text.lower():
+                raise damaged(self.name, "fails its checksum (Fletcher-32)", dataset=key) from None
+            raise damaged(self.name, f"cannot be read ({text})", dataset=key) from None
+
+    @property
+    def checksummed(self) -> bool:
+        """Written with the Fletcher-32 filter (format 2 and later)."""
+        return "pooled" in self._h5 and bool(self._h5["pooled"].fletcher32)
+
+    def verify(self, expect: Expected, digests: dict | None) -> list[Damage]:
+        """Read everything: check identity and shapes, every dataset's checksum and its digest
+        (when the catalog has one), and that anchors are finite unit vectors."""
+        try:
+            self.check(expect)
+        except StoreDamaged as exc:
+            return [Damage(self.name, exc.details.get("dataset"), exc.details.get("problem") or str(exc))]
+        found = []
+        try:
+            keys = list(self._h5)
+        except (OSError, ValueError) as exc:
+            return [Damage(self.name, None, f"cannot be read ({first_line(exc)})")]
+        for key in keys:
+            try:
+                data = self._read(key)
+            except StoreDamaged as exc:
+                found.append(Damage(self.name, key, exc.details["problem"]))
+                continue
+            if key in _CRC and _CRC[key] in self._h5:  # the row CRCs say where
+                try:
+                    self._rows_read(key, 0, int(self.offsets()[-1]))
+                except StoreDamaged as exc:
+                    found.append(Damage(self.name, key, exc.details["problem"]))
+                    continue
+            if digests and key in digests and dataset_digest(data) != digests[key]:
+                found.append(Damage(self.name, key, "differs from what was committed (SHA-256)"))
+            elif key == "pooled" and not _unit_rows_ok(data):
+                found.append(Damage(self.name, key, "holds values an anchor (a unit vector) cannot have"))
+        if digests:
+            found += [Damage(self.name, key, "is missing") for key in digests if key not in self._h5]
+        return found
 
     def close(self) -> None:
         self._h5.close()
@@ -88,7 +266,7 @@ class Segment:
 
     def offsets(self) -> np.ndarray:
         if self._offsets is None:
-            self._offsets = self._h5["offsets"][:]
+            self._offsets = self._read("offsets")
         return self._offsets
 
     def token_range(self, row: int) -> tuple[int, int]:
@@ -97,12 +275,14 @@ class Segment:
 
     def pooled(self, rows: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """Pooled vectors of ``rows`` (all rows by default), float32."""
-        pooled = self._h5["pooled"][:]
+        pooled = self._read("pooled")
+        if not _unit_rows_ok(pooled):  # what a file without checksums can still tell
+            raise damaged(self.name, "holds values an anchor (a unit vector) cannot have", dataset="pooled")
         return (pooled if rows is None else pooled[np.asarray(rows)]).astype(np.float32, copy=False)
 
     def stored_tokens(self, start: int, stop: int) -> StoredTokens:
-        data = self._h5["tokens"][start:stop]
-        scale = self._h5["token_scale"][start:stop] if data.dtype == np.int8 else None
+        data = self._rows_read("tokens", start, stop)
+        scale = self._rows_read("token_scale", start, stop) if data.dtype == np.int8 else None
         return StoredTokens(data, scale, self.dims)
 
     def token_bytes(self) -> int:
@@ -116,13 +296,35 @@ class Segment:
         return decode_stored([self.stored_tokens(start, stop)])
 
     def token_ids(self, start: int, stop: int) -> np.ndarray:
-        return self._h5["token_ids"][start:stop]
+        return self._rows_read("token_ids", start, stop)
 
     def spans(self, start: int, stop: int) -> np.ndarray:
         """Character spans of tokens ``[start, stop)``; zeros where the segment has none."""
         if not self.has_spans:
             return np.zeros((stop - start, 2), np.int32)
-        return self._h5["spans"][start:stop]
+        return self._rows_read("spans", start, stop)
+
+
+def _unit_rows_ok(pooled: np.ndarray) -> bool:
+    """Anchors are unit vectors (scores are their dot products): finite, no coordinate past 1."""
+    if pooled.size == 0:
+        return True
+    values = np.asarray(pooled, dtype=np.float32)
+    return bool(np.isfinite(values).all() and np.abs(values).max() <= 1.0 + 1e-3)
+
+
+def dataset_digest(data: np.ndarray) -> str:
+    """SHA-256 of a dataset's contents as read (variable-length items length-prefixed)."""
+    digest = hashlib.sha256()
+    if data.dtype == object:
+        for value in data:
+            value = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogateescape")
+            digest.update(len(value).to_bytes(8, "little"))
+            digest.update(value)
+    else:
+        digest.update(str(data.dtype).encode() + str(data.shape).encode())
+        digest.update(np.ascontiguousarray(data).tobytes())
+    return digest.hexdigest()
 
 
 def decode_stored(parts: Sequence[StoredTokens]) -> np.ndarray:
@@ -143,20 +345,39 @@ def decode_stored(parts: Sequence[StoredTokens]) -> np.ndarray:
 # -- writing ---------------------------------------------------------------------------------
 
 
+class NewSegment:
+    """A segment being written: unpacks as ``(name, h5 file)``; once complete, ``uid`` and
+    ``digests`` (dataset -> SHA-256, read back from the file) are what the catalog records."""
+
+    def __init__(self, name: str, h5, uid: str):
+        self.name, self.h5, self.uid = name, h5, uid
+        self.digests: dict[str, str] = {}
+
+    def __iter__(self):
+        return iter((self.name, self.h5))
+
+    def record(self, rows: int, tokens: int, nbytes: int) -> SegmentFile:
+        return SegmentFile(self.name, rows, tokens, nbytes, self.uid, dict(self.digests))
+
+
 @contextlib.contextmanager
-def new_segment_file(directory: Path, attrs: dict) -> Iterator[tuple[str, object]]:
-    """Yield ``(name, h5 file)`` for a new segment in ``directory``; on success it is fsynced
-    and renamed into place. Until a catalog transaction names it, it is a leftover."""
+def new_segment_file(directory: Path, attrs: dict) -> Iterator[NewSegment]:
+    """Yield a :class:`NewSegment` (``name, h5 = ...``) for a new segment in ``directory``; on
+    success its digests are taken, and it is fsynced and renamed into place. Until a catalog
+    transaction names it, it is a leftover."""
     import h5py
 
-    name = f"seg-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    uid = uuid.uuid4().hex
+    name = f"seg-{time.strftime('%Y%m%dT%H%M%S')}-{uid[:8]}"
     final = directory / f"{name}.h5"
     tmp = final.with_name(f".tmp-{name}.h5")
     try:
         with h5py.File(tmp, "w", locking=False) as h5:
-            h5.attrs.update(segment_format=SEGMENT_FORMAT, created=time.time(), **attrs)
-            yield name, h5
+            h5.attrs.update(segment_format=SEGMENT_FORMAT, created=time.time(), **attrs, segment_id=uid, segment_name=name)
+            new = NewSegment(name, h5, uid)
+            yield new
             h5.flush()
+            new.digests = {key: dataset_digest(h5[key][()]) for key in h5}
             os.fsync(h5.id.get_vfd_handle())
         os.replace(tmp, final)
     except BaseException:
@@ -171,23 +392,49 @@ def write_pages(h5, pages: Sequence[tuple[str, int, object]], token_dtype: str) 
 
     counts = np.array([encoded.tokens.shape[0] for _, _, encoded in pages], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)])
-    h5["pooled"] = np.stack([encoded.pooled for _, _, encoded in pages]).astype(np.float32)
-    h5["offsets"] = offsets
-    _write_tokens(h5, np.concatenate([encoded.tokens for _, _, encoded in pages]), token_dtype)
-    h5["token_ids"] = np.concatenate([encoded.token_ids for _, _, encoded in pages]).astype(np.int32)
-    h5["spans"] = np.concatenate([encoded.spans for _, _, encoded in pages]).astype(np.int32)
+    put(h5, "pooled", np.stack([encoded.pooled for _, _, encoded in pages]).astype(np.float32))
+    put(h5, "offsets", offsets)
+    _write_tokens(h5, np.concatenate([encoded.tokens for _, _, encoded in pages]), token_dtype, offsets)
+    put_tokens(h5, "token_ids", np.concatenate([encoded.token_ids for _, _, encoded in pages]).astype(np.int32), offsets)
+    put_tokens(h5, "spans", np.concatenate([encoded.spans for _, _, encoded in pages]).astype(np.int32), offsets)
+    # Variable-length: in the global heap, which no filter covers (its digest does).
     h5["item_path"] = np.array([os.fsencode(path) for path, _, _ in pages], dtype=h5py.special_dtype(vlen=bytes))
-    h5["item_page"] = np.array([page for _, page, _ in pages], dtype=np.int32)
+    put(h5, "item_page", np.array([page for _, page, _ in pages], dtype=np.int32))
     return int(offsets[-1])
 
 
-def _write_tokens(h5, tokens: np.ndarray, dtype: str) -> None:
+def put(h5, key: str, data: np.ndarray) -> None:
+    """A dataset read whole, chunked (whole rows, about 1 MB) with the Fletcher-32 filter."""
+    h5.create_dataset(key, data=data, fletcher32=True, chunks=_chunks(data.shape, data.dtype.itemsize))
+
+
+def _chunks(shape: tuple, itemsize: int) -> tuple:
+    row_bytes = itemsize * int(np.prod(shape[1:]))
+    rows = max(1, min(max(shape[0], 1), _CHUNK_BYTES // max(row_bytes, 1)))
+    return (rows, *shape[1:])
+
+
+def put_tokens(h5, key: str, data: np.ndarray, offsets: np.ndarray) -> None:
+    """A per-token dataset, contiguous (read in small runs), and the CRC-32 of each row's bytes."""
+    h5[key] = data
+    put(h5, _CRC[key], row_crcs(data, offsets))
+
+
+def row_crcs(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """CRC-32 of each row's part ``data[offsets[r]:offsets[r + 1]]``, as uint32."""
+    data = np.ascontiguousarray(data)
+    return np.array([zlib.crc32(data[int(a) : int(b)].tobytes()) for a, b in zip(offsets[:-1], offsets[1:])], dtype=np.uint32)
+
+
+def _write_tokens(h5, tokens: np.ndarray, dtype: str, offsets: np.ndarray) -> None:
     if dtype == "float16":
-        h5["tokens"] = tokens.astype(np.float16)
+        put_tokens(h5, "tokens", tokens.astype(np.float16), offsets)
     elif dtype == "int8":
-        h5["tokens"], h5["token_scale"] = encode_int8(tokens)
+        data, scale = encode_int8(tokens)
+        put_tokens(h5, "tokens", data, offsets)
+        put_tokens(h5, "token_scale", scale, offsets)
     elif dtype == "binary":
-        h5["tokens"] = encode_binary(tokens)
+        put_tokens(h5, "tokens", encode_binary(tokens), offsets)
     else:
         raise ValueError(f"unknown token dtype {dtype!r}; choose one of {TOKEN_FORMATS}")
 
@@ -206,7 +453,10 @@ def copy_rows(out, sources: Sequence[tuple[Segment, list[tuple[int, int]]]], cou
             for key in (*_PER_TOKEN, *_PER_ROW):
                 if key in src:
                     length = n_tokens if key in _PER_TOKEN else n_rows
-                    out.create_dataset(key, shape=(length, *src[key].shape[1:]), dtype=src[key].dtype)
+                    dtype, shape = src[key].dtype, (length, *src[key].shape[1:])
+                    # Per-token: contiguous, with row CRCs (below); vlen: the digest covers it.
+                    checked = {} if key in _PER_TOKEN or dtype.kind == "O" else dict(fletcher32=True, chunks=_chunks(shape, dtype.itemsize))
+                    out.create_dataset(key, shape=shape, dtype=dtype, **checked)
         new_rows = np.array([new for new, _ in pairs])
         old_rows = np.array([old for _, old in pairs])
         if not (np.diff(new_rows) == 1).all():
@@ -216,11 +466,14 @@ def copy_rows(out, sources: Sequence[tuple[Segment, list[tuple[int, int]]]], cou
         first, last = int(new_rows[0]), int(new_rows[-1]) + 1
         for key in _PER_TOKEN:
             if key in src:
-                out[key][offsets[first] : offsets[last]] = src[key][:][token_index]
+                out[key][offsets[first] : offsets[last]] = source._rows_read(key, 0, int(src_offsets[-1]))[token_index]
         for key in _PER_ROW:
             if key in src:
-                out[key][first:last] = src[key][:][old_rows]
-    out["offsets"] = offsets
+                out[key][first:last] = source._read(key)[old_rows]
+    put(out, "offsets", offsets)
+    for key in _PER_TOKEN:
+        if key in out:
+            put(out, _CRC[key], row_crcs(out[key][()], offsets))
 
 
 def fsync_dir(path: Path) -> None:

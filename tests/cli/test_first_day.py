@@ -114,3 +114,119 @@ def test_a_copied_file_is_one_hit_that_lists_the_other_paths(tmp_path):
             assert {r["path"], *r["also"]} == paths and len(r["also"]) == 1
         else:
             assert "also" not in r
+
+
+def test_like_takes_a_base_name_or_path_suffix_when_it_names_one_indexed_file(tmp_path, monkeypatch):
+    from smartcli import Index
+
+    docs = tmp_path / "docs"
+    (docs / "manuals").mkdir(parents=True)
+    (docs / "notes").mkdir()
+    make_pdf(docs / "manuals" / "graphs.pdf", ["plotting a graph with axes and labels", "colours of the bars in a chart"])
+    make_pdf(docs / "notes" / "graphs.pdf", ["graph theory: vertices, edges and shortest paths"])
+    make_pdf(docs / "other.pdf", ["bar charts and pie charts for a report"])
+    store = tmp_path / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    monkeypatch.chdir(tmp_path)  # none of the names below is a file here
+
+    by_name = run_smart("search", "--like", "other.pdf:1", "--store", store, "--json", check=True)
+    assert json.loads(by_name.stdout)["like"] == {"path": str(docs / "other.pdf"), "page": 1}
+    by_suffix = run_smart("search", "--like", "manuals/graphs.pdf:2", "--store", store, "--json", check=True)
+    answer = json.loads(by_suffix.stdout)
+    assert answer["like"] == {"path": str(docs / "manuals" / "graphs.pdf"), "page": 2}
+    assert (str(docs / "manuals" / "graphs.pdf"), 2) not in {(r["path"], r["page"]) for r in answer["results"]}
+
+    ambiguous = run_smart("search", "--like", "graphs.pdf:1", "--store", store)
+    assert ambiguous.returncode == 2 and ambiguous.stdout == ""
+    (line,) = ambiguous.stderr.strip().splitlines()
+    assert str(docs / "manuals" / "graphs.pdf") in line and str(docs / "notes" / "graphs.pdf") in line
+    missing = run_smart("search", "--like", "charts.pdf:1", "--store", store)
+    assert missing.returncode == 2 and "not in the index" in missing.stderr
+
+    with Index.open(store) as index:  # the library takes the same names
+        assert index.item("notes/graphs.pdf", 1).path == str(docs / "notes" / "graphs.pdf")
+
+
+def test_every_commands_help_shows_readable_placeholders_and_none_after_a_flag():
+    import re
+
+    from smartcli.cli import app
+    from typer.main import get_command
+
+    commands = sorted(get_command(app).commands)
+    assert {"index", "search", "status", "eval", "compact", "serve", "tune", "sync"} <= set(commands)
+    for command in ["", *commands]:
+        shown = run_smart(*([command] if command else []), "--help", env={"COLUMNS": "200"})
+        assert shown.returncode == 0, (command, shown.stderr)
+        assert not re.search(r"<(bool|str|int|float|path|list)", shown.stdout), (command, shown.stdout)
+        flags = re.findall(r"│ +(--[a-z-]+) +(?:-\w +)?(\S*)", shown.stdout)
+        assert ("--help", "Show") in flags, (command, flags)  # nothing between a flag and its help
+    search = run_smart("search", "--help", env={"COLUMNS": "200"}).stdout
+    for option, placeholder in (("--store", "DIR"), ("--queries", "FILE"), ("--mode", "smart|pooled|late"), ("--explain", "Show,")):
+        assert re.search(rf"{option} +(?:-\w +)?{re.escape(placeholder)}", search), (option, search)
+    assert re.search(r"--top-k +-k +N \[x>=1\]", search) and re.search(r"│ +QUERY +The query text", search)
+
+
+def test_compact_says_the_store_grows_for_its_grace_period_with_the_size_now_and_after(tmp_path, monkeypatch):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(5):
+        make_pdf(docs / f"d{i}.pdf", [f"page {j} of document {i} about boats and harbors" for j in range(3)])
+    store = tmp_path / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    make_pdf(docs / "d0.pdf", [f"page {j} of a rewritten document about kettles" for j in range(3)])  # 3 dead rows of 15
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+    before = json.loads(run_smart("status", "--store", store, "--json", check=True).stdout)["bytes"]
+
+    summary = json.loads(run_smart("compact", "--store", store, "--json", check=True).stdout)
+    assert summary["dead_rows_dropped"] == 3 and summary["bytes_before"] == before
+    assert summary["bytes"] > summary["bytes_before"] > summary["bytes_after_grace"]  # grows, then shrinks
+    assert summary["grace_seconds"] == 600
+    assert json.loads(run_smart("status", "--store", store, "--json", check=True).stdout)["bytes"] == summary["bytes"]
+
+    again = run_smart("compact", "--store", store, check=True).stdout  # nothing left, old segments still kept
+    assert again.startswith("nothing to compact") and "kept 10 minutes" in again
+
+    monkeypatch.setattr("smartcli.store.catalog.SEGMENT_GRACE_SECONDS", -1)  # the grace period over
+    assert run_smart("compact", "--store", store, check=True).stdout == "nothing to compact\n"  # and the old segments deleted
+    after = json.loads(run_smart("status", "--store", store, "--json", check=True).stdout)
+    assert after["retired_segments"] == 0 and after["bytes"] < summary["bytes"]
+
+
+def test_compact_summary_in_words():
+    from smartcli.cli.compact_cmd import grace_line
+    from smartcli.store.compaction import CompactionResult
+
+    result = CompactionResult(bytes=42 * 2**20, store_bytes_before=34 * 2**20, bytes_after_grace=30 * 2**20, grace_seconds=600)
+    assert grace_line(result) == (
+        "the store is 42.0 MB now (it was 34.0 MB): the old segments are kept 10 minutes for searches already "
+        "running, then the next `smart index` or `smart compact` deletes them, leaving 30.0 MB"
+    )
+
+
+def test_status_unencoded_lists_the_pages_without_vectors_and_why(tmp_path, sample_store):
+    from smartcli import Index, Note
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs / "gaps.pdf", ["the anchor of the boat", "", "", "a kettle on the stove", ""])
+    make_pdf(docs / "full.pdf", ["an orchard of pepper trees"])
+    store = tmp_path / "store"
+    run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
+
+    with Index.open(store) as index:  # the library first: codes, by path and page
+        pages = index.unencoded()
+    assert [(p.path, p.page, p.note) for p in pages] == [(str(docs / "gaps.pdf"), n, Note.NO_TEXT_LAYER) for n in (2, 3, 5)]
+
+    status = run_smart("status", "--store", store, check=True).stdout
+    assert "3 page has no text layer" in status and "--unencoded" in status
+    listed = run_smart("status", "--store", store, "--unencoded", env={"COLUMNS": "300"}, check=True)
+    assert listed.stdout.splitlines() == [f"{docs / 'gaps.pdf'}:2-3  page has no text layer", f"{docs / 'gaps.pdf'}:5  page has no text layer"]
+    data = json.loads(run_smart("status", "--store", store, "--unencoded", "--json", check=True).stdout)
+    assert data["store"] == str(store)
+    assert [(r["page"], r["note"], r["reason"]) for r in data["unencoded"]] == [(n, "no_text_layer", "page has no text layer") for n in (2, 3, 5)]
+
+    sample, corpus = sample_store  # images indexed by a text model: one line each, no page
+    images = run_smart("status", "--store", sample, "--unencoded", env={"COLUMNS": "300"}, check=True).stdout.splitlines()
+    assert images and all(line.endswith("  image: no text for a text model") and ":1 " not in line for line in images)
+    assert {line.split("  ")[0] for line in images} == {str(p) for p in (corpus / "photos").iterdir() if p.suffix in (".jpg", ".png")}

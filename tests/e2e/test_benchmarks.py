@@ -81,6 +81,18 @@ def test_token_pooling_smoke(sample_store, judged):
     assert "top-10 overlap" in out and "nDCG@10" in out
 
 
+def test_prompt_exit_smoke(sample_store):
+    store, _ = sample_store
+    out = run_benchmark("prompt_exit.py", "--store", store, "--runs", "1", "--query", "tyre pressure")
+    assert "entry point  Ctrl-D to exit" in out and "teardown / entry point" in out
+
+
+def test_integrity_smoke(sample_store):
+    out = run_benchmark("integrity.py", sample_store[0], "--trials", "5")
+    assert "bit flips, one per trial" in out and "contiguous + row CRC-32" in out
+    assert "data     after compact                   5 /    0 /    0 of 5" in out
+
+
 def test_long_file_memory_smoke(tmp_path):
     out = run_benchmark("long_file_memory.py", "--smoke", "--workdir", tmp_path / "long")
     assert "peak memory ratio" in out and "80 pages" in out

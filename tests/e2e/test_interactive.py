@@ -45,3 +45,32 @@ def test_no_query_without_a_terminal_is_a_usage_error(sample_store):
     result = run_smart("search", "--store", store, input="")
     assert result.returncode == 2
     assert "--queries" in result.stderr and result.stdout == ""
+
+
+def test_ctrl_d_ends_the_prompt_with_every_answer_written(sample_store, tmp_path):
+    """Ctrl-D ends the process at once (no teardown of the model runtime), so what must outlive it
+    is checked: the answers on a redirected stdout, flushed (the saved history: the test above)."""
+    store, _ = sample_store
+    state = tmp_path / "state"
+    answers = tmp_path / "answers.txt"
+    env = {"TERM": "xterm-256color", "XDG_STATE_HOME": str(state), "COLUMNS": "200"}
+    with answers.open("w") as out, Terminal("search", "--store", store, "-k", "3", env=env, stdout=out) as term:
+        term.expect(PROMPT)  # on stderr, the terminal, as stdout is a file
+        term.send("tyre pressure\n")
+        term.expect(PROMPT)
+        term.send("\x04")
+        assert term.wait() == 0
+    assert "Traceback" not in term.output
+    table = answers.read_text()
+    assert "tyre pressure" in table and "bicycle-maintenance.pdf" in table
+    assert table.rstrip().endswith("┘")  # the whole table, its last line included (200 columns: a table)
+
+
+def test_ctrl_d_at_the_first_prompt_exits_cleanly(sample_store, tmp_path):
+    store, _ = sample_store
+    env = {"TERM": "xterm-256color", "XDG_STATE_HOME": str(tmp_path / "state")}
+    with Terminal("search", "--store", store, env=env) as term:
+        term.expect(PROMPT)
+        term.send("\x04")
+        assert term.wait() == 0
+    assert "Traceback" not in term.output and "Error" not in term.output

@@ -53,3 +53,19 @@ def test_help_and_argument_errors_import_neither_numpy_nor_torch():
         imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
         assert "smartcli.cli" in imported
         assert not {"numpy", "torch", "transformers", "h5py"} & imported, args
+
+
+def test_an_80_column_terminal_gets_each_hit_on_a_few_lines_with_its_path_whole(sample_store):
+    import re
+
+    store, corpus = sample_store
+    with Terminal("search", "tyre pressure", "--store", store, "-k", "3", env={"TERM": "xterm-256color"}, columns=80) as term:
+        assert term.wait() == 0
+    shown = plain(term.output)
+    path = str(corpus / "hobbies" / "bicycle-maintenance.pdf")
+    # Folded, if at all, right after a "/", never inside a name (no "maintena|nce.pdf").
+    assert re.search(r"/(?:\n *)?".join(map(re.escape, path.split("/"))) + ":1", shown), shown
+    lines = shown.splitlines()
+    starts = [i for i, line in enumerate(lines) if re.match(r"^ *\d+ +-?\d+\.\d{3} ", line)]
+    assert len(starts) == 3
+    assert max(b - a for a, b in zip(starts, starts[1:] + [len(lines)])) <= 5, shown

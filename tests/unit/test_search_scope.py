@@ -1,6 +1,7 @@
 """Scope and filters (--path-prefix, --glob, --kind, --min-score) and "more like this" (--like)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -37,10 +38,12 @@ def test_prefix_keeps_a_trailing_slash_and_like_splits_the_page(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     assert absolute_prefix("docs/") == f"{tmp_path}/docs/"
     assert absolute_prefix("docs") == f"{tmp_path}/docs"
-    assert parse_like("a/b.pdf:12") == (f"{tmp_path}/a/b.pdf", 12)
-    assert parse_like("a/b.pdf") == (f"{tmp_path}/a/b.pdf", None)
+    # Relative paths stay as given: the index resolves them, or takes them as a base name or suffix.
+    assert parse_like("a/b.pdf:12") == ("a/b.pdf", 12)
+    assert parse_like("a/b.pdf") == ("a/b.pdf", None)
+    assert parse_like("~/b.pdf:2") == (os.path.expanduser("~/b.pdf"), 2)
     (tmp_path / "odd:3").write_text("")  # a file whose own name ends in :digits
-    assert parse_like("odd:3") == (f"{tmp_path}/odd:3", None)
+    assert parse_like("odd:3") == ("odd:3", None)
 
 
 def test_scope_restricts_candidates_without_changing_their_scores(searcher, sample_store):
