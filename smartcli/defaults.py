@@ -37,6 +37,9 @@ TOKEN_DTYPE = "binary"
 OCR_MODE = "auto"
 OCR_LANGUAGE = "eng"
 OCR_WORKERS = 0  # 0: one per CPU
+# --ocr auto: a PDF page whose text layer has fewer letters and digits than this is OCR'd when it
+# shows a picture (a scan with a page number on it), as the text pass sees it.
+OCR_SHORT_TEXT_CHARS = 50
 DEVICE = "auto"
 
 # Images with more pixels than this are refused before decoding (Pillow's own warning
@@ -109,3 +112,10 @@ MAX_QUERY_TOKENS = 512
 MAX_QUERY_LINE_BYTES = 1 << 20
 # Folders deeper than this below an indexed path are skipped with a reason.
 MAX_DIRECTORY_DEPTH = 256
+# Decided by stat() before a file is opened (or hashed): a file larger than this for its kind is
+# skipped, and so is a sparse file (at least SPARSE_MIN_BYTES long, less than 1/SPARSE_RATIO of it
+# on disk: holes, not a document; a symlink to a 20 GB sparse file cost 117 s a run to hash).
+MAX_FILE_BYTES = {"pdf": 4 << 30, "image": 1 << 30}
+MAX_OTHER_FILE_BYTES = 4 << 30  # kinds not named above
+SPARSE_MIN_BYTES = 16 << 20
+SPARSE_RATIO = 8

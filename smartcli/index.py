@@ -353,7 +353,8 @@ class Index:
 
             counter = CommitCounter({s.path: count_pages(s) for s in plan.to_encode}, events.committed)
             events.started(counter.total)
-        runner = OcrRunner(settings, report=events.message, on_queued=events.ocr_queued, on_done=events.ocr_done)
+        runner = OcrRunner(settings, report=events.message, on_queued=events.ocr_queued, on_done=events.ocr_done,
+                           **({} if limits is None else {"timeout": limits[0], "memory_bytes": limits[1]}))
         with runner:
             indexer = Indexer(store, encoder, batch_pages=batch_pages, encode_batch_size=batch_size, report=events.message, ocr=runner,
                               **({} if limits is None else {"read_timeout": limits[0], "read_memory": limits[1]}))

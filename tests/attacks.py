@@ -32,18 +32,22 @@ def raw_pdf(path: Path, page: bytes, content: bytes, extra: list[bytes] = (), co
     return path
 
 
-def xobject_bomb(path: Path, depth: int = 32) -> Path:
-    """32 Form XObjects, each drawing the next twice; the last shows a word: 2^32 words to extract."""
+def xobject_bomb(path: Path, depth: int = 32, leaf: bytes | None = None, size: int = 200) -> Path:
+    """32 Form XObjects, each drawing the next twice; the last shows a word: 2^32 words to extract.
+    With ``leaf`` (content such as ``b"0 0 200 200 re f"``), the last draws that instead, on a
+    page (and forms) of ``size`` points square."""
     first = 6
-    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R /Resources << /XObject << /X 6 0 R >> >> >>"
+    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Contents 4 0 R /Resources << /XObject << /X 6 0 R >> >> >>" % (size, size)
     forms = []
     for level in range(depth):
         if level < depth - 1:
             body, resources = b"/X Do /X Do", b"<< /XObject << /X %d 0 R >> >>" % (first + level + 1)
+        elif leaf is not None:
+            body, resources = leaf, b"<< >>"
         else:
             body, resources = b"BT /F 12 Tf 10 10 Td (lol) Tj ET", b"<< /Font << /F 5 0 R >> >>"
         forms.append(
-            b"<< /Type /XObject /Subtype /Form /BBox [0 0 200 200] /Resources " + resources
+            b"<< /Type /XObject /Subtype /Form /BBox [0 0 %d %d] /Resources " % (size, size) + resources
             + b" /Length %d >>\nstream\n" % len(body) + body + b"\nendstream"
         )
     return raw_pdf(path, page, b"/X Do /X Do", forms)

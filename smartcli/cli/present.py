@@ -342,6 +342,7 @@ class AnswerPrinter:
 NOTE_WORDS = {
     Note.IMAGE_WITHOUT_TEXT: "image: no text for a text model",
     Note.NO_TEXT_LAYER: "page has no text layer",
+    Note.BLANK_PAGE: "page holds no words and no picture",
     Note.OCR_PENDING: "waiting for OCR",
     Note.OCR_MISSING_LANGUAGE: "OCR language data missing",
     Note.OCR_NO_TEXT: "OCR found no text",
@@ -376,7 +377,9 @@ def not_encoded_warnings(not_encoded: dict, ocr: dict | None) -> list[str]:
             f"{counts[Note.OCR_UNREADABLE]} page(s) or image(s) in which OCR found no readable text (not words: "
             "a photo, glyphs drawn as boxes) recorded but not encoded"
         )
-    shown = (Note.IMAGE_WITHOUT_TEXT, Note.OCR_MISSING_LANGUAGE, Note.OCR_NO_TEXT, Note.OCR_UNREADABLE)
+    if counts.get(Note.BLANK_PAGE):
+        lines.append(f"{counts[Note.BLANK_PAGE]} page(s) holding no words and no picture for OCR recorded but not encoded")
+    shown = (Note.IMAGE_WITHOUT_TEXT, Note.OCR_MISSING_LANGUAGE, Note.OCR_NO_TEXT, Note.OCR_UNREADABLE, Note.BLANK_PAGE)
     textless = sum(n for note, n in counts.items() if note not in shown)
     if textless:
         lines.append(f"{textless} page(s) without a usable text layer recorded but not encoded")

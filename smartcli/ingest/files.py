@@ -39,6 +39,27 @@ def file_type(mode: int) -> str:
     return "a special file"
 
 
+def stat_refusal(kind: str, st: os.stat_result) -> str | None:
+    """Why a file of ``kind`` is not to be opened at all, judged by its ``stat`` alone (None: it may be)."""
+    from smartcli import defaults
+
+    limit = defaults.MAX_FILE_BYTES.get(kind, defaults.MAX_OTHER_FILE_BYTES)
+    size = st.st_size
+    allocated = getattr(st, "st_blocks", None)
+    if allocated is not None and size >= defaults.SPARSE_MIN_BYTES and allocated * 512 * defaults.SPARSE_RATIO < size:
+        return f"sparse file ({_size(size)} long, {_size(allocated * 512)} of it on disk): mostly holes, not a document; not read"
+    if size > limit:
+        return f"file of {_size(size)}, over the {_size(limit)} limit for a {kind} file; not read"
+    return None
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
 def open_regular(path: str) -> int:
     """Open ``path`` for reading without ever blocking, and only if it is a regular file.
 

@@ -99,6 +99,9 @@ class Indexer:
     ):
         self.store = store
         self.reader = SandboxedReader(read_timeout, read_memory)
+        # Pages pictured for a pixel model are rendered by a worker of their own (the reader's
+        # is busy reading ahead on another thread), under the same limits.
+        self.render_sandbox = SandboxedReader(read_timeout, read_memory)
         self.encoder = encoder
         self.batch_pages = pages_per_batch(encoder, batch_pages, store.token_dtype)
         self.encode_batch_size = encode_batch_size
@@ -115,7 +118,7 @@ class Indexer:
         summary = IndexSummary(unchanged=len(plan.unchanged) + len(plan.touched))
         for skipped in plan.skipped:
             self._skip(summary, skipped)
-        with self.reader:
+        with self.reader, self.render_sandbox:
             orphan_copies = self._apply_catalog_changes(plan, hashes, summary, progress)
             self._encode_all(orphan_copies + plan.to_encode, hashes, plan, summary, progress)
             self._copy_duplicates(plan, hashes, summary, progress)
@@ -214,10 +217,10 @@ class Indexer:
             elif source.kind == "image":
                 note = Note.IMAGE_WITHOUT_TEXT
             elif not page.text:
-                note = Note.NO_TEXT_LAYER
+                note = Note.BLANK_PAGE if page.pictured is False else Note.NO_TEXT_LAYER
             else:
                 note = None
-            record.pages.append(PageRecord(page.page, page.text or None, None, note, detail=page.error, role=document.roles.get(page.page)))
+            record.pages.append(PageRecord(page.page, page.text or None, None, note, detail=page.error, role=document.roles.get(page.page), pictured=page.pictured))
             if page.cut_from:
                 self.report(
                     f"page {page.page} of {source.path}: text cut to its first {defaults.MAX_PAGE_CHARS:,} "
@@ -227,31 +230,90 @@ class Indexer:
         return record
 
     def _commit(self, batch: list[FileRecord], summary: IndexSummary, plan: Plan) -> None:
+        """Encode the batch's pages and commit its files in one transaction.
+
+        Pages are encoded ``batch_pages`` at a time (the last slice up to half a batch more), so a long
+        file never holds more token states than one such slice: each slice but the last is written
+        to a segment of its own at once
+        (``written_ahead``), and no catalog row names those segments until the files are committed
+        whole with the last slice. An interrupted run thus commits a file whole or not at all;
+        the segments it wrote ahead are unreferenced and removed by the next run, which encodes
+        the file again (nothing lost, nothing twice).
+        """
         if self.ocr:
             self.ocr.fill(self._progress)
-        if self.pixels:
-            pictured = [(r.path, r.kind, p) for r in batch if r.status == "indexed" for p in r.pages if p.note is None]
-            encode_pictures(self.encoder, pictured, self.encode_batch_size, self.report, self.store.token_dtype)
-        pages = [(r.path, p) for r in batch if r.status == "indexed" for p in r.pages if p.note is None and p.encoded is None]
-        texts = [p.text for _, p in pages]
-        for (path, page), encoded in zip(pages, self.encoder.encode_documents(texts, self.encode_batch_size) if texts else []):
-            if encoded.tokens.shape[0] == 0:
-                page.note = Note.NO_TEXT_LAYER
-            else:
-                page.encoded = _capped(encoded, path, page, self.report)
-        # A file that changed after it was hashed and read is left as it was in the catalog.
-        intact: list[FileRecord] = []
-        for record in batch:
-            if _changed_on_disk(record):
-                self._skip(summary, Skipped(record.path, REASON_RACE))
-            else:
-                intact.append(record)
-        segment = self.store.write_segment(intact)
-        self.store.commit_files(intact, segment)
+        todo = [(r, p) for r in batch if r.status == "indexed" for p in r.pages if p.note is None and p.encoded is None]
+        step = max(1, self.batch_pages)
+        written_ahead = []
+        try:
+            start = 0
+            while start < len(todo):
+                # The last slice takes up to half a batch more, so that a batch just over its size
+                # (the usual one: whole files up to batch_pages) stays one segment.
+                last = len(todo) - start <= step + step // 2
+                end = len(todo) if last else start + step
+                part = [(r, p) for r, p in todo[start:end] if r.status == "indexed"]
+                self._encode(part)
+                if not last:
+                    ahead = self._write_ahead(part)
+                    if ahead is not None:
+                        written_ahead.append(ahead)
+                start = end
+            # A file that changed after it was hashed and read is left as it was in the catalog.
+            intact: list[FileRecord] = []
+            for record in batch:
+                if _changed_on_disk(record):
+                    self._skip(summary, Skipped(record.path, REASON_RACE))
+                else:
+                    intact.append(record)
+            kept = {p.stored[0] for r in intact for p in r.pages if p.stored is not None}
+            self._discard([s for s in written_ahead if s.name not in kept])
+            written_ahead = [s for s in written_ahead if s.name in kept]
+            segment = self.store.write_segment(intact)
+            self.store.commit_files(intact, segment, written_ahead=written_ahead)
+        except BaseException:
+            self._discard(written_ahead)  # nothing names them; the next run would remove them anyway
+            raise
         for record in intact:
             self._count(record, summary, plan)
-        summary.bytes_written += segment.bytes if segment else 0
+        summary.bytes_written += (segment.bytes if segment else 0) + sum(s.bytes for s in written_ahead)
         self.on_commit(batch, intact)
+
+    def _encode(self, part: list[tuple[FileRecord, PageRecord]]) -> None:
+        """Set ``encoded`` (or a note) on each page of ``part``."""
+        if self.pixels:
+            pictured = [(r.path, r.kind, p) for r, p in part]
+            refused = encode_pictures(self.encoder, pictured, self.encode_batch_size, self.report, self.store.token_dtype, self.render_sandbox)
+            for record, _ in part:
+                if record.path in refused:  # remembered like a file the reader refused (planning.py)
+                    record.status, record.reason, record.pages = "skipped", refused[record.path], []
+            return
+        wordless = [p for _, p in part if not any(ch.isalnum() for ch in p.text or "")]
+        for page in wordless:  # a lone "~" or bullet: nothing for the model (it holds no token)
+            page.note = Note.BLANK_PAGE if page.pictured is False else Note.NO_TEXT_LAYER
+        part = [(r, p) for r, p in part if p.note is None]
+        texts = [p.text for _, p in part]
+        for (record, page), encoded in zip(part, self.encoder.encode_documents(texts, self.encode_batch_size) if texts else []):
+            if encoded.tokens.shape[0] == 0:
+                # Nothing for the model in its text layer; OCR (if it ran) found nothing better.
+                page.note = Note.BLANK_PAGE if page.pictured is False else Note.NO_TEXT_LAYER
+            else:
+                page.encoded = _capped(encoded, record.path, page, self.report)
+
+    def _write_ahead(self, part: list[tuple[FileRecord, PageRecord]]):
+        """Write the encoded pages of ``part`` to a segment now and let their token states go."""
+        pages = [p for _, p in part if p.encoded is not None]
+        segment = self.store.write_segment([FileRecord(r.path, r.kind, 0, 0, None, [p]) for r, p in part if p.encoded is not None])
+        if segment is None:
+            return None
+        for row, page in enumerate(pages):
+            page.stored = (segment.name, row, int(page.encoded.tokens.shape[0]))
+            page.encoded = None
+        return segment
+
+    def _discard(self, segments) -> None:
+        for segment in segments:
+            self.store.segment_path(segment.name).unlink(missing_ok=True)
 
     def _count(self, record: FileRecord, summary: IndexSummary, plan: Plan) -> None:
         if record.status != "indexed":
@@ -265,7 +327,10 @@ class Indexer:
         else:
             summary.added += 1
         for page in record.pages:
-            if page.encoded is not None:
+            if page.stored is not None:
+                summary.pages_encoded += 1
+                summary.tokens_encoded += page.stored[2]
+            elif page.encoded is not None:
                 summary.pages_encoded += 1
                 summary.tokens_encoded += page.encoded.tokens.shape[0]
             else:

@@ -38,7 +38,7 @@ OCR_DPI = 300
 # In auto mode a PDF page is OCR'd when its text layer is empty, or has fewer letters and
 # digits than this (a page number, a scanner's stamp such as "Scanned by ...") and shows a
 # picture: a short text layer alone, such as a chapter title page, is all there is to read.
-AUTO_MIN_CHARS = 50
+AUTO_MIN_CHARS = defaults.OCR_SHORT_TEXT_CHARS
 # Small images are enlarged (at most 2x) until their longer side reaches this many
 # pixels, so that screenshot-sized text is tall enough for Tesseract; huge ones are
 # reduced to MAX_PIXELS.
@@ -157,6 +157,7 @@ class OcrJob:
     language: str
     tessdata: str
     only_if_pictured: bool = False  # read a PDF page only when it shows an image
+    timeout: float = 0  # seconds the worker may spend on the page (0: no limit); past it, it is killed
 
 
 @dataclass(frozen=True)
@@ -165,10 +166,23 @@ class OcrResult:
     error: str | None = None
     cpu_seconds: float = 0.0  # the worker's CPU time for this page
     ran: bool = True  # False: an only_if_pictured page without images, left alone
+    refused: bool = False  # the page ran past the worker's limits or crashed it: its file is skipped
 
 
 def recognize(job: OcrJob) -> OcrResult:
     """The normalized OCR text of one PDF page or image; never raises."""
+    if job.timeout:
+        # SIGALRM's default action ends the worker even inside MuPDF or Tesseract (a Python
+        # handler would never run there); the parent sees the pool break and finds the page.
+        signal.setitimer(signal.ITIMER_REAL, job.timeout)
+    try:
+        return _recognize(job)
+    finally:
+        if job.timeout:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _recognize(job: OcrJob) -> OcrResult:
     from smartcli.ingest.discovery import UnreadableFile, normalize_text
 
     start = time.process_time()
@@ -231,9 +245,13 @@ def _tesseract_text(pixmap, language: str, tessdata: str) -> str:
         return doc[0].get_text("text")
 
 
-def _worker_init(parent: int) -> None:
+def _worker_init(parent: int, memory_bytes: int = 0) -> None:
+    import resource
+
     import pymupdf
 
+    if memory_bytes:  # the reader's address-space limit (sandbox.py): MuPDF's allocations then fail
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     # Ctrl-C is the parent's to handle; workers stop when it shuts the pool down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _silence_stderr()
@@ -340,6 +358,7 @@ class _Waiting:
     record: object  # store.FileRecord
     page: object  # store.PageRecord
     future: Future
+    job: OcrJob | None = None
 
 
 class OcrRunner:
@@ -355,8 +374,13 @@ class OcrRunner:
         report: Callable[[str], None] = lambda message: None,
         on_queued: Callable[[int], None] = lambda n: None,
         on_done: Callable[[int], None] = lambda n: None,
+        timeout: float = defaults.READ_TIMEOUT_SECONDS,
+        memory_bytes: int = defaults.READ_MEMORY_BYTES,
     ):
         self.settings = settings
+        # Each page is OCR'd under the reader's limits: a page past them skips its file (remembered).
+        self.timeout = timeout
+        self.memory_bytes = memory_bytes
         self.report = report
         self.on_queued = on_queued
         self.on_done = on_done
@@ -372,8 +396,11 @@ class OcrRunner:
         queued = 0
         for page in record.pages:
             textless = page.note in (Note.IMAGE_WITHOUT_TEXT, Note.NO_TEXT_LAYER)
-            wanted = textless or (
-                page.note is None and (self.settings.mode == "always" or usable_chars(page.text) < AUTO_MIN_CHARS)
+            short = page.note is None and usable_chars(page.text) < AUTO_MIN_CHARS
+            # auto: a short text layer is replaced only by OCR of a page that shows a picture, and
+            # the text pass already said whether it does (pictured False: not rendered at all).
+            wanted = textless or (page.note is None and self.settings.mode == "always") or (
+                short and getattr(page, "pictured", None) is not False
             )
             if not wanted:
                 continue
@@ -383,9 +410,11 @@ class OcrRunner:
                     self.stats.missing_data += 1
                 continue
             page.note = Note.OCR_PENDING
-            only_if_pictured = self.settings.mode == "auto" and usable_chars(page.text) > 0
-            job = OcrJob(record.path, record.kind, page.page, self.settings.language, self.settings.tessdata, only_if_pictured)
-            self._waiting.append(_Waiting(record, page, self._submit(job)))
+            # A page the text pass looked at is known to show a picture; others are probed by the worker.
+            only_if_pictured = self.settings.mode == "auto" and usable_chars(page.text) > 0 and getattr(page, "pictured", None) is None
+            job = OcrJob(record.path, record.kind, page.page, self.settings.language, self.settings.tessdata, only_if_pictured,
+                         timeout=self.timeout or 0)
+            self._waiting.append(_Waiting(record, page, self._submit(job), job))
             queued += 1
         if queued:
             self.on_queued(queued)
@@ -397,16 +426,41 @@ class OcrRunner:
         if not waiting:
             return
         by_future = {w.future: w for w in waiting}
+        broken = []
         for future in as_completed(by_future):
             result = self._result(future)
+            if result is None:
+                broken.append(by_future[future])
+                continue
             self._apply(by_future[future], result)
             page_done(1)
             if result.ran:
                 self.on_done(1)
             else:
                 self.on_queued(-1)  # a page with no picture was not read after all: not OCR work
-        self.stats.wall_seconds += time.perf_counter() - self._started
+        # A worker died (a page past the deadline, out of memory, a crash): every page in flight
+        # failed with it. Each is read again alone, so that only the page that kills a worker fails.
+        for each in broken:
+            result = self._alone(each.job)
+            self._apply(each, result)
+            page_done(1)
+            if result.ran:
+                self.on_done(1)
+            else:
+                self.on_queued(-1)
+        self.stats.wall_seconds += time.perf_counter() - (self._started or time.perf_counter())
         self._started = None
+
+    def _alone(self, job: OcrJob) -> OcrResult:
+        started = time.monotonic()
+        result = self._result(self._submit(job))
+        if result is not None:
+            return result
+        from smartcli.ingest.sandbox import crash_reason, timeout_reason
+
+        if job.timeout and time.monotonic() - started >= job.timeout * 0.9:
+            return OcrResult("", timeout_reason(job.timeout, f"OCR page {job.page}"), refused=True)
+        return OcrResult("", f"{crash_reason(None).split(' (')[0]} (OCR of page {job.page})", refused=True)
 
     def close(self, abort: bool = False) -> None:
         """Shut the workers down; ``abort`` (an interrupt, an error) also stops the pages being read."""
@@ -433,19 +487,26 @@ class OcrRunner:
             # spawn, not fork: the parent holds torch's and rich's threads, which a
             # forked child would inherit in whatever state they were.
             self._pool = ProcessPoolExecutor(
-                self.settings.workers, get_context("spawn"), initializer=_worker_init, initargs=(os.getpid(),)
+                self.settings.workers, get_context("spawn"), initializer=_worker_init, initargs=(os.getpid(), int(self.memory_bytes or 0))
             )
         if self._started is None:
             self._started = time.perf_counter()
-        return self._pool.submit(recognize, job)
+        try:
+            return self._pool.submit(recognize, job)
+        except BrokenProcessPool:  # a worker died since the last page was queued: a fresh pool
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            return self._submit(job)
 
-    def _result(self, future: Future) -> OcrResult:
+    def _result(self, future: Future) -> OcrResult | None:
+        """The page's result; None when its worker died (the pool is then shut down)."""
         try:
             return future.result()
         except BrokenProcessPool:
-            # A worker died (out of memory, a crash in native code): start afresh next batch.
-            self.close()
-            return OcrResult("", "OCR failed: the OCR worker stopped unexpectedly")
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            return None
 
     def _apply(self, waiting: _Waiting, result: OcrResult) -> None:
         record, page = waiting.record, waiting.page
@@ -455,6 +516,10 @@ class OcrRunner:
         self.stats.attempted += 1
         self.stats.cpu_seconds += result.cpu_seconds
         layer = page.text or ""
+        if result.refused:  # like a file the reader refused: skipped, and not read again until it changes
+            self.stats.failed += 1
+            record.status, record.reason, record.pages = "skipped", result.error, []
+            return
         if result.error:
             self.stats.failed += 1
             if record.kind == "image":

@@ -53,25 +53,42 @@ def encode_pictures(
     batch_size: int,
     report: Callable[[str], None],
     token_dtype: str = "float16",
-) -> None:
-    """Picture each ``(path, kind, PageRecord)`` and set its ``encoded`` (or ``note``, when it cannot be pictured)."""
+    sandbox=None,
+) -> dict[str, str]:
+    """Picture each ``(path, kind, PageRecord)`` and set its ``encoded`` (or ``note``, when it cannot be pictured).
+
+    ``sandbox``: a sandbox.SandboxedReader that renders PDF pages in its worker process, under
+    its deadline and memory limit (None: rendered in this process). Returns the files refused
+    that way (path -> reason): their other pages are not rendered, and the caller skips them.
+    """
+    from smartcli.ingest.sandbox import is_refusal
+
     renderer = PageRenderer(RENDER_FACTOR * encoder.max_pixels, encoder.pixel_cap, encoder.dpi)
+    refused: dict[str, str] = {}
     with renderer:
         for start in range(0, len(pages), batch_size):
             pictures, pictured = [], []
             for path, kind, page in pages[start : start + batch_size]:
+                if path in refused:
+                    continue
                 try:
                     if kind == "image":
                         pictures.append(load_image(path, encoder.pixel_cap))
+                    elif sandbox is not None:
+                        pictures.append(sandbox.render(path, page.page, renderer.target_pixels, renderer.max_pixels, renderer.dpi))
                     else:
                         pictures.append(renderer.render(path, page.page))
                     pictured.append(page)
                 except UnreadableFile as exc:
+                    if is_refusal(str(exc)):
+                        refused[path] = str(exc)
+                        continue
                     page.note, page.detail = Note.PAGE_UNREADABLE, str(exc)
                     report(f"page {page.page} of {path} not encoded: {exc}")
             for page, encoded in zip(pictured, encoder.encode_documents(pictures, batch_size)):
                 encoded.tokens = encoded.tokens.astype(held_dtype(token_dtype), copy=False)
                 page.encoded = encoded
+    return refused
 
 
 def render_options(stored, spec: str | None, **given) -> dict:

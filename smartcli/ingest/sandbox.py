@@ -41,12 +41,12 @@ def is_refusal(reason: str | None) -> bool:
     return bool(reason) and reason.startswith(REFUSAL_PREFIXES)
 
 
-def timeout_reason(seconds: float) -> str:
-    return f"took longer than {seconds:g} s to read"
+def timeout_reason(seconds: float, what: str = "read") -> str:
+    return f"took longer than {seconds:g} s to {what}"
 
 
-def memory_reason(limit_bytes: int) -> str:
-    return f"needs more than {limit_bytes // _MB} MB of memory to read"
+def memory_reason(limit_bytes: int, what: str = "read") -> str:
+    return f"needs more than {limit_bytes // _MB} MB of memory to {what}"
 
 
 def crash_reason(returncode: int | None) -> str:
@@ -73,18 +73,30 @@ class SandboxedReader:
 
     def read(self, source):
         """The :class:`~smartcli.ingest.discovery.Document` of ``source``; raises UnreadableFile."""
+        return self._ask((source.path, source.kind), "read")
+
+    def render(self, path: str, page: int, target_pixels: int, max_pixels: int, dpi: float | None = None):
+        """Page ``page`` of the PDF at ``path`` as an RGB ``PIL.Image`` (render.PageRenderer, in
+        the worker); raises UnreadableFile, with a refusal reason (:func:`is_refusal`) when the
+        page ran past the deadline or the memory limit, or crashed the worker."""
+        from PIL import Image
+
+        mode, size, data = self._ask(("render", path, page, target_pixels, max_pixels, dpi), f"render page {page}")
+        return Image.frombytes(mode, size, data)
+
+    def _ask(self, message, what: str):
         proc = self._worker()
         try:
-            _send(proc.stdin, (source.path, source.kind))
+            _send(proc.stdin, message)
         except (BrokenPipeError, OSError):
             self._stop()
             proc = self._worker()
-            _send(proc.stdin, (source.path, source.kind))
+            _send(proc.stdin, message)
         try:
             status, value = _receive(proc.stdout, time.monotonic() + self.timeout)
         except TimeoutError:
             self._stop()
-            raise UnreadableFile(timeout_reason(self.timeout)) from None
+            raise UnreadableFile(timeout_reason(self.timeout, what)) from None
         except EOFError:
             returncode = self._stop()
             raise UnreadableFile(crash_reason(returncode)) from None
@@ -92,7 +104,7 @@ class SandboxedReader:
             return value
         if status == "memory":
             self._stop()  # a worker that ran out of memory may hold it still
-            raise UnreadableFile(memory_reason(self.memory_bytes))
+            raise UnreadableFile(memory_reason(self.memory_bytes, what))
         raise UnreadableFile(value)
 
     def _worker(self) -> subprocess.Popen:
@@ -191,13 +203,21 @@ def _serve(memory_bytes: int) -> None:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     _quiet_pymupdf()
     _send(stdout, ("ready", None))
+    renderer = None  # render.PageRenderer of the last render request (keeps its document open)
     while True:
         header = stdin.read(_HEADER.size)
         if len(header) < _HEADER.size:
             return  # the parent is gone or done
-        path, kind = pickle.loads(stdin.read(_HEADER.unpack(header)[0]))
+        request = pickle.loads(stdin.read(_HEADER.unpack(header)[0]))
         try:
-            answer = ("ok", read_document(SourceFile(path, kind, 0, 0)))
+            if request[0] == "render":
+                renderer = _renderer(renderer, *request[3:])
+                image = renderer.render(request[1], request[2])
+                answer = ("ok", (image.mode, image.size, image.tobytes()))
+                del image
+            else:
+                path, kind = request
+                answer = ("ok", read_document(SourceFile(path, kind, 0, 0)))
         except UnreadableFile as exc:
             answer = ("unreadable", str(exc))
         except MemoryError:
@@ -210,6 +230,16 @@ def _serve(memory_bytes: int) -> None:
             _send(stdout, answer)
         except MemoryError:
             _send(stdout, ("memory", None))
+
+
+def _renderer(current, target_pixels: int, max_pixels: int, dpi):
+    from smartcli.ingest.render import PageRenderer
+
+    if current is not None and (current.target_pixels, current.max_pixels, current.dpi) == (target_pixels, max_pixels, dpi):
+        return current
+    if current is not None:
+        current.close()
+    return PageRenderer(target_pixels, max_pixels, dpi)
 
 
 if __name__ == "__main__":

@@ -126,6 +126,10 @@ class PageRecord:
     detail: str | None = None  # a library's message about the note, if any
     ocr: str | None = None  # OCR language when ``text`` came from OCR
     role: str | None = None  # store/pageroles.py: what the outline says; else judged from ``text`` on commit
+    # (segment name, row, token count) once the page's vectors were written to a segment ahead of
+    # its file's commit (a long file is encoded and written in bounded batches; see indexer.py).
+    stored: tuple[str, int, int] | None = None
+    pictured: bool | None = None  # a short-text page shows something OCR could read (None: not looked)
 
 
 @dataclass
@@ -665,14 +669,24 @@ class Store:
             tokens = write_pages(new.h5, pages, self.token_dtype)
         return new.record(len(pages), tokens, self.segment_path(new.name).stat().st_size)
 
-    def commit_files(self, records: Sequence[FileRecord], segment: "SegmentFile | None", replace_paths: Iterable[str] = ()) -> None:
+    def commit_files(
+        self,
+        records: Sequence[FileRecord],
+        segment: "SegmentFile | None",
+        replace_paths: Iterable[str] = (),
+        written_ahead: Sequence["SegmentFile"] = (),
+    ) -> None:
         """Atomically make ``records`` (and their new ``segment``) part of the index.
 
         Any existing catalog entry for the same paths (or for ``replace_paths``) is
-        replaced in the same transaction.
+        replaced in the same transaction. ``written_ahead``: segments written earlier for pages
+        of these records (pages whose ``stored`` names them); until this commit no catalog row
+        names them, so an interrupted run leaves them unreferenced (deleted on the next write).
         """
         now = time.time()
         with self.conn:
+            for ahead in written_ahead:
+                self._insert_segment(ahead, now)
             if segment is not None:
                 self._insert_segment(segment, now)
             for path in list(replace_paths) + [r.path for r in records]:
@@ -681,7 +695,9 @@ class Store:
             for record in records:
                 file_id = self._insert_file(record.path, record.kind, record.size, record.mtime_ns, record.sha256, record.status, record.reason, now)
                 for page in record.pages:
-                    if page.encoded is not None:
+                    if page.stored is not None:
+                        values = (file_id, page.page, *page.stored, page.text, None, None)
+                    elif page.encoded is not None:
                         values = (file_id, page.page, segment.name, row, int(page.encoded.tokens.shape[0]), page.text, None, None)
                         row += 1
                     else:

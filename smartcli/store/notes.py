@@ -12,6 +12,7 @@ import enum
 class Note(str, enum.Enum):
     IMAGE_WITHOUT_TEXT = "image_without_text"  # an image, indexed by a model that reads text
     NO_TEXT_LAYER = "no_text_layer"  # a PDF page with no usable text layer
+    BLANK_PAGE = "blank_page"  # no words in its text layer and no picture (image, vector path) for OCR to read
     OCR_PENDING = "ocr_pending"  # queued for OCR; never committed
     OCR_MISSING_LANGUAGE = "ocr_missing_language"  # OCR could not run: language data missing
     OCR_NO_TEXT = "ocr_no_text"  # OCR ran and found no text

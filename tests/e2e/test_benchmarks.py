@@ -107,3 +107,13 @@ def test_contents_pages_smoke(sample_store, judged, tmp_path):
     probe.write_text(json.dumps({"query": "tyre pressure", "file": "bicycle-maintenance.pdf", "contents": [2]}) + "\n")
     out = run_benchmark("contents_pages.py", "--store", store, "--probe", probe)
     assert "tyre pressure" in out
+
+
+def test_long_file_memory_smoke(tmp_path):
+    out = run_benchmark("long_file_memory.py", "--smoke", "--workdir", tmp_path / "long")
+    assert "peak memory ratio" in out and "80 pages" in out
+
+
+def test_ocr_probe_smoke(tmp_path):
+    out = run_benchmark("ocr_probe.py", "--smoke", "--workdir", tmp_path / "probe")
+    assert "auto / never" in out and "OCR read 0" in out

@@ -69,3 +69,29 @@ def test_stopping_smart_index_stops_its_ocr_workers(tmp_path, stop):
     assert smart.returncode == (130 if stop == signal.SIGINT else -signal.SIGKILL)
     assert wait_for(lambda: not any(running(pid) for pid in workers), limit=60)
     assert "Traceback" not in (tmp_path / "err").read_text()
+
+
+def test_a_page_that_hangs_ocr_skips_its_file_and_the_other_pages_are_read(tmp_path):
+    """Issue 13 item 1: OCR of a PDF page runs under the reader's deadline and memory limit.
+    The XObject PDF is handed to OCR directly (the text pass would have refused it first)."""
+    from smartcli.ingest.ocr import OcrRunner, resolve_settings
+    from smartcli.store.catalog import FileRecord, PageRecord
+    from smartcli.store.notes import Note
+    from tests.attacks import xobject_bomb
+
+    settings = resolve_settings("auto", "eng", 2)
+    if settings.missing_languages:
+        pytest.skip("Tesseract's eng.traineddata is not installed")
+    bomb = xobject_bomb(tmp_path / "bomb.pdf")
+    scan = tmp_path / "scan.pdf"
+    write_image_only_pdf(scan, [SCANNED])
+    records = [
+        FileRecord(str(path), "pdf", 1, 1, None, [PageRecord(1, None, None, Note.NO_TEXT_LAYER, pictured=True)])
+        for path in (bomb, scan)
+    ]
+    with OcrRunner(settings, timeout=5) as runner:
+        for record in records:
+            runner.claim(record)
+        runner.fill()
+    assert (records[0].status, records[0].reason) == ("skipped", "took longer than 5 s to OCR page 1")
+    assert records[1].status == "indexed" and "lighthouse" in (records[1].pages[0].text or "").lower(), records[1]
