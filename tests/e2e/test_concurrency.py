@@ -80,7 +80,8 @@ def test_searches_during_an_index_run_see_committed_whole_files_and_a_second_wri
 def test_index_with_wait_waits_for_the_lock_then_runs(tmp_path):
     corpus, store = tmp_path / "docs", tmp_path / "store"
     corpus.mkdir()
-    (corpus / "notes.txt").write_text("not indexable, so no model is loaded in this test")
+    # An empty folder: nothing to encode, so no model is loaded in this test (a folder holding
+    # only files of other types is refused, exit 2, before the lock is taken).
     holder = Store.lock_only(store)
     waiting = index_process(corpus, store, "--wait")
     try:
