@@ -267,10 +267,11 @@ def shows_picture(page) -> bool:
     (inline ones included) or vector paths (text drawn as outlines, glyphs as boxes). Decided in
     the text pass, so that OCR never renders a page that shows nothing (issue 13: 20,000 tiny
     pages took 1,424 s to be rendered and probed, and none of them was OCR'd)."""
-    if page.get_images():  # the page's resources: no content is run
-        return True
-    if not page.get_contents():
-        return False  # nothing drawn at all
+    if page.parent.is_pdf:  # other documents (EPUB, XPS, SVG, ...) have no PDF resources or content streams
+        if page.get_images():  # the page's resources: no content is run
+            return True
+        if not page.get_contents():
+            return False  # nothing drawn at all
     return bool(page.get_image_info()) or bool(page.get_cdrawings())
 
 

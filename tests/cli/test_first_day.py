@@ -214,17 +214,18 @@ def test_status_unencoded_lists_the_pages_without_vectors_and_why(tmp_path, samp
     store = tmp_path / "store"
     run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
 
+    # Empty pages that draw nothing are blank_page (no OCR could read them either).
     with Index.open(store) as index:  # the library first: codes, by path and page
         pages = index.unencoded()
-    assert [(p.path, p.page, p.note) for p in pages] == [(str(docs / "gaps.pdf"), n, Note.NO_TEXT_LAYER) for n in (2, 3, 5)]
+    assert [(p.path, p.page, p.note) for p in pages] == [(str(docs / "gaps.pdf"), n, Note.BLANK_PAGE) for n in (2, 3, 5)]
 
     status = run_smart("status", "--store", store, check=True).stdout
-    assert "3 page has no text layer" in status and "--unencoded" in status
+    assert "3 page holds no words and no picture" in status and "--unencoded" in status
     listed = run_smart("status", "--store", store, "--unencoded", env={"COLUMNS": "300"}, check=True)
-    assert listed.stdout.splitlines() == [f"{docs / 'gaps.pdf'}:2-3  page has no text layer", f"{docs / 'gaps.pdf'}:5  page has no text layer"]
+    assert listed.stdout.splitlines() == [f"{docs / 'gaps.pdf'}:2-3  page holds no words and no picture", f"{docs / 'gaps.pdf'}:5  page holds no words and no picture"]
     data = json.loads(run_smart("status", "--store", store, "--unencoded", "--json", check=True).stdout)
     assert data["store"] == str(store)
-    assert [(r["page"], r["note"], r["reason"]) for r in data["unencoded"]] == [(n, "no_text_layer", "page has no text layer") for n in (2, 3, 5)]
+    assert [(r["page"], r["note"], r["reason"]) for r in data["unencoded"]] == [(n, "blank_page", "page holds no words and no picture") for n in (2, 3, 5)]
 
     sample, corpus = sample_store  # images indexed by a text model: one line each, no page
     images = run_smart("status", "--store", sample, "--unencoded", env={"COLUMNS": "300"}, check=True).stdout.splitlines()
