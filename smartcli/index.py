@@ -97,6 +97,7 @@ class Status:
     bytes_per_item: int | None
     updated: float | None
     changed_on_disk: dict[str, int]
+    # {"path", "code" (store/skips.py), "detail", "reason" (the code and detail in words)}
     skipped: list[dict] = field(default_factory=list)
     partly_indexed: list[dict] = field(default_factory=list)
     store_problems: list[str] = field(default_factory=list)
@@ -1194,8 +1195,8 @@ def _collect_status(store: Store) -> Status:
         bytes_per_item=round(stats["live_bytes"] / encoded) if encoded else None,
         updated=meta.get("updated"),
         changed_on_disk={"modified": modified, "missing": missing, "new": new},
-        skipped=[{"path": f["path"], "reason": f["reason"]} for f in files if f["status"] == "skipped"],
-        partly_indexed=[{"path": f["path"], "reason": f["reason"]} for f in files if f["status"] == "indexed" and f["reason"]],
+        skipped=[{"path": f["path"], "code": f["code"], "detail": f["detail"], "reason": f["reason"]} for f in files if f["status"] == "skipped"],
+        partly_indexed=[{"path": f["path"], "code": f["code"], "detail": f["detail"], "reason": f["reason"]} for f in files if f["status"] == "indexed" and f["reason"]],
         store_problems=store.problems(),
         tuning=_tuning_status(store),
     )
