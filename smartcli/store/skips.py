@@ -17,10 +17,11 @@ class Skip(str, enum.Enum):
     OCR_TIMEOUT = "ocr_timeout"  # OCR of a page ran past the deadline
     READ_MEMORY = "read_memory"  # the reader needed more memory than it is allowed
     READER_CRASHED = "reader_crashed"  # the reader process died (or could not start)
-    DAMAGED_PDF = "damaged_pdf"  # not a readable PDF (or other paged document)
+    DAMAGED_PDF = "damaged_pdf"  # not a readable PDF (or EPUB, XPS, ...: any paged document)
     ENCRYPTED = "encrypted"  # a password is required
     NO_PAGES = "no_pages"  # a document of no pages
     DAMAGED_IMAGE = "damaged_image"  # Pillow could not decode it
+    UNREADABLE_IMAGE = "unreadable_image"  # of no format Pillow knows (or too damaged to tell)
     IMAGE_TOO_LARGE = "image_too_large"  # over the decompression-bomb pixel limit
     GZIP_BOMB = "gzip_bomb"  # decompresses to more than the limit
     NOT_GZIP = "not_gzip"  # a .gz that is not gzip data
@@ -44,6 +45,7 @@ _PREFIXES: list[tuple[Skip, str, str | None]] = [
     (Skip.READ_TIMEOUT, "took longer than ", None),
     (Skip.READ_MEMORY, "needs more than ", None),
     (Skip.READER_CRASHED, "crashed the reader", None),
+    (Skip.UNREADABLE_IMAGE, "not a readable image", None),
     (Skip.DAMAGED_PDF, "not a readable ", None),
     (Skip.ENCRYPTED, "encrypted ", None),
     (Skip.DAMAGED_IMAGE, "damaged image", None),
