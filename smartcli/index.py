@@ -234,7 +234,11 @@ class Index:
             raise SmartError(ErrorKind.BAD_OPTION, f"must be one of {', '.join(TOKEN_FORMATS)}, not {token_dtype!r}", option="token_dtype")
         root = Path(os.path.expanduser(os.fspath(path))) if path is not None else default_store_path()
         fresh = False
-        if not (root / CATALOG).exists():
+        try:
+            found = (root / CATALOG).exists()
+        except PermissionError:  # another user's store this user may not even look into
+            raise SmartError(ErrorKind.PERMISSION_DENIED, f"no permission to read the store at {root} (permission denied)", path=str(root)) from None
+        if not found:
             if not create:
                 raise StoreMissing(f"no index at {root}")
             fresh = not root.exists()

@@ -1126,7 +1126,10 @@ def _connect_read_only(path: Path, first: Exception) -> sqlite3.Connection:
 
     uri = "file:" + quote(os.fspath(path))
     # Read-only mount, or a disk too full for the shared-memory file: no writer can commit either.
-    modes = ["mode=ro"] + (["immutable=1"] if read_only_fs(path) or free_bytes(path) < LOW_SPACE_BYTES else [])
+    # Another user's store in a folder this user may not write: the shared-memory file cannot be
+    # made here either, so the catalog is read as it is now (a commit of its owner's meanwhile
+    # is seen by the next search).
+    modes = ["mode=ro"] + (["immutable=1"] if read_only_fs(path) or free_bytes(path) < LOW_SPACE_BYTES or not _may_write(path.parent) else [])
     for mode in modes:
         try:
             conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30, isolation_level="DEFERRED")
