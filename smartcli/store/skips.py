@@ -30,6 +30,11 @@ class Skip(str, enum.Enum):
     TOO_LARGE = "too_large"  # over the size limit of its type
     NOT_REGULAR = "not_regular"  # a pipe, socket, device, ... where a file was
     RENDER_FAILED = "render_failed"  # a page could not be rendered
+    NOT_MOUNTED = "not_mounted"  # a folder that was a mount point when indexed, not mounted now
+    LINK_LOOP = "link_loop"  # a symbolic link loop
+    DANGLING_LINK = "dangling_link"  # a symbolic link to nothing
+    TOO_DEEP = "too_deep"  # a folder past defaults.MAX_DIRECTORY_DEPTH
+    UNLISTED_FOLDER = "unlisted_folder"  # a folder whose entries cannot be listed
     PARTLY_READABLE = "partly_readable"  # a damaged PDF, indexed as far as readable (status 'indexed')
     UNREADABLE = "unreadable"  # anything else (detail: the sentence)
 
@@ -57,6 +62,11 @@ _PREFIXES: list[tuple[Skip, str, str | None]] = [
     (Skip.TOO_LARGE, "file of ", None),
     (Skip.NOT_REGULAR, "not a regular file", None),
     (Skip.RENDER_FAILED, "cannot render page ", None),
+    (Skip.NOT_MOUNTED, "was a mounted file system when indexed", None),
+    (Skip.LINK_LOOP, "symbolic link loop", None),
+    (Skip.DANGLING_LINK, "dangling symbolic link", None),
+    (Skip.TOO_DEEP, "more than ", " folders deep"),
+    (Skip.UNLISTED_FOLDER, "directory cannot be listed", None),
 ]
 _FIXED = {code: prefix for code, prefix, _ in _PREFIXES}
 _FIXED[Skip.NOT_GZIP] = "not a readable gzip file"

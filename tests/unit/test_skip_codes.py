@@ -39,6 +39,10 @@ REASONS = {
     "not a regular file (a named pipe)": Skip.NOT_REGULAR,
     "cannot render page 3: broken stream": Skip.RENDER_FAILED,
     "damaged PDF, repaired on reading; indexed what was readable (1 of 2 pages have text)": Skip.PARTLY_READABLE,
+    "was a mounted file system when indexed and that file system is not mounted there now; its files stay in the index": Skip.NOT_MOUNTED,
+    "symbolic link loop (too many levels of symbolic links)": Skip.LINK_LOOP,
+    "more than 256 folders deep; not searched": Skip.TOO_DEEP,
+    "directory cannot be listed (permission denied)": Skip.UNLISTED_FOLDER,
     "permission denied": Skip.UNREADABLE,
 }
 
