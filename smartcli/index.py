@@ -97,6 +97,7 @@ class Status:
     bytes_per_item: int | None
     updated: float | None
     changed_on_disk: dict[str, int]
+    # {"path", "code" (store/skips.py), "detail", "reason" (the code and detail in words)}
     skipped: list[dict] = field(default_factory=list)
     partly_indexed: list[dict] = field(default_factory=list)
     store_problems: list[str] = field(default_factory=list)
@@ -233,7 +234,11 @@ class Index:
             raise SmartError(ErrorKind.BAD_OPTION, f"must be one of {', '.join(TOKEN_FORMATS)}, not {token_dtype!r}", option="token_dtype")
         root = Path(os.path.expanduser(os.fspath(path))) if path is not None else default_store_path()
         fresh = False
-        if not (root / CATALOG).exists():
+        try:
+            found = (root / CATALOG).exists()
+        except PermissionError:  # another user's store this user may not even look into
+            raise SmartError(ErrorKind.PERMISSION_DENIED, f"no permission to read the store at {root} (permission denied)", path=str(root)) from None
+        if not found:
             if not create:
                 raise StoreMissing(f"no index at {root}")
             fresh = not root.exists()
@@ -1194,8 +1199,8 @@ def _collect_status(store: Store) -> Status:
         bytes_per_item=round(stats["live_bytes"] / encoded) if encoded else None,
         updated=meta.get("updated"),
         changed_on_disk={"modified": modified, "missing": missing, "new": new},
-        skipped=[{"path": f["path"], "reason": f["reason"]} for f in files if f["status"] == "skipped"],
-        partly_indexed=[{"path": f["path"], "reason": f["reason"]} for f in files if f["status"] == "indexed" and f["reason"]],
+        skipped=[{"path": f["path"], "code": f["code"], "detail": f["detail"], "reason": f["reason"]} for f in files if f["status"] == "skipped"],
+        partly_indexed=[{"path": f["path"], "code": f["code"], "detail": f["detail"], "reason": f["reason"]} for f in files if f["status"] == "indexed" and f["reason"]],
         store_problems=store.problems(),
         tuning=_tuning_status(store),
     )

@@ -29,6 +29,7 @@ StoreOption = typer.Option(
     envvar="SMART_STORE",
     help="Store directory. Default: $SMART_STORE, else $XDG_DATA_HOME/smart/store (~/.local/share/smart/store).",
     show_default=False,
+    readable=False,  # a store this user may not read is the engine's to say (exit 9), not a usage error
 )
 DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda.")
 QdrantOption = typer.Option(

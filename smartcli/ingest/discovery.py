@@ -22,6 +22,7 @@ from smartcli.ingest.files import DOCUMENT_TYPES, UnreadableFile, document_suffi
 from smartcli.ingest.render import validate_image
 from smartcli.models.base import normalize_text as normalize_model_text
 from smartcli.store.pageroles import outline_roles
+from smartcli.store.skips import skip_code
 
 PDF_SUFFIXES = frozenset(DOCUMENT_TYPES)  # each also gzipped (".pdf.gz")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
@@ -46,6 +47,18 @@ class Skipped:
     path: str
     reason: str
     unlisted: bool = False  # a directory whose contents could not be listed
+
+    @property
+    def code(self) -> str:
+        """The reason's stable code (store/skips.py), as the catalog stores it."""
+        return str(skip_code(self.reason)[0])
+
+    @property
+    def detail(self) -> str | None:
+        return skip_code(self.reason)[1]
+
+    def as_json(self) -> dict:
+        return {"path": self.path, "code": self.code, "detail": self.detail, "reason": self.reason}
 
 
 @dataclass

@@ -45,7 +45,7 @@ class Plan:
             "move": [{"from": old, "to": s.path} for old, s in self.moved],
             "copy": [s.path for s in self.copied + self.duplicates],
             "remove": self.removed,
-            "skip": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "skip": [s.as_json() for s in self.skipped],
             "unchanged": len(self.unchanged) + len(self.touched),
             "not_indexable": dict(self.not_indexable.most_common()),
         }

@@ -38,6 +38,7 @@ from smartcli.errors import ErrorKind, ModelMismatch, StoreBusy, StoreDamaged, S
 from smartcli.models.base import TEXT_NORMALIZATION, Encoded, ModelInfo, normalize_text
 from smartcli.store.formats import TOKEN_FORMATS
 from smartcli.store.notes import Note, schema1_note
+from smartcli.store.skips import skip_code, skip_words, stored_skip
 from smartcli.store.pageroles import BODY, page_role, text_role
 from smartcli.store.segments import Damage, Expected, Segment, SegmentFile, damaged, new_segment_file, write_pages
 
@@ -65,7 +66,7 @@ CREATE TABLE IF NOT EXISTS files (
     mtime_ns INTEGER NOT NULL,
     sha256 TEXT,
     status TEXT NOT NULL,          -- indexed | skipped
-    reason TEXT,
+    reason TEXT,                   -- a code of store/skips.py (status 'skipped', or a damaged PDF partly indexed)
     indexed_at REAL NOT NULL,
     text_version INTEGER           -- models.base.TEXT_NORMALIZATION its text was read with
 );
@@ -245,6 +246,11 @@ class Store:
                     # Added in place (no schema change); NULL until judged (settle_page_roles).
                     with conn:
                         conn.execute("ALTER TABLE items ADD COLUMN page_role TEXT")
+                if "reason_detail" not in _columns(conn, "files"):
+                    # Added in place (no schema change): files.reason holds a code of store/skips.py.
+                    with conn:
+                        conn.execute("ALTER TABLE files ADD COLUMN reason_detail TEXT")
+                store.settle_skip_codes()
                 if store.meta.get("schema_version") is None:
                     with conn:
                         store._set_meta("schema_version", SCHEMA_VERSION)
@@ -585,11 +591,30 @@ class Store:
         return found, counts
 
     def files(self) -> list[dict]:
+        """Every file row; ``code``/``detail`` are its stored skip code (store/skips.py) and
+        detail, ``reason`` their words (a reader's store of older sentences maps them as read)."""
+        detail = "reason_detail" if "reason_detail" in _columns(self.conn, "files") else "NULL"
         rows = self.conn.execute(
-            "SELECT id, path, kind, size, mtime_ns, sha256, status, reason FROM files ORDER BY path"
+            f"SELECT id, path, kind, size, mtime_ns, sha256, status, reason, {detail} FROM files ORDER BY path"
         ).fetchall()
-        keys = ("id", "path", "kind", "size", "mtime_ns", "sha256", "status", "reason")
-        return [dict(zip(keys, (r[0], fs_path(r[1])) + tuple(r[2:]))) for r in rows]
+        keys = ("id", "path", "kind", "size", "mtime_ns", "sha256", "status")
+        found = []
+        for r in rows:
+            row = dict(zip(keys, (r[0], fs_path(r[1])) + tuple(r[2:7])))
+            row["code"], row["detail"] = stored_skip(r[7], r[8])
+            row["reason"] = skip_words(row["code"], row["detail"])
+            found.append(row)
+        return found
+
+    def settle_skip_codes(self) -> int:
+        """Map the sentences an older version stored in ``files.reason`` to codes, in place
+        (prefix match; an unknown sentence becomes ``unreadable`` with itself as the detail)."""
+        rows = self.conn.execute("SELECT id, reason, reason_detail FROM files WHERE reason IS NOT NULL").fetchall()
+        fixed = [stored_skip(reason, detail) + (i,) for i, reason, detail in rows if stored_skip(reason, detail)[0] != reason]
+        if fixed:
+            with self.conn:
+                self.conn.executemany("UPDATE files SET reason = ?, reason_detail = ? WHERE id = ?", fixed)
+        return len(fixed)
 
     def stats(self) -> dict:
         q = self.conn.execute
@@ -718,9 +743,10 @@ class Store:
         )
 
     def _insert_file(self, path, kind, size, mtime_ns, sha256, status, reason, now, text_version=TEXT_NORMALIZATION) -> int:
+        code, detail = skip_code(reason)  # stored as a code (store/skips.py) and its detail
         cur = self.conn.execute(
-            "INSERT INTO files(path, kind, size, mtime_ns, sha256, status, reason, indexed_at, text_version) VALUES (?,?,?,?,?,?,?,?,?)",
-            (db_path(path), kind, size, mtime_ns, sha256, status, reason, now, text_version),
+            "INSERT INTO files(path, kind, size, mtime_ns, sha256, status, reason, reason_detail, indexed_at, text_version) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (db_path(path), kind, size, mtime_ns, sha256, status, code and str(code), detail, now, text_version),
         )
         return cur.lastrowid
 
@@ -1100,7 +1126,10 @@ def _connect_read_only(path: Path, first: Exception) -> sqlite3.Connection:
 
     uri = "file:" + quote(os.fspath(path))
     # Read-only mount, or a disk too full for the shared-memory file: no writer can commit either.
-    modes = ["mode=ro"] + (["immutable=1"] if read_only_fs(path) or free_bytes(path) < LOW_SPACE_BYTES else [])
+    # Another user's store in a folder this user may not write: the shared-memory file cannot be
+    # made here either, so the catalog is read as it is now (a commit of its owner's meanwhile
+    # is seen by the next search).
+    modes = ["mode=ro"] + (["immutable=1"] if read_only_fs(path) or free_bytes(path) < LOW_SPACE_BYTES or not _may_write(path.parent) else [])
     for mode in modes:
         try:
             conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30, isolation_level="DEFERRED")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 import pytest
@@ -28,6 +29,8 @@ def test_a_pdf_whose_text_never_ends_is_skipped_remembered_and_the_rest_committe
     assert [(s["path"].rsplit("/", 1)[1], s["reason"]) for s in summary["skipped"]] == [("a-bomb.pdf", "took longer than 10 s to read")]
     assert f"smart: skipped {docs / 'a-bomb.pdf'}: took longer than 10 s to read" in first.stderr
     assert time.monotonic() - started < 240
+    with sqlite3.connect(store / "catalog.sqlite") as conn:  # stored as a code, not the sentence
+        assert conn.execute("SELECT reason, reason_detail FROM files WHERE status = 'skipped'").fetchall() == [("read_timeout", "10 s to read")]
 
     hits = run_smart_process("search", "sourdough", "--store", store, "--json", check=True)
     assert "b-good.pdf" in hits.stdout
@@ -198,7 +201,9 @@ def test_files_of_an_unmounted_subfolder_are_not_removed(small_disk, tmp_path):
     assert again.returncode == 3, again.stderr
     summary = json.loads(again.stdout)
     assert summary["removed"] == 0
-    assert summary["skipped"] == [{"path": str(usb), "reason": "was a mounted file system when indexed and that file system is not mounted there now; its files stay in the index"}]
+    assert [(s["path"], s["code"], s["reason"]) for s in summary["skipped"]] == [
+        (str(usb), "not_mounted", "was a mounted file system when indexed and that file system is not mounted there now; its files stay in the index")
+    ]
     assert searched_files(store) == [f"note{i}.pdf" for i in range(5)]
 
 
