@@ -97,3 +97,9 @@ def test_tune_pairs_lambda_smoke(sample_store):
     store, _ = sample_store
     out = run_benchmark("tune_pairs_lambda.py", "--store", store, "--kinds", "outline,body")
     assert "outline" in out and "body" in out and "best " in out and "load average" in out
+
+
+def test_tune_both_sides_smoke(sample_store, judged):
+    store, _ = sample_store
+    out = run_benchmark("tune_both_sides.py", "--store", store, "--queries", judged, "--init", "pca")
+    assert "re-encoded 13 pages" in out and "(a) judged" in out and "(b) judged" in out and "load average" in out
