@@ -10,7 +10,10 @@ stay as they are and nothing is re-encoded) is ``normalize(x + Linear(LayerNorm(
 query token state, with the Linear zero-initialised: it starts as the identity. It is trained with
 a contrastive loss over MaxSim scores: each pair's own pages against the other pairs' pages of the
 batch (in-batch negatives) and the pages the untuned search ranks highest that are not its own
-(hard negatives).
+(hard negatives). ``init="pca"`` starts the Linear at "all-but-the-top" of the query token
+states instead (:func:`pca_init`). Variant (b), the same adapter on the pages' re-encoded float
+token states too, is trained and scored here (``both_sides``) but only measured offline
+(benchmarks/tune_both_sides.py; README, tune, third round): no store keeps adapted pages.
 """
 
 from __future__ import annotations
