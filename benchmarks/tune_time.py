@@ -1,6 +1,6 @@
 """How long `smart tune` takes, and what it measures on held-back pairs, on a copy of a store.
 
-    python benchmarks/tune_time.py --store STORE [--adapter] [--body] [--pairs FILE] [--no-outline] [--keep] [--queries JUDGED.jsonl]
+    python benchmarks/tune_time.py --store STORE [--adapter] [--body] [--pairs FILE] [--no-outline] [--keep] [--init identity|pca] [--queries JUDGED.jsonl]
 
 Copies the store (the original is left as it is), runs ``Index.tune`` on the copy and prints the
 store's size (pages, CPUs, load average), the pairs mined, the held-back figures and the times:
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--pairs", help="labelled pairs, JSON lines {query, file, page}")
     parser.add_argument("--keep", action="store_true", help="keep what was learned even if the held-back pairs do not improve")
     parser.add_argument("--queries", help="judged queries to evaluate before and after (never trained on)")
+    parser.add_argument("--init", default="identity", choices=("identity", "pca"), help="how the adapter's Linear starts")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,7 +62,7 @@ def main() -> None:
         before = figures(index, args.queries) if args.queries else None
         start, cpu = time.monotonic(), _cpu()
         summary = index.tune(
-            pairs=args.pairs, adapter=args.adapter, heading_path=args.heading_path, body=args.body, outline=not args.no_outline, guard=not args.keep, events=Printing()
+            pairs=args.pairs, adapter=args.adapter, heading_path=args.heading_path, body=args.body, outline=not args.no_outline, guard=not args.keep, events=Printing(), init=args.init
         )
         seconds, cpu = time.monotonic() - start, _cpu() - cpu
         print(json.dumps({k: v for k, v in summary.as_json().items() if k != "history"}))

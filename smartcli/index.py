@@ -682,6 +682,7 @@ class Index:
         wait: bool = False,
         events: UpdateEvents | None = None,
         body: bool = False,
+        init: str = defaults.TUNE_INIT,
     ) -> TuneSummary:
         """Learn this store's fusion weights and query-side adapter (``smart tune``).
 
@@ -692,16 +693,20 @@ class Index:
         store is left untuned (``guard=False`` keeps what was learned anyway: for collections too
         small to hold back a telling share). ``body`` adds pseudo-queries cut from the pages' own
         text (inverse cloze: a run of a sentence's words, the sentence hidden from its page when the
-        page is scored for it). ``adapter`` also trains the query-side adapter. The store is read while
+        page is scored for it). ``adapter`` also trains the query-side adapter, its Linear starting
+        at zero (``init="identity"``) or at "all-but-the-top" of the query token states' principal
+        directions (``init="pca"``). The store is read while
         training and locked only to record the result (``wait``: wait for another writer).
         """
         from smartcli.ingest.outlines import mine_outlines
         from smartcli.models.registry import load_encoder
         from smartcli.search.searcher import Searcher
-        from smartcli.search.tuning import Pair, load_user_pairs, match_user_pairs, tune
+        from smartcli.search.tuning import INITS, Pair, load_user_pairs, match_user_pairs, tune
         from smartcli.store.tuning import clear_tuning, write_tuning
 
         events = events or UpdateEvents()
+        if init not in INITS:
+            raise SmartError(ErrorKind.BAD_OPTION, f"unknown adapter initialisation {init!r} (known: {', '.join(INITS)})", option="init")
         raw_user = load_user_pairs(os.fspath(pairs)) if pairs is not None else []  # a bad file fails before the model loads
         if not outline and pairs is None and not body:
             raise SmartError(ErrorKind.BAD_OPTION, "with the outlines left out, pairs must be given", option="outline")
@@ -744,7 +749,7 @@ class Index:
                 used += user
                 counts["user"] = {"lines": len(raw_user), "matched": len(raw_user) - unmatched, "unmatched": unmatched, "pairs": len(user)}
                 events.message(f"{len(user)} pairs from {pairs} ({unmatched} of {len(raw_user)} lines name no indexed page)")
-            result = tune(searcher, used, adapter, events.message, guard=guard)
+            result = tune(searcher, used, adapter, events.message, guard=guard, init=init)
         counts.update(used=result.pairs, train=result.train_pairs, held_back=result.held_back_pairs)
         final = result.final
         held_back = {
@@ -758,6 +763,7 @@ class Index:
                     "lambda_anchor": final.weights.lambda_anchor,
                     "lambda_late": final.weights.lambda_late,
                     "variant": "query" if result.adapter is not None else None,
+                    "init": init if result.adapter is not None else None,
                     "trained": time.time(),
                     "pairs": result.pairs,
                     "held_back_pairs": result.held_back_pairs,

@@ -278,6 +278,7 @@ def tune(
     heading_path: bool = typer.Option(False, "--heading-path", help="Mined queries carry their parent headings (\"Installing R > Linux\")."),
     body: bool = typer.Option(False, "--body", help="Also learn from pseudo-queries cut from the pages' own text (inverse cloze; see README)."),
     adapter: bool = typer.Option(False, "--adapter", help="Also train the query-side adapter (measured: it helps held-back outline headings, but cost the development set's written queries 0.035 nDCG@10; see README)."),
+    init: str = typer.Option(defaults.TUNE_INIT, "--init", help="How the adapter's Linear starts: identity (zero) or pca (takes out the query token states' top principal directions; see README)."),
     keep: bool = typer.Option(False, "--keep", help="Keep what was learned even if the held-back pairs do not improve (collections too small to judge)."),
     reset: bool = typer.Option(False, "--reset", help="Back to the frozen model and the default weights."),
     wait: bool = typer.Option(False, "--wait", help="If another writer holds the store, wait for it instead of exiting with code 5."),
@@ -287,7 +288,7 @@ def tune(
     """Learn this store's fusion weights (and, with --adapter, a query-side adapter) from its PDFs' outlines or --pairs; kept only if held-back pairs improve."""
     from smartcli.cli.tune_cmd import run_tune
 
-    raise typer.Exit(run_tune(store, pairs, not no_outline, heading_path, adapter, keep, reset, wait, json_output, device, body))
+    raise typer.Exit(run_tune(store, pairs, not no_outline, heading_path, adapter, keep, reset, wait, json_output, device, body, init))
 
 
 @app.command()

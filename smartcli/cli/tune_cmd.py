@@ -20,6 +20,7 @@ def run_tune(
     json_output: bool,
     device: str,
     body: bool = False,
+    init: str = "identity",
 ) -> int:
     from smartcli import Index, SmartError, UpdateEvents
 
@@ -39,7 +40,7 @@ def run_tune(
             else:
                 print_line("back to the frozen model and the default weights" if had else "the store was not tuned; nothing to reset")
             return EXIT_OK
-        summary = index.tune(pairs=pairs, outline=outline, heading_path=heading_path, adapter=adapter, guard=not keep, wait=wait, events=Events(), body=body)
+        summary = index.tune(pairs=pairs, outline=outline, heading_path=heading_path, adapter=adapter, guard=not keep, wait=wait, events=Events(), body=body, init=init)
     except SmartError as exc:
         warn(describe(exc))
         return exit_code(exc)

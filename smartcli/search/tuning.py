@@ -10,7 +10,10 @@ stay as they are and nothing is re-encoded) is ``normalize(x + Linear(LayerNorm(
 query token state, with the Linear zero-initialised: it starts as the identity. It is trained with
 a contrastive loss over MaxSim scores: each pair's own pages against the other pairs' pages of the
 batch (in-batch negatives) and the pages the untuned search ranks highest that are not its own
-(hard negatives).
+(hard negatives). ``init="pca"`` starts the Linear at "all-but-the-top" of the query token
+states instead (:func:`pca_init`). Variant (b), the same adapter on the pages' re-encoded float
+token states too, is trained and scored here (``both_sides``) but only measured offline
+(benchmarks/tune_both_sides.py; README, tune, third round): no store keeps adapted pages.
 """
 
 from __future__ import annotations
@@ -162,14 +165,20 @@ def weight_grid() -> list[Weights]:
     return grid + [Weights(0.0, 1.0)]
 
 
-def measure(searcher, encoded: list[Encoded], pairs: list[Pair], grid: list[Weights], k: int = defaults.TOP_K) -> list[Measured]:
-    """MRR@k and nDCG@k of the search path at each of ``grid``'s weights (shared scoring passes)."""
+def measure(
+    searcher, encoded: list[Encoded], pairs: list[Pair], grid: list[Weights], k: int = defaults.TOP_K, docs: dict[int, np.ndarray] | None = None
+) -> list[Measured]:
+    """MRR@k and nDCG@k of the search path at each of ``grid``'s weights (shared scoring passes).
+    ``docs``: token states of every page (by item index, as the store would decode them) to score
+    MaxSim against instead of the stored ones (variant (b), measured offline)."""
     from smartcli.search.searcher import Scored
 
     judged = [JudgedQuery(str(i), p.query, p.pages) for i, p in enumerate(pairs)]
     # One MaxSim pass over every page serves every weighting: the two-stage rankings are the
     # same scores restricted to each query's anchor shortlist, as searcher.score restricts them.
     full = searcher.score(encoded, Weights(0.0, 1.0))
+    if docs is not None:
+        full.late[:] = late_against(encoded, [docs[i] for i in full.columns])
     hide_own_sentences(searcher, encoded, pairs, full)
     out = []
     for weights in grid:
@@ -183,6 +192,18 @@ def measure(searcher, encoded: list[Encoded], pairs: list[Pair], grid: list[Weig
         hits = searcher.rank(encoded, scored, weights, k, snippets=False)
         run = score_run("", judged, [[(h.item.path, h.item.page) for h in q] for q in hits], k)
         out.append(Measured(weights, run.mean("rr"), run.mean("ndcg"), np.array([q.ndcg for q in run.per_query])))
+    return out
+
+
+def late_against(encoded: list[Encoded], pages: list[np.ndarray]) -> np.ndarray:
+    """MaxSim [queries, pages] of the queries' token states against ``pages`` (token states each)."""
+    lengths = np.array([len(p) for p in pages])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    stacked = np.concatenate(pages).astype(np.float32)
+    out = np.zeros((len(encoded), len(pages)), np.float32)
+    for row, e in enumerate(encoded):
+        sim = np.asarray(e.tokens, np.float32) @ stacked.T  # [Q, T]
+        out[row] = np.maximum.reduceat(sim, starts, axis=1).mean(axis=0)
     return out
 
 
@@ -278,10 +299,17 @@ def tune(
     report: Callable[[str], None] = lambda _: None,
     epochs: int = defaults.TUNE_EPOCHS,
     guard: bool = True,
+    init: str = defaults.TUNE_INIT,
+    both_sides: dict[int, np.ndarray] | None = None,
 ) -> TuneResult:
     """Choose weights, train the adapter and judge both on held-back pairs (``searcher`` has the
     untuned encoder). Without ``guard`` what was learned is kept even when it is no better than the
-    untuned search (the last epoch's adapter, at its best weights)."""
+    untuned search (the last epoch's adapter, at its best weights). ``init``: how the adapter's
+    Linear starts, "identity" (zero) or "pca" (see :func:`pca_init`). ``both_sides``: the float
+    token states of every page (by item index, the store's pages encoded again): the adapter is
+    applied to them too — variant (b), measured offline (``benchmarks/tune_both_sides.py``)."""
+    if init not in INITS:
+        raise SmartError(ErrorKind.BAD_OPTION, f"unknown adapter initialisation {init!r} (known: {', '.join(INITS)})", option="init")
     started = time.monotonic()
     if len(pairs) < defaults.TUNE_MIN_PAIRS:
         raise SmartError(
@@ -305,7 +333,7 @@ def tune(
     result = TuneResult(len(pairs), len(train), len(held), untuned, weights_only, None, "weights", None)
     if train_adapter:
         t0 = time.monotonic()
-        adapter, adapted, history, last = _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs)
+        adapter, adapted, history, last = _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs, init, both_sides)
         if not guard and adapter is None and last is not None:
             adapter, adapted = last
         result.train_seconds = time.monotonic() - t0
@@ -323,7 +351,27 @@ def tune(
     return result
 
 
-def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs):
+INITS = ("identity", "pca")
+
+
+def pca_init(query_tokens: np.ndarray, components: int = defaults.TUNE_PCA_COMPONENTS, eps: float = 1e-5) -> np.ndarray:
+    """The Linear's starting weight for ``init="pca"``: ``-s * U Uᵀ``, where U holds the top
+    ``components`` principal directions of the (LayerNorm'ed) training query token states and s
+    their mean standard deviation across dimensions, so that ``x + W·LayerNorm(x)`` starts by
+    taking out of each token state most of its share along the directions the query tokens vary
+    along most ("all-but-the-top" post-processing of the token states) instead of starting as the
+    identity. Training moves it from there; weight decay pulls it back to this start."""
+    x = np.asarray(query_tokens, np.float64)
+    std = np.sqrt(x.var(axis=1, keepdims=True) + eps)
+    z = (x - x.mean(axis=1, keepdims=True)) / std
+    z = z - z.mean(axis=0, keepdims=True)
+    k = max(1, min(components, z.shape[0] - 1, z.shape[1]))
+    _, _, vt = np.linalg.svd(z, full_matrices=False)
+    u = vt[:k].T  # [D, k]
+    return (-float(std.mean()) * (u @ u.T)).astype(np.float32)
+
+
+def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs, init="identity", both_sides=None):
     """Train the adapter; returns (best adapter or None if epoch 0 stayed best, its Measured, history,
     (last epoch's adapter, its Measured) or None)."""
     import torch
@@ -335,7 +383,9 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
     negatives = _hard_negatives(searcher, train_encoded, positives)
     needed = sorted({i for row in positives + negatives for i in row})
     report(f"reading the token states of {len(needed)} pages")
-    tokens = _item_tokens(searcher, needed)
+    tokens = _item_tokens(searcher, needed) if both_sides is None else {i: both_sides[i] for i in needed}
+    if both_sides is not None and any(p.hidden is not None for p in train + held):
+        raise SmartError(ErrorKind.BAD_OPTION, "the adapter on both sides is measured on outline and labelled pairs only", option="body")
     # A "body" pair's own page is scored without the sentence its query was cut from: its
     # positive is that page's tokens with the sentence's tokens left out (keyed -1 - pair), and
     # the page as stored, should another pair of the batch bring it, is no candidate for it.
@@ -349,6 +399,10 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
     linear = torch.nn.Linear(dims, dims)
     torch.nn.init.zeros_(linear.weight)
     torch.nn.init.zeros_(linear.bias)
+    if init == "pca":
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(pca_init(np.concatenate([e.tokens for e in train_encoded]))))
+        initial = linear.weight.detach().clone()
     params = list(ln.parameters()) + list(linear.parameters())
     optimizer = torch.optim.AdamW(params, lr=defaults.TUNE_LEARNING_RATE, weight_decay=0.0)
     q_tokens = [torch.from_numpy(e.tokens) for e in train_encoded]
@@ -357,7 +411,8 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
         return Adapter(*(p.detach().numpy().astype(np.float32).copy() for p in (ln.weight, ln.bias, linear.weight, linear.bias)))
 
     def judge(adapter: Adapter | None) -> Measured:
-        return best_of(measure(searcher, [adapt(e, adapter) for e in held_encoded], held, grid))
+        docs = None if adapter is None or both_sides is None else adapted_pages(both_sides, adapter, searcher.store.token_dtype)
+        return best_of(measure(searcher, [adapt(e, adapter) for e in held_encoded], held, grid, docs=docs))
 
     best = judge(None)
     history = [{"epoch": 0, "loss": None, **best.as_json()}]
@@ -372,6 +427,9 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
             docs = sorted({d for i in batch for d in positives[i] + negatives[i]})
             column = {d: c for c, d in enumerate(docs)}
             doc_tokens = torch.from_numpy(np.concatenate([tokens[d] for d in docs]))
+            if both_sides is not None:  # variant (b): the page's float token states through the same adapter
+                doc_tokens = doc_tokens + linear(ln(doc_tokens))
+                doc_tokens = doc_tokens / doc_tokens.norm(dim=-1, keepdim=True).clamp_min(1e-12)
             lengths = torch.tensor([tokens[d].shape[0] for d in docs])
             queries = torch.cat([q_tokens[i] for i in batch])
             q_lengths = torch.tensor([q_tokens[i].shape[0] for i in batch])
@@ -386,7 +444,9 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
                     excluded[row, column[own_page[i]]] = True
             logits = logits.masked_fill(excluded, float("-inf"))
             loss = (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~positive, float("-inf")), 1)).mean()
-            loss = loss + defaults.TUNE_WEIGHT_DECAY * linear.weight.pow(2).sum()
+            # weight decay pulls the Linear back to where it started (zero: the identity adapter)
+            drift = linear.weight - initial if init == "pca" else linear.weight
+            loss = loss + defaults.TUNE_WEIGHT_DECAY * drift.pow(2).sum()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -403,6 +463,11 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
             if since_best >= defaults.TUNE_PATIENCE:
                 break
     return best_adapter, best, history, last
+
+
+def adapted_pages(floats: dict[int, np.ndarray], adapter: Adapter, dtype: str) -> dict[int, np.ndarray]:
+    """Variant (b): every page's float token states through ``adapter``, as the store would keep them."""
+    return {i: as_stored(adapter.apply(t), dtype) for i, t in floats.items()}
 
 
 def _maxsim_by_argmax(queries, doc_tokens, lengths, q_lengths):

@@ -3,7 +3,7 @@
 The catalog's ``meta`` row ``tuning`` holds the record (codes and numbers, no sentences)::
 
     {"format": 1, "model_fingerprint": ..., "lambda_anchor": ..., "lambda_late": ...,
-     "adapter": "tuning/adapter-<id>.npz" | null, "variant": "query" | null, "trained": <time>, ...}
+     "adapter": "tuning/adapter-<id>.npz" | null, "variant": "query" | null, "init": "identity" | "pca" | null, "trained": <time>, ...}
 
 The adapter's weights live in a small ``.npz`` file the record names (a LayerNorm's gain and bias,
 a Linear's weight and bias: about 0.6 MB for a 384-dimension model). The file is written under a

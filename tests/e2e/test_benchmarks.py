@@ -117,3 +117,9 @@ def test_long_file_memory_smoke(tmp_path):
 def test_ocr_probe_smoke(tmp_path):
     out = run_benchmark("ocr_probe.py", "--smoke", "--workdir", tmp_path / "probe")
     assert "auto / never" in out and "OCR read 0" in out
+
+
+def test_tune_both_sides_smoke(sample_store, judged):
+    store, _ = sample_store
+    out = run_benchmark("tune_both_sides.py", "--store", store, "--queries", judged, "--init", "pca")
+    assert "re-encoded 13 pages" in out and "(a) judged" in out and "(b) judged" in out and "load average" in out
