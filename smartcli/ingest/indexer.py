@@ -360,7 +360,7 @@ class CommitCounter:
             if indexed:
                 self.files += 1
                 self.pages += pages
-                self.encoded += sum(1 for p in record.pages if p.encoded is not None)
+                self.encoded += sum(1 for p in record.pages if p.encoded is not None or p.stored is not None)
         self.report(self.files, self.pages, self.encoded, self.total)
 
 

@@ -60,6 +60,18 @@ def test_commit_counter_counts_committed_pages_and_corrects_the_total():
     assert reported[-1] == (1, 3, 2, 3)
 
 
+def test_pages_written_ahead_of_their_files_commit_count_as_encoded():
+    # A long file is encoded in slices; a slice written to a segment ahead of the commit lets its
+    # token states go (``encoded`` None, ``stored`` set): those pages are encoded all the same.
+    reported = []
+    counter = CommitCounter({"/long.pdf": 3}, lambda *counts: reported.append(counts))
+    long = FileRecord("/long.pdf", "pdf", 1, 1, "x", pages=[PageRecord(p, "t", None, None) for p in (1, 2, 3)])
+    long.pages[0].stored, long.pages[1].stored = ("seg-a", 0, 12), ("seg-a", 1, 9)
+    long.pages[2].encoded = object()
+    counter([long], [long])
+    assert reported[-1] == (1, 3, 3, 3)
+
+
 def test_the_progress_line_says_done_encoded_rate_and_eta():
     counts = RunCounts(Throughput(window=30.0))
     counts.started(877)
