@@ -123,21 +123,8 @@ def highlighted_passage(
         return "", []
     spans = np.array(matched_spans, dtype=np.int64).reshape(-1, 2)
     begin, end = passage_window(text, spans, width)
-    prefix = "…" if begin > 0 else ""
-    snippet = prefix + text[begin:end] + ("…" if end < len(text) else "")
     shown = spans if highlight_spans is None else highlight_spans
-    words = sorted({word_around(text, (int(s), int(e))) for s, e in shown})
-    highlights = []
-    for start, stop in words:
-        start, stop = max(start, begin), min(stop, end)
-        if start >= stop:
-            continue
-        shifted = (start - begin + len(prefix), stop - begin + len(prefix))
-        if highlights and shifted[0] <= highlights[-1][1]:
-            highlights[-1] = (highlights[-1][0], max(highlights[-1][1], shifted[1]))
-        else:
-            highlights.append(shifted)
-    return snippet, highlights
+    return _passage(text, begin, end, [(int(s), int(e)) for s, e in shown])
 
 
 def passage_window(text: str, matched_spans: np.ndarray, width: int = SNIPPET_CHARS) -> tuple[int, int]:
