@@ -137,16 +137,7 @@ def passage_window(text: str, matched_spans: np.ndarray, width: int = SNIPPET_CH
         count = int(np.searchsorted(starts, s + width - 20, side="right") - i)
         if count > best_count:
             best_start, best_count = int(s), count
-    begin = max(0, min(best_start - 20, len(text) - width))
-    # Start and end on word boundaries.
-    if begin > 0:
-        space = text.find(" ", begin)
-        begin = space + 1 if 0 <= space < begin + 20 else begin
-    end = min(len(text), begin + width)
-    if end < len(text):
-        space = text.rfind(" ", begin, end)
-        end = space if space > begin + width // 2 else end
-    return begin, end
+    return passage_bounds(text, best_start - 20, width)
 
 
 def best_passage(
