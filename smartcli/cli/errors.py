@@ -62,8 +62,6 @@ def describe(exc: SmartError) -> str:
         return f"{message}; {rebuild_hint(exc.details.get('roots'))}"
     if kind is ErrorKind.MODEL_MISMATCH and "Qdrant" in message:
         return f"{message}; use another --collection"
-
-
     if kind is ErrorKind.DISK_FULL:
         return f"{message}; free some space and run the same command again (it resumes where it stopped)"
     if kind is ErrorKind.STORE_READ_ONLY:
