@@ -333,7 +333,8 @@ def tune(
     result = TuneResult(len(pairs), len(train), len(held), untuned, weights_only, None, "weights", None)
     if train_adapter:
         t0 = time.monotonic()
-        adapter, adapted, history, last = _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs, init, both_sides)
+        frozen = best_of(measured)  # epoch 0, the frozen model: measured above, not again
+        adapter, adapted, history, last = _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs, init, both_sides, frozen)
         if not guard and adapter is None and last is not None:
             adapter, adapted = last
         result.train_seconds = time.monotonic() - t0
@@ -371,8 +372,8 @@ def pca_init(query_tokens: np.ndarray, components: int = defaults.TUNE_PCA_COMPO
     return (-float(std.mean()) * (u @ u.T)).astype(np.float32)
 
 
-def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs, init="identity", both_sides=None):
-    """Train the adapter; returns (best adapter or None if epoch 0 stayed best, its Measured, history,
+def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs, init="identity", both_sides=None, frozen=None):
+    """Train the adapter (``frozen``: the held-back figures without it, when already measured); returns (best adapter or None if epoch 0 stayed best, its Measured, history,
     (last epoch's adapter, its Measured) or None)."""
     import torch
 
@@ -414,7 +415,7 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
         docs = None if adapter is None or both_sides is None else adapted_pages(both_sides, adapter, searcher.store.token_dtype)
         return best_of(measure(searcher, [adapt(e, adapter) for e in held_encoded], held, grid, docs=docs))
 
-    best = judge(None)
+    best = frozen if frozen is not None else judge(None)
     history = [{"epoch": 0, "loss": None, **best.as_json()}]
     best_adapter, since_best, last = None, 0, None
     for epoch in range(1, epochs + 1):
