@@ -70,6 +70,7 @@ TUNE_HELD_BACK = 0.25  # share of the pairs held back to choose the weights, sto
 TUNE_MIN_PAIRS = 8  # fewer usable pairs than this: nothing to learn from
 TUNE_LAMBDA_LATE = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 16.0)  # with lambda_anchor 1; late-only is tried too
 TUNE_HARD_NEGATIVES = 8  # per pair, the top-ranked pages of the untuned search that are not its own
+TUNE_MINING_PAGES = 256  # pages decoded at a time to mine them (float32: about 0.6 MB a page for MiniLM)
 TUNE_BATCH = 16  # pairs per training step
 TUNE_EPOCHS = 10  # at most; training stops when the held-back pairs stop improving
 TUNE_PATIENCE = 1  # epochs without improvement before stopping (every run measured peaked at epoch 1; README, tune)
