@@ -38,8 +38,9 @@ def _z(x: np.ndarray) -> np.ndarray:
 def variants(anchor: np.ndarray, late: np.ndarray, navigation: np.ndarray):
     """(name, [queries, pages] scores to rank by; -inf: not eligible)."""
     shortlisted = np.full(anchor.shape, -np.inf)
+    k = min(K, anchor.shape[1])
     for row in range(len(anchor)):
-        shortlisted[row, np.argpartition(-anchor[row], K - 1)[:K]] = 0.0
+        shortlisted[row, np.argpartition(-anchor[row], k - 1)[:k]] = 0.0
     penalty = defaults.NAVIGATION_PENALTY * navigation[None, :]
     yield "late-only", late - penalty
     for weight in (3.0, 5.0, 8.0, 16.0, 32.0):
