@@ -333,7 +333,8 @@ def tune(
     result = TuneResult(len(pairs), len(train), len(held), untuned, weights_only, None, "weights", None)
     if train_adapter:
         t0 = time.monotonic()
-        adapter, adapted, history, last = _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs, init, both_sides)
+        frozen = best_of(measured)  # epoch 0, the frozen model: measured above, not again
+        adapter, adapted, history, last = _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs, init, both_sides, frozen)
         if not guard and adapter is None and last is not None:
             adapter, adapted = last
         result.train_seconds = time.monotonic() - t0
@@ -371,8 +372,8 @@ def pca_init(query_tokens: np.ndarray, components: int = defaults.TUNE_PCA_COMPO
     return (-float(std.mean()) * (u @ u.T)).astype(np.float32)
 
 
-def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs, init="identity", both_sides=None):
-    """Train the adapter; returns (best adapter or None if epoch 0 stayed best, its Measured, history,
+def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs, init="identity", both_sides=None, frozen=None):
+    """Train the adapter (``frozen``: the held-back figures without it, when already measured); returns (best adapter or None if epoch 0 stayed best, its Measured, history,
     (last epoch's adapter, its Measured) or None)."""
     import torch
 
@@ -414,7 +415,7 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
         docs = None if adapter is None or both_sides is None else adapted_pages(both_sides, adapter, searcher.store.token_dtype)
         return best_of(measure(searcher, [adapt(e, adapter) for e in held_encoded], held, grid, docs=docs))
 
-    best = judge(None)
+    best = frozen if frozen is not None else judge(None)
     history = [{"epoch": 0, "loss": None, **best.as_json()}]
     best_adapter, since_best, last = None, 0, None
     for epoch in range(1, epochs + 1):
@@ -490,19 +491,54 @@ def _maxsim_by_argmax(queries, doc_tokens, lengths, q_lengths):
 
 
 def _hard_negatives(searcher, encoded: list[Encoded], positives: list[list[int]], n: int = defaults.TUNE_HARD_NEGATIVES) -> list[list[int]]:
-    """Per query, the ``n`` pages the untuned search ranks highest that are not its own."""
+    """Per query, the ``n`` pages the untuned search ranks highest that are not its own.
+
+    The search's scores, computed the other way round: each page's decoded token states against
+    the tokens of every query that has the page in its anchor shortlist, in one matrix product:
+    5.4x faster than scoring each query's shortlist with the 1-bit kernel as search does, with
+    the same negatives (benchmarks/tune_mining.py; mining had taken 85 of tune's 238 s on
+    1,271 pages)."""
     weights = Weights(defaults.LAMBDA_ANCHOR, defaults.LAMBDA_LATE)
+    anchor = np.stack([e.pooled for e in encoded]) @ searcher.pooled.T  # [m, pages]
+    shortlists = _shortlists(searcher, anchor, weights)
+    late = _late_on_shortlists(searcher, encoded, shortlists)
     out = []
-    for start in range(0, len(encoded), 64):
-        part = encoded[start : start + 64]
-        scored = searcher.score(part, weights)
-        fused = np.where(scored.eligible, scored.anchor * weights.lambda_anchor + scored.late * weights.lambda_late, -np.inf)
-        for row in range(len(part)):
-            own = set(positives[start + row])
-            order = np.argsort(-fused[row], kind="stable")
-            ranked = [scored.columns[j] for j in order[: n + len(own) + 1] if np.isfinite(fused[row, j])]
-            out.append([i for i in ranked if i not in own][:n])
+    for row, candidates in enumerate(shortlists):
+        fused = weights.lambda_anchor * anchor[row, candidates] + weights.lambda_late * late[row]
+        own = set(positives[row])
+        order = np.lexsort((candidates, -fused))
+        out.append([int(candidates[j]) for j in order if np.isfinite(fused[j]) and candidates[j] not in own][:n])
     return out
+
+
+def _shortlists(searcher, anchor: np.ndarray, weights: Weights) -> list[np.ndarray]:
+    """Each query's candidates on the search path: its anchor shortlist, or every page."""
+    if not searcher.two_stage(weights, anchor.shape[1]):
+        return [np.arange(anchor.shape[1]) for _ in anchor]
+    return [np.sort(np.argpartition(-row, searcher.shortlist - 1)[: searcher.shortlist]) for row in anchor]
+
+
+def _late_on_shortlists(searcher, encoded: list[Encoded], shortlists: list[np.ndarray]) -> list[np.ndarray]:
+    """MaxSim of each query against each page of its own shortlist (aligned with it); pages are
+    decoded a block at a time, so memory holds one block, not the store."""
+    q_tokens = [np.asarray(e.tokens, np.float32) for e in encoded]
+    wanting: dict[int, list[int]] = {}  # page -> the queries that have it in their shortlist
+    for q, candidates in enumerate(shortlists):
+        for page in candidates:
+            wanting.setdefault(int(page), []).append(q)
+    found: dict[tuple[int, int], float] = {}
+    order = sorted(wanting)
+    for start in range(0, len(order), defaults.TUNE_MINING_PAGES):
+        for page, page_tokens in _item_tokens(searcher, order[start : start + defaults.TUNE_MINING_PAGES]).items():
+            queries = wanting[page]
+            if not len(page_tokens):  # a page without token states: last, as the kernel ranks it
+                found.update(((q, page), -np.inf) for q in queries)
+                continue
+            best = (page_tokens @ np.concatenate([q_tokens[q] for q in queries]).T).max(axis=0)  # per query token
+            lengths = np.array([len(q_tokens[q]) for q in queries])
+            means = np.add.reduceat(best, np.concatenate([[0], np.cumsum(lengths)[:-1]])) / lengths
+            found.update(((q, page), float(m)) for q, m in zip(queries, means))
+    return [np.array([found[(q, int(p))] for p in candidates], np.float32) for q, candidates in enumerate(shortlists)]
 
 
 def _item_tokens(searcher, indexes: list[int], with_spans: bool = False) -> dict:

@@ -123,3 +123,23 @@ def test_tune_both_sides_smoke(sample_store, judged):
     store, _ = sample_store
     out = run_benchmark("tune_both_sides.py", "--store", store, "--queries", judged, "--init", "pca")
     assert "re-encoded 13 pages" in out and "(a) judged" in out and "(b) judged" in out and "load average" in out
+
+
+def test_tune_mining_smoke(sample_store):
+    out = run_benchmark("tune_mining.py", "--store", sample_store[0], "--queries", "20")
+    assert "search path" in out and "same negatives" in out
+
+
+def test_fusion_variants_smoke(sample_store, judged):
+    out = run_benchmark("fusion_variants.py", f"{sample_store[0]}={judged}")
+    assert "late-only" in out and "RRF" in out and "z over K" in out
+
+
+def test_tune_cross_check_smoke(sample_store, judged):
+    out = run_benchmark("tune_cross_check.py", "--store", sample_store[0], "--queries", judged)
+    assert "held-back headings" in out and "pseudo-queries" in out and "judged" in out
+
+
+def test_window_anchor_smoke(sample_store, judged):
+    out = run_benchmark("window_anchor.py", "--store", sample_store[0], "--queries", judged)
+    assert "best window" in out and "smart 1/5" in out

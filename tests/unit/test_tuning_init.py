@@ -10,7 +10,7 @@ from smartcli import ErrorKind, Index, SmartError
 from smartcli.models.registry import load_encoder
 from smartcli.search.scoring import Weights
 from smartcli.search.searcher import Searcher
-from smartcli.search.tuning import Pair, _item_tokens, adapted_pages, as_stored, late_against, measure, pca_init, tune
+from smartcli.search.tuning import Pair, _hard_negatives, _item_tokens, adapted_pages, as_stored, late_against, measure, pca_init, tune
 from smartcli.store.catalog import Store
 from smartcli.store.tuning import Adapter, load_adapter, read_tuning
 from tests.conftest import run_smart
@@ -88,3 +88,22 @@ def test_both_sides_scores_the_re_encoded_pages_as_the_store_does_and_trains(sam
         page_pairs = [Pair(item.text.split(".")[0][:60], {(item.path, item.page)}) for item in searcher.items if item.text.strip()]
         result = tune(searcher, page_pairs, True, guard=False, epochs=2, both_sides=floats)
         assert result.adapter is not None and result.epochs >= 1 and np.isfinite(result.adapter.weight).all()
+
+
+@pytest.mark.parametrize("shortlist", [None, 4])
+def test_hard_negatives_are_the_pages_the_untuned_search_ranks_highest(sample_store, shortlist):
+    store_path, _ = sample_store
+    with Store.open(store_path) as store, store.read_snapshot():
+        info = store.model
+        encoder = load_encoder(info.spec, "cpu", info.extra)
+        searcher = Searcher(store, encoder, device="cpu", shortlist=shortlist)
+        encoded = encoder.encode_queries(["bread dough sticking", "router password", "repot a plant", "terminal copy files"])
+        own = [[0], [], [1, 2], [3]]
+        mined = _hard_negatives(searcher, encoded, own, n=3)
+        weights = Weights(1.0, 5.0)
+        scored = searcher.score(encoded, weights)  # the search path: 1-bit kernel, two-stage eligibility
+        for row, negatives in enumerate(mined):
+            fused = np.where(scored.eligible[row], scored.anchor[row] + 5.0 * scored.late[row], -np.inf)
+            ranked = [scored.columns[j] for j in np.argsort(-fused, kind="stable") if np.isfinite(fused[j])]
+            assert negatives == [i for i in ranked if i not in own[row]][:3]
+            assert shortlist is None or len(set(ranked)) == shortlist
