@@ -13,6 +13,7 @@ nDCG@10 per store and each variant's gain over the better of late-only and the d
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -55,14 +56,21 @@ def variants(anchor: np.ndarray, late: np.ndarray, navigation: np.ndarray):
         yield f"RRF, anchor {weight:g}", weight / (60 + rank_a) + 1 / (60 + rank_l)
 
 
-def measure(store_path: str, queries: str) -> dict[str, float]:
+@contextmanager
+def exhaustive_scores(store_path: str, queries: str):
+    """(judged queries, encoder, searcher, encoded queries, anchor and MaxSim of each against every
+    page) while the store is open for reading."""
     judged = load_judgments(queries)
     with _reading(store_path) as store, store.read_snapshot():
         info = store.model
         encoder = load_encoder(info.spec, "cpu", info.extra)
         searcher = Searcher(store, encoder, device="cpu", cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=None)
         encoded = encoder.encode_queries([normalize_text(q.query) or q.query for q in judged])
-        scored = searcher.score(encoded, Weights(0.0, 1.0))
+        yield judged, encoder, searcher, encoded, searcher.score(encoded, Weights(0.0, 1.0))
+
+
+def measure(store_path: str, queries: str) -> dict[str, float]:
+    with exhaustive_scores(store_path, queries) as (judged, _, searcher, _, scored):
         items = [searcher.items[c] for c in scored.columns]
         navigation = searcher.navigation[np.asarray(scored.columns)].astype(np.float32)
         out = {}

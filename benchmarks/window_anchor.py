@@ -17,14 +17,10 @@ import argparse
 import time
 
 import numpy as np
+from fusion_variants import exhaustive_scores  # benchmarks/, the script's own folder
 
 from smartcli import defaults
-from smartcli.index import _reading
-from smartcli.models.base import normalize_text
-from smartcli.models.registry import load_encoder
-from smartcli.search.evaluate import load_judgments, score_run
-from smartcli.search.scoring import Weights
-from smartcli.search.searcher import Searcher
+from smartcli.search.evaluate import score_run
 
 
 def window_vectors(encoder, text: str) -> np.ndarray:
@@ -54,13 +50,7 @@ def main() -> None:
     parser.add_argument("--store", required=True)
     parser.add_argument("--queries", required=True)
     args = parser.parse_args()
-    judged = load_judgments(args.queries)
-    with _reading(args.store) as store, store.read_snapshot():
-        info = store.model
-        encoder = load_encoder(info.spec, "cpu", info.extra)
-        searcher = Searcher(store, encoder, device="cpu", cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=None)
-        encoded = encoder.encode_queries([normalize_text(q.query) or q.query for q in judged])
-        scored = searcher.score(encoded, Weights(0.0, 1.0))
+    with exhaustive_scores(args.store, args.queries) as (judged, encoder, searcher, encoded, scored):
         items = [searcher.items[c] for c in scored.columns]
         started = time.monotonic()
         queries = np.stack([e.pooled for e in encoded])
