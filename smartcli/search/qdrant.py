@@ -21,14 +21,15 @@ from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError
 from smartcli.models.base import Encoded, ModelInfo
 from smartcli.search.explain import best_passage, highlighted_passage, match_arrays, strong_spans
-from smartcli.search.scoring import Weights, top_k
+from smartcli.search.scoring import Weights, navigation_penalty, top_k
 from smartcli.search.searcher import Hit, Scope, glob_matches
 from smartcli.store.catalog import LiveItem
+from smartcli.store.pageroles import BODY, is_navigation
 from smartcli.store.qdrant import Retrying, Target, collection_model, point_id
 
 _SCROLL_PAGE = 1024
 # What a candidate needs from its payload; text and spans are read for the top k only.
-_LIST_FIELDS = ["path", "page", "kind", "n_tokens"]
+_LIST_FIELDS = ["path", "page", "kind", "n_tokens", "role"]
 
 
 @dataclass
@@ -114,7 +115,7 @@ class QdrantSearcher:
                 results.append([])
                 continue
             candidates = self.candidates(query, weights, k, flt)
-            fused = np.array([weights.lambda_anchor * c.anchor + (weights.lambda_late * c.late if c.late is not None else 0.0) for c in candidates], np.float32)
+            fused = np.array([_fused(c, weights) for c in candidates], np.float32)
             order = top_k(fused, k)
             if min_score is not None:
                 order = order[fused[order] >= min_score]
@@ -137,11 +138,11 @@ class QdrantSearcher:
         tokens_q = query.tokens.astype(np.float32).tolist()
         n_q = query.tokens.shape[0]
         if not weights.needs_tokens:
-            points = self._query(models.QueryRequest(query=anchor_q, using="anchor", filter=flt, limit=k, with_payload=True))
+            points = self._deep_enough(lambda limit: models.QueryRequest(query=anchor_q, using="anchor", filter=flt, limit=limit, with_payload=True), k, weights)
             return [_Candidate(str(p.id), float(p.score), None, p.payload) for p in points]
         if weights.lambda_anchor == 0.0:
             # MaxSim alone scores every page (as locally): an exact scan of the rescoring vector.
-            late = self._query(models.QueryRequest(query=tokens_q, using="tokens", filter=flt, limit=k, with_payload=True))
+            late = self._deep_enough(lambda limit: models.QueryRequest(query=tokens_q, using="tokens", filter=flt, limit=limit, with_payload=True), k, weights, n_q)
             ids = [p.id for p in late]
             anchors = self._anchors(anchor_q, ids)
             return [_Candidate(str(p.id), anchors.get(str(p.id), 0.0), float(p.score) / n_q, p.payload) for p in late]
@@ -157,6 +158,22 @@ class QdrantSearcher:
         answers = self.call("search", self.client.query_batch_points, self.collection, requests=[first, second])
         late = {str(p.id): float(p.score) / n_q for p in answers[1].points}
         return [_Candidate(str(p.id), float(p.score), late.get(str(p.id), 0.0), p.payload) for p in answers[0].points]
+
+    def _deep_enough(self, request, k: int, weights: Weights, per: float = 1.0) -> list:
+        """The points of a one-term query (``request(limit)``), fetched deep enough that the top
+        ``k`` after the contents-page penalty is exact: while the k-th best penalized score is
+        below the last fetched point's raw score, a point not fetched could still outrank it."""
+        weight = weights.lambda_anchor if not weights.needs_tokens else weights.lambda_late
+        limit = k
+        while True:
+            points = self._query(request(limit))
+            if len(points) < limit or not points:
+                return points
+            penalty = navigation_penalty(weights)
+            scores = sorted((weight * p.score / per - (penalty if is_navigation((p.payload or {}).get("role")) else 0.0) for p in points), reverse=True)
+            if scores[k - 1] >= weight * points[-1].score / per:
+                return points
+            limit *= 2
 
     def _query(self, request):
         return self.call("search", self.client.query_batch_points, self.collection, requests=[request])[0].points
@@ -226,9 +243,18 @@ class QdrantSearcher:
         return encoded, _item(_Candidate(str(p.id), 0.0, None, p.payload))
 
 
+def _fused(c: _Candidate, weights: Weights) -> float:
+    score = weights.lambda_anchor * c.anchor + (weights.lambda_late * c.late if c.late is not None else 0.0)
+    # Points mirrored before roles were sent carry none: they are scored as body pages.
+    return score - navigation_penalty(weights) if is_navigation((c.payload or {}).get("role")) else score
+
+
 def _item(c: _Candidate) -> LiveItem:
     p = c.payload
-    return LiveItem(item_id=0, path=p["path"], page=int(p["page"]), kind=p.get("kind", "pdf"), segment="", row=-1, n_tokens=int(p.get("n_tokens", 0)), text=p.get("text") or "")
+    return LiveItem(
+        item_id=0, path=p["path"], page=int(p["page"]), kind=p.get("kind", "pdf"), segment="", row=-1,
+        n_tokens=int(p.get("n_tokens", 0)), text=p.get("text") or "", role=p.get("role") or BODY,
+    )
 
 
 def absolute(path) -> str:

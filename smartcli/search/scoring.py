@@ -68,6 +68,13 @@ def maxsim(query_tokens, doc_tokens, doc_lengths, query_lengths=None):
     return sums / query_lengths.to(sim.dtype)[:, None]
 
 
+def navigation_penalty(weights: Weights) -> float:
+    """What a contents or index page's fused score loses (store/pageroles.py):
+    ``defaults.NAVIGATION_PENALTY`` of the weights' sum, so that such a page ranks below body
+    pages that match about as well, and first when none does."""
+    return defaults.NAVIGATION_PENALTY * (abs(weights.lambda_anchor) + abs(weights.lambda_late))
+
+
 def fuse(anchor: np.ndarray, late: np.ndarray | None, weights: Weights) -> np.ndarray:
     score = weights.lambda_anchor * anchor
     if late is not None and weights.lambda_late:

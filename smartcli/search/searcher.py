@@ -15,7 +15,7 @@ from smartcli.errors import ErrorKind, SmartError, SmartWarning, StoreDamaged
 from smartcli.models.base import Encoded, Encoder, normalize_text, resolve_device
 from smartcli.search.kernel import mean_per_query, page_maxima
 from smartcli.search.explain import TokenMatch, best_passage, highlighted_passage, match_tokens, strong_spans
-from smartcli.search.scoring import Weights, fuse, maxsim, top_k
+from smartcli.search.scoring import Weights, fuse, maxsim, navigation_penalty, top_k
 from smartcli.store.catalog import LiveItem, Store
 from smartcli.store.pageroles import is_navigation
 from smartcli.store.segments import StoredTokens, decode_stored
@@ -310,10 +310,8 @@ class Searcher:
         return results
 
     def navigation_penalty(self, columns: list[int], weights: Weights) -> np.ndarray:
-        """Per column, what its fused score loses for being a contents or index page
-        (store/pageroles.py): ``defaults.NAVIGATION_PENALTY`` of the weights' sum, so that such a
-        page ranks below body pages that match about as well, and first when none does."""
-        share = defaults.NAVIGATION_PENALTY * (abs(weights.lambda_anchor) + abs(weights.lambda_late))
+        """Per column, what its fused score loses for being a contents or index page (scoring.navigation_penalty)."""
+        share = navigation_penalty(weights)
         return np.where(self.navigation[np.asarray(columns, dtype=np.int64)], np.float32(share), np.float32(0.0)) if len(columns) else np.zeros(0, np.float32)
 
     def _distinct_top(self, fused_row, scored: "Scored", qi: int, k: int, min_score: float | None):

@@ -5,7 +5,7 @@ Collection layout (one point per encoded page or image)::
     vector "anchor"   [D] float32, cosine                 the page's pooled vector
     vector "tokens"   [T, D] multivector, MAX_SIM, dot    the page's token states, no HNSW graph
                       (m=0: it only rescores), float16 by default
-    payload           path, dirs (every ancestor folder, with a trailing "/"), name, page, kind,
+    payload           path, dirs (every ancestor folder, with a trailing "/"), name, page, kind, role,
                       hash (the file's SHA-256), text, spans (character span of each token,
                       flattened), n_tokens (before reduction), pooled_from (tokens per stored
                       token, 1 when not reduced), model, fingerprint, origin (the store that wrote it)
@@ -360,7 +360,8 @@ def _versions(store) -> dict[str, tuple]:
     sha = {os.fsdecode(r[0]): r[1] for r in store.conn.execute("SELECT path, sha256 FROM files")}
     wanted = {}
     for item in store.live_items():
-        digest = hashlib.sha1(f"{sha.get(item.path)}\x00{item.page}\x00{item.n_tokens}\x00{item.text}".encode()).hexdigest()
+        # The role is part of the version: a page judged again, or sent before roles were, is sent again.
+        digest = hashlib.sha1(f"{sha.get(item.path)}\x00{item.page}\x00{item.n_tokens}\x00{item.text}\x00{item.role}".encode()).hexdigest()
         wanted[point_id(item.path, item.page)] = (item, digest)
     return wanted
 
@@ -461,6 +462,7 @@ def _points(store, items, info: ModelInfo, limit: int, origin: str):
                             "name": os.path.basename(item.path),
                             "page": item.page,
                             "kind": item.kind,
+                            "role": item.role,
                             "hash": None,
                             "text": item.text,
                             "spans": spans.reshape(-1).astype(int).tolist(),

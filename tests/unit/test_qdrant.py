@@ -261,3 +261,30 @@ def test_a_collection_deleted_behind_the_stores_back_is_filled_again(float16_sto
     release(target)
     second = index.sync(location, "again")
     assert second.upserted == first.upserted == second.points > 0
+
+
+@pytest.fixture(scope="module")
+def mirrored_manual(tmp_path_factory):
+    """A manual with a contents page and an index page (tests/unit/test_page_roles.py), mirrored."""
+    from tests.unit.test_page_roles import _manual
+
+    root = tmp_path_factory.mktemp("qroles")
+    (root / "docs").mkdir()
+    _manual(root / "docs" / "apt-manual.pdf")
+    index = Index.open(root / "store", create=True, token_dtype="float16")
+    index.update([root / "docs"], ocr="never")
+    index.sync(str(root / "db"), "pages")
+    remote = QdrantIndex.open(str(root / "db"), "pages")
+    yield index, remote
+    remote.close()
+
+
+@pytest.mark.parametrize("mode", ["smart", "pooled", "late"])
+def test_contents_pages_lose_the_same_penalty_as_locally(mirrored_manual, mode):
+    index, remote = mirrored_manual
+    for query in ("removing and uninstalling packages", "keeping a greenhouse of orchids", "apt purge"):
+        local, theirs = index.search(query, k=3, mode=mode), remote.search(query, k=3, mode=mode)
+        _same(local, theirs)
+        assert [h.as_json().get("page_role") for h in local] == [h.as_json().get("page_role") for h in theirs]
+    roles = {h.page: h.as_json().get("page_role") for h in remote.search("removing and uninstalling packages", k=5)}
+    assert roles.get(1) == "contents" and roles.get(5) == "index" and roles.get(3) is None
