@@ -373,8 +373,9 @@ def pca_init(query_tokens: np.ndarray, components: int = defaults.TUNE_PCA_COMPO
 
 
 def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs, init="identity", both_sides=None, frozen=None):
-    """Train the adapter (``frozen``: the held-back figures without it, when already measured); returns (best adapter or None if epoch 0 stayed best, its Measured, history,
-    (last epoch's adapter, its Measured) or None)."""
+    """Train the adapter (``frozen``: the held-back figures without it, when already measured).
+    Returns (best adapter or None if epoch 0 stayed best, its Measured, history, (last epoch's
+    adapter, its Measured) or None)."""
     import torch
 
     torch.manual_seed(defaults.TUNE_SEED)
