@@ -16,14 +16,12 @@ import argparse
 from contextlib import contextmanager
 
 import numpy as np
+from _stores import open_store  # benchmarks/, the script's own folder
 
 from smartcli import defaults
-from smartcli.index import _reading
 from smartcli.models.base import normalize_text
-from smartcli.models.registry import load_encoder
 from smartcli.search.evaluate import load_judgments, score_run
 from smartcli.search.scoring import Weights
-from smartcli.search.searcher import Searcher
 
 K = defaults.CANDIDATES
 
@@ -61,10 +59,7 @@ def exhaustive_scores(store_path: str, queries: str):
     """(judged queries, encoder, searcher, encoded queries, anchor and MaxSim of each against every
     page) while the store is open for reading."""
     judged = load_judgments(queries)
-    with _reading(store_path) as store, store.read_snapshot():
-        info = store.model
-        encoder = load_encoder(info.spec, "cpu", info.extra)
-        searcher = Searcher(store, encoder, device="cpu", cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=None)
+    with open_store(store_path, shortlist=None) as (_, encoder, searcher):
         encoded = encoder.encode_queries([normalize_text(q.query) or q.query for q in judged])
         yield judged, encoder, searcher, encoded, searcher.score(encoded, Weights(0.0, 1.0))
 

@@ -23,28 +23,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _stores import open_store, outline_pairs  # benchmarks/, the script's own folder
 
 from smartcli import defaults
-from smartcli.index import _reading
-from smartcli.ingest.outlines import mine_outlines
 from smartcli.models.base import normalize_text
-from smartcli.models.registry import load_encoder
 from smartcli.search.evaluate import load_judgments, matches
 from smartcli.search.scoring import Weights
-from smartcli.search.searcher import Searcher
 from smartcli.search.tuning import Pair, _item_tokens, adapt, adapted_pages, as_stored, measure, significantly_better, tune
-
-
-def outline_pairs(searcher) -> list[Pair]:
-    indexed = {(item.path, item.page) for item in searcher.items}
-    pdfs = sorted({item.path for item in searcher.items if item.kind == "pdf"})
-    mined, _ = mine_outlines(pdfs, False)
-    out = []
-    for pair in mined:
-        pages = {(pair.path, page) for page in pair.pages if (pair.path, page) in indexed}
-        if pages:
-            out.append(Pair(pair.query, pages))
-    return out
 
 
 def judged_pairs(path: str, searcher) -> list[Pair]:
@@ -69,10 +54,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     variants = args.variants.split(",")
-    with _reading(Path(args.store)) as store, store.read_snapshot():
-        info = store.model
-        encoder = load_encoder(info.spec, args.device, info.extra)
-        searcher = Searcher(store, encoder, device=args.device, cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=defaults.CANDIDATES)
+    with open_store(args.store, args.device) as (store, encoder, searcher):
         dtype = store.token_dtype
         token_bytes = sum(f.stat().st_size for f in Path(args.store).rglob("*.h5"))
         print(f"store {args.store}: {len(searcher.items)} pages, tokens stored as {dtype}, segment files {token_bytes / 1e6:.1f} MB; "

@@ -16,23 +16,14 @@ import argparse
 import time
 
 import numpy as np
+from _stores import open_store, outline_pairs  # benchmarks/, the script's own folder
 
 from smartcli import defaults
-from smartcli.index import _reading
-from smartcli.ingest.outlines import body_pairs, mine_outlines
+from smartcli.ingest.outlines import body_pairs
 from smartcli.models.base import normalize_text
-from smartcli.models.registry import load_encoder
 from smartcli.search.evaluate import load_judgments, score_run
 from smartcli.search.scoring import Weights
-from smartcli.search.searcher import Searcher
 from smartcli.search.tuning import Pair, adapt, best_of, measure, split_pairs, tune, weight_grid
-
-
-def outline_pairs(searcher) -> list[Pair]:
-    indexed = {(item.path, item.page) for item in searcher.items}
-    mined, _ = mine_outlines(sorted({item.path for item in searcher.items if item.kind == "pdf"}), False)
-    pairs = [Pair(p.query, {(p.path, page) for page in p.pages if (p.path, page) in indexed}) for p in mined]
-    return [p for p in pairs if p.pages]
 
 
 def judged_ndcg(searcher, judged, encoded, weights: Weights) -> float:
@@ -47,10 +38,7 @@ def main() -> None:
     parser.add_argument("--queries", required=True, help="judged queries (never trained on)")
     args = parser.parse_args()
     judged = load_judgments(args.queries)
-    with _reading(args.store) as store, store.read_snapshot():
-        info = store.model
-        encoder = load_encoder(info.spec, "cpu", info.extra)
-        searcher = Searcher(store, encoder, device="cpu", cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=defaults.CANDIDATES)
+    with open_store(args.store) as (_, encoder, searcher):
         started = time.monotonic()
         result = tune(searcher, outline_pairs(searcher), True, guard=False)
         adapter, weights = result.adapter, result.adapted.weights

@@ -17,13 +17,10 @@ import os
 import time
 
 import numpy as np
+from _stores import open_store, outline_pairs  # benchmarks/, the script's own folder
 
 from smartcli import defaults
-from smartcli.index import _reading
-from smartcli.ingest.outlines import mine_outlines
-from smartcli.models.registry import load_encoder
 from smartcli.search.scoring import Weights
-from smartcli.search.searcher import Searcher
 from smartcli.search.tuning import _hard_negatives
 
 
@@ -46,16 +43,11 @@ def main() -> None:
     parser.add_argument("--store", required=True)
     parser.add_argument("--queries", type=int, default=400, help="outline headings to mine for")
     args = parser.parse_args()
-    with _reading(args.store) as store, store.read_snapshot():
-        info = store.model
-        encoder = load_encoder(info.spec, "cpu", info.extra)
-        searcher = Searcher(store, encoder, device="cpu", cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=defaults.CANDIDATES)
-        pdfs = sorted({item.path for item in searcher.items if item.kind == "pdf"})
-        mined, _ = mine_outlines(pdfs, False)
+    with open_store(args.store) as (_, encoder, searcher):
         index_of = {(item.path, item.page): i for i, item in enumerate(searcher.items)}
-        pairs = mined[: args.queries]
+        pairs = outline_pairs(searcher)[: args.queries]
         encoded = encoder.encode_queries([p.query for p in pairs])
-        positives = [[index_of[(p.path, page)] for page in p.pages if (p.path, page) in index_of] for p in pairs]
+        positives = [[index_of[page] for page in p.pages] for p in pairs]
         on_the_search_path(searcher, encoded[:8], positives[:8])  # warm: the kernel compiled, the segments resident
         print(f"store {args.store}: {len(searcher.items)} pages, {len(encoded)} queries, shortlist {searcher.shortlist}; "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")

@@ -698,7 +698,7 @@ class Index:
         directions (``init="pca"``). The store is read while
         training and locked only to record the result (``wait``: wait for another writer).
         """
-        from smartcli.ingest.outlines import mine_outlines
+        from smartcli.ingest.outlines import mine_indexed
         from smartcli.models.registry import load_encoder
         from smartcli.search.searcher import Searcher
         from smartcli.search.tuning import INITS, Pair, load_user_pairs, match_user_pairs, tune
@@ -720,18 +720,10 @@ class Index:
             used: list = []
             counts: dict = {}
             if outline:
-                indexed = {(item.path, item.page) for item in searcher.items}
-                pdfs = sorted({item.path for item in searcher.items if item.kind == "pdf"})
-                mined, report = mine_outlines(pdfs, heading_path)
+                found, report = mine_indexed(searcher.items, heading_path)
                 for path, reason in report.unreadable:
                     events.message(f"{path}: outline not read ({reason})")
-                for pair in mined:
-                    pages = {(pair.path, page) for page in pair.pages if (pair.path, page) in indexed}
-                    if pages:
-                        used.append(Pair(pair.query, pages))
-                    else:
-                        report.drop("not_indexed")
-                report.pairs = len(used)
+                used += [Pair(query, pages) for query, pages in found]
                 counts["outline"] = report.as_json()
                 events.message(
                     f"{report.pairs} pairs from the outlines of {report.with_outline} of {report.files} PDFs "

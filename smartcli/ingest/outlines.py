@@ -148,6 +148,23 @@ def mine_outlines(paths: list[str], heading_path: bool = False, report: MiningRe
     return kept, report
 
 
+
+def mine_indexed(items, heading_path: bool = False) -> tuple[list[tuple[str, set[tuple[str, int]]]], MiningReport]:
+    """The outline pairs of the indexed PDFs among ``items`` (each with ``path``, ``page``,
+    ``kind``) as (query, its indexed (path, page)s); an entry none of whose pages is indexed is
+    counted as ``not_indexed``."""
+    indexed = {(item.path, item.page) for item in items}
+    mined, report = mine_outlines(sorted({item.path for item in items if item.kind == "pdf"}), heading_path)
+    found = []
+    for pair in mined:
+        pages = {(pair.path, page) for page in pair.pages if (pair.path, page) in indexed}
+        if pages:
+            found.append((pair.query, pages))
+        else:
+            report.drop("not_indexed")
+    report.pairs = len(found)
+    return found, report
+
 # -- pseudo-queries from the page body (inverse cloze) -------------------------------------------
 
 _SENTENCE = re.compile(r"[^.!?;:\n]+(?:[.!?;:](?=\s|$)|\n\s*\n|$)", re.DOTALL)
