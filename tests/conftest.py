@@ -2,6 +2,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CORPUS = ROOT / "sample_corpus"
+
+
+@contextmanager
+def searching(store_path, shortlist=None):
+    """(store, encoder, searcher) of a store opened for reading with its own model, on the CPU."""
+    from smartcli.models.registry import load_encoder
+    from smartcli.search.searcher import Searcher
+    from smartcli.store.catalog import Store
+
+    with Store.open(store_path) as store, store.read_snapshot():
+        encoder = load_encoder(store.model.spec, "cpu", store.model.extra)
+        yield store, encoder, Searcher(store, encoder, device="cpu", shortlist=shortlist)
 
 
 @pytest.fixture(scope="session")

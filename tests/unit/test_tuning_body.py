@@ -5,11 +5,9 @@ import numpy as np
 
 from smartcli import defaults
 from smartcli.ingest.outlines import body_candidates, body_pairs
-from smartcli.models.registry import load_encoder
 from smartcli.search.scoring import Weights
-from smartcli.search.searcher import Searcher
 from smartcli.search.tuning import Pair, hide_own_sentences
-from smartcli.store.catalog import Store
+from tests.conftest import searching
 
 PAGE = (
     "Chapter 3\n\n"
@@ -36,10 +34,7 @@ def test_prose_sentences_become_queries_code_and_headings_do_not():
 
 def test_the_own_page_is_scored_as_if_its_sentence_were_not_there(sample_store):
     store_path, _ = sample_store
-    with Store.open(store_path) as store, store.read_snapshot():
-        info = store.model
-        encoder = load_encoder(info.spec, "cpu", info.extra)
-        searcher = Searcher(store, encoder, device="cpu", shortlist=None)
+    with searching(store_path) as (store, encoder, searcher):
         cut = body_pairs([(item.path, item.page, item.text) for item in searcher.items])
         assert cut
         b = cut[0]

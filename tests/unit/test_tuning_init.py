@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 
 from smartcli import ErrorKind, Index, SmartError
-from smartcli.models.registry import load_encoder
 from smartcli.search.scoring import Weights
-from smartcli.search.searcher import Searcher
 from smartcli.search.tuning import Pair, _hard_negatives, _item_tokens, adapted_pages, as_stored, late_against, measure, pca_init, tune
 from smartcli.store.catalog import Store
 from smartcli.store.tuning import Adapter, load_adapter, read_tuning
-from tests.conftest import run_smart
+from tests.conftest import run_smart, searching
 
 
 def test_pca_init_takes_the_top_principal_direction_out_of_the_query_tokens():
@@ -66,10 +64,7 @@ def test_an_unknown_init_is_refused_before_anything_is_read(store_copy):
 
 def test_both_sides_scores_the_re_encoded_pages_as_the_store_does_and_trains(sample_store):
     store_path, _ = sample_store
-    with Store.open(store_path) as store, store.read_snapshot():
-        info = store.model
-        encoder = load_encoder(info.spec, "cpu", info.extra)
-        searcher = Searcher(store, encoder, device="cpu", shortlist=None)
+    with searching(store_path) as (store, encoder, searcher):
         items = list(range(len(searcher.items)))
         stored = _item_tokens(searcher, items)
         floats = {i: e.tokens for i, e in zip(items, encoder.encode_documents([searcher.items[i].text for i in items]))}
@@ -93,10 +88,7 @@ def test_both_sides_scores_the_re_encoded_pages_as_the_store_does_and_trains(sam
 @pytest.mark.parametrize("shortlist", [None, 4])
 def test_hard_negatives_are_the_pages_the_untuned_search_ranks_highest(sample_store, shortlist):
     store_path, _ = sample_store
-    with Store.open(store_path) as store, store.read_snapshot():
-        info = store.model
-        encoder = load_encoder(info.spec, "cpu", info.extra)
-        searcher = Searcher(store, encoder, device="cpu", shortlist=shortlist)
+    with searching(store_path, shortlist) as (store, encoder, searcher):
         encoded = encoder.encode_queries(["bread dough sticking", "router password", "repot a plant", "terminal copy files"])
         own = [[0], [], [1, 2], [3]]
         mined = _hard_negatives(searcher, encoded, own, n=3)
