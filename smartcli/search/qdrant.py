@@ -164,12 +164,12 @@ class QdrantSearcher:
         ``k`` after the contents-page penalty is exact: while the k-th best penalized score is
         below the last fetched point's raw score, a point not fetched could still outrank it."""
         weight = weights.lambda_anchor if not weights.needs_tokens else weights.lambda_late
+        penalty = navigation_penalty(weights)
         limit = k
         while True:
             points = self._query(request(limit))
             if len(points) < limit or not points:
                 return points
-            penalty = navigation_penalty(weights)
             scores = sorted((weight * p.score / per - (penalty if is_navigation((p.payload or {}).get("role")) else 0.0) for p in points), reverse=True)
             if scores[k - 1] >= weight * points[-1].score / per:
                 return points
