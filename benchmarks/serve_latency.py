@@ -116,7 +116,8 @@ def main() -> None:
         queries = DEFAULT_QUERIES
         if args.queries:
             queries = [json.loads(line)["query"] for line in open(args.queries, encoding="utf-8") if line.strip()]
-        first, warm = queries[0], (queries[1:] * args.n)[: args.n] or [first]
+        first = queries[0]
+        warm = (queries[1:] * args.n)[: args.n] or [first]
 
         started = time.perf_counter()
         process, base = start_server(args.store, str(Path(tmp) / "cache"))
