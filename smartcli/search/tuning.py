@@ -496,7 +496,7 @@ def _hard_negatives(searcher, encoded: list[Encoded], positives: list[list[int]]
 
     The search's scores, computed the other way round: each page's decoded token states against
     the tokens of every query that has the page in its anchor shortlist, in one matrix product:
-    5.4x faster than scoring each query's shortlist with the 1-bit kernel as search does, with
+    4.7-5.4x faster than scoring each query's shortlist with the 1-bit kernel as search does, with
     the same negatives (benchmarks/tune_mining.py; mining had taken 85 of tune's 238 s on
     1,271 pages)."""
     weights = Weights(defaults.LAMBDA_ANCHOR, defaults.LAMBDA_LATE)
