@@ -21,13 +21,15 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Index": "smartcli.index",
     "QdrantIndex": "smartcli.index",
+    "UpdateOptions": "smartcli.ingest.pipeline",
+    "SearchOptions": "smartcli.search.session",
+    "SyncOptions": "smartcli.usecases.qdrant",
     "SyncSummary": "smartcli.store.qdrant",
-    "Status": "smartcli.index",
-    "Unencoded": "smartcli.index",
-
-
-    "VerifyReport": "smartcli.index",
-    "UpdateEvents": "smartcli.index",
+    "Status": "smartcli.usecases.reports",
+    "Unencoded": "smartcli.usecases.reports",
+    "VerifyReport": "smartcli.usecases.reports",
+    "TuneSummary": "smartcli.usecases.tune",
+    "UpdateEvents": "smartcli.ingest.events",
     "Hit": "smartcli.search.searcher",
     "Scope": "smartcli.search.searcher",
     "TokenMatch": "smartcli.search.explain",

@@ -28,6 +28,7 @@ class ErrorKind(str, enum.Enum):
     BAD_INPUT = "bad_input"  # an input file (query picture, judgments) that cannot be used
     NOT_FOUND = "not_found"  # a page or file asked for is not in the index
     BACKEND_UNAVAILABLE = "backend_unavailable"  # a search engine (Qdrant) cannot be reached or refused a request
+    MISSING_DEPENDENCY = "missing_dependency"  # an optional package is not installed; ``package`` and ``extra`` name it
 
 
 class SmartWarning(UserWarning):

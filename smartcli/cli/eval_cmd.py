@@ -3,9 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
+import typer
+
+from smartcli import defaults
 from smartcli.cli.errors import EXIT_OK, describe, exit_code
+from smartcli.cli.options import DeviceOption, StoreOption
 from smartcli.cli.present import print_json_line, stdout, warn
+
+
+def evaluate(
+    queries: Path = typer.Option(..., "--queries", "-q", help="Judged queries, JSON lines: {\"qid\", \"query\", \"relevant\": [{\"file\", \"page\"}], \"kind\"?}. Files match by base name or by path.", show_default=False),
+    store: Optional[Path] = StoreOption,
+    lambda_anchor: Optional[float] = typer.Option(None, "--lambda-anchor", help=f"Weight of the pooled cosine for the smart row. Default: the store's (`smart tune`), else {defaults.LAMBDA_ANCHOR}.", show_default=False),
+    lambda_late: Optional[float] = typer.Option(None, "--lambda-late", help=f"Weight of the MaxSim term for the smart row. Default: the store's (`smart tune`), else {defaults.LAMBDA_LATE}.", show_default=False),
+    sweep: bool = typer.Option(False, "--sweep", help="Also score a grid of lambda_late values (lambda_anchor 1) and mark the best row."),
+    per_query: bool = typer.Option(False, "--per-query", help="Also show each query's first relevant rank and scores (smart row)."),
+    top_k: int = typer.Option(defaults.TOP_K, "--k", "-k", min=1, help="Cut-off rank of the metrics."),
+    json_output: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
+    device: str = DeviceOption,
+    candidates: int = typer.Option(
+        defaults.CANDIDATES, "--candidates", min=1, help="Measure two-stage search with this shortlist, as `smart search` runs it."
+    ),
+    exhaustive: bool = typer.Option(False, "--exhaustive", help="Measure exhaustive search (every page scored with SMART)."),
+) -> None:
+    """Measure MRR@k, Recall@k and nDCG@k of pooled, late and smart search on judged queries (on the path `smart search` takes)."""
+    raise typer.Exit(run_eval(queries, store, lambda_anchor, lambda_late, sweep, per_query, top_k, json_output, device, None if exhaustive else candidates))
 
 
 def run_eval(

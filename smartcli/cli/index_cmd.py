@@ -5,59 +5,116 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from typing import Optional
+
+import typer
+
+from smartcli import defaults
 from smartcli.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, describe, exit_code
+from smartcli.cli.options import (
+    CollectionOption,
+    DeviceOption,
+    OnDiskOption,
+    QdrantFormatOption,
+    QdrantOption,
+    ReplicasOption,
+    ShardsOption,
+    StoreOption,
+)
 from smartcli.cli.present import format_bytes, print_json_line, print_line, printable, stderr, warn
 
 
-def run_index(
-    paths: list[Path] | None,
-    store_path: Path | None,
-    model: str | None,
-    device: str,
-    batch_pages: int,
-    batch_size: int | None,
-    token_dtype: str,
-    rebuild: bool,
-    dry_run: bool,
-    json_output: bool,
-    wait: bool = False,
-    dpi: float | None = None,
-    max_pixels: int | None = None,
-    ocr: str = "auto",
-    ocr_lang: str = "eng",
-    ocr_workers: int = 0,
-    qdrant: dict | None = None,
-    read_timeout: float | None = None,
-) -> int:
-    from smartcli import Index, SmartError
+def index(
+    paths: Optional[list[Path]] = typer.Argument(
+        None, help="Files or folders to index (folders are walked recursively). Default: the paths the store already covers.", show_default=False
+    ),
+    store: Optional[Path] = StoreOption,
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Hugging Face id or local folder of the embedding model. Default: the store's model, else the packaged all-MiniLM-L6-v2."
+    ),
+    device: str = DeviceOption,
+    batch_pages: int = typer.Option(defaults.BATCH_PAGES, "--batch-pages", min=1, help="Pages committed to the store per batch (an interrupted run keeps finished batches)."),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", min=1, help=f"Text windows or pictures per forward pass. Default: {defaults.TEXT_BATCH_SIZE}; 8 for Qwen-VL-based models.", show_default=False
+    ),
+    dpi: Optional[float] = typer.Option(
+        None, "--dpi", min=1, help="Image models: resolution PDF pages are rendered at. Default: what fills the model's pixel budget.", show_default=False
+    ),
+    max_pixels: Optional[int] = typer.Option(
+        None, "--max-pixels", min=1, help="Qwen-VL and SigLIP 2 NaFlex models: pixel budget per page or image (sets token count and size). Default: the model's.", show_default=False
+    ),
+    token_dtype: str = typer.Option(defaults.TOKEN_DTYPE, "--token-dtype", help="Storage of token states for a new store: binary (1 bit per dimension, ~31 KB per text page with the default model), int8 (per-token scale) or float16."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Index from scratch into a new catalog built beside the old one and swapped in at the end (also the way out of a damaged store)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be added, updated, moved and removed, and change nothing."),
+    json_output: bool = typer.Option(False, "--json", help="Print the end-of-run summary as one JSON object."),
+    wait: bool = typer.Option(False, "--wait", help="If another `smart index` is writing to the store, wait for it instead of exiting with code 5."),
+    ocr: str = typer.Option(
+        defaults.OCR_MODE, "--ocr", help="OCR for text models: auto (images, and pages whose text layer is empty or nearly so), always (every page) or never."
+    ),
+    ocr_lang: str = typer.Option(defaults.OCR_LANGUAGE, "--ocr-lang", help="Tesseract language(s) of the OCR, joined by '+': eng, deu, eng+fra."),
+    ocr_workers: int = typer.Option(defaults.OCR_WORKERS, "--ocr-workers", min=0, help="OCR worker processes. Default: one per CPU.", show_default=False),
+    qdrant: Optional[str] = QdrantOption,
+    collection: str = CollectionOption,
+    qdrant_format: str = QdrantFormatOption,
+    shards: Optional[int] = ShardsOption,
+    replicas: Optional[int] = ReplicasOption,
+    on_disk: bool = OnDiskOption,
+    read_timeout: float = typer.Option(
+        defaults.READ_TIMEOUT_SECONDS, "--read-timeout", min=0.1, help="Seconds one file's text may take to read; a file past it is skipped, and not read again until it changes."
+    ),
+) -> None:
+    """Index PDFs and images under PATHS (new and changed files encoded, moved and copied ones recognized, gone ones removed).
+    With --qdrant, the store is then mirrored into the collection (only the difference is sent)."""
+    from smartcli import Index, SmartError, SyncOptions, UpdateOptions
 
-    paths = list(paths) if paths else None  # none: the paths the store already covers
     try:
-        index = Index.open(store_path, create=True, model=model, device=device, token_dtype=token_dtype)
-        if dry_run:
-            print_plan(index.plan(paths, ocr=ocr, ocr_lang=ocr_lang, wait=wait), json_output)
-            return EXIT_OK
-        progress = _Progress(index.path)
-        try:
-            with progress as events:
-                summary = index.update(
-                    paths, ocr=ocr, ocr_lang=ocr_lang, ocr_workers=ocr_workers, batch_pages=batch_pages, batch_size=batch_size,
-                    dpi=dpi, max_pixels=max_pixels, rebuild=rebuild, wait=wait, events=events,
-                    **({} if read_timeout is None else {"read_timeout": read_timeout}),
-                )
-        except KeyboardInterrupt:
-            files = progress.counts.files
-            warn(f"interrupted: {files} file{'' if files == 1 else 's'} committed; run again to resume")
-            return EXIT_INTERRUPTED
+        options = UpdateOptions(
+            ocr=ocr, ocr_lang=ocr_lang, ocr_workers=ocr_workers, batch_pages=batch_pages, batch_size=batch_size, dpi=dpi,
+            max_pixels=max_pixels, rebuild=rebuild, wait=wait, read_timeout=read_timeout,
+        )
+        mirror = SyncOptions(qdrant, collection, token_format=qdrant_format, shards=shards, replicas=replicas, on_disk=on_disk, wait=wait) if qdrant else None
+        target = Index.open(store, create=True, model=model, device=device, token_dtype=token_dtype)
+    except SmartError as exc:
+        warn(describe(exc))
+        raise typer.Exit(exit_code(exc)) from None
+    paths = list(paths) if paths else None  # none: the paths the store already covers
+    if dry_run:
+        raise typer.Exit(run_plan(target, paths, options, json_output))
+    raise typer.Exit(run_index(target, paths, options, mirror, json_output))
+
+
+def run_plan(index, paths, options, json_output: bool) -> int:
+    from smartcli import SmartError
+
+    try:
+        print_plan(index.plan(paths, options), json_output)
+    except SmartError as exc:
+        warn(describe(exc))
+        return exit_code(exc)
+    return EXIT_OK
+
+
+def run_index(index, paths, options, mirror, json_output: bool) -> int:
+    """Update the store, then mirror it into Qdrant when asked; progress on stderr, the summary on stdout."""
+    from smartcli import SmartError
+
+    progress = _Progress(index.path)
+    try:
+        with progress as events:
+            summary = index.update(paths, options, events=events)
+    except KeyboardInterrupt:
+        files = progress.counts.files
+        warn(f"interrupted: {files} file{'' if files == 1 else 's'} committed; run again to resume")
+        return EXIT_INTERRUPTED
     except SmartError as exc:
         warn(describe(exc))
         return exit_code(exc)
     mirrored = None
-    if qdrant is not None:
-        from smartcli.cli.sync_cmd import print_sync
+    if mirror is not None:
+        from smartcli.cli.sync_cmd import print_sync, printed_messages
 
         try:
-            mirrored = index.sync(**qdrant, wait=wait, events=_Messages())
+            mirrored = index.sync(options=mirror, events=printed_messages())
         except SmartError as exc:
             print_summary(summary, json_output)
             warn(f"{describe(exc)}; the local store is up to date, run the same command again to finish the Qdrant sync")
@@ -66,16 +123,6 @@ def run_index(
     if mirrored is not None and not json_output:
         print_sync(mirrored, False)
     return EXIT_OK if summary.complete else EXIT_SKIPPED
-
-
-def _Messages():
-    from smartcli import UpdateEvents
-
-    class Messages(UpdateEvents):
-        def message(self, text: str) -> None:
-            warn(text)
-
-    return Messages()
 
 
 class _Progress:

@@ -10,14 +10,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, TextIO
+from typing import TYPE_CHECKING, Iterator, Optional, TextIO
+
+import typer
 
 from smartcli import defaults
 from smartcli.cli.errors import EXIT_OK, EXIT_USAGE, describe, exit_code
+from smartcli.cli.options import CandidatesOption, CollectionOption, DeviceOption, ExhaustiveOption, QdrantOption, StoreOption, complete
 from smartcli.cli.present import AnswerPrinter, stderr, warn
 
 if TYPE_CHECKING:  # imported lazily at run time: argument errors must not pay for numpy
-    from smartcli import Index, Scope
+    from smartcli import Index, SearchOptions
 
 # Queries read from a regular file are scored this many at a time, sharing each read of the
 # token states. From a pipe or a terminal each query is answered as soon as its line arrives.
@@ -32,98 +35,100 @@ HISTORY_LENGTH = 1000
 ended_at_prompt = False
 
 
-@dataclass(frozen=True)
-class Request:
-    """What every query of one run shares: the options of ``Index.search``."""
-
-    top_k: int
-    mode: str
-    lambda_anchor: float | None
-    lambda_late: float | None
-    scope: Scope
-    min_score: float | None
-
-    @property
-    def options(self) -> dict:
-        return dict(mode=self.mode, lambda_anchor=self.lambda_anchor, lambda_late=self.lambda_late, scope=self.scope, min_score=self.min_score)
-
-    @property
-    def shows_late(self) -> bool:
-        return self.mode == "late" or (self.mode == "smart" and self.lambda_late != 0)
-
-
-def run_search(
-    query: str | None,
-    queries_file: str | None,
-    like: str | None,
-    store: Path | None,
-    mode: str,
-    lambda_anchor: float | None,
-    lambda_late: float | None,
-    top_k: int,
-    json_output: bool,
-    files_only: bool,
-    explain: bool,
-    path_prefixes: list[str],
-    globs: list[str],
-    kind: str | None,
-    min_score: float | None,
-    chunk_size: int | None,
-    device: str,
-    image: Path | None = None,
-    shortlist: int | None = None,
-    qdrant: tuple[str, str] | None = None,
-) -> int:
-    interactive = query is None and queries_file is None and like is None and image is None
+def search(
+    query: Optional[str] = typer.Argument(None, help="The query text. Leave it out on a terminal for an interactive prompt.", show_default=False),
+    queries: Optional[str] = typer.Option(
+        None,
+        "--queries",
+        "-q",
+        help="Run many queries from FILE ('-' for stdin): one per line, plain text or JSON {\"qid\", \"query\"}. "
+        "Prints JSON lines; from a pipe each line is answered as soon as it arrives.",
+    ),
+    like: Optional[str] = typer.Option(
+        None, "--like", metavar="PATH[:PAGE]", help="More like this: rank pages by similarity to an indexed page (its stored vectors, no re-encoding)."
+    ),
+    store: Optional[Path] = StoreOption,
+    mode: str = typer.Option(
+        "smart", "--mode", help="smart (anchor + late), pooled (anchor only) or late (MaxSim only, over every page: no anchor shortlist).", autocompletion=complete(*MODES)
+    ),
+    lambda_anchor: Optional[float] = typer.Option(None, "--lambda-anchor", help=f"Weight of the pooled cosine. Default: the store's, if `smart tune` chose one, else {defaults.LAMBDA_ANCHOR}.", show_default=False),
+    lambda_late: Optional[float] = typer.Option(None, "--lambda-late", help=f"Weight of the MaxSim term. Default: the store's, if `smart tune` chose one, else {defaults.LAMBDA_LATE}.", show_default=False),
+    top_k: int = typer.Option(defaults.TOP_K, "--top-k", "-k", min=1, help="Results per query."),
+    json_output: bool = typer.Option(False, "--json", help="One JSON object per query per line on stdout."),
+    files_only: bool = typer.Option(False, "--files-only", "-l", help="Only PATH:PAGE (PATH for an image) per result, one per line."),
+    explain: bool = typer.Option(False, "--explain", help="Show, per query token, the page word it matched and the similarity."),
+    path_prefix: list[str] = typer.Option([], "--path-prefix", metavar="PREFIX", help="Only results whose path starts with PREFIX (repeatable).", show_default=False),
+    glob: list[str] = typer.Option([], "--glob", metavar="PATTERN", help="Only results matching PATTERN: '*.pdf' matches file names, 'manuals/*' paths (repeatable).", show_default=False),
+    kind: Optional[str] = typer.Option(
+        None, "--kind", metavar="pdf|image", help="Only results of this kind.", show_default=False, autocompletion=complete(*KINDS)
+    ),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Only results scoring at least this (in the --mode's scale).", show_default=False),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", min=1, help=f"Items scored per chunk. Default: automatic (about {defaults.CHUNK_TOKENS // 1000}k token states per chunk).", show_default=False),
+    device: str = DeviceOption,
+    image: Optional[Path] = typer.Option(
+        None, "--image", help="Search with the picture in PATH instead of text (stores built with an image model).", show_default=False
+    ),
+    candidates: int = CandidatesOption,
+    exhaustive: bool = ExhaustiveOption,
+    qdrant: Optional[str] = QdrantOption,
+    collection: str = CollectionOption,
+) -> None:
+    """Search the index with plain-language QUERY, many --queries, a picture (--image) or --like an indexed page.
+    With --qdrant, search that Qdrant collection instead of the local store (same scores and results)."""
+    interactive = query is None and queries is None and like is None and image is None
     _print_engine_warnings()
-    problem = usage_problem(query, queries_file, like, image, interactive, json_output, files_only, explain, kind, mode)
+    problem = usage_problem(query, queries, like, image, interactive, json_output, files_only, explain, kind, mode)
     if problem:
         warn(problem)
-        return EXIT_USAGE
+        raise typer.Exit(EXIT_USAGE)
     try:
         like_target = parse_like(like) if like is not None else None
     except ValueError as exc:
         warn(str(exc))
-        return EXIT_USAGE
-    request = build_request(mode, lambda_anchor, lambda_late, top_k, path_prefixes, globs, kind, min_score)
-    form = "json" if json_output else "files" if files_only else "json" if queries_file else "table"
-    printer = AnswerPrinter(form, explain=explain, show_late=request.shows_late, framed=queries_file is not None)
+        raise typer.Exit(EXIT_USAGE) from None
+    form = "json" if json_output else "files" if files_only else "json" if queries else "table"
     stream = None
-    if queries_file is not None:
+    if queries is not None:
         try:
-            stream = open_queries(queries_file)  # before the model loads: a wrong name fails at once
+            stream = open_queries(queries)  # before the model loads: a wrong name fails at once
         except OSError as exc:
-            warn(f"{queries_file}: {exc.strerror.lower() if exc.strerror else exc}")
-            return EXIT_USAGE
+            warn(f"{queries}: {exc.strerror.lower() if exc.strerror else exc}")
+            raise typer.Exit(EXIT_USAGE) from None
     if interactive:
         warn("loading the index and the model…")
-    from smartcli import Index, SmartError
+    from smartcli import Index, QdrantIndex, Scope, SearchOptions, SmartError
 
+    shortlist = None if exhaustive else candidates
     try:
-        # A process that answers many queries keeps token states in memory between them.
-        if qdrant is not None:
-            from smartcli import QdrantIndex
-
-            index = QdrantIndex.open(qdrant[0], qdrant[1], device=device, candidates=shortlist)
+        options = SearchOptions(
+            k=top_k, mode=mode, lambda_anchor=lambda_anchor, lambda_late=lambda_late, min_score=min_score,
+            scope=Scope(path_prefixes=tuple(absolute_prefix(p) for p in path_prefix), globs=tuple(glob), kinds=(kind,) if kind else ()),
+        )
+        printer = AnswerPrinter(form, explain=explain, show_late=shows_late(options), framed=queries is not None)
+        if qdrant:
+            index = QdrantIndex.open(qdrant, collection, device=device, candidates=shortlist)
         else:
+            # A process that answers many queries keeps token states in memory between them.
             index = Index.open(store, device=device, chunk_size=chunk_size, candidates=shortlist, warm=interactive or stream is not None)
         if like_target is not None:
-            source = index.item(*like_target)
-            printer.answer(index.like(*like_target, k=request.top_k, **request.options), like=source)
-            return EXIT_OK
-        if image is not None:
-            printer.answer(index.search_image(image, k=request.top_k, **request.options), image=image)
-            return EXIT_OK
-        if stream is not None:
+            printer.answer(index.like(*like_target, options=options), like=index.item(*like_target))
+        elif image is not None:
+            printer.answer(index.search_image(image, options=options), image=image)
+        elif stream is not None:
             with stream:
-                return run_queries(index, stream, "stdin" if queries_file == "-" else queries_file, request, printer)
-        if interactive:
-            return run_prompt(index, request, printer)
-        printer.answer(index.search(query, k=request.top_k, **request.options), query=query)
-        return EXIT_OK
+                raise typer.Exit(run_queries(index, stream, "stdin" if queries == "-" else queries, options, printer))
+        elif interactive:
+            raise typer.Exit(run_prompt(index, options, printer))
+        else:
+            printer.answer(index.search(query, options=options), query=query)
     except SmartError as exc:
         warn(describe(exc))
-        return exit_code(exc)
+        raise typer.Exit(exit_code(exc)) from None
+    raise typer.Exit(EXIT_OK)
+
+
+def shows_late(options: "SearchOptions") -> bool:
+    return options.mode == "late" or (options.mode == "smart" and options.lambda_late != 0)
 
 
 def usage_problem(query, queries_file, like, image, interactive, json_output, files_only, explain, kind, mode) -> str | None:
@@ -145,17 +150,6 @@ def usage_problem(query, queries_file, like, image, interactive, json_output, fi
     if mode not in MODES:
         return f"unknown mode {mode!r}; choose one of {', '.join(MODES)}"
     return None
-
-
-def build_request(mode, lambda_anchor, lambda_late, top_k, path_prefixes, globs, kind, min_score) -> Request:
-    from smartcli import Scope
-
-    scope = Scope(
-        path_prefixes=tuple(absolute_prefix(p) for p in path_prefixes),
-        globs=tuple(globs),
-        kinds=(kind,) if kind else (),
-    )
-    return Request(top_k, mode, lambda_anchor, lambda_late, scope, min_score)
 
 
 def absolute_prefix(prefix: str) -> str:
@@ -292,7 +286,7 @@ def is_regular_file(stream: TextIO) -> bool:
         return False
 
 
-def run_queries(index: Index, stream: TextIO, name: str, request: Request, printer: AnswerPrinter) -> int:
+def run_queries(index: Index, stream: TextIO, name: str, options: SearchOptions, printer: AnswerPrinter) -> int:
     """Answer every query of ``stream`` in order; a pipe gets each answer before its next line is read."""
     group = QUERY_GROUP if is_regular_file(stream) else 1
     bad_lines = 0
@@ -302,25 +296,25 @@ def run_queries(index: Index, stream: TextIO, name: str, request: Request, print
             if line.error is None:
                 pending.append(line)
                 if len(pending) >= group:
-                    answer_group(index, pending, request, printer)
+                    answer_group(index, pending, options, printer)
                     pending = []
                 continue
-            answer_group(index, pending, request, printer)  # keep answers in input order
+            answer_group(index, pending, options, printer)  # keep answers in input order
             pending = []
             warn(line.error)
             printer.error(line.error, line.qid)
             bad_lines += 1
-        answer_group(index, pending, request, printer)
+        answer_group(index, pending, options, printer)
     except UnicodeDecodeError as exc:
         warn(f"{name}: not UTF-8 text ({exc.reason})")
         return EXIT_USAGE
     return EXIT_USAGE if bad_lines else EXIT_OK
 
 
-def answer_group(index: Index, lines: list[QueryLine], request: Request, printer: AnswerPrinter) -> None:
+def answer_group(index: Index, lines: list[QueryLine], options: SearchOptions, printer: AnswerPrinter) -> None:
     if not lines:
         return
-    results = index.search_many([line.text for line in lines], request.top_k, **request.options)
+    results = index.search_many([line.text for line in lines], options=options)
     for line, hits in zip(lines, results):
         printer.answer(hits, query=line.text, qid=line.qid)
 
@@ -328,7 +322,7 @@ def answer_group(index: Index, lines: list[QueryLine], request: Request, printer
 # -- the interactive prompt -----------------------------------------------------------------
 
 
-def run_prompt(index: Index, request: Request, printer: AnswerPrinter) -> int:
+def run_prompt(index: Index, options: SearchOptions, printer: AnswerPrinter) -> int:
     """Read queries at a prompt until Ctrl-D, with the model and the index kept loaded."""
     index.load()  # the snapshot and the model, before the first prompt
     history = start_history()
@@ -348,7 +342,7 @@ def run_prompt(index: Index, request: Request, printer: AnswerPrinter) -> int:
                 continue
             started = time.perf_counter()
             try:
-                hits = index.search(text, k=request.top_k, **request.options)
+                hits = index.search(text, options=options)
             except KeyboardInterrupt:
                 warn("interrupted")
                 continue

@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Optional
 
+import typer
+
+from smartcli import defaults
 from smartcli.cli.errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE, describe, exit_code
+from smartcli.cli.options import DeviceOption, StoreOption
 from smartcli.cli.present import warn
 from smartcli.cli.web import LOOPBACK, ViewApp, make_server
+
+
+def serve(
+    store: Optional[Path] = StoreOption,
+    host: str = typer.Option(defaults.SERVE_HOST, "--host", help="Address to listen on. Anything but loopback needs a token (one is made up when --token is not given)."),
+    port: int = typer.Option(defaults.SERVE_PORT, "--port", min=0, max=65535, help="Port to listen on (0: any free one)."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="SMART_SERVE_TOKEN", help="Secret every request must carry (?token=, or the cookie the page sets).", show_default=False),
+    no_open: bool = typer.Option(False, "--no-open", help="Do not open the page in a browser."),
+    device: str = DeviceOption,
+) -> None:
+    """A local web view: search, page thumbnails with the matched words boxed, each page large with its token matches."""
+    raise typer.Exit(run_serve(store, host, port, token, not no_open, device))
 
 
 def run_serve(store: Path | None, host: str, port: int, token: str | None, open_browser: bool, device: str) -> int:

@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Optional
+
+import typer
 
 from smartcli.cli.errors import EXIT_ERROR, EXIT_OK, describe, exit_code, rebuild_hint
+from smartcli.cli.options import StoreOption
 from smartcli.cli.present import display_path, format_bytes, note_words, print_json_line, print_line, printable, stdout, warn
+
+
+def status(
+    store: Optional[Path] = StoreOption,
+    json_output: bool = typer.Option(False, "--json", help="Print the status as one JSON object."),
+    unencoded: bool = typer.Option(False, "--unencoded", help="List the pages and images recorded without vectors, and why, instead."),
+    verify: bool = typer.Option(False, "--verify", help="Also read every segment and page text and check them (identity, offsets, checksums); name what is damaged."),
+) -> None:
+    """Show what the store holds and how many indexed files changed on disk since."""
+    raise typer.Exit(run_unencoded(store, json_output) if unencoded else run_status(store, json_output, verify))
 
 
 def run_status(store_path: Path | None, json_output: bool, verify: bool = False) -> int:

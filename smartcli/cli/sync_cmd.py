@@ -3,45 +3,68 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
-from smartcli.cli.errors import EXIT_OK, describe, exit_code
+import typer
+
+from smartcli import defaults
+from smartcli.cli.errors import EXIT_OK, EXIT_USAGE, describe, exit_code
+from smartcli.cli.options import (
+    CollectionOption,
+    JsonOption,
+    OnDiskOption,
+    QdrantFormatOption,
+    QdrantOption,
+    ReplicasOption,
+    ShardsOption,
+    StoreOption,
+    WaitOption,
+)
 from smartcli.cli.present import format_bytes, print_json_line, print_line, warn
 
 
-def sync_options(qdrant: str | None, collection: str, api_key: str | None = None, token_format: str | None = None, shards=None, replicas=None,
-                 on_disk: bool = False, batch_points: int | None = None, max_tokens: int | None = None, timeout: float | None = None) -> dict:
-    """The keyword arguments of ``Index.sync`` the command line sets (unset ones keep their defaults)."""
-    from smartcli import defaults
+def sync(
+    store: Optional[Path] = StoreOption,
+    qdrant: Optional[str] = QdrantOption,
+    collection: str = CollectionOption,
+    qdrant_format: str = QdrantFormatOption,
+    shards: Optional[int] = ShardsOption,
+    replicas: Optional[int] = ReplicasOption,
+    on_disk: bool = OnDiskOption,
+    batch_points: int = typer.Option(defaults.QDRANT_BATCH_POINTS, "--batch-points", min=1, help="Points per upsert (each batch is recorded once Qdrant acknowledges it)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Token states per page in Qdrant; pages over it are pooled. Default: Qdrant's multivector limit.", show_default=False),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help=f"Seconds per request. Default: {defaults.QDRANT_TIMEOUT:g}.", show_default=False),
+    wait: bool = WaitOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """Push an existing store to a Qdrant collection: upsert new and changed pages, delete this store's removed ones (resumable)."""
+    if not qdrant:
+        warn("smart sync needs --qdrant URL|PATH (or $SMART_QDRANT_URL)")
+        raise typer.Exit(EXIT_USAGE)
+    from smartcli import Index, SmartError, SyncOptions
 
-    return {
-        "qdrant": qdrant,
-        "collection": collection,
-        "api_key": api_key,
-        "token_format": token_format or defaults.QDRANT_TOKEN_FORMAT,
-        "shards": shards,
-        "replicas": replicas,
-        "on_disk": on_disk,
-        "batch_points": batch_points or defaults.QDRANT_BATCH_POINTS,
-        "max_tokens": max_tokens,
-        "timeout": timeout,
-    }
+    try:
+        options = SyncOptions(
+            qdrant, collection, token_format=qdrant_format, shards=shards, replicas=replicas, on_disk=on_disk,
+            batch_points=batch_points, max_tokens=max_tokens, timeout=timeout, wait=wait,
+        )
+        summary = Index.open(store).sync(options=options, events=printed_messages())
+    except SmartError as exc:
+        warn(describe(exc))
+        raise typer.Exit(exit_code(exc)) from None
+    print_sync(summary, json_output)
+    raise typer.Exit(EXIT_OK)
 
 
-def run_sync(store_path: Path | None, options: dict, json_output: bool, wait: bool = False) -> int:
-    from smartcli import Index, SmartError, UpdateEvents
+def printed_messages():
+    """Events that print the engine's one-line reports on stderr."""
+    from smartcli import UpdateEvents
 
-    class Events(UpdateEvents):
+    class Messages(UpdateEvents):
         def message(self, text: str) -> None:
             warn(text)
 
-    try:
-        index = Index.open(store_path)
-        summary = index.sync(**options, wait=wait, events=Events())
-    except SmartError as exc:
-        warn(describe(exc))
-        return exit_code(exc)
-    print_sync(summary, json_output)
-    return EXIT_OK
+    return Messages()
 
 
 def print_sync(summary, json_output: bool) -> None:

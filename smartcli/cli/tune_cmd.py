@@ -3,9 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
+import typer
+
+from smartcli import defaults
 from smartcli.cli.errors import EXIT_OK, describe, exit_code
+from smartcli.cli.options import DeviceOption, StoreOption, WaitOption
 from smartcli.cli.present import print_json_line, print_line, warn
+
+
+def tune(
+    store: Optional[Path] = StoreOption,
+    pairs: Optional[Path] = typer.Option(
+        None, "--pairs", help="Labelled pairs, JSON lines: {\"query\", \"file\", \"page\"} (files match by base name or by path, as in `smart eval`).", show_default=False
+    ),
+    no_outline: bool = typer.Option(False, "--no-outline", help="Learn from --pairs only, not from the PDFs' outlines."),
+    heading_path: bool = typer.Option(False, "--heading-path", help="Mined queries carry their parent headings (\"Installing R > Linux\")."),
+    body: bool = typer.Option(False, "--body", help="Also learn from pseudo-queries cut from the pages' own text (inverse cloze; see docs/commands/tune.md)."),
+    adapter: bool = typer.Option(False, "--adapter", help="Also train the query-side adapter (measured: it helps held-back outline headings, but cost the development set's written queries 0.035 nDCG@10; see docs/commands/tune.md)."),
+    init: str = typer.Option(defaults.TUNE_INIT, "--init", help="How the adapter's Linear starts: identity (zero) or pca (takes out the query token states' top principal directions)."),
+    keep: bool = typer.Option(False, "--keep", help="Keep what was learned even if the held-back pairs do not improve (collections too small to judge)."),
+    reset: bool = typer.Option(False, "--reset", help="Back to the frozen model and the default weights."),
+    wait: bool = WaitOption,
+    json_output: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    device: str = DeviceOption,
+) -> None:
+    """Learn this store's fusion weights (and, with --adapter, a query-side adapter) from its PDFs' outlines or --pairs; kept only if held-back pairs improve."""
+    raise typer.Exit(run_tune(store, pairs, not no_outline, heading_path, adapter, keep, reset, wait, json_output, device, body, init))
 
 
 def run_tune(
@@ -19,8 +44,8 @@ def run_tune(
     wait: bool,
     json_output: bool,
     device: str,
-    body: bool = False,
-    init: str = "identity",
+    body: bool,
+    init: str,
 ) -> int:
     from smartcli import Index, SmartError, UpdateEvents
 

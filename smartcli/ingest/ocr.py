@@ -95,15 +95,20 @@ class OcrSettings:
         return self.enabled and not self.missing_languages
 
 
+def check_ocr_options(mode: str, language: str) -> None:
+    """Raise :class:`OptionError` for an OCR mode or a language string that cannot work."""
+    if mode not in OCR_MODES:
+        raise OptionError(f"must be one of {', '.join(OCR_MODES)}, not {mode!r}", option="ocr")
+    if not _LANGUAGE.match(language):
+        raise OptionError(f"takes Tesseract language codes joined by '+' (eng, eng+deu), not {language!r}", option="ocr_lang")
+
+
 def resolve_settings(mode: str, language: str, workers: int = 0) -> OcrSettings:
     """Settings with the language data folder found and ``workers`` (0: one per CPU) fixed.
 
     Raises :class:`OptionError` for a mode or language that cannot work.
     """
-    if mode not in OCR_MODES:
-        raise OptionError(f"must be one of {', '.join(OCR_MODES)}, not {mode!r}", option="ocr")
-    if not _LANGUAGE.match(language):
-        raise OptionError(f"takes Tesseract language codes joined by '+' (eng, eng+deu), not {language!r}", option="ocr_lang")
+    check_ocr_options(mode, language)
     tessdata = find_tessdata(language.split("+")) if mode != "never" else None
     return OcrSettings(mode=mode, language=language, tessdata=tessdata, workers=workers or _cpu_count())
 

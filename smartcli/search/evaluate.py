@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError
-from smartcli.models.base import normalize_text
 from smartcli.search.scoring import Weights
 
 
@@ -198,13 +197,17 @@ def _metrics(run: RunScore, kind: str | None = None) -> dict:
     }
 
 
-def evaluate(searcher, judged: list[JudgedQuery], configs: list[Config], k: int) -> Evaluation:
-    """Score each config's ranking on the path search takes (the searcher's two-stage setting).
+def evaluate(searcher, judged: list[JudgedQuery], configs: list[Config], k: int, encoder=None) -> Evaluation:
+    """Score each config's ranking on the path search takes (the searcher's two-stage setting),
+    the queries prepared as a query session prepares them and encoded by ``encoder`` (default:
+    the searcher's).
 
     The queries are encoded once; configs whose scores are computed alike (all smart rows of a
     sweep share one shortlist and one MaxSim pass) share them.
     """
-    encoded = searcher.encoder.encode_queries([normalize_text(q.query) or q.query for q in judged])
+    from smartcli.search.queries import prepare_query
+
+    encoded = (encoder or searcher.encoder).encode_queries([prepare_query(q.query) for q in judged])
     cache: dict[tuple, object] = {}
     runs = []
     for config in configs:

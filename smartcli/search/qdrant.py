@@ -22,14 +22,14 @@ from smartcli.errors import ErrorKind, SmartError
 from smartcli.models.base import Encoded, ModelInfo
 from smartcli.search.explain import best_passage, highlighted_passage, match_arrays, strong_spans
 from smartcli.search.scoring import Weights, navigation_penalty, top_k
-from smartcli.search.searcher import Hit, Scope, glob_matches
+from smartcli.search.searcher import Hit, Scope, fold_copies, glob_matches
 from smartcli.store.catalog import LiveItem
 from smartcli.store.pageroles import BODY, is_navigation
-from smartcli.store.qdrant import Retrying, Target, collection_model, point_id
+from smartcli.store.qdrant import Retrying, Target, collection_model, point_id, release
 
 _SCROLL_PAGE = 1024
 # What a candidate needs from its payload; text and spans are read for the top k only.
-_LIST_FIELDS = ["path", "page", "kind", "n_tokens", "role"]
+_LIST_FIELDS = ["path", "page", "kind", "n_tokens", "role", "hash"]
 
 
 @dataclass
@@ -41,24 +41,37 @@ class _Candidate:
 
 
 class QdrantSearcher:
-    """Searches one collection with an encoder of the collection's model."""
+    """Searches one collection: the Qdrant backend of a query session (session.py)."""
 
-    def __init__(self, client, target: Target, collection: str, encoder=None, shortlist: int | None = defaults.CANDIDATES, report=None):
+    def __init__(self, client, target: Target, collection: str, shortlist: int | None = defaults.CANDIDATES, report=None):
         self.client = client
         self.target = target
         self.collection = collection
+        self.path = f"{target.location}#{collection}"
         self.call = Retrying(target, report=report)
         found = collection_model(client, collection, self.call)
         if found is None:
             raise SmartError(ErrorKind.STORE_MISSING, f"there is no Qdrant collection {collection!r} at {target.location}")
         self.model: ModelInfo = found[0]
         self.meta = found[1]
-        self.encoder = encoder
         self.shortlist = shortlist
         self.textual = not self.model.consumes_pixels
 
     def __len__(self) -> int:
         return self.call("count points", self.client.count, self.collection, exact=True).count
+
+    def refresh(self, force: bool = False) -> bool:
+        return False  # every request reads the collection as it is
+
+    def tuning_record(self) -> dict | None:
+        return None  # tuning stays with the local store
+
+    def adapter(self, record: dict):
+        return None
+
+    def close(self) -> None:
+        if self.target.local:
+            release(self.target)
 
     # -- filters ---------------------------------------------------------------------------------
 
@@ -103,10 +116,6 @@ class QdrantSearcher:
 
     # -- scoring ---------------------------------------------------------------------------------
 
-    def search(self, queries: list[str], weights: Weights, k: int = 10, scope: Scope = Scope(), min_score: float | None = None) -> list[list[Hit]]:
-        encoded = self.encoder.encode_queries(queries)
-        return self.search_encoded(encoded, weights, k, texts=queries, scope=scope, min_score=min_score)
-
     def search_encoded(self, encoded: list[Encoded], weights: Weights, k: int, texts=None, scope: Scope = Scope(), min_score=None, snippets: bool = True):
         flt = self.payload_filter(scope)
         results = []
@@ -116,15 +125,16 @@ class QdrantSearcher:
                 continue
             candidates = self.candidates(query, weights, k, flt)
             fused = np.array([_fused(c, weights) for c in candidates], np.float32)
-            order = top_k(fused, k)
+            order = top_k(fused, len(candidates))
             if min_score is not None:
                 order = order[fused[order] >= min_score]
+            order, also = fold_copies(order, lambda j: _copy_key(candidates[j]), lambda j: candidates[j].payload["path"], k)
             chosen = [candidates[j] for j in order]
             text = texts[qi] if texts else ""
             explained = self.explain(query, text, chosen) if snippets else [("", [], [])] * len(chosen)
             results.append(
                 [
-                    Hit(rank=r + 1, item=_item(c), score=float(fused[j]), anchor=c.anchor, late=c.late, snippet=s, highlights=h, matches=m)
+                    Hit(rank=r + 1, item=_item(c), score=float(fused[j]), anchor=c.anchor, late=c.late, snippet=s, highlights=h, matches=m, also=also[j])
                     for r, (j, c, (s, h, m)) in enumerate(zip(order, chosen, explained))
                 ]
             )
@@ -170,8 +180,13 @@ class QdrantSearcher:
             points = self._query(request(limit))
             if len(points) < limit or not points:
                 return points
-            scores = sorted((weight * p.score / per - (penalty if is_navigation((p.payload or {}).get("role")) else 0.0) for p in points), reverse=True)
-            if scores[k - 1] >= weight * points[-1].score / per:
+            best: dict = {}  # per page, copies folded: its best penalized score
+            for p in points:
+                score = weight * p.score / per - (penalty if is_navigation((p.payload or {}).get("role")) else 0.0)
+                key = _copy_key(_Candidate(str(p.id), 0.0, None, p.payload or {}))
+                best[key] = max(best.get(key, score), score)
+            scores = sorted(best.values(), reverse=True)
+            if len(scores) >= k and scores[k - 1] >= weight * points[-1].score / per:
                 return points
             limit *= 2
 
@@ -221,7 +236,10 @@ class QdrantSearcher:
 
     # -- stored pages as queries -----------------------------------------------------------------
 
-    def stored_query(self, path: str, page: int | None) -> tuple[Encoded, LiveItem]:
+    def find_item(self, path: str, page: int | None, named: str | None = None) -> LiveItem:
+        return self.stored_query(path, page)[1]
+
+    def stored_query(self, path: str, page: int | None, named: str | None = None) -> tuple[Encoded, LiveItem]:
         from qdrant_client import models
 
         must = [models.FieldCondition(key="path", match=models.MatchValue(value=path))]
@@ -247,6 +265,12 @@ def _fused(c: _Candidate, weights: Weights) -> float:
     score = weights.lambda_anchor * c.anchor + (weights.lambda_late * c.late if c.late is not None else 0.0)
     # Points mirrored before roles were sent carry none: they are scored as body pages.
     return score - navigation_penalty(weights) if is_navigation((c.payload or {}).get("role")) else score
+
+
+def _copy_key(c: _Candidate) -> tuple:
+    """Copies of a file are points of their own with the same vectors: one page, by content and
+    page number (points mirrored without a hash count as pages of their own)."""
+    return (c.payload.get("hash") or c.pid, int(c.payload.get("page", 0)))
 
 
 def _item(c: _Candidate) -> LiveItem:

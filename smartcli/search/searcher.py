@@ -12,7 +12,7 @@ import numpy as np
 
 from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError, SmartWarning, StoreDamaged
-from smartcli.models.base import Encoded, Encoder, normalize_text, resolve_device
+from smartcli.models.base import Encoded, Encoder, ModelInfo, resolve_device
 from smartcli.search.kernel import mean_per_query, page_maxima
 from smartcli.search.explain import TokenMatch, best_passage, highlighted_passage, match_tokens, strong_spans
 from smartcli.search.scoring import Weights, fuse, maxsim, navigation_penalty, top_k
@@ -96,6 +96,26 @@ class Hit:
         return data
 
 
+def fold_copies(order, copy_key, path_of, k: int) -> tuple[list, dict]:
+    """The first ``k`` distinct pages of ``order`` (best first), a page that several paths share
+    (copies of one file) counted once: at the rank of its best copy, under the copy whose path
+    sorts first, the other paths in ``also``. Returns (kept, {kept: other paths})."""
+    groups: dict = {}
+    for j in order:
+        groups.setdefault(copy_key(j), []).append(j)
+    kept, also = [], {}
+    for members in list(groups.values())[:k]:
+        members = sorted(members, key=path_of)
+        kept.append(members[0])
+        also[members[0]] = [path_of(m) for m in members[1:]]
+    return kept, also
+
+
+def _copy_key(item: LiveItem) -> tuple:
+    """Copies of a file share its rows: one page, whichever path reached it."""
+    return (item.segment, item.row, item.page)
+
+
 def page_ranges(pages: list[int]) -> str:
     """``1-61`` rather than 61 numbers; ``1-3, 5, 7-9`` where pages are missing."""
     runs: list[list[int]] = []
@@ -108,12 +128,13 @@ def page_ranges(pages: list[int]) -> str:
 
 
 class Searcher:
-    """Holds the committed snapshot of a store (items and pooled vectors) for many queries."""
+    """Holds the committed snapshot of a store (items and pooled vectors) for many queries: the
+    local backend of a query session (session.py)."""
 
     def __init__(
         self,
         store: Store,
-        encoder: Encoder | None,
+        encoder: Encoder | None = None,
         device: str = "auto",
         chunk_size: int | None = None,
         cache_bytes: int = 0,
@@ -122,9 +143,11 @@ class Searcher:
         """``cache_bytes``: how much of the token states to keep in memory between queries, for
         long-lived processes (segments never change, so a cached chunk never goes stale).
         ``shortlist``: two-stage search — each query's top ``shortlist`` items by anchor cosine
-        are scored with SMART, and only their token states are read; None scores every item."""
+        are scored with SMART, and only their token states are read; None scores every item.
+        ``encoder``: the model tuning trains with (query sessions hold their own)."""
         self.shortlist = shortlist
         self.store = store
+        self.path = str(store.root)
         self.encoder = encoder
         self.device = resolve_device(device)
         self.chunk_size = chunk_size
@@ -185,6 +208,23 @@ class Searcher:
         self._load_snapshot()
         return True
 
+    @property
+    def model(self) -> ModelInfo:
+        return self.store.model
+
+    def tuning_record(self) -> dict | None:
+        from smartcli.store.tuning import read_tuning
+
+        return read_tuning(self.store)
+
+    def adapter(self, record: dict):
+        from smartcli.store.tuning import load_adapter
+
+        return load_adapter(self.store, record)
+
+    def close(self) -> None:
+        self.store.close()
+
     def _load_pooled(self) -> np.ndarray:
         dims = self.store.model.dims if self.store.model else 0
         pooled = np.zeros((len(self.items), dims), dtype=np.float32)
@@ -205,10 +245,12 @@ class Searcher:
         return len(self.items)
 
     def search(self, queries: list[str], weights: Weights, k: int = 10, scope: Scope = Scope(), min_score: float | None = None) -> list[list[Hit]]:
-        # Queries get the normalization page text got (ligatures, full-width forms, invisibles).
-        queries = [normalize_text(q) or q for q in queries]
-        encoded = self.encoder.encode_queries(queries)
-        return self.search_encoded(encoded, weights, k, texts=queries, scope=scope, min_score=min_score)
+        """Queries encoded by this searcher's own encoder (tuning's), prepared as a query session
+        prepares them (queries.py)."""
+        from smartcli.search.queries import prepare_query
+
+        queries = [prepare_query(q) for q in queries]
+        return self.search_encoded(self.encoder.encode_queries(queries), weights, k, texts=queries, scope=scope, min_score=min_score)
 
     def search_encoded(
         self,
@@ -315,24 +357,16 @@ class Searcher:
         return np.where(self.navigation[np.asarray(columns, dtype=np.int64)], np.float32(share), np.float32(0.0)) if len(columns) else np.zeros(0, np.float32)
 
     def _distinct_top(self, fused_row, scored: "Scored", qi: int, k: int, min_score: float | None):
-        """The top ``k`` eligible columns, a page shared by several paths (copies of one file, which
-        share its vectors) counted once: the first path keeps the hit, the others are in ``also``."""
+        """The top ``k`` eligible columns scoring at least ``min_score``, copies folded (:func:`fold_copies`)."""
         wanted = k
         while True:
             order = top_k(fused_row, wanted)
             order = order[scored.eligible[qi, order]]
             if min_score is not None:
                 order = order[fused_row[order] >= min_score]
-            kept, also, first = [], {}, {}
-            for j in order:
-                item = self.items[scored.columns[j]]
-                key = (item.segment, item.row, item.page)
-                if key in first:
-                    also[first[key]].append(item.path)
-                elif len(kept) < k:
-                    first[key] = j
-                    also[j] = []
-                    kept.append(j)
+            items = self.items
+            columns = scored.columns
+            kept, also = fold_copies(order, lambda j: _copy_key(items[columns[j]]), lambda j: items[columns[j]].path, k)
             if len(kept) >= k or len(order) < wanted or wanted >= fused_row.shape[0]:
                 return np.asarray(kept, dtype=np.int64), also
             wanted *= 2

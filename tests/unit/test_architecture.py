@@ -6,7 +6,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "smartcli"
 
 # layer -> the layers it may import. "front" is smartcli.index (the front door, exported by the
-# package root); "base" is errors and defaults; the store knows the models' data types only.
+# package root) and smartcli.usecases (the use cases it delegates to); "base" is errors and defaults; the store knows the models' data types only.
 ALLOWED = {
     "cli": {"cli", "root"},
     "front": {"front", "search", "ingest", "store", "models", "models.base", "base", "root"},
@@ -54,7 +54,7 @@ def layer_of(module: str) -> str:
         return "cli"
     if module == "smartcli.defaults":
         return "root"  # published by the front door; imports nothing
-    if part == "index":
+    if part in ("index", "usecases"):
         return "front"
     if part in ("errors", "defaults"):
         return "base"

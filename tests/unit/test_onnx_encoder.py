@@ -39,19 +39,17 @@ def test_token_states_and_pooled_vectors_equal_the_torch_encoder(onnx_encoder, e
 
 
 def test_same_ranking_as_the_torch_encoder(onnx_encoder, encoder, sample_store):
-    from smartcli import Index
+    from smartcli import Index, Weights
+    from smartcli.search.searcher import Searcher
+    from smartcli.store.catalog import Store
 
     store, _ = sample_store
     index = Index.open(store, device="cpu")
     queries = ["how do I change the default terminal", "which channel avoids wifi interference", "tyre pressure", "vpn setup"]
     fast = index.search_many(queries, k=10)
-    searcher = index._current(with_encoder=True)
-    assert searcher.encoder is onnx_encoder
-    searcher.encoder = encoder
-    try:
-        slow = index.search_many(queries, k=10)
-    finally:
-        searcher.encoder = onnx_encoder
+    assert index._session.encoder is onnx_encoder  # the query session encodes without torch
+    with Store.open(store) as opened:
+        slow = Searcher(opened, encoder, device="cpu").search(queries, Weights(), k=10)
     for a, b in zip(fast, slow):
         assert [(h.path, h.page) for h in a] == [(h.path, h.page) for h in b]
         np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=1e-4)

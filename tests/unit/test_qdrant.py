@@ -177,7 +177,7 @@ def test_removal_is_scoped_to_the_store_that_wrote_the_points(tmp_path):
     remote = QdrantIndex.open(location, "shared")
     assert len(remote) == sa.points + sb.points
     gone = next(corpus_a.glob("*.pdf"))
-    pages = [item for item in a._current(False).items if item.path == str(gone)]
+    pages = [item for item in a._session.current().items if item.path == str(gone)]
     gone.unlink()
     a.update([corpus_a], ocr="never")
     again = a.sync(location, "shared")
