@@ -74,6 +74,8 @@ def describe(exc: SmartError) -> str:
         return f"{message}; pass --store an empty or new directory, or an existing smart store"
     if kind is ErrorKind.MODEL_MISMATCH:
         return f"{message}; use another --store or `smart index --rebuild`"
+    if kind is ErrorKind.MISSING_DEPENDENCY:
+        return f"{message}; install it into smart's Python environment: `python -m pip install {exc.details.get('package')}`"
     if kind is ErrorKind.BACKEND_UNAVAILABLE:
         return f"{message} (check --qdrant and $SMART_QDRANT_API_KEY; a re-run resumes where this one stopped)"
     if kind is ErrorKind.BAD_INPUT and exc.details.get("reason") == "nothing_indexable":

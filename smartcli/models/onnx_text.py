@@ -205,7 +205,11 @@ def load_onnx_query_encoder(model_dir: Path, spec: str, name: str, on_export=Non
     except ImportError as exc:
         return None, f"{exc.name} is not installed"
     target = exported_model_path(fingerprint_model_dir(model_dir))
-    if not target.is_file():
+    try:
+        cached = target.is_file()
+    except OSError as exc:  # a cache folder this user may not enter
+        return None, f"the cached ONNX export cannot be read ({(exc.strerror or str(exc)).lower()})"
+    if not cached:
         if on_export is not None:
             on_export(target)
         try:

@@ -4,7 +4,6 @@ collection's layout and the sync itself are store/qdrant.py; its searcher, searc
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +36,7 @@ class SyncOptions:
     wait: bool = False
 
     def __post_init__(self):
+        require_client()  # before anything is indexed or sent
         self.collection_settings().check()
         for option in ("shards", "replicas", "batch_points", "max_tokens"):
             value = getattr(self, option)
@@ -61,7 +61,6 @@ class SyncOptions:
 def sync(root: Path, options: SyncOptions, events: UpdateEvents):
     """Make the collection hold the store's encoded pages, sending only the difference since the
     last acknowledged sync; returns a :class:`~smartcli.store.qdrant.SyncSummary`."""
-    require_client()
     from smartcli.store.qdrant import connect, release, sync_store
 
     target = options.target()
@@ -97,10 +96,12 @@ def open_collection(qdrant: str | None, collection: str, api_key: str | None, ca
 
 def require_client() -> None:
     """Qdrant support is an optional extra: without it, say what to install."""
-    if importlib.util.find_spec("qdrant_client") is None:
+    try:
+        import qdrant_client  # noqa: F401
+    except ImportError:
         raise SmartError(
             ErrorKind.MISSING_DEPENDENCY,
             "Qdrant support needs the qdrant-client package, which is not installed",
             package="qdrant-client",
             extra="qdrant",
-        )
+        ) from None

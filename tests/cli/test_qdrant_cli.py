@@ -40,3 +40,23 @@ def test_sync_needs_a_location_and_a_missing_collection_is_exit_4(tmp_path, monk
     assert result.returncode == 2 and "--qdrant" in result.stderr
     result = run_smart("search", "anything", "--qdrant", tmp_path / "db", "--collection", "nope")
     assert result.returncode == 4 and "no Qdrant collection 'nope'" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["sync"], ["search", "tyre pressure"], ["index"]])
+def test_without_qdrant_client_installed_the_cli_says_what_to_install(command, sample_store, tmp_path):
+    """The qdrant extra is optional: with qdrant-client absent (None in sys.modules is how Python
+    spells "not importable"), each Qdrant command says what to install, in one line, exit 1."""
+    import subprocess
+    import sys
+
+    store, corpus = sample_store
+    program = (
+        "import sys; sys.modules['qdrant_client'] = None; from smartcli.cli import main; "
+        f"sys.argv = ['smart', *{command!r}, '--store', {str(store)!r}, '--qdrant', {str(tmp_path / 'db')!r}]; main()"
+    )
+    if command == ["index"]:
+        program = program.replace("'--store'", f"{str(corpus)!r}, '--store'")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert "pip install qdrant-client" in result.stderr
+    assert "Traceback" not in result.stderr and "ModuleNotFoundError" not in result.stderr

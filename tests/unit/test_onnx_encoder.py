@@ -1,6 +1,7 @@
 """The torch-free query encoder (tokenizers + ONNX Runtime) against the torch encoder of the same model."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -98,3 +99,33 @@ def test_broken_export_is_reported_not_used(tmp_path, monkeypatch):
     assert encoder is None and reason.startswith("the ONNX model could not be loaded")
     json.dumps(reason)  # one plain line
     assert "\n" not in reason
+
+
+@pytest.mark.parametrize("locked", ["folder", "file"])
+def test_an_unreadable_cached_export_falls_back_to_torch_with_one_line(locked, sample_store, tmp_path):
+    """A cache this user may not read (another user's, or chmod 000): the torch encoder answers,
+    one line says why, and the results are those of the torch path."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.corpus import drop_read_override, permissions_can_hide_a_file
+
+    if not permissions_can_hide_a_file(tmp_path):
+        pytest.skip("permission bits do not apply to this user here")
+    store, _ = sample_store
+    cache = tmp_path / "cache"
+    env = dict(os.environ, SMART_CACHE_DIR=str(cache))
+    search = [sys.executable, "-m", "smartcli", "search", "tyre pressure", "--store", str(store), "-k", "3", "--files-only"]
+    first = subprocess.run(search, env=env, cwd=ROOT, capture_output=True, text=True, check=True)  # makes the export
+    (exported,) = (cache / "onnx").glob("*.onnx")
+    (cache / "onnx" if locked == "folder" else exported).chmod(0)
+    try:
+        again = subprocess.run(search, env=env, cwd=ROOT, capture_output=True, text=True, preexec_fn=drop_read_override)
+    finally:
+        (cache / "onnx").chmod(0o755)
+        exported.chmod(0o644)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    warned = [line for line in again.stderr.splitlines() if "use the torch encoder" in line]
+    assert len(warned) == 1 and "unexpected error" not in again.stderr, again.stderr
