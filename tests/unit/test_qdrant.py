@@ -1,5 +1,6 @@
-"""The Qdrant mirror against Qdrant's real engine in process (qdrant-client's embedded mode):
-scores equal the local store's, filters, resumable and scoped sync, the multivector limit."""
+"""The Qdrant mirror on qdrant-client's embedded mode (Qdrant's API re-implemented in Python;
+test_qdrant_edge.py runs the contract on Qdrant's own engine): scores equal the local store's,
+filters, resumable and scoped sync, the multivector limit."""
 
 import shutil
 from dataclasses import replace
