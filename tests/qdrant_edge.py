@@ -299,3 +299,27 @@ def _id(point_id):
 
 def _done() -> models.UpdateResult:
     return models.UpdateResult(operation_id=None, status=models.UpdateStatus.COMPLETED)
+
+
+def mirror(store_path, root, collection: str, settings):
+    """Sync the store at ``store_path`` into ``collection`` of a new Edge client on ``root``, through
+    the path ``Index.sync`` takes; returns (client, target, summary)."""
+    from smartcli.store.catalog import Store
+    from smartcli.store.qdrant import Retrying, Target, ensure_collection, sync_store
+
+    target = Target.resolve(str(root))
+    client = EdgeClient(root)
+    with Store.open_for_writing(store_path) as store:
+        # Made as against a server, payload indexes included: sync_store leaves them out for a
+        # folder, which it takes for qdrant-client's embedded mode (where they do nothing).
+        ensure_collection(client, collection, store.model, settings, Retrying(target), local=False)
+        summary = sync_store(store, client, target, collection, settings)
+    return client, target, summary
+
+
+def remote_index(client, target, collection: str, shortlist=None):
+    """A QdrantIndex over ``collection`` of an Edge client (the shortlist: smart's default)."""
+    from smartcli import QdrantIndex, defaults
+    from smartcli.search.qdrant import QdrantSearcher
+
+    return QdrantIndex(QdrantSearcher(client, target, collection, shortlist=shortlist or defaults.CANDIDATES), "cpu")

@@ -361,6 +361,9 @@ class Searcher:
         wanted = k
         while True:
             order = top_k(fused_row, wanted)
+            if len(order):  # copies tie: one cut between them would leave a copy out of ``also``
+                tied = np.flatnonzero(fused_row == fused_row[order[-1]])
+                order = np.concatenate([order, tied[~np.isin(tied, order)]])
             order = order[scored.eligible[qi, order]]
             if min_score is not None:
                 order = order[fused_row[order] >= min_score]

@@ -20,7 +20,7 @@ from smartcli.search.qdrant import QdrantSearcher  # noqa: E402
 from smartcli.store.catalog import Store  # noqa: E402
 from smartcli.store.qdrant import LAYOUT_VERSION, CollectionSettings, Retrying, Target, ensure_collection, sync_store  # noqa: E402
 from tests.conftest import SAMPLE_CORPUS  # noqa: E402
-from tests.qdrant_edge import EdgeClient  # noqa: E402
+from tests.qdrant_edge import EdgeClient, mirror, remote_index  # noqa: E402
 
 QUERIES = ["tyre pressure", "how do I change the default terminal", "wifi keeps disconnecting", "repot a plant", "bread flour and water"]
 # The sample store keeps 1-bit tokens; float32 sends their decoded states to Qdrant unrounded, so
@@ -30,23 +30,6 @@ TOLERANCE = 1e-4
 INDEXED_FIELDS = {"path": "keyword", "dirs": "keyword", "kind": "keyword", "origin": "keyword", "page": "integer"}
 
 
-def mirror(store_path, root, collection):
-    """Sync the store at ``store_path`` into ``collection`` of a new Edge client on ``root``,
-    through the path ``Index.sync`` takes; returns (client, target, summary)."""
-    target = Target.resolve(str(root))
-    client = EdgeClient(root)
-    with Store.open_for_writing(store_path) as store:
-        # Made as against a server, payload indexes included: sync_store leaves them out for a
-        # folder, which it takes for qdrant-client's embedded mode (where they do nothing).
-        ensure_collection(client, collection, store.model, SETTINGS, Retrying(target), local=False)
-        summary = sync_store(store, client, target, collection, SETTINGS)
-    return client, target, summary
-
-
-def remote_index(client, target, collection, shortlist=defaults.CANDIDATES) -> QdrantIndex:
-    return QdrantIndex(QdrantSearcher(client, target, collection, shortlist=shortlist), target, "cpu")
-
-
 @pytest.fixture(scope="module")
 def edge(sample_store, tmp_path_factory):
     store_path, corpus = sample_store
@@ -54,7 +37,7 @@ def edge(sample_store, tmp_path_factory):
     local_path = tmp_path_factory.mktemp("edge-store") / "store"
     shutil.copytree(store_path, local_path)
     root = tmp_path_factory.mktemp("edge") / "db"
-    client, target, summary = mirror(local_path, root, "pages")
+    client, target, summary = mirror(local_path, root, "pages", SETTINGS)
     index = Index.open(local_path, device="cpu", tuned=False)  # the engine's default weights, as a collection has
     yield index, remote_index(client, target, "pages"), client, summary, root, corpus
     client.close()
@@ -161,18 +144,12 @@ def test_more_like_this_reads_the_page_from_the_collection(edge):
     _same(index.like(page, 1, k=4, scope=scope), remote.like(page, 1, k=4, scope=scope))
 
 
-@pytest.mark.xfail(strict=True, reason="Qdrant path does not normalise queries yet (issue 22)")
-def test_a_query_with_a_ligature_is_normalised_on_both_paths(edge):
-    index, remote, *_ = edge
-    _same(index.search("\ufb01le system", k=5), remote.search("\ufb01le system", k=5))
-
-
 def test_removed_pages_leave_the_shard_and_a_reopened_shard_answers_the_same(tmp_path):
     corpus = tmp_path / "hobbies"
     shutil.copytree(SAMPLE_CORPUS / "hobbies", corpus)
     index = Index.open(tmp_path / "store", create=True, device="cpu", tuned=False)
     index.update([corpus], ocr="never")
-    client, target, first = mirror(index.path, tmp_path / "db", "c")
+    client, target, first = mirror(index.path, tmp_path / "db", "c", SETTINGS)
     client.close()  # everything below reads the shard from disk
     client = EdgeClient(tmp_path / "db")
     remote = remote_index(client, target, "c")
