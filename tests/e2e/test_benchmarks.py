@@ -75,71 +75,12 @@ def test_qdrant_mirror_smoke(sample_store, judged, tmp_path):
     assert "top-10 overlap" in out and "queries/s" in out and "bytes per page" in out
 
 
-def test_token_pooling_smoke(sample_store, judged):
-    store, _ = sample_store
-    out = run_benchmark("token_pooling.py", "--store", store, "--queries", judged, "--limits", "16", "8")
-    assert "top-10 overlap" in out and "nDCG@10" in out
-
-
-def test_prompt_exit_smoke(sample_store):
-    store, _ = sample_store
-    out = run_benchmark("prompt_exit.py", "--store", store, "--runs", "1", "--query", "tyre pressure")
-    assert "entry point  Ctrl-D to exit" in out and "teardown / entry point" in out
-
-
 def test_integrity_smoke(sample_store):
     out = run_benchmark("integrity.py", sample_store[0], "--trials", "5")
     assert "bit flips, one per trial" in out and "contiguous + row CRC-32" in out
     assert "data     after compact                   5 /    0 /    0 of 5" in out
 
 
-def test_tune_pairs_lambda_smoke(sample_store):
-    store, _ = sample_store
-    out = run_benchmark("tune_pairs_lambda.py", "--store", store, "--kinds", "outline,body")
-    assert "outline" in out and "body" in out and "best " in out and "load average" in out
-
-
-def test_contents_pages_smoke(sample_store, judged, tmp_path):
-    store, _ = sample_store
-    out = run_benchmark("contents_pages.py", "--store", store, "--queries", judged, "--penalties", "0,0.05")
-    assert "marked contents or index" in out and " smart " in out
-    probe = tmp_path / "probe.jsonl"
-    probe.write_text(json.dumps({"query": "tyre pressure", "file": "bicycle-maintenance.pdf", "contents": [2]}) + "\n")
-    out = run_benchmark("contents_pages.py", "--store", store, "--probe", probe)
-    assert "tyre pressure" in out
-
-
 def test_long_file_memory_smoke(tmp_path):
     out = run_benchmark("long_file_memory.py", "--smoke", "--workdir", tmp_path / "long")
     assert "peak memory ratio" in out and "80 pages" in out
-
-
-def test_ocr_probe_smoke(tmp_path):
-    out = run_benchmark("ocr_probe.py", "--smoke", "--workdir", tmp_path / "probe")
-    assert "auto / never" in out and "OCR read 0" in out
-
-
-def test_tune_both_sides_smoke(sample_store, judged):
-    store, _ = sample_store
-    out = run_benchmark("tune_both_sides.py", "--store", store, "--queries", judged, "--init", "pca")
-    assert "re-encoded 13 pages" in out and "(a) judged" in out and "(b) judged" in out and "load average" in out
-
-
-def test_tune_mining_smoke(sample_store):
-    out = run_benchmark("tune_mining.py", "--store", sample_store[0], "--queries", "20")
-    assert "search path" in out and "same negatives" in out
-
-
-def test_fusion_variants_smoke(sample_store, judged):
-    out = run_benchmark("fusion_variants.py", f"{sample_store[0]}={judged}")
-    assert "late-only" in out and "RRF" in out and "z over K" in out
-
-
-def test_tune_cross_check_smoke(sample_store, judged):
-    out = run_benchmark("tune_cross_check.py", "--store", sample_store[0], "--queries", judged)
-    assert "held-back headings" in out and "pseudo-queries" in out and "judged" in out
-
-
-def test_window_anchor_smoke(sample_store, judged):
-    out = run_benchmark("window_anchor.py", "--store", sample_store[0], "--queries", judged)
-    assert "best window" in out and "smart 1/5" in out
