@@ -21,7 +21,6 @@ The target (issue 12): the 1-bit kernel at >= 0.5 of the GEMM peak.
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 from _stores import clock, machine
