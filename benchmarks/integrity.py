@@ -13,12 +13,13 @@ space); *silent* otherwise (a wrong value that would be served). It runs on the 
 (segments written before schema 3: no identity, no checksums) and after ``Index.compact()``
 rewrote them (Fletcher-32 + SHA-256 digests), side by side.
 
-Then it times reading token states the way a two-stage search does (a few pages far apart in
-each segment: its shortlist spreads over many segments) and a whole segment, from the same data laid out contiguous (format 1), chunked with
-Fletcher-32, and contiguous with a CRC-32 per row (format 2), and the throughput of
-``Index.verify``.
+Then it times (wall and CPU) reading token states the way a two-stage search does (a few pages
+far apart in each segment: its shortlist spreads over many segments) and a whole segment, from
+the same data laid out contiguous (format 1), chunked with Fletcher-32, and contiguous with a
+CRC-32 per row (format 2), and the throughput of ``Index.verify``.
 
-    python3 benchmarks/integrity.py /tmp/dev --trials 300
+    python3 benchmarks/integrity.py STORE --trials 300
+    python3 benchmarks/integrity.py [STORE] --smoke     # 5 trials; without STORE: sample_corpus/
 """
 
 from __future__ import annotations
@@ -26,19 +27,16 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _stores import clock, machine, sample_store
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from smartcli import Index  # noqa: E402
-from smartcli.errors import StoreDamaged  # noqa: E402
-from smartcli.store.catalog import Store  # noqa: E402
-from smartcli.store.segments import Segment  # noqa: E402
+from smartcli import Index
+from smartcli.errors import StoreDamaged
+from smartcli.store.catalog import Store
+from smartcli.store.segments import Segment
 
 
 def regions(path: Path) -> list[tuple[str, int, int]]:
@@ -124,7 +122,7 @@ def flips(root: Path, trials: int, seed: int) -> dict:
     return results
 
 
-def read_costs(root: Path, repeats: int = 7) -> dict:
+def read_costs(root: Path, repeats: int) -> dict:
     """Token reads of the same data laid out three ways: contiguous (format 1), chunked with
     Fletcher-32 (whole rows, about 1 MB or HDF5's own guess), and contiguous with a CRC-32 per
     row checked on each read (format 2, what Segment does)."""
@@ -157,58 +155,76 @@ def read_costs(root: Path, repeats: int = 7) -> dict:
             with h5py.File(path, "w") as h5:
                 h5.create_dataset("tokens", data=tokens, **options)
             check = label.endswith("CRC-32")
-            best_rows = best_whole = float("inf")
+            best = {"rows": (float("inf"), 0.0), "whole": (float("inf"), 0.0)}  # (wall, CPU) of the fastest
             for _ in range(repeats):
                 with h5py.File(path, "r") as h5:
                     ds = h5["tokens"]
-                    t = time.perf_counter()
-                    for r in picked:
-                        data = ds[offsets[r] : offsets[r + 1]]
+                    with clock() as reading_rows:
+                        for r in picked:
+                            data = ds[offsets[r] : offsets[r + 1]]
+                            if check:
+                                assert zlib.crc32(data.tobytes()) == crcs[r]
+                    with clock() as reading_whole:
+                        data = ds[()]
                         if check:
-                            assert zlib.crc32(data.tobytes()) == crcs[r]
-                    best_rows = min(best_rows, time.perf_counter() - t)
-                    t = time.perf_counter()
-                    data = ds[()]
-                    if check:
-                        for r in range(rows):
-                            zlib.crc32(data[offsets[r] : offsets[r + 1]].tobytes())
-                    best_whole = min(best_whole, time.perf_counter() - t)
-            out[label] = {"rows_ms": round(best_rows * 1e3, 2), "whole_ms": round(best_whole * 1e3, 2)}
+                            for r in range(rows):
+                                zlib.crc32(data[offsets[r] : offsets[r + 1]].tobytes())
+                    for key, timing in (("rows", reading_rows), ("whole", reading_whole)):
+                        best[key] = min(best[key], (timing.wall, timing.cpu))
+            out[label] = {key: (wall * 1e3, cpu * 1e3) for key, (wall, cpu) in best.items()}
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("store", type=Path)
-    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("store", type=Path, nargs="?", help="an indexed store (copied; required unless --smoke)")
+    parser.add_argument("--trials", type=int, default=200, help="bit flips tried per kind and state of the store")
+    parser.add_argument("--repeats", type=int, default=7, help="timed reads per layout (the fastest counts)")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--smoke", action="store_true", help="5 trials, 2 reads; without STORE: sample_corpus/")
     args = parser.parse_args()
+    if args.smoke:
+        args.trials, args.repeats = 5, 2
+    elif args.store is None:
+        parser.error("STORE is required (or --smoke)")
     with tempfile.TemporaryDirectory() as tmp:
+        source = args.store or sample_store(Path(tmp))
         root = Path(tmp) / "store"
-        shutil.copytree(args.store, root)
+        shutil.copytree(source, root)
         with Index.open(root) as index:
-            report = index.verify()
-        print(f"store: {args.store} ({report.segments} segments, {report.checksummed} with checksums, {report.bytes / 1e6:.1f} MB)")
-        print(f"verify (as it is): {report.seconds:.2f} s, {report.bytes / 1e6 / max(report.seconds, 1e-9):.0f} MB/s, damaged: {len(report.damaged)}")
-        checked_before = report.checksummed
+            report, wall, cpu = timed_verify(index)
+        print(f"store: {source} ({report.segments} segments, {report.checksummed} with checksums, {report.bytes / 1e6:.1f} MB); {machine()}")
+        print(f"verify (as it is): {wall:.2f} s, {report.bytes / 1e6 / max(wall, 1e-9):.0f} MB/s ({cpu:.2f} CPU s, "
+              f"{report.bytes / 1e6 / max(cpu, 1e-9):.0f} MB per CPU s), damaged: {len(report.damaged)}")
+        checked_before, plain = report.checksummed, (wall, cpu)
         before = flips(root, args.trials, args.seed)
         with Index.open(root) as index:
             compacted = index.compact()
-            report = index.verify()
+            report, wall, cpu = timed_verify(index)
         print(f"compacted: {compacted.segments_rewritten} segments rewritten into {compacted.segments_written}")
-        print(f"verify (compacted): {report.seconds:.2f} s, {report.bytes / 1e6 / max(report.seconds, 1e-9):.0f} MB/s, {report.checksummed} of {report.segments} with checksums")
+        print(f"verify (compacted): {wall:.2f} s, {report.bytes / 1e6 / max(wall, 1e-9):.0f} MB/s ({cpu:.2f} CPU s, "
+              f"{report.bytes / 1e6 / max(cpu, 1e-9):.0f} MB per CPU s), {report.checksummed} of {report.segments} with checksums; "
+              f"compacted / as it was: {wall / max(plain[0], 1e-9):.2f}x wall, {cpu / max(plain[1], 1e-9):.2f}x CPU")
         after = flips(root, args.trials, args.seed)
         print("\nbit flips, one per trial (detected / harmless / silent out of tried):")
         for where in ("data", "anywhere"):
             for label, got in ((f"as it was ({checked_before} of {report.segments} checked)", before[where]), ("after compact", after[where])):
                 print(f"  {where:8} {label:28} {got['detected']:4} / {got['harmless']:4} / {got['silent']:4} of {args.trials}")
-        costs = read_costs(root)
-        print(f"\ntoken reads from one segment ({costs['tokens']} token states, {costs['rows']} pages), best of 7:")
+        costs = read_costs(root, args.repeats)
+        print(f"\ntoken reads from one segment ({costs['tokens']} token states, {costs['rows']} pages), fastest of {args.repeats}, wall / CPU:")
         base = costs["contiguous"]
         for label in ("contiguous", "fletcher32, HDF5's chunks", "fletcher32, 1 MB chunks", "contiguous + row CRC-32"):
             c = costs[label]
-            print(f"  {label:26} {costs['reads']} pages far apart {c['rows_ms']:8.2f} ms ({c['rows_ms'] / max(base['rows_ms'], 1e-9):5.1f}x)"
-                  f"   whole segment {c['whole_ms']:8.2f} ms ({c['whole_ms'] / max(base['whole_ms'], 1e-9):5.1f}x)")
+            print(f"  {label:26} {costs['reads']} pages far apart {c['rows'][0]:8.2f} / {c['rows'][1]:8.2f} ms "
+                  f"({c['rows'][0] / max(base['rows'][0], 1e-9):5.1f}x)"
+                  f"   whole segment {c['whole'][0]:8.2f} / {c['whole'][1]:8.2f} ms ({c['whole'][0] / max(base['whole'][0], 1e-9):5.1f}x)")
+
+
+def timed_verify(index: Index):
+    """``Index.verify``'s report, wall and CPU seconds."""
+    with clock() as timing:
+        report = index.verify()
+    return report, timing.wall, timing.cpu
 
 if __name__ == "__main__":
     main()

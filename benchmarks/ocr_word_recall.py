@@ -1,11 +1,14 @@
 """How much of the born-digital text OCR recovered: a store of scanned copies against the originals.
 
     python benchmarks/ocr_word_recall.py --store /tmp/scan --originals dev_corpus
+    python benchmarks/ocr_word_recall.py --smoke    # sample_corpus/'s first pages scanned, indexed with OCR
 
 For every page of the store whose file has a born-digital original of the same base name,
 counts the original text layer's words (lower-cased runs of letters and digits) that the
 stored OCR text also has, with multiplicity. Prints the recall over all words, the share of
-the lost words that are numbers, and the pages that lost most.
+the lost words that are numbers, and the pages that lost most. (The store is made by
+benchmarks/scanned_corpus.py and `smart index`, which reports OCR's pages/s and CPU seconds a
+page in its `--json` summary.)
 """
 
 from __future__ import annotations
@@ -13,15 +16,17 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sqlite3
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
 import pymupdf
+from _stores import SAMPLE_CORPUS, clock
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from smartcli.ingest.discovery import normalize_text  # noqa: E402  (the indexer's own normalization)
+from smartcli import Index
+from smartcli.ingest.discovery import normalize_text  # the indexer's own normalization
+from smartcli.store.catalog import Store
 
 WORD = re.compile(r"[a-z0-9]+")
 
@@ -30,23 +35,48 @@ def words(text: str | None) -> Counter:
     return Counter(WORD.findall((text or "").lower()))
 
 
-def stored_pages(store: Path):
-    """(base name, page, text) of every item, read-only."""
-    conn = sqlite3.connect(f"file:{store / 'catalog.sqlite'}?mode=ro", uri=True)
-    try:
-        rows = conn.execute("SELECT files.path, items.page, items.text FROM items JOIN files ON files.id = items.file_id")
-        yield from ((os.path.basename(os.fsdecode(path)), page, text) for path, page, text in rows)
-    finally:
-        conn.close()
+def stored_pages(store: Path) -> list[tuple[str, int, str]]:
+    """(base name, page, text) of every page of the store."""
+    with Store.open(store) as opened:
+        return [(os.path.basename(item.path), item.page, item.text) for item in opened.live_items()]
+
+
+def scanned_sample(folder: Path) -> tuple[Path, Path]:
+    """The first page of each PDF of sample_corpus/ scanned (scanned_corpus.py) and indexed with
+    OCR into a store: (store, folder of the originals)."""
+    import scanned_corpus
+
+    scanned_corpus.main(["--smoke", "--pages", "1", str(folder / "scanned")])
+    store = folder / "store"
+    with Index.open(store, create=True) as index, clock() as timing:
+        summary = index.update([folder / "scanned"])
+    ocr = summary.ocr or {}
+    print(f"indexed with OCR: {ocr.get('pages', 0)} pages in {timing.wall:.1f} s ({timing.cpu:.1f} CPU s in this process; "
+          f"OCR workers' CPU {ocr.get('cpu_seconds_per_page', 0):.2f} s a page)")
+    originals = folder / "originals"
+    originals.mkdir()
+    for pdf in SAMPLE_CORPUS.rglob("*.pdf"):
+        (originals / pdf.name).symlink_to(pdf)
+    return store, originals
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", type=Path, required=True, help="store of the scanned copies")
-    parser.add_argument("--originals", type=Path, required=True, help="folder of the born-digital PDFs")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", type=Path, help="store of the scanned copies")
+    parser.add_argument("--originals", type=Path, help="folder of the born-digital PDFs")
     parser.add_argument("--worst", type=int, default=5, help="pages listed that lost most words")
+    parser.add_argument("--smoke", action="store_true", help="sample_corpus/'s first pages, scanned and indexed with OCR here")
     args = parser.parse_args(argv)
+    if args.smoke:
+        with tempfile.TemporaryDirectory() as tmp:
+            args.store, args.originals = scanned_sample(Path(tmp))
+            return recall(args)
+    if not (args.store and args.originals):
+        parser.error("--store and --originals are required (or --smoke)")
+    return recall(args)
 
+
+def recall(args) -> int:
     originals = {p.name: pymupdf.open(p) for p in args.originals.glob("*.pdf")}
     found = total = 0
     lost: Counter = Counter()

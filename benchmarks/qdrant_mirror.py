@@ -1,13 +1,14 @@
 """SMART through Qdrant vs the local store, side by side on the same pages.
 
-    python benchmarks/qdrant_mirror.py --store /tmp/dev16 --queries ../shared/eval/dev_queries.jsonl
+    python benchmarks/qdrant_mirror.py --store STORE --queries JUDGED.jsonl
     python benchmarks/qdrant_mirror.py --store STORE --queries Q --pool 512 256 128   # token pooling loss
-    python benchmarks/qdrant_mirror.py --smoke --store STORE --queries Q               # a few queries
+    python benchmarks/qdrant_mirror.py --smoke [--store STORE --queries Q]            # 5 queries; sample_corpus/ by default
 
 Pushes the store into Qdrant's embedded engine (qdrant-client local mode, in --workdir) with
 `Index.sync`, then for every judged query compares the top 10 of `Index.search` and
 `QdrantIndex.search`: overlap, order and the largest score difference. Prints warm latency and
-throughput of both (query encoding included, one query at a time), the bytes per page each
+throughput of both (query encoding included, one query at a time; wall, and CPU seconds of this
+process, where the embedded engine runs too) with their ratio, the bytes per page each
 vector format holds, and, with --pool, the retrieval quality (MRR@10, nDCG@10, overlap with the
 local top 10) when pages are reduced to at most N token states by token pooling.
 """
@@ -15,26 +16,22 @@ local top 10) when pages are reduced to at most N token states by token pooling.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from _stores import clock, machine, read_queries, sample_queries, sample_store
+
 from smartcli import Index, QdrantIndex
-
-
-def load_queries(path: str, limit: int | None):
-    queries = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    return queries[:limit] if limit else queries
+from smartcli.search.evaluate import matches
 
 
 def metrics(hits, judged) -> tuple[float, float]:
     relevant = {(r["file"], r["page"]) for r in judged.get("relevant", [])}
-    gains = [1.0 if (os.path.basename(h.path), h.page) in relevant else 0.0 for h in hits[:10]]
+    gains = [1.0 if any(page == h.page and matches(file, h.path) for file, page in relevant) else 0.0 for h in hits[:10]]
     mrr = next((1.0 / (i + 1) for i, g in enumerate(gains) if g), 0.0)
     dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains))
     ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(relevant), 10)))
@@ -42,12 +39,14 @@ def metrics(hits, judged) -> tuple[float, float]:
 
 
 def timed(fn, queries):
-    answers, times = [], []
+    """Each query's answer, and the wall and CPU seconds of each."""
+    answers, times, cpu = [], [], []
     for q in queries:
-        start = time.perf_counter()
-        answers.append(fn(q["query"]))
-        times.append(time.perf_counter() - start)
-    return answers, times
+        with clock() as timing:
+            answers.append(fn(q["query"]))
+        times.append(timing.wall)
+        cpu.append(timing.cpu)
+    return answers, times, cpu
 
 
 def folder_bytes(path: Path) -> int:
@@ -55,23 +54,26 @@ def folder_bytes(path: Path) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--store", required=True)
-    ap.add_argument("--queries", required=True)
-    ap.add_argument("--workdir", default=None)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", help="an indexed store (it records the sync's state in its catalog)")
+    ap.add_argument("--queries", help="judged queries, JSON lines with \"query\" and \"relevant\"")
+    ap.add_argument("--workdir", default=None, help="where the embedded Qdrant keeps its folder (default: a temporary one)")
     ap.add_argument("--pool", type=int, nargs="*", default=[], help="token limits to measure pooling at")
-    ap.add_argument("--smoke", action="store_true", help="5 queries, no pooling")
+    ap.add_argument("--smoke", action="store_true", help="5 queries, no pooling; without --store and --queries: sample_corpus/")
     ap.add_argument("--fresh", action="store_true", help="start from an empty Qdrant folder (else a finished earlier sync is reused)")
     args = ap.parse_args()
+    if not args.smoke and not (args.store and args.queries):
+        ap.error("--store and --queries are required (or --smoke)")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="qdrant-bench-"))
     if args.fresh:
         shutil.rmtree(work / "db", ignore_errors=True)
     location = str(work / "db")
-    judged = load_queries(args.queries, 5 if args.smoke else None)
+    args.store = args.store or sample_store(work)
+    judged = read_queries(args.queries or sample_queries(work), 5 if args.smoke else None)
 
     local = Index.open(args.store, warm=True)
     status = local.status()
-    print(f"store: {args.store}: {status.encoded_items} pages, {status.tokens} token states, format {status.token_dtype}, model {status.model}")
+    print(f"store: {args.store}: {status.encoded_items} pages, {status.tokens} token states, format {status.token_dtype}, model {status.model}; {machine()}")
     start = time.perf_counter()
     summary = local.sync(location, "bench")
     print(f"sync into embedded Qdrant: {summary.upserted} points sent ({summary.unchanged} already there) in {time.perf_counter() - start:.1f} s, {summary.reduced} pages pooled")
@@ -82,8 +84,8 @@ def main() -> None:
         local.search(q["query"])
         remote.search(q["query"])
 
-    local_hits, local_times = timed(lambda q: local.search(q, k=10), judged)
-    remote_hits, remote_times = timed(lambda q: remote.search(q, k=10), judged)
+    local_hits, local_times, local_cpu = timed(lambda q: local.search(q, k=10), judged)
+    remote_hits, remote_times, remote_cpu = timed(lambda q: remote.search(q, k=10), judged)
     overlaps, same_order, worst = [], 0, 0.0
     for a, b in zip(local_hits, remote_hits):
         ka, kb = [(h.path, h.page) for h in a], [(h.path, h.page) for h in b]
@@ -99,15 +101,17 @@ def main() -> None:
     print(f"  MRR@10 local {statistics.mean(m[0] for m in lm):.3f} vs Qdrant {statistics.mean(m[0] for m in rm):.3f}; "
           f"nDCG@10 local {statistics.mean(m[1] for m in lm):.3f} vs Qdrant {statistics.mean(m[1] for m in rm):.3f}")
 
-    def row(name, times):
+    def row(name, times, cpu):
         ms = sorted(t * 1000 for t in times)
         p90 = ms[min(len(ms) - 1, int(0.9 * len(ms)))]
-        print(f"  {name:32} median {statistics.median(ms):7.1f} ms  p90 {p90:7.1f} ms  {len(ms) / sum(times):6.1f} queries/s")
+        print(f"  {name:32} median {statistics.median(ms):7.1f} ms  p90 {p90:7.1f} ms  {len(ms) / sum(times):6.1f} queries/s"
+              f"   CPU median {statistics.median(cpu) * 1000:7.1f} ms")
 
     print("\nwarm latency, one query at a time (encoding included):")
-    row("local store", local_times)
-    row("Qdrant embedded (local mode)", remote_times)
-    print(f"  ratio Qdrant / local (median): {statistics.median(remote_times) / statistics.median(local_times):.2f}")
+    row("local store", local_times, local_cpu)
+    row("Qdrant embedded (local mode)", remote_times, remote_cpu)
+    print(f"  ratio Qdrant / local (median): {statistics.median(remote_times) / statistics.median(local_times):.2f} wall, "
+          f"{statistics.median(remote_cpu) / max(statistics.median(local_cpu), 1e-9):.2f} CPU")
 
     pages, tokens, dims = status.encoded_items, status.tokens, local.model.dims
     t = tokens / pages

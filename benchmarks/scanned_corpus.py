@@ -2,13 +2,16 @@
 
     python benchmarks/scanned_corpus.py dev_corpus scanned_corpus            # image-only PDFs
     python benchmarks/scanned_corpus.py dev_corpus scanned_png --format png  # one PNG per page
+    python benchmarks/scanned_corpus.py --smoke OUT                          # sample_corpus/, 2 pages a PDF
 
 Each page is rendered in grey at ``--dpi``, rotated by a random angle within
 ``--max-rotation`` degrees, given Gaussian noise and a slight blur, and JPEG-compressed
 like a cheap office scanner's output. PDFs keep their base names and page numbers, so
 the development set's judgments (file base name + page) apply to the scanned copy
 unchanged. PNGs go to ``OUT/<pdf stem>/page-0001.png`` (for timing image OCR).
-Deterministic for a given ``--seed``.
+Deterministic for a given ``--seed``. It makes the input of the OCR quality figures (`smart
+index` of the copy, `smart eval` on it, benchmarks/ocr_word_recall.py) and prints the seconds
+(wall and CPU) it took per page.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pymupdf
+from _stores import SAMPLE_CORPUS, clock
 from PIL import Image, ImageFilter
 
 
@@ -42,6 +45,8 @@ def jpeg_bytes(image: Image.Image, quality: int) -> bytes:
 
 def scan_pdf(source: Path, out_dir: Path, args, rng: np.random.Generator) -> int:
     with pymupdf.open(source) as doc:
+        if args.pages:
+            doc.select(range(min(args.pages, doc.page_count)))
         if args.format == "pdf":
             scanned = pymupdf.open()
             for page in doc:
@@ -58,27 +63,36 @@ def scan_pdf(source: Path, out_dir: Path, args, rng: np.random.Generator) -> int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("source", type=Path, help="folder of born-digital PDFs")
-    parser.add_argument("out", type=Path, help="folder for the scanned copies")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", type=Path, nargs="?", help="folder of born-digital PDFs (--smoke: sample_corpus/)")
+    parser.add_argument("out", type=Path, nargs="?", help="folder for the scanned copies")
     parser.add_argument("--format", choices=("pdf", "png"), default="pdf")
     parser.add_argument("--dpi", type=int, default=200, help="scan resolution (default 200)")
     parser.add_argument("--max-rotation", type=float, default=1.0, help="largest skew in degrees (default 1.0)")
     parser.add_argument("--noise", type=float, default=10.0, help="std. dev. of the grey-level noise (default 10)")
     parser.add_argument("--quality", type=int, default=75, help="JPEG quality inside the PDFs (default 75)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pages", type=int, default=None, help="scan only the first N pages of each PDF")
+    parser.add_argument("--smoke", action="store_true", help="SOURCE defaults to sample_corpus/, 2 pages a PDF; give OUT alone")
     args = parser.parse_args(argv)
+    if args.smoke:
+        if args.out is None:  # one folder given: it is where the copies go
+            args.source, args.out = SAMPLE_CORPUS, args.source
+        args.pages = args.pages or 2
+    if args.source is None or args.out is None:
+        parser.error("SOURCE and OUT are required (with --smoke: OUT)")
 
-    sources = sorted(args.source.glob("*.pdf"))
+    sources = sorted(args.source.rglob("*.pdf") if args.smoke else args.source.glob("*.pdf"))
     if not sources:
         print(f"no PDFs in {args.source}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
-    start = time.perf_counter()
-    pages = sum(scan_pdf(source, args.out, args, rng) for source in sources)
-    print(f"{pages} pages of {len(sources)} PDFs scanned into {args.out} in {time.perf_counter() - start:.0f} s "
-          f"({args.format}, {args.dpi} dpi, rotation up to {args.max_rotation} deg, noise {args.noise})")
+    with clock() as timing:
+        pages = sum(scan_pdf(source, args.out, args, rng) for source in sources)
+    print(f"{pages} pages of {len(sources)} PDFs scanned into {args.out} in {timing.wall:.1f} s, {timing.cpu:.1f} CPU s "
+          f"({timing.wall / max(pages, 1):.2f} s, {timing.cpu / max(pages, 1):.2f} CPU s a page; "
+          f"{args.format}, {args.dpi} dpi, rotation up to {args.max_rotation} deg, noise {args.noise})")
     return 0
 
 

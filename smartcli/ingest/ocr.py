@@ -49,7 +49,7 @@ MAX_PIXELS = 40_000_000
 # belong to words of the word list (the packaged tokenizer's vocabulary), and there are at
 # least READABLE_MIN_WORDS such words. Tesseract reads marks on a photo or glyphs drawn as
 # boxes as "/ | wh Le (c) WZ Vy tie J" or "Pd PO Pd PC". Measured with
-# benchmarks/ocr_garbage.py (README, OCR) on 30 scanned development pages and 30 photos:
+# benchmarks/ocr_garbage.py (docs/experiments.md) on 30 scanned development pages and 30 photos:
 # scans score 0.34-0.94 (the lowest are pages of C++ identifiers), photos with 2+ known words
 # 0.06-0.28, except the one photo that shows a line of real text.
 READABLE_SHARE = 0.3

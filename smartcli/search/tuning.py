@@ -11,9 +11,8 @@ query token state, with the Linear zero-initialised: it starts as the identity. 
 a contrastive loss over MaxSim scores: each pair's own pages against the other pairs' pages of the
 batch (in-batch negatives) and the pages the untuned search ranks highest that are not its own
 (hard negatives). ``init="pca"`` starts the Linear at "all-but-the-top" of the query token
-states instead (:func:`pca_init`). Variant (b), the same adapter on the pages' re-encoded float
-token states too, is trained and scored here (``both_sides``) but only measured offline
-(benchmarks/tune_both_sides.py; README, tune, third round): no store keeps adapted pages.
+states instead (:func:`pca_init`). Variant (b), the same adapter on the pages too, was measured
+offline and not kept (docs/experiments.md).
 """
 
 from __future__ import annotations
@@ -165,20 +164,14 @@ def weight_grid() -> list[Weights]:
     return grid + [Weights(0.0, 1.0)]
 
 
-def measure(
-    searcher, encoded: list[Encoded], pairs: list[Pair], grid: list[Weights], k: int = defaults.TOP_K, docs: dict[int, np.ndarray] | None = None
-) -> list[Measured]:
-    """MRR@k and nDCG@k of the search path at each of ``grid``'s weights (shared scoring passes).
-    ``docs``: token states of every page (by item index, as the store would decode them) to score
-    MaxSim against instead of the stored ones (variant (b), measured offline)."""
+def measure(searcher, encoded: list[Encoded], pairs: list[Pair], grid: list[Weights], k: int = defaults.TOP_K) -> list[Measured]:
+    """MRR@k and nDCG@k of the search path at each of ``grid``'s weights (shared scoring passes)."""
     from smartcli.search.searcher import Scored
 
     judged = [JudgedQuery(str(i), p.query, p.pages) for i, p in enumerate(pairs)]
     # One MaxSim pass over every page serves every weighting: the two-stage rankings are the
     # same scores restricted to each query's anchor shortlist, as searcher.score restricts them.
     full = searcher.score(encoded, Weights(0.0, 1.0))
-    if docs is not None:
-        full.late[:] = late_against(encoded, [docs[i] for i in full.columns])
     hide_own_sentences(searcher, encoded, pairs, full)
     out = []
     for weights in grid:
@@ -192,18 +185,6 @@ def measure(
         hits = searcher.rank(encoded, scored, weights, k, snippets=False)
         run = score_run("", judged, [[(h.item.path, h.item.page) for h in q] for q in hits], k)
         out.append(Measured(weights, run.mean("rr"), run.mean("ndcg"), np.array([q.ndcg for q in run.per_query])))
-    return out
-
-
-def late_against(encoded: list[Encoded], pages: list[np.ndarray]) -> np.ndarray:
-    """MaxSim [queries, pages] of the queries' token states against ``pages`` (token states each)."""
-    lengths = np.array([len(p) for p in pages])
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    stacked = np.concatenate(pages).astype(np.float32)
-    out = np.zeros((len(encoded), len(pages)), np.float32)
-    for row, e in enumerate(encoded):
-        sim = np.asarray(e.tokens, np.float32) @ stacked.T  # [Q, T]
-        out[row] = np.maximum.reduceat(sim, starts, axis=1).mean(axis=0)
     return out
 
 
@@ -300,14 +281,11 @@ def tune(
     epochs: int = defaults.TUNE_EPOCHS,
     guard: bool = True,
     init: str = defaults.TUNE_INIT,
-    both_sides: dict[int, np.ndarray] | None = None,
 ) -> TuneResult:
     """Choose weights, train the adapter and judge both on held-back pairs (``searcher`` has the
     untuned encoder). Without ``guard`` what was learned is kept even when it is no better than the
     untuned search (the last epoch's adapter, at its best weights). ``init``: how the adapter's
-    Linear starts, "identity" (zero) or "pca" (see :func:`pca_init`). ``both_sides``: the float
-    token states of every page (by item index, the store's pages encoded again): the adapter is
-    applied to them too — variant (b), measured offline (``benchmarks/tune_both_sides.py``)."""
+    Linear starts, "identity" (zero) or "pca" (see :func:`pca_init`)."""
     if init not in INITS:
         raise SmartError(ErrorKind.BAD_OPTION, f"unknown adapter initialisation {init!r} (known: {', '.join(INITS)})", option="init")
     started = time.monotonic()
@@ -334,7 +312,7 @@ def tune(
     if train_adapter:
         t0 = time.monotonic()
         frozen = best_of(measured)  # epoch 0, the frozen model: measured above, not again
-        adapter, adapted, history, last = _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs, init, both_sides, frozen)
+        adapter, adapted, history, last = _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs, init, frozen)
         if not guard and adapter is None and last is not None:
             adapter, adapted = last
         result.train_seconds = time.monotonic() - t0
@@ -372,7 +350,7 @@ def pca_init(query_tokens: np.ndarray, components: int = defaults.TUNE_PCA_COMPO
     return (-float(std.mean()) * (u @ u.T)).astype(np.float32)
 
 
-def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs, init="identity", both_sides=None, frozen=None):
+def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epochs, init="identity", frozen=None):
     """Train the adapter (``frozen``: the held-back figures without it, when already measured).
     Returns (best adapter or None if epoch 0 stayed best, its Measured, history, (last epoch's
     adapter, its Measured) or None)."""
@@ -385,9 +363,7 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
     negatives = _hard_negatives(searcher, train_encoded, positives)
     needed = sorted({i for row in positives + negatives for i in row})
     report(f"reading the token states of {len(needed)} pages")
-    tokens = _item_tokens(searcher, needed) if both_sides is None else {i: both_sides[i] for i in needed}
-    if both_sides is not None and any(p.hidden is not None for p in train + held):
-        raise SmartError(ErrorKind.BAD_OPTION, "the adapter on both sides is measured on outline and labelled pairs only", option="body")
+    tokens = _item_tokens(searcher, needed)
     # A "body" pair's own page is scored without the sentence its query was cut from: its
     # positive is that page's tokens with the sentence's tokens left out (keyed -1 - pair), and
     # the page as stored, should another pair of the batch bring it, is no candidate for it.
@@ -413,8 +389,7 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
         return Adapter(*(p.detach().numpy().astype(np.float32).copy() for p in (ln.weight, ln.bias, linear.weight, linear.bias)))
 
     def judge(adapter: Adapter | None) -> Measured:
-        docs = None if adapter is None or both_sides is None else adapted_pages(both_sides, adapter, searcher.store.token_dtype)
-        return best_of(measure(searcher, [adapt(e, adapter) for e in held_encoded], held, grid, docs=docs))
+        return best_of(measure(searcher, [adapt(e, adapter) for e in held_encoded], held, grid))
 
     best = frozen if frozen is not None else judge(None)
     history = [{"epoch": 0, "loss": None, **best.as_json()}]
@@ -429,9 +404,6 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
             docs = sorted({d for i in batch for d in positives[i] + negatives[i]})
             column = {d: c for c, d in enumerate(docs)}
             doc_tokens = torch.from_numpy(np.concatenate([tokens[d] for d in docs]))
-            if both_sides is not None:  # variant (b): the page's float token states through the same adapter
-                doc_tokens = doc_tokens + linear(ln(doc_tokens))
-                doc_tokens = doc_tokens / doc_tokens.norm(dim=-1, keepdim=True).clamp_min(1e-12)
             lengths = torch.tensor([tokens[d].shape[0] for d in docs])
             queries = torch.cat([q_tokens[i] for i in batch])
             q_lengths = torch.tensor([q_tokens[i].shape[0] for i in batch])
@@ -467,11 +439,6 @@ def _train(searcher, train, train_encoded, held, held_encoded, grid, report, epo
     return best_adapter, best, history, last
 
 
-def adapted_pages(floats: dict[int, np.ndarray], adapter: Adapter, dtype: str) -> dict[int, np.ndarray]:
-    """Variant (b): every page's float token states through ``adapter``, as the store would keep them."""
-    return {i: as_stored(adapter.apply(t), dtype) for i, t in floats.items()}
-
-
 def _maxsim_by_argmax(queries, doc_tokens, lengths, q_lengths):
     """:func:`~smartcli.search.scoring.maxsim` with its gradient, cheaply: the arg-max page token
     of each query token is found without autograd (the large product), and only the chosen
@@ -497,7 +464,7 @@ def _hard_negatives(searcher, encoded: list[Encoded], positives: list[list[int]]
     The search's scores, computed the other way round: each page's decoded token states against
     the tokens of every query that has the page in its anchor shortlist, in one matrix product:
     4.7-5.4x faster than scoring each query's shortlist with the 1-bit kernel as search does, with
-    the same negatives (benchmarks/tune_mining.py; mining had taken 85 of tune's 238 s on
+    the same negatives (measured: docs/experiments.md; mining had taken 85 of tune's 238 s on
     1,271 pages)."""
     weights = Weights(defaults.LAMBDA_ANCHOR, defaults.LAMBDA_LATE)
     anchor = np.stack([e.pooled for e in encoded]) @ searcher.pooled.T  # [m, pages]

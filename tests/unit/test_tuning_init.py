@@ -1,5 +1,5 @@
-"""The adapter's PCA initialisation (``tune(init="pca")``, `smart tune --init pca`) and the hooks of
-variant (b), the adapter on both sides, which benchmarks/tune_both_sides.py measures offline."""
+"""The adapter's PCA initialisation (``tune(init="pca")``, `smart tune --init pca`), the pages encoded
+again as the store keeps them, and the hard negatives the adapter trains against."""
 
 import shutil
 
@@ -8,7 +8,7 @@ import pytest
 
 from smartcli import ErrorKind, Index, SmartError
 from smartcli.search.scoring import Weights
-from smartcli.search.tuning import Pair, _hard_negatives, _item_tokens, adapted_pages, as_stored, late_against, measure, pca_init, tune
+from smartcli.search.tuning import _hard_negatives, _item_tokens, as_stored, pca_init
 from smartcli.store.catalog import Store
 from smartcli.store.tuning import Adapter, load_adapter, read_tuning
 from tests.conftest import run_smart, searching
@@ -62,27 +62,15 @@ def test_an_unknown_init_is_refused_before_anything_is_read(store_copy):
     assert ran.returncode == 2 and "--init" in ran.stderr and "Traceback" not in ran.stderr
 
 
-def test_both_sides_scores_the_re_encoded_pages_as_the_store_does_and_trains(sample_store):
+def test_pages_encoded_again_are_scored_as_the_store_keeps_them(sample_store):
+    # `--body` scores a page encoded again without its hidden sentence: as_stored must give the
+    # token states the store would have kept for it (here: the stored sign bits, page for page).
     store_path, _ = sample_store
     with searching(store_path) as (store, encoder, searcher):
         items = list(range(len(searcher.items)))
         stored = _item_tokens(searcher, items)
-        floats = {i: e.tokens for i, e in zip(items, encoder.encode_documents([searcher.items[i].text for i in items]))}
-        # The pages encoded again give back the stored sign bits, and scoring them in memory is the store's MaxSim.
-        assert all(np.array_equal(as_stored(floats[i], store.token_dtype), stored[i]) for i in items)
-        queries = ["bread dough sticking", "router password", "repot a plant", "terminal copy files"]
-        encoded = encoder.encode_queries(queries)
-        late = searcher.score(encoded, Weights(0.0, 1.0))
-        np.testing.assert_allclose(late_against(encoded, [stored[i] for i in late.columns]), late.late, atol=1e-4)
-        # The identity adapter on both sides changes nothing.
-        same = adapted_pages(floats, Adapter.identity(encoded[0].tokens.shape[1]), store.token_dtype)
-        pairs = [Pair(q, {(searcher.items[0].path, searcher.items[0].page)}) for q in queries]
-        grid = [Weights(1.0, 5.0), Weights(0.0, 1.0)]
-        assert [m.key() for m in measure(searcher, encoded, pairs, grid, docs=same)] == [m.key() for m in measure(searcher, encoded, pairs, grid)]
-        # Variant (b) trains on the float pages through the same adapter.
-        page_pairs = [Pair(item.text.split(".")[0][:60], {(item.path, item.page)}) for item in searcher.items if item.text.strip()]
-        result = tune(searcher, page_pairs, True, guard=False, epochs=2, both_sides=floats)
-        assert result.adapter is not None and result.epochs >= 1 and np.isfinite(result.adapter.weight).all()
+        floats = encoder.encode_documents([searcher.items[i].text for i in items])
+        assert all(np.array_equal(as_stored(floats[i].tokens, store.token_dtype), stored[i]) for i in items)
 
 
 @pytest.mark.parametrize("shortlist", [None, 4])
