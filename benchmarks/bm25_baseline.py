@@ -14,7 +14,7 @@ import re
 from collections import Counter
 
 from smartcli.search.evaluate import load_judgments, score_run
-from smartcli.store.catalog import Store
+from smartcli.store.catalog import Store, reads
 
 WORD = re.compile(r"\w+")
 
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--queries", required=True)
     parser.add_argument("--k", type=int, default=10)
     args = parser.parse_args()
-    items = Store.open(args.store).live_items()
+    items = reads.live_items(Store.open(args.store))
     pages = [tokenize(i.text) for i in items]
     judged = load_judgments(args.queries)
     ranked = [[(items[i].path, items[i].page) for i in bm25_rank(pages, tokenize(q.query))[: args.k]] for q in judged]

@@ -27,7 +27,7 @@ from smartcli.ingest.discovery import discover, read_document
 from smartcli.models.registry import load_encoder
 from smartcli.ingest.indexer import DEFAULT_BATCH_PAGES, Indexer
 from smartcli.ingest.planning import plan_changes
-from smartcli.store.catalog import Store
+from smartcli.store.catalog import Store, writes
 
 
 def main() -> None:
@@ -65,7 +65,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open_for_writing(Path(tmp) / "store")
-        store.bind_model(encoder.info, args.format)
+        writes.bind_model(store, encoder.info, args.format)
         start = time.perf_counter()
         plan, hashes = plan_changes(store, [args.corpus])
         summary = Indexer(store, encoder).run(plan, hashes)

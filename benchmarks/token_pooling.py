@@ -22,7 +22,7 @@ import numpy as np
 
 from smartcli import defaults
 from smartcli.models.registry import load_encoder
-from smartcli.store.catalog import Store
+from smartcli.store.catalog import Store, reads
 from smartcli.store.qdrant import reduce_tokens
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     args = ap.parse_args()
     judged = [json.loads(x) for x in Path(args.queries).read_text().splitlines() if x.strip()]
     store = Store.open(args.store)
-    items = store.live_items()
+    items = reads.live_items(store)
     pooled, tokens, spans = [], [], []
     for item in items:
         with store.open_segment(item.segment) as seg:

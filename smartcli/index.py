@@ -27,7 +27,10 @@ from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError, StoreError, StoreMissing
 from smartcli.search.scoring import Weights
 from smartcli.search.searcher import Hit, Scope
-from smartcli.store.catalog import CATALOG, SEGMENT_DIR, STORE_NAMES, Store, check_same_model, damaged_catalog, default_store_path, free_bytes, storage_error, LOW_SPACE_BYTES
+from smartcli.store.catalog import Store, integrity, reads, writes
+from smartcli.store.catalog.connection import LOW_SPACE_BYTES, damaged_catalog, free_bytes, storage_error
+from smartcli.store.catalog.layout import CATALOG, SEGMENT_DIR, STORE_NAMES, default_store_path
+from smartcli.store.catalog.writes import check_same_model
 
 __all__ = ["Index", "QdrantIndex", "UpdateEvents", "Status", "Scope", "Weights", "Hit", "TuneSummary", "VerifyReport"]
 
@@ -367,10 +370,10 @@ class Index:
                 indexer.on_commit = counter
             summary = indexer.run(plan, hashes, progress=events.pages_done)
         summary.not_indexable = plan.not_indexable
-        store.record_roots(roots)
+        writes.record_roots(store, roots)
         from smartcli.ingest.planning import UNMOUNTED
 
-        store.record_mounts(roots, plan.mounts, [s.path for s in plan.skipped if s.reason == UNMOUNTED and s.path not in plan.mounts])
+        writes.record_mounts(store, roots, plan.mounts, [s.path for s in plan.skipped if s.reason == UNMOUNTED and s.path not in plan.mounts])
         if needs_compaction(store):
             compacted = compact(store)
             for d in compacted.damaged:  # never copied into a new segment: said, and left as it is
@@ -392,16 +395,16 @@ class Index:
         ``grace_seconds`` (searches that started before can finish), so the store first grows:
         ``store_bytes_before``, ``bytes`` (now) and ``bytes_after_grace`` say by how much.
         """
-        from smartcli.store.catalog import SEGMENT_GRACE_SECONDS
+        from smartcli.store.catalog.retirement import SEGMENT_GRACE_SECONDS
         from smartcli.store.compaction import compact
 
         # Sizes as `smart status` measures them, outside the writer (whose catalog log is not folded in yet).
         with _reading(self.path, verify=False) as store:
-            before = store.stats()["bytes"]
+            before = reads.stats(store)["bytes"]
         with self._writer(wait, False, UpdateEvents()) as store:
             result = compact(store)
         with _reading(self.path, verify=False) as store:
-            stats = store.stats()
+            stats = reads.stats(store)
         result.segments, result.bytes = stats["segments"], stats["bytes"]
         result.store_bytes_before, result.bytes_after_grace = before, stats["live_bytes"]
         result.grace_seconds = SEGMENT_GRACE_SECONDS
@@ -443,7 +446,7 @@ class Index:
             client = connect(target)
             try:
                 if events.wants_progress:
-                    events.started(len(store.live_items()))
+                    events.started(len(reads.live_items(store)))
                 return sync_store(store, client, target, collection, settings, batch_points, max_tokens, report=events.message, progress=events.pages_done)
             finally:
                 if target.local:
@@ -581,7 +584,7 @@ class Index:
         item = self._by_id[1].get(item_id)
         if item is None:
             raise SmartError(ErrorKind.NOT_FOUND, f"no indexed page has id {item_id}")
-        origin = searcher.store.item_origin(item_id)
+        origin = reads.item_origin(searcher.store, item_id)
         if origin is None or not _shown_file(item.path, origin, searcher.store.roots):
             raise SmartError(ErrorKind.NOT_FOUND, f"page {item.page} of {item.path} changed or moved since it was indexed", path=item.path)
         return item
@@ -640,7 +643,7 @@ class Index:
         cache = self._word_cache
         key = (item.item_id, item.path, item.page)
         if key not in cache:
-            origin = searcher.store.item_origin(item.item_id) or {}
+            origin = reads.item_origin(searcher.store, item.item_id) or {}
             if len(cache) >= defaults.VIEW_WORD_CACHE_PAGES:
                 cache.pop(next(iter(cache)))
             cache[key] = page_words(item.path, item.kind, item.page, item.text, ocr_language=origin.get("ocr"))
@@ -802,7 +805,7 @@ class Index:
         """The pages and images recorded without vectors, with the code of why (``smart status --unencoded``),
         ordered by path and page."""
         with _reading(self.path, verify=False) as store, store.read_snapshot():
-            return [Unencoded(**row) for row in store.unencoded_items()]
+            return [Unencoded(**row) for row in reads.unencoded_items(store)]
 
 
     def verify(self, on_segment=None) -> VerifyReport:
@@ -813,7 +816,7 @@ class Index:
         ``on_segment(name)`` is called before each segment is read."""
         started = time.monotonic()
         with _reading(self.path, verify=False) as store, store.read_snapshot():
-            found, counts = store.verify(on_segment)
+            found, counts = integrity.check(store, thorough=True, on_segment=on_segment)
         return VerifyReport(
             store=str(self.path),
             seconds=round(time.monotonic() - started, 3),
@@ -1036,7 +1039,7 @@ def _remove_if_empty(root: Path) -> None:
 
     try:
         with Store.open(root, verify=False) as store:
-            if store.files():
+            if reads.files(store):
                 return
     except (SmartError, sqlite3.DatabaseError, OSError):
         pass
@@ -1099,14 +1102,14 @@ def _old_text(store: Store, settle: bool = True) -> set[str]:
     model = store.model
     if model is None or model.consumes_pixels:
         return set()
-    return store.paths_with_old_text(settle)
+    return reads.paths_with_old_text(store, settle)
 
 
 def _awaiting_ocr(store: Store, settings) -> set[str]:
     """Files to read again although unchanged: text-less pages OCR can read now."""
     from smartcli.store.notes import AWAITING_OCR
 
-    return store.paths_awaiting_ocr(AWAITING_OCR) if settings.available else set()
+    return reads.paths_awaiting_ocr(store, AWAITING_OCR) if settings.available else set()
 
 
 class _LazyEncoder:
@@ -1125,7 +1128,7 @@ class _LazyEncoder:
 
         if self._encoder is None:
             encoder = load_encoder(self.spec, self.device, self.options)
-            self.store.bind_model(encoder.info, self.token_dtype)
+            writes.bind_model(self.store, encoder.info, self.token_dtype)
             self._encoder = encoder
         return self._encoder
 
@@ -1148,10 +1151,10 @@ def _collect_status(store: Store) -> Status:
     from smartcli.ingest.discovery import discover
     from smartcli.store.notes import Note
 
-    stats = store.stats()
+    stats = reads.stats(store)
     meta = store.meta
     model = store.model
-    files = store.files()
+    files = reads.files(store)
     modified = missing = 0
     for f in files:
         try:
@@ -1167,7 +1170,7 @@ def _collect_status(store: Store) -> Status:
     new = sum(1 for s in sources if s.path not in known)
     encoded = stats["encoded_items"]
     not_encoded = stats["not_encoded"]
-    by_language = store.ocr_counts()
+    by_language = reads.ocr_counts(store)
     return Status(
         store=str(store.root),
         model=model.name if model else None,
@@ -1199,7 +1202,7 @@ def _collect_status(store: Store) -> Status:
         changed_on_disk={"modified": modified, "missing": missing, "new": new},
         skipped=[{"path": f["path"], "code": f["code"], "detail": f["detail"], "reason": f["reason"]} for f in files if f["status"] == "skipped"],
         partly_indexed=[{"path": f["path"], "code": f["code"], "detail": f["detail"], "reason": f["reason"]} for f in files if f["status"] == "indexed" and f["reason"]],
-        store_problems=store.problems(),
+        store_problems=integrity.check(store).sentences(),
         tuning=_tuning_status(store),
     )
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from smartcli import Index, SmartWarning
-from smartcli.store.catalog import SCHEMA_VERSION, Store
+from smartcli.store.catalog import Store, integrity
+from smartcli.store.catalog.schema import SCHEMA_VERSION
 from tests.integrity import three_segments  # noqa: F401 (a fixture)
 from tests.integrity import copy_store, flip_in_dataset, flip_text_byte, segment_files, swap_files, unique_text
 
@@ -63,7 +64,7 @@ def test_two_equal_size_segments_swapped_are_detected_never_misattributed(three_
     assert a.stat().st_size == b.stat().st_size  # what the size check of `status` cannot tell apart
     swap_files(a, b)
     with Store.open(store) as opened:
-        assert opened.problems() == []  # the cheap check still sees nothing
+        assert integrity.check(opened).damage == []  # the cheap check still sees nothing
 
     with Index.open(store) as index:
         hits, said = searched(index)
@@ -176,3 +177,4 @@ def test_compaction_rewrites_old_segments_as_checked_ones(schema1_store):
     with Index.open(schema1_store) as index:
         after = index.search("houseplants", k=5)
     assert [(h.path, h.page, round(h.score, 5)) for h in after] == [(h.path, h.page, round(h.score, 5)) for h in before]
+

@@ -9,7 +9,7 @@ import sqlite3
 
 import pymupdf
 
-from smartcli.store.catalog import Store
+from smartcli.store.catalog import Store, reads
 from smartcli.store.skips import Skip, skip_code, skip_words
 from tests.conftest import run_smart
 from tests.corpus import make_pdf
@@ -119,11 +119,11 @@ def test_a_store_of_older_sentences_is_given_codes_on_a_writers_open(sample_stor
             )
     # A reader does not write: it words the sentences as they are.
     reader = Store.open(store)
-    assert {f["path"]: f["reason"] for f in reader.files() if f["status"] == "skipped"} == old
+    assert {f["path"]: f["reason"] for f in reads.files(reader) if f["status"] == "skipped"} == old
     reader.close()
 
     writer = Store.open_for_writing(store)
-    words = {f["path"]: (f["code"], f["reason"]) for f in writer.files() if f["status"] == "skipped"}
+    words = {f["path"]: (f["code"], f["reason"]) for f in reads.files(writer) if f["status"] == "skipped"}
     writer.close()
     assert words == {
         "/old/a-bomb.pdf": ("read_timeout", old["/old/a-bomb.pdf"]),

@@ -3,6 +3,7 @@
 import numpy as np
 
 from smartcli.store.catalog import Store
+from smartcli.store.catalog.writes import write_tuning_record
 from smartcli.store.tuning import Adapter, clear_tuning, load_adapter, read_tuning, write_tuning
 
 
@@ -34,8 +35,7 @@ def test_record_and_adapter_round_trip_and_clear(sample_store, tmp_path):
         loaded = load_adapter(store, record)
         np.testing.assert_array_equal(loaded.weight, adapter.weight)
         # A record made for another model is not used.
-        with store.conn:
-            store._set_meta("tuning", dict(record, model_fingerprint="other"))
+        write_tuning_record(store, dict(record, model_fingerprint="other"))
         assert read_tuning(store) is None
     with Store.open_for_writing(store_dir) as store:
         assert clear_tuning(store) is True
