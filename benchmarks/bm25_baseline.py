@@ -22,7 +22,7 @@ from _stores import clock, machine, ratio, sample_queries, sample_store
 
 from smartcli import Index
 from smartcli.search.evaluate import load_judgments, score_run
-from smartcli.store.catalog import Store
+from smartcli.store.catalog import Store, reads
 
 WORD = re.compile(r"\w+")
 
@@ -60,7 +60,7 @@ def main() -> None:
         store = args.store or sample_store(Path(tmp))
         judged = load_judgments(str(args.queries or sample_queries(Path(tmp))))
         with Store.open(store) as opened:
-            items = opened.live_items()
+            items = reads.live_items(opened)
         with clock() as bm25_time:
             pages = [tokenize(i.text) for i in items]
             ranked = [[(items[i].path, items[i].page) for i in bm25_rank(pages, tokenize(q.query))[: args.k]] for q in judged]

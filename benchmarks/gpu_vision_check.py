@@ -39,12 +39,12 @@ def index_and_score(model_dir: Path, corpus: Path, device: str, workdir: Path) -
     from smartcli.ingest.render import load_image
     from smartcli.search.scoring import Weights, fuse
     from smartcli.search.searcher import Searcher
-    from smartcli.store.catalog import Store
+    from smartcli.store.catalog import Store, writes
 
     encoder = load_encoder(str(model_dir), device)
     encoder.encode_queries(QUERIES[:1])  # warm up (CUDA context, kernels) outside the timing
     store = Store.open_for_writing(workdir / f"store-{model_dir.name}-{device}")
-    store.bind_model(encoder.info)
+    writes.bind_model(store, encoder.info)
     plan, hashes = plan_changes(store, [str(corpus)])
     if device == "cuda":
         torch.cuda.synchronize()

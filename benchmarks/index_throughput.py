@@ -27,7 +27,7 @@ from smartcli.ingest.discovery import discover, read_document
 from smartcli.ingest.indexer import DEFAULT_BATCH_PAGES, Indexer
 from smartcli.ingest.planning import plan_changes
 from smartcli.models.registry import load_encoder
-from smartcli.store.catalog import Store
+from smartcli.store.catalog import Store, writes
 
 
 def encode_all(encoder, texts: list[str]):
@@ -68,7 +68,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open_for_writing(Path(tmp) / "store")
-        store.bind_model(encoder.info, args.format)
+        writes.bind_model(store, encoder.info, args.format)
         readers = children_cpu()
         with clock() as indexed:
             plan, hashes = plan_changes(store, [args.corpus])

@@ -35,7 +35,7 @@ from _stores import clock, machine, sample_store
 
 from smartcli import Index
 from smartcli.errors import StoreDamaged
-from smartcli.store.catalog import Store
+from smartcli.store.catalog import Store, reads
 from smartcli.store.segments import Segment
 
 
@@ -93,7 +93,7 @@ def trial(store: Store, name: str, original: Path, scratch: Path, where: str, rn
         except StoreDamaged:
             return "detected"
         with segment:
-            if segment.verify(store.expected(name), store.segment_digests(name)):
+            if segment.verify(store.expected(name), reads.segment_digests(store, name)):
                 return "detected"
         try:
             return "harmless" if same(contents(target), contents(original)) else "silent"
@@ -107,7 +107,7 @@ def flips(root: Path, trials: int, seed: int) -> dict:
     rng = random.Random(seed)
     results = {}
     with Store.open(root) as store:
-        names = [r[0] for r in store.conn.execute("SELECT name FROM segments ORDER BY name")]
+        names = sorted(s["name"] for s in reads.segment_usage(store))
         with tempfile.TemporaryDirectory() as tmp:
             originals = {}
             for name in names:
@@ -133,7 +133,7 @@ def read_costs(root: Path, repeats: int) -> dict:
     from smartcli.store.segments import row_crcs
 
     with Store.open(root) as store:
-        name = max(store.segment_usage(), key=lambda s: s["tokens"])["name"]
+        name = max(reads.segment_usage(store), key=lambda s: s["tokens"])["name"]
         with h5py.File(store.segment_path(name), "r") as h5:
             tokens, offsets = h5["tokens"][()], h5["offsets"][()]
     rows = len(offsets) - 1

@@ -26,7 +26,7 @@ from _stores import SAMPLE_CORPUS, clock
 
 from smartcli import Index
 from smartcli.ingest.discovery import normalize_text  # the indexer's own normalization
-from smartcli.store.catalog import Store
+from smartcli.store.catalog import Store, reads
 
 WORD = re.compile(r"[a-z0-9]+")
 
@@ -38,7 +38,7 @@ def words(text: str | None) -> Counter:
 def stored_pages(store: Path) -> list[tuple[str, int, str]]:
     """(base name, page, text) of every page of the store."""
     with Store.open(store) as opened:
-        return [(os.path.basename(item.path), item.page, item.text) for item in opened.live_items()]
+        return [(os.path.basename(item.path), item.page, item.text) for item in reads.live_items(opened)]
 
 
 def scanned_sample(folder: Path) -> tuple[Path, Path]:

@@ -41,7 +41,7 @@ from smartcli.models.registry import load_query_encoder
 from smartcli.search.scoring import DEFAULT_LAMBDA_ANCHOR, DEFAULT_LAMBDA_LATE, Weights
 from smartcli.defaults import CANDIDATES as DEFAULT_CANDIDATES
 from smartcli.search.searcher import Searcher
-from smartcli.store.catalog import FileRecord, PageRecord, Store
+from smartcli.store.catalog import FileRecord, PageRecord, Store, writes
 
 QUERIES = [
     "how do I change the default terminal",
@@ -61,7 +61,7 @@ def build_store(root: Path, items: int, tokens_per_item: int, token_format: str,
         return Store.open(root)
     rng = np.random.default_rng(0)
     store = Store.open_for_writing(root)
-    store.bind_model(info, token_format)
+    writes.bind_model(store, info, token_format)
     dims = info.dims
     for start in range(0, items, PAGES_PER_BATCH):
         n = min(PAGES_PER_BATCH, items - start)
@@ -78,7 +78,7 @@ def build_store(root: Path, items: int, tokens_per_item: int, token_format: str,
             encoded = Encoded(pooled, tokens, np.zeros(count, np.int32), spans)
             pages.append(PageRecord(page=i + 1, text="", encoded=encoded))
         record = FileRecord(f"/synthetic/batch-{start:07d}.pdf", "pdf", 1, 1, f"{start}", pages)
-        store.commit_files([record], store.write_segment([record]))
+        writes.commit_files(store, [record], writes.write_segment(store, [record]))
         print(f"\rbuilding {root.name}: {start + n}/{items} pages", end="", flush=True)
     print()
     store.close()

@@ -92,6 +92,16 @@ def run_smart_process(*args, input=None, env=None, check=False):
     return result
 
 
+def copy_store(store: Path, target: Path) -> Path:
+    """Copy a store (in a child process) that this process may have open. Closing any file
+    descriptor of a catalog cancels every POSIX lock this process holds on it, SQLite's
+    included; copied in process, the next `smart` process to close the original would find
+    it unlocked, delete its WAL and shared-memory files under this process's connections,
+    and this process's later reads of it fail with "disk I/O error"."""
+    subprocess.run(["cp", "-a", os.fspath(store), os.fspath(target)], check=True)
+    return target
+
+
 @pytest.fixture(scope="session")
 def sample_store(tmp_path_factory):
     """The sample corpus indexed once with the default model (a real run of `smart index`).

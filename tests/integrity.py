@@ -3,7 +3,6 @@ segment's datasets, swapped segment files, a flipped byte in a page's text in th
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -25,11 +24,6 @@ def three_segments(tmp_path_factory):
         text_page(docs / f"{name}.pdf", f"ferry timetable for the harbor, route {word}")
         run_smart("index", docs, "--store", store, "--ocr", "never", check=True)
     return store
-
-
-def copy_store(store: Path, target: Path) -> Path:
-    shutil.copytree(store, target)
-    return target
 
 
 def segment_files(store: Path) -> list[Path]:

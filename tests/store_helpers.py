@@ -3,7 +3,7 @@
 import numpy as np
 
 from smartcli.models.base import Encoded, ModelInfo
-from smartcli.store.catalog import FileRecord, PageRecord, Store
+from smartcli.store.catalog import FileRecord, PageRecord, Store, writes
 
 RANDOM_MODEL = ModelInfo(
     spec="random", name="random", fingerprint="0" * 16, family="text", dims=0, pooling="mean", max_length=256
@@ -27,7 +27,7 @@ def build_random_store(root, rng, token_counts, dims, token_dtype="float16", pag
     """One PDF-like file whose page i+1 has token_counts[i] tokens; returns (store, encodings)."""
     info = ModelInfo(**{**RANDOM_MODEL.__dict__, "dims": dims})
     store = Store.open_for_writing(root / "store")
-    store.bind_model(info, token_dtype)
+    writes.bind_model(store, info, token_dtype)
     docs = [random_encoded(rng, n, dims) for n in token_counts]
     for start in range(0, len(docs), pages_per_segment):
         pages = [
@@ -35,7 +35,7 @@ def build_random_store(root, rng, token_counts, dims, token_dtype="float16", pag
             for i in range(start, min(start + pages_per_segment, len(docs)))
         ]
         record = FileRecord(path=f"/random/doc-{start}.pdf", kind="pdf", size=1, mtime_ns=1, sha256=str(start), pages=pages)
-        store.commit_files([record], store.write_segment([record]))
+        writes.commit_files(store, [record], writes.write_segment(store, [record]))
     return store, docs
 
 
@@ -96,7 +96,7 @@ def assert_same_index(actual, expected, pooled_atol=1e-5, token_atol=2e-3):
 
 def empty_random_store(root, dims, token_dtype="float16"):
     store = Store.open_for_writing(root)
-    store.bind_model(ModelInfo(**{**RANDOM_MODEL.__dict__, "dims": dims}), token_dtype)
+    writes.bind_model(store, ModelInfo(**{**RANDOM_MODEL.__dict__, "dims": dims}), token_dtype)
     return store
 
 
@@ -112,7 +112,7 @@ def add_random_files(store, rng, files, dims):
             encodings[(path, number)] = random_encoded(rng, n_tokens, dims)
             pages.append(PageRecord(page=number, text=f"{path} page {number}", encoded=encodings[(path, number)]))
         records.append(FileRecord(path=path, kind="pdf", size=1, mtime_ns=1, sha256=f"sha:{path}", pages=pages))
-    store.commit_files(records, store.write_segment(records))
+    writes.commit_files(store, records, writes.write_segment(store, records))
     return encodings
 
 
@@ -120,4 +120,4 @@ def remove_paths(store, paths) -> None:
     """Remove files from the catalog in one transaction, as an index run that found them gone does."""
     from smartcli.store.catalog import CatalogChanges
 
-    store.apply_changes(CatalogChanges(removals=list(paths)))
+    writes.apply_changes(store, CatalogChanges(removals=list(paths)))

@@ -25,7 +25,7 @@ from smartcli.ingest.pictures import check_image_file, encode_pictures, pages_pe
 from smartcli.ingest.planning import Plan
 from smartcli.ingest.sandbox import SandboxedReader
 from smartcli.models.base import Encoder
-from smartcli.store.catalog import CatalogChanges, FileCopy, FileRecord, PageRecord, Store
+from smartcli.store.catalog import CatalogChanges, FileCopy, FileRecord, PageRecord, Store, writes
 from smartcli.store.notes import Note
 
 DEFAULT_BATCH_PAGES = defaults.BATCH_PAGES
@@ -134,7 +134,7 @@ class Indexer:
             touches=[(s.path, s.size, s.mtime_ns) for s in plan.touched],
             removals=plan.removed,
         )
-        not_copied = set(self.store.apply_changes(changes))
+        not_copied = set(writes.apply_changes(self.store, changes))
         summary.removed, summary.moved = len(plan.removed), len(plan.moved)
         for source in plan.copied:
             if source not in fresh_copies:
@@ -182,7 +182,7 @@ class Indexer:
             if source not in fresh:
                 self._skip(summary, Skipped(source.path, REASON_RACE))
         copies = [FileCopy(s.path, s.size, s.mtime_ns, hashes[s.path]) for s in fresh]
-        not_copied = set(self.store.apply_changes(CatalogChanges(copies=copies)))
+        not_copied = set(writes.apply_changes(self.store, CatalogChanges(copies=copies)))
         self._count_copies(summary, [s for s in fresh if s.path not in not_copied], plan)
         progress(len(fresh))
         # The first file with this content could not be indexed (unreadable, changed): try this one.
@@ -269,8 +269,8 @@ class Indexer:
             kept = {p.stored[0] for r in intact for p in r.pages if p.stored is not None}
             self._discard([s for s in written_ahead if s.name not in kept])
             written_ahead = [s for s in written_ahead if s.name in kept]
-            segment = self.store.write_segment(intact)
-            self.store.commit_files(intact, segment, written_ahead=written_ahead)
+            segment = writes.write_segment(self.store, intact)
+            writes.commit_files(self.store, intact, segment, written_ahead=written_ahead)
         except BaseException:
             self._discard(written_ahead)  # nothing names them; the next run would remove them anyway
             raise
@@ -303,7 +303,7 @@ class Indexer:
     def _write_ahead(self, part: list[tuple[FileRecord, PageRecord]]):
         """Write the encoded pages of ``part`` to a segment now and let their token states go."""
         pages = [p for _, p in part if p.encoded is not None]
-        segment = self.store.write_segment([FileRecord(r.path, r.kind, 0, 0, None, [p]) for r, p in part if p.encoded is not None])
+        segment = writes.write_segment(self.store, [FileRecord(r.path, r.kind, 0, 0, None, [p]) for r, p in part if p.encoded is not None])
         if segment is None:
             return None
         for row, page in enumerate(pages):

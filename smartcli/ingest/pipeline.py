@@ -16,7 +16,7 @@ from smartcli.errors import ErrorKind, ModelMismatch, OptionError, SmartError
 from smartcli.ingest.events import UpdateEvents
 from smartcli.ingest.indexer import IndexSummary
 from smartcli.ingest.planning import Plan
-from smartcli.store.catalog import Store
+from smartcli.store.catalog import Store, reads, writes
 
 
 @dataclass(frozen=True)
@@ -115,8 +115,8 @@ def _run(store: Store, roots, settings, options: UpdateOptions, model_spec, devi
             indexer.on_commit = counter
         summary = indexer.run(plan, hashes, progress=events.pages_done)
     summary.not_indexable = plan.not_indexable
-    store.record_roots(roots)
-    store.record_mounts(roots, plan.mounts, [s.path for s in plan.skipped if s.reason == UNMOUNTED and s.path not in plan.mounts])
+    writes.record_roots(store, roots)
+    writes.record_mounts(store, roots, plan.mounts, [s.path for s in plan.skipped if s.reason == UNMOUNTED and s.path not in plan.mounts])
     summary.compaction = _compact_if_worth_it(store, events)
     summary.store = str(store.root)
     summary.ocr = runner.stats.as_json(settings)
@@ -199,14 +199,14 @@ def _old_text(store: Store, settle: bool = True) -> set[str]:
     model = store.model
     if model is None or model.consumes_pixels:
         return set()
-    return store.paths_with_old_text(settle)
+    return reads.paths_with_old_text(store, settle)
 
 
 def _awaiting_ocr(store: Store, settings) -> set[str]:
     """Files to read again although unchanged: text-less pages OCR can read now."""
     from smartcli.store.notes import AWAITING_OCR
 
-    return store.paths_awaiting_ocr(AWAITING_OCR) if settings.available else set()
+    return reads.paths_awaiting_ocr(store, AWAITING_OCR) if settings.available else set()
 
 
 class LazyEncoder:
@@ -225,7 +225,7 @@ class LazyEncoder:
 
         if self._encoder is None:
             encoder = load_encoder(self.spec, self.device, self.options)
-            self.store.bind_model(encoder.info, self.token_dtype)
+            writes.bind_model(self.store, encoder.info, self.token_dtype)
             self._encoder = encoder
         return self._encoder
 

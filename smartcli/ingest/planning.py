@@ -15,7 +15,7 @@ from typing import Iterable
 from smartcli.ingest.discovery import Skipped, SourceFile, discover
 from smartcli.ingest.files import UnreadableFile, file_sha256, os_reason
 from smartcli.ingest.sandbox import is_refusal
-from smartcli.store.catalog import Store
+from smartcli.store.catalog import Store, reads
 
 
 @dataclass
@@ -71,7 +71,7 @@ def plan_changes(store: Store, roots: list[str], reread: set[str] = frozenset())
     not_indexable: Counter = Counter()
     sources, skipped = discover(roots, mounts, not_indexable)
     plan = Plan(skipped=list(skipped), not_indexable=not_indexable)
-    known = {f["path"]: f for f in store.files()}
+    known = {f["path"]: f for f in reads.files(store)}
     present = {s.path for s in sources}
     abs_roots = [os.path.abspath(r) for r in roots]
     # A folder that was a mount point when indexed and is not one now (unmounted, or another

@@ -17,6 +17,7 @@ from smartcli.search.kernel import mean_per_query, page_maxima
 from smartcli.search.explain import TokenMatch, best_passage, highlighted_passage, match_tokens, strong_spans
 from smartcli.search.scoring import Weights, fuse, maxsim, navigation_penalty, top_k
 from smartcli.store.catalog import LiveItem, Store
+from smartcli.store.catalog.reads import live_items
 from smartcli.store.pageroles import is_navigation
 from smartcli.store.segments import StoredTokens, decode_stored
 
@@ -164,11 +165,11 @@ class Searcher:
 
     def _load_snapshot(self) -> None:
         self.version = self.store.meta.get("updated")
-        self.items = self.store.live_items()
-        for damage in getattr(self.store, "damaged_texts", []):
-            if damage.dataset not in self._said_texts:
-                self._said_texts.add(damage.dataset)
-                _warn(f"{damage.dataset}: {damage.problem}; its snippets may show wrong characters")
+        self.items = live_items(self.store)
+        for item in self.items:
+            if item.text_problem and (where := f"page {item.page} of {item.path}") not in self._said_texts:
+                self._said_texts.add(where)
+                _warn(f"{where}: {item.text_problem}; its snippets may show wrong characters")
         self.items = [item for item in self.items if item.segment not in self.damaged]
         while True:
             try:

@@ -21,7 +21,8 @@ from smartcli.models.base import Encoded, ModelInfo
 from smartcli.search.queries import prepare_query
 from smartcli.search.scoring import MODES, Weights
 from smartcli.search.searcher import Hit, Scope
-from smartcli.store.catalog import LiveItem, check_same_model
+from smartcli.store.catalog import LiveItem
+from smartcli.store.catalog.writes import check_same_model
 
 @dataclass(frozen=True)
 class SearchOptions:

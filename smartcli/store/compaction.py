@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from smartcli.store.catalog import Store
+from smartcli.store.catalog.connection import check_space
+from smartcli.store.catalog.integrity import read_segment
+from smartcli.store.catalog.reads import live_rows, segment_usage
+from smartcli.store.catalog.writes import new_segment, replace_segments
 from smartcli.store.segments import SegmentFile, copy_rows
 
 # `smart index` compacts on its own when dead rows exceed this share of all stored rows.
@@ -65,7 +69,7 @@ class CompactionResult:
 
 
 def needs_compaction(store: Store) -> bool:
-    usage = store.segment_usage()
+    usage = segment_usage(store)
     rows = sum(s["rows"] for s in usage)
     dead = sum(s["rows"] - s["live_rows"] for s in usage)
     return rows > 0 and dead / rows > AUTO_COMPACT_DEAD_SHARE
@@ -85,14 +89,14 @@ def compact(store: Store) -> CompactionResult:
     """Rewrite the live rows of :func:`segments_to_rewrite` into new segments (caller holds the write lock).
 
     Every segment chosen is read whole and checked first (identity, shapes, checksums,
-    digests: :meth:`Segment.verify`); a damaged one is left out of the rewrite and kept as it is
-    (its pages stay listed, searches skip it), and named in ``result.damaged``: nothing it
+    digests: integrity.read_segment); a damaged one is left out of the rewrite and kept as it
+    is (its pages stay listed, searches skip it), and named in ``result.damaged``: nothing it
     holds is copied into a new segment, and nothing of it is deleted.
     """
-    usage = store.segment_usage()
+    usage = segment_usage(store)
     chosen, damage = [], []
     for segment in segments_to_rewrite(usage):
-        found = _damage(store, segment["name"])
+        found = read_segment(store, segment["name"]).damage
         if found:
             damage += found
         else:
@@ -106,35 +110,23 @@ def compact(store: Store) -> CompactionResult:
     )
     if not chosen:
         return result
-    store.check_space(result.bytes_before)  # what is rewritten is at most what is there
+    check_space(store.root, result.bytes_before)  # what is rewritten is at most what is there
     rows = []  # (segment, row, token count) in the order they will be written
     for segment in chosen:
         with store.open_segment(segment["name"]) as source:
             counts = np.diff(source.offsets())
-        rows += [(segment["name"], row, int(counts[row])) for row in store.live_rows(segment["name"])]
+        rows += [(segment["name"], row, int(counts[row])) for row in live_rows(store, segment["name"])]
     written: list[SegmentFile] = []
     remap = []
     for group in _groups(rows):
         segment_file, group_remap = _write_group(store, group)
         written.append(segment_file)
         remap += group_remap
-    store.replace_segments(written, remap, [s["name"] for s in chosen])
+    replace_segments(store, written, remap, [s["name"] for s in chosen])
     result.segments_written = len(written)
     result.rows_kept = len(rows)
     result.bytes_after = sum(s.bytes for s in written)
     return result
-
-
-def _damage(store: Store, name: str) -> list:
-    from smartcli.errors import StoreDamaged
-    from smartcli.store.segments import Damage, Segment
-
-    try:
-        segment = Segment(store.segment_path(name))
-    except StoreDamaged as exc:
-        return [Damage(name, None, exc.details.get("problem") or str(exc))]
-    with segment:
-        return segment.verify(store.expected(name), store.segment_digests(name))
 
 
 def _groups(rows: list[tuple[str, int, int]]):
@@ -156,7 +148,7 @@ def _write_group(store: Store, group: list[tuple[str, int, int]]) -> tuple[Segme
     by_source: dict[str, list[tuple[int, int]]] = {}  # source segment -> [(new row, old row)]
     for new_row, (name, old_row, _) in enumerate(group):
         by_source.setdefault(name, []).append((new_row, old_row))
-    with contextlib.ExitStack() as stack, store.new_segment() as new:
+    with contextlib.ExitStack() as stack, new_segment(store) as new:
         sources = [(stack.enter_context(store.open_segment(source)), pairs) for source, pairs in by_source.items()]
         copy_rows(new.h5, sources, counts)
     name = new.name

@@ -17,10 +17,10 @@ the dot product, not cosine: stored token states are unit length (float16), and 
 vectors; dot keeps Qdrant's MaxSim equal to the local one in every format.
 
 The local store stays the source of truth: a table ``qdrant_acked`` in its catalog records
-which points (and which version of each) a collection has acknowledged. A sync sends the
-difference and records each batch once Qdrant has it (``wait=True``), so a run cut short by a
-crash or a network failure resumes where it stopped; removal only ever touches points this
-store wrote, so several machines can fill one collection.
+which points (and which version of each) a collection has acknowledged (store/catalog/qdrant_acks.py).
+A sync sends the difference and records each batch once Qdrant has it (``wait=True``), so a run
+cut short by a crash or a network failure resumes where it stopped; removal only ever touches
+points this store wrote, so several machines can fill one collection.
 """
 
 from __future__ import annotations
@@ -41,23 +41,14 @@ import numpy as np
 from smartcli import defaults
 from smartcli.errors import ErrorKind, ModelMismatch, OptionError, SmartError
 from smartcli.models.base import ModelInfo
+from smartcli.store.catalog.qdrant_acks import acked_versions, forget_acked, record_acked
+from smartcli.store.catalog.reads import file_hashes, live_items
 
 LAYOUT_VERSION = 1
 # A Qdrant multivector holds at most this many floats (tokens x dimensions).
 MULTIVECTOR_FLOATS = 1_048_576
 QDRANT_FORMATS = ("float16", "float32", "scalar", "binary")
 _NAMESPACE = uuid.UUID("5a3c1f2e-16d0-4b8e-9b0a-51a7c0ffee16")
-
-_ACKED_SCHEMA = """
-CREATE TABLE IF NOT EXISTS qdrant_acked (
-    target TEXT NOT NULL,
-    collection TEXT NOT NULL,
-    point_id TEXT NOT NULL,
-    version TEXT NOT NULL,
-    PRIMARY KEY (target, collection, point_id)
-);
-"""
-
 
 def point_id(path: str, page: int) -> str:
     """The stable id of the point of ``page`` of ``path``."""
@@ -347,19 +338,11 @@ def origin_of(store) -> str:
     return hashlib.sha1(f"{socket.gethostname()}:{store.root.resolve()}".encode()).hexdigest()[:16]
 
 
-def acked(store, target: Target, collection: str) -> dict[str, str]:
-    store.conn.executescript(_ACKED_SCHEMA)
-    rows = store.conn.execute(
-        "SELECT point_id, version FROM qdrant_acked WHERE target = ? AND collection = ?", (target.location, collection)
-    )
-    return dict(rows.fetchall())
-
-
 def _versions(store) -> dict[str, tuple]:
     """point id -> (live item, version) for every encoded page of the store."""
-    sha = {os.fsdecode(r[0]): r[1] for r in store.conn.execute("SELECT path, sha256 FROM files")}
+    sha = file_hashes(store)
     wanted = {}
-    for item in store.live_items():
+    for item in live_items(store):
         # The role is part of the version: a page judged again, or sent before roles were, is sent again.
         digest = hashlib.sha1(f"{sha.get(item.path)}\x00{item.page}\x00{item.n_tokens}\x00{item.text}\x00{item.role}".encode()).hexdigest()
         wanted[point_id(item.path, item.page)] = (item, digest)
@@ -392,10 +375,9 @@ def sync_store(
     existed = call("look up the collection", client.collection_exists, collection)
     ensure_collection(client, collection, info, settings, call, target.local)
     limit = min(max_tokens or token_limit(info.dims), token_limit(info.dims))
-    have = acked(store, target, collection)
+    have = acked_versions(store, target.location, collection)
     if have and not existed:  # the collection was deleted since: nothing it acknowledged is there
-        with store.conn:
-            store.conn.execute("DELETE FROM qdrant_acked WHERE target = ? AND collection = ?", (target.location, collection))
+        forget_acked(store, target.location, collection)
         have = {}
     wanted = _versions(store)
     origin = origin_of(store)
@@ -405,11 +387,7 @@ def sync_store(
     for start in range(0, len(gone), batch_points):
         batch = gone[start : start + batch_points]
         call("delete points", client.delete, collection, points_selector=models.PointIdsList(points=batch), wait=True)
-        with store.conn:
-            store.conn.executemany(
-                "DELETE FROM qdrant_acked WHERE target = ? AND collection = ? AND point_id = ?",
-                [(target.location, collection, pid) for pid in batch],
-            )
+        forget_acked(store, target.location, collection, batch)
         summary.deleted += len(batch)
         summary.batches += 1
     # Upserts in segment/row order, so each batch reads few segment files.
@@ -418,11 +396,7 @@ def sync_store(
         batch = todo[start : start + batch_points]
         points, reduced, size = _points(store, [wanted[pid][0] for pid in batch], info, limit, origin)
         call("upsert points", client.upsert, collection, points=points, wait=True)
-        with store.conn:
-            store.conn.executemany(
-                "INSERT OR REPLACE INTO qdrant_acked(target, collection, point_id, version) VALUES (?, ?, ?, ?)",
-                [(target.location, collection, pid, wanted[pid][1]) for pid in batch],
-            )
+        record_acked(store, target.location, collection, [(pid, wanted[pid][1]) for pid in batch])
         summary.upserted += len(batch)
         summary.reduced += reduced
         summary.bytes_sent += size
@@ -474,9 +448,9 @@ def _points(store, items, info: ModelInfo, limit: int, origin: str):
                         },
                     )
                 )
-    sha = dict(store.conn.execute("SELECT path, sha256 FROM files").fetchall())
+    sha = file_hashes(store)
     for point in points:
-        point.payload["hash"] = sha.get(os.fsencode(point.payload["path"]))
+        point.payload["hash"] = sha.get(point.payload["path"])
     return points, reduced, size
 
 

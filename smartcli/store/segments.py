@@ -12,7 +12,7 @@ This is the one module that reads and writes a segment's datasets::
     item_page   [rows] int32          inspecting a file; the catalog is the authority)
 
 A segment is written under a temporary name, fsynced and renamed into place; the catalog
-transaction that names it commits afterwards (see catalog.py).
+transaction that names it commits afterwards (see catalog/writes.py).
 
 Integrity (format 2): each file carries an identity (``segment_id``, a uuid4, and its own
 ``segment_name``) that the catalog records too, so a file in another's place is detected.

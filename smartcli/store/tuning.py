@@ -22,12 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from smartcli.store.catalog import SEGMENT_GRACE_SECONDS, Store
+from smartcli.store.catalog import Store
+from smartcli.store.catalog.retirement import SEGMENT_GRACE_SECONDS
+from smartcli.store.catalog.schema import TUNING_KEY
+from smartcli.store.catalog.writes import clear_tuning_record, write_tuning_record
 from smartcli.store.segments import fsync_dir
 
 TUNING_FORMAT = 1
 TUNING_DIR = "tuning"
-_KEY = "tuning"
 _ARRAYS = ("ln_weight", "ln_bias", "weight", "bias")
 
 
@@ -57,7 +59,7 @@ class Adapter:
 
 def read_tuning(store: Store) -> dict | None:
     """The store's tuning record, or None (untuned, or tuned for another model)."""
-    record = store.meta.get(_KEY)
+    record = store.meta.get(TUNING_KEY)
     if not record or record.get("format") != TUNING_FORMAT:
         return None
     model = store.model
@@ -93,17 +95,15 @@ def write_tuning(store: Store, record: dict, adapter: Adapter | None) -> dict:
         os.replace(temporary, directory / name)
         fsync_dir(directory)
         record["adapter"] = f"{TUNING_DIR}/{name}"
-    with store.conn:
-        store._set_meta(_KEY, record)
+    write_tuning_record(store, record)
     remove_unnamed(store)
     return record
 
 
 def clear_tuning(store: Store) -> bool:
     """Forget the store's tuning (True when there was some); the caller holds the write lock."""
-    had = store.meta.get(_KEY) is not None
-    with store.conn:
-        store.conn.execute("DELETE FROM meta WHERE key = ?", (_KEY,))
+    had = store.meta.get(TUNING_KEY) is not None
+    clear_tuning_record(store)
     remove_unnamed(store)
     return had
 
@@ -113,7 +113,7 @@ def remove_unnamed(store: Store, grace: float = SEGMENT_GRACE_SECONDS) -> None:
     directory = store.root / TUNING_DIR
     if not directory.is_dir():
         return
-    record = store.meta.get(_KEY) or {}
+    record = store.meta.get(TUNING_KEY) or {}
     named = Path(record["adapter"]).name if record.get("adapter") else None
     now = time.time()
     for path in directory.iterdir():

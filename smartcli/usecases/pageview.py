@@ -8,6 +8,7 @@ import os
 from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError
 from smartcli.search.session import QuerySession
+from smartcli.store.catalog import reads
 
 
 class PageView:
@@ -28,7 +29,7 @@ class PageView:
         item = self._by_id[1].get(item_id)
         if item is None:
             raise SmartError(ErrorKind.NOT_FOUND, f"no indexed page has id {item_id}")
-        origin = searcher.store.item_origin(item_id)
+        origin = reads.item_origin(searcher.store, item_id)
         if origin is None or not _shown_file(item.path, origin, searcher.store.roots):
             raise SmartError(ErrorKind.NOT_FOUND, f"page {item.page} of {item.path} changed or moved since it was indexed", path=item.path)
         return item
@@ -65,7 +66,7 @@ class PageView:
         cache = self._word_cache
         key = (item.item_id, item.path, item.page)
         if key not in cache:
-            origin = searcher.store.item_origin(item.item_id) or {}
+            origin = reads.item_origin(searcher.store, item.item_id) or {}
             if len(cache) >= defaults.VIEW_WORD_CACHE_PAGES:
                 cache.pop(next(iter(cache)))
             cache[key] = page_words(item.path, item.kind, item.page, item.text, ocr_language=origin.get("ocr"))

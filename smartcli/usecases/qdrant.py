@@ -61,6 +61,7 @@ class SyncOptions:
 def sync(root: Path, options: SyncOptions, events: UpdateEvents):
     """Make the collection hold the store's encoded pages, sending only the difference since the
     last acknowledged sync; returns a :class:`~smartcli.store.qdrant.SyncSummary`."""
+    from smartcli.store.catalog import reads
     from smartcli.store.qdrant import connect, release, sync_store
 
     target = options.target()
@@ -68,7 +69,7 @@ def sync(root: Path, options: SyncOptions, events: UpdateEvents):
         client = connect(target)
         try:
             if events.wants_progress:
-                events.started(len(store.live_items()))
+                events.started(len(reads.live_items(store)))
             return sync_store(
                 store, client, target, options.collection, options.collection_settings(), options.batch_points, options.max_tokens,
                 report=events.message, progress=events.pages_done,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from smartcli.errors import ErrorKind, SmartError
 from smartcli.search.session import QuerySession, SearchOptions
-from smartcli.store.catalog import Store
+from smartcli.store.catalog import Store, integrity, reads
 from smartcli.usecases.store_access import reading_snapshot
 
 
@@ -103,14 +103,14 @@ def status(root: Path) -> Status:
 def unencoded(root: Path) -> list[Unencoded]:
     """The pages and images recorded without vectors, with the code of why, by path and page."""
     with reading_snapshot(root) as store:
-        return [Unencoded(**row) for row in store.unencoded_items()]
+        return [Unencoded(**row) for row in reads.unencoded_items(store)]
 
 
 def verify(root: Path, on_segment=None) -> VerifyReport:
     """Read every segment and page text and check them; nothing is changed."""
     started = time.monotonic()
     with reading_snapshot(root) as store:
-        found, counts = store.verify(on_segment)
+        found, counts = integrity.check(store, thorough=True, on_segment=on_segment)
     return VerifyReport(
         store=str(root),
         seconds=round(time.monotonic() - started, 3),
@@ -139,9 +139,9 @@ def _judgments(load, path: str):
 
 
 def _status_of(store: Store) -> Status:
-    stats = store.stats()
+    stats = reads.stats(store)
     model = store.model
-    files = store.files()
+    files = reads.files(store)
     encoded = stats["encoded_items"]
     roots = store.meta.get("roots", [])
     return Status(
@@ -169,7 +169,7 @@ def _status_of(store: Store) -> Status:
         changed_on_disk=_changed_on_disk(files, roots),
         skipped=[_file_problem(f) for f in files if f["status"] == "skipped"],
         partly_indexed=[_file_problem(f) for f in files if f["status"] == "indexed" and f["reason"]],
-        store_problems=store.problems(),
+        store_problems=integrity.check(store).sentences(),
         tuning=_tuning_status(store),
     )
 
@@ -195,7 +195,7 @@ def _changed_on_disk(files: list[dict], roots: list[str]) -> dict[str, int]:
 def _ocr_counts(store: Store, not_encoded: dict[str, int]) -> dict:
     from smartcli.store.notes import Note
 
-    by_language = store.ocr_counts()
+    by_language = reads.ocr_counts(store)
     return {
         "pages": sum(by_language.values()),
         "by_language": by_language,

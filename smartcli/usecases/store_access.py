@@ -11,17 +11,9 @@ import sqlite3
 from pathlib import Path
 
 from smartcli.errors import ErrorKind, SmartError, StoreMissing
-from smartcli.store.catalog import (
-    CATALOG,
-    LOW_SPACE_BYTES,
-    SEGMENT_DIR,
-    STORE_NAMES,
-    Store,
-    damaged_catalog,
-    default_store_path,
-    free_bytes,
-    storage_error,
-)
+from smartcli.store.catalog import Store, reads
+from smartcli.store.catalog.connection import LOW_SPACE_BYTES, damaged_catalog, free_bytes, storage_error
+from smartcli.store.catalog.layout import CATALOG, SEGMENT_DIR, STORE_NAMES, default_store_path
 
 _STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
 
@@ -57,7 +49,7 @@ def remove_if_empty(root: Path) -> None:
     """Delete a store directory holding no file (only what creating it wrote)."""
     try:
         with Store.open(root, verify=False) as store:
-            if store.files():
+            if reads.files(store):
                 return
     except (SmartError, sqlite3.DatabaseError, OSError):
         pass

@@ -11,7 +11,7 @@ from pathlib import Path
 from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError, StoreMissing
 from smartcli.ingest.events import UpdateEvents
-from smartcli.store.catalog import check_same_model
+from smartcli.store.catalog.writes import check_same_model
 from smartcli.usecases.store_access import reading_snapshot, writing
 
 

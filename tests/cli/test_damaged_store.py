@@ -6,7 +6,10 @@ import shutil
 import numpy as np
 import pytest
 
-from smartcli.store.catalog import SCHEMA_VERSION, SEGMENT_DIR, Store
+from smartcli.store.catalog import Store, reads, writes
+from smartcli.store.catalog.layout import SEGMENT_DIR
+from smartcli.store.catalog.retirement import retired_segments
+from smartcli.store.catalog.schema import SCHEMA_VERSION
 from tests.conftest import SAMPLE_CORPUS, run_smart
 from tests.store_helpers import add_random_files, empty_random_store
 
@@ -41,7 +44,7 @@ def small_store(tmp_path):
     store = tmp_path / "store"
     with empty_random_store(store, dims=8) as opened:
         add_random_files(opened, np.random.default_rng(0), {"/d/a.pdf": [3, 2], "/d/b.pdf": [4]}, dims=8)
-        opened.record_roots([str(tmp_path / "docs")])
+        writes.record_roots(opened, [str(tmp_path / "docs")])
     (tmp_path / "docs").mkdir()
     return store
 
@@ -81,15 +84,15 @@ def test_rebuild_is_the_way_out(small_store):
 
 def test_rebuilding_a_readable_store_retires_its_segments_instead_of_deleting_them(small_store):
     with Store.open(small_store) as before:
-        old = {item.segment for item in before.live_items()}
+        old = {item.segment for item in reads.live_items(before)}
     truncate_segment(small_store)  # damaged, but the catalog is readable
     with Store.open_for_writing(small_store, rebuild=True) as store:
-        assert store.live_items() == [] and store.files() == [] and store.model is None
+        assert reads.live_items(store) == [] and reads.files(store) == [] and store.model is None
         with Store.open(small_store, verify=False) as old_store:  # built beside: the old one is whole until the swap
-            assert {item.segment for item in old_store.live_items()} == old
+            assert {item.segment for item in reads.live_items(old_store)} == old
         store.finish_rebuild()
-        assert store.live_items() == [] and store.files() == []
-        retired = {r[0] for r in store.conn.execute("SELECT name FROM retired_segments")}
+        assert reads.live_items(store) == [] and reads.files(store) == []
+        retired = set(retired_segments(store))
         assert retired == old
         assert all(store.segment_path(name).exists() for name in old)  # a running search may still read them
         assert store.meta["schema_version"] == SCHEMA_VERSION

@@ -187,7 +187,7 @@ def test_compact_says_the_store_grows_for_its_grace_period_with_the_size_now_and
     again = run_smart("compact", "--store", store, check=True).stdout  # nothing left, old segments still kept
     assert again.startswith("nothing to compact") and "kept 10 minutes" in again
 
-    monkeypatch.setattr("smartcli.store.catalog.SEGMENT_GRACE_SECONDS", -1)  # the grace period over
+    monkeypatch.setattr("smartcli.store.catalog.retirement.SEGMENT_GRACE_SECONDS", -1)  # the grace period over
     assert run_smart("compact", "--store", store, check=True).stdout == "nothing to compact\n"  # and the old segments deleted
     after = json.loads(run_smart("status", "--store", store, "--json", check=True).stdout)
     assert after["retired_segments"] == 0 and after["bytes"] < summary["bytes"]

@@ -12,7 +12,9 @@ from smartcli.ingest.indexer import REASON_RACE, Indexer
 from smartcli.ingest.planning import plan_changes
 from smartcli.search.scoring import Weights
 from smartcli.search.searcher import Searcher
-from smartcli.store.catalog import SEGMENT_DIR, CatalogChanges, FileCopy, Store
+from smartcli.store.catalog import CatalogChanges, FileCopy, Store, reads, writes
+from smartcli.store.catalog.layout import SEGMENT_DIR
+from smartcli.store.catalog.retirement import retired_segments
 from tests.conftest import SAMPLE_CORPUS, run_smart
 from tests.corpus import make_pdf
 from tests.store_helpers import add_random_files, empty_random_store, random_encoded, snapshot, remove_paths
@@ -104,7 +106,7 @@ def test_files_that_change_or_vanish_between_discovery_and_encoding_are_reported
     for name in ("stays", "edited", "deleted", "piped"):
         make_pdf(corpus / f"{name}.pdf", [f"The {name} document talks about lanterns and harbors."])
     store = Store.open_for_writing(tmp_path / "store")
-    store.bind_model(encoder.info)
+    writes.bind_model(store, encoder.info)
     plan, hashes = plan_changes(store, [str(corpus)])
     assert len(plan.new) == 4
     # Between planning and encoding:
@@ -120,7 +122,7 @@ def test_files_that_change_or_vanish_between_discovery_and_encoding_are_reported
     for name in skipped:
         assert sum(name in line for line in reports) == 1
     assert summary.added == 1
-    assert [os.path.basename(f["path"]) for f in store.files()] == ["stays.pdf"]
+    assert [os.path.basename(f["path"]) for f in reads.files(store)] == ["stays.pdf"]
     # The next run picks the edited file up.
     os.remove(corpus / "piped.pdf")
     plan, hashes = plan_changes(store, [str(corpus)])
@@ -135,11 +137,11 @@ def test_identical_new_files_are_encoded_once(tmp_path, encoder):
     shutil.copy(corpus / "a.pdf", corpus / "b.pdf")
     shutil.copy(corpus / "a.pdf", corpus / "c.pdf")
     store = Store.open_for_writing(tmp_path / "store")
-    store.bind_model(encoder.info)
+    writes.bind_model(store, encoder.info)
     plan, hashes = plan_changes(store, [str(corpus)])
     summary = Indexer(store, encoder).run(plan, hashes)
     assert (summary.added, summary.copied, summary.pages_encoded) == (1, 2, 1)
-    items = store.live_items()
+    items = reads.live_items(store)
     assert len(items) == 3 and len({(i.segment, i.row) for i in items}) == 1
 
 
@@ -148,22 +150,22 @@ def test_a_copy_shares_rows_and_keeps_its_vectors_when_the_original_goes(tmp_pat
     store = empty_random_store(tmp_path / "store", dims=8)
     add_random_files(store, rng, {"/d/original.pdf": [3, 5], "/d/other.pdf": [2]}, dims=8)
     before = snapshot(tmp_path / "store")
-    missing = store.apply_changes(CatalogChanges(copies=[FileCopy("/d/copy.pdf", 1, 1, "sha:/d/original.pdf")]))
+    missing = writes.apply_changes(store, CatalogChanges(copies=[FileCopy("/d/copy.pdf", 1, 1, "sha:/d/original.pdf")]))
     assert missing == []
-    items = store.live_items()
+    items = reads.live_items(store)
     rows = {(i.path, i.page): (i.segment, i.row) for i in items}
     assert rows[("/d/copy.pdf", 1)] == rows[("/d/original.pdf", 1)] and rows[("/d/copy.pdf", 2)] == rows[("/d/original.pdf", 2)]
-    assert store.stats()["shared_items"] == 2 and store.stats()["segments"] == 1
+    assert reads.stats(store)["shared_items"] == 2 and reads.stats(store)["segments"] == 1
 
     remove_paths(store, ["/d/original.pdf"])
     after = snapshot(tmp_path / "store")
     assert sorted(after) == [("/d/copy.pdf", 1), ("/d/copy.pdf", 2), ("/d/other.pdf", 1)]
     for page in (1, 2):
         np.testing.assert_array_equal(after[("/d/copy.pdf", page)][2], before[("/d/original.pdf", page)][2])
-    assert store.stats()["garbage_rows"] == 0  # the copy still uses every row
+    assert reads.stats(store)["garbage_rows"] == 0  # the copy still uses every row
     # A copy whose content nothing holds any more is handed back to be encoded.
-    assert store.apply_changes(CatalogChanges(copies=[FileCopy("/d/late.pdf", 1, 1, "sha:/d/original.pdf")])) == []
-    assert store.apply_changes(CatalogChanges(copies=[FileCopy("/d/orphan.pdf", 1, 1, "sha:nothing")])) == ["/d/orphan.pdf"]
+    assert writes.apply_changes(store, CatalogChanges(copies=[FileCopy("/d/late.pdf", 1, 1, "sha:/d/original.pdf")])) == []
+    assert writes.apply_changes(store, CatalogChanges(copies=[FileCopy("/d/orphan.pdf", 1, 1, "sha:nothing")])) == ["/d/orphan.pdf"]
 
 
 def test_compaction_drops_dead_rows_and_keeps_every_live_value_bit_for_bit(tmp_path):
@@ -171,24 +173,24 @@ def test_compaction_drops_dead_rows_and_keeps_every_live_value_bit_for_bit(tmp_p
     store = empty_random_store(tmp_path / "store", dims=8)
     add_random_files(store, rng, {f"/d/a{i}.pdf": [i + 1, 2] for i in range(4)}, dims=8)
     add_random_files(store, rng, {f"/d/b{i}.pdf": [3] for i in range(4)}, dims=8)
-    store.apply_changes(CatalogChanges(copies=[FileCopy("/d/copy.pdf", 1, 1, "sha:/d/a1.pdf")]))
+    writes.apply_changes(store, CatalogChanges(copies=[FileCopy("/d/copy.pdf", 1, 1, "sha:/d/a1.pdf")]))
     remove_paths(store, ["/d/a0.pdf", "/d/a1.pdf", "/d/b0.pdf", "/d/b1.pdf", "/d/b2.pdf"])
     before = snapshot(tmp_path / "store")
-    stats = store.stats()
+    stats = reads.stats(store)
     assert stats["garbage_rows"] == 2 + 3 and stats["segments"] == 2
     assert needs_compaction(store)  # 5 dead of 12 rows
-    old_segments = {i.segment for i in store.live_items()}
+    old_segments = {i.segment for i in reads.live_items(store)}
 
     result = compact(store)
     assert (result.segments_rewritten, result.segments_written, result.dead_rows_dropped, result.rows_kept) == (2, 1, 5, 7)
     assert result.bytes_reclaimed > 0
-    assert store.stats()["garbage_rows"] == 0 and not needs_compaction(store)
+    assert reads.stats(store)["garbage_rows"] == 0 and not needs_compaction(store)
     after = snapshot(tmp_path / "store")
     assert sorted(after) == sorted(before)
     for key, value in before.items():
         for got, want in zip(after[key][2:], value[2:]):
             np.testing.assert_array_equal(got, want)
-    live = store.live_items()
+    live = reads.live_items(store)
     assert len({(i.segment, i.row) for i in live if i.path in ("/d/copy.pdf",)}) == 2
     # Retired segment files stay until the grace period is over.
     assert all(store.segment_path(name).exists() for name in old_segments)
@@ -218,15 +220,15 @@ def test_retired_segments_are_deleted_by_a_later_writer_after_the_grace_period(t
     add_random_files(store, rng, {"/d/gone.pdf": [2]}, dims=4)
     add_random_files(store, rng, {"/d/kept.pdf": [2]}, dims=4)
     remove_paths(store, ["/d/gone.pdf"])
-    (retired,) = [r[0] for r in store.conn.execute("SELECT name FROM retired_segments")]
+    (retired,) = retired_segments(store)
     store.close()
     Store.open_for_writing(tmp_path / "store").close()
     assert (tmp_path / "store" / SEGMENT_DIR / f"{retired}.h5").exists()
-    monkeypatch.setattr("smartcli.store.catalog.SEGMENT_GRACE_SECONDS", -1)
+    monkeypatch.setattr("smartcli.store.catalog.retirement.SEGMENT_GRACE_SECONDS", -1)
     with Store.open_for_writing(tmp_path / "store") as writer:
         assert not writer.segment_path(retired).exists()
-        assert writer.stats()["retired_segments"] == 0
-        assert len(writer.live_items()) == 1
+        assert reads.stats(writer)["retired_segments"] == 0
+        assert len(reads.live_items(writer)) == 1
 
 
 @pytest.mark.parametrize("removed, expected", [(1, False), (2, False), (3, True)])

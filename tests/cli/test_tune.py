@@ -8,16 +8,15 @@ import pymupdf
 import pytest
 
 from smartcli import Index
-from tests.conftest import run_smart
+from tests.conftest import copy_store, run_smart
 
 
 @pytest.fixture
 def tuned_copy(sample_store, tmp_path):
     store, corpus = sample_store
-    copy_store, copy_corpus = tmp_path / "store", tmp_path / "corpus"
-    shutil.copytree(store, copy_store)
+    copy_corpus = tmp_path / "corpus"
     shutil.copytree(corpus, copy_corpus)
-    return copy_store, copy_corpus
+    return copy_store(store, tmp_path / "store"), copy_corpus
 
 
 def late_scores(store, query, tuned=True):

@@ -17,7 +17,7 @@ from smartcli.search.scoring import Weights
 from smartcli.search.searcher import Searcher
 from smartcli.defaults import TOKEN_DTYPE as DEFAULT_TOKEN_DTYPE
 from smartcli.errors import ModelMismatch
-from smartcli.store.catalog import Store
+from smartcli.store.catalog import Store, reads, writes
 from tests.conftest import SAMPLE_CORPUS, run_smart
 from tests.odd_images import write_odd_images
 
@@ -38,7 +38,7 @@ def mixed_corpus(tmp_path_factory):
 
 def index(store_root, encoder, paths):
     store = Store.open_for_writing(store_root)
-    store.bind_model(encoder.info)
+    writes.bind_model(store, encoder.info)
     plan, hashes = plan_changes(store, [str(p) for p in paths])
     messages = []
     summary = Indexer(store, encoder, encode_batch_size=3, report=messages.append).run(plan, hashes)
@@ -87,7 +87,7 @@ def test_large_vision_language_batches_are_split_to_bound_token_memory(tiny_chec
     monkeypatch.setattr(pixel_indexing, "TOKEN_RAM_BUDGET", 2 * per_page)
     store, summary, _ = index(tmp_path / "store", encoder, [odd["rgba"].parent])
     assert summary.pages_encoded == 7
-    assert store.stats()["segments"] == 4  # two single-picture files per committed batch
+    assert reads.stats(store)["segments"] == 4  # two single-picture files per committed batch
     store.close()
 
 
@@ -150,7 +150,7 @@ def test_cli_qwen3_vl_index_search_and_settings_kept_by_the_store(tiny_checkpoin
     again = run_smart("index", corpus, "--store", store, "--json", check=True)
     assert json.loads(again.stdout)["added"] == 1
     with Store.open(store) as opened:
-        new_item = next(item for item in opened.live_items() if item.path.endswith("new.png"))
+        new_item = next(item for item in reads.live_items(opened) if item.path.endswith("new.png"))
         assert opened.model.extra["max_pixels"] == 16 * 32 * 32
         assert new_item.n_tokens <= opened.model.max_length  # 16 image tokens, not the default 400
     conflict = run_smart("index", corpus, "--store", store, "--max-pixels", 65536)
@@ -163,10 +163,10 @@ def test_a_store_refuses_another_image_model(tiny_checkpoints, tmp_path):
     qwen = load_encoder(str(tiny_checkpoints["qwen3_vl"]), "cpu", OPTIONS["qwen3_vl"])
     clip = load_encoder(str(tiny_checkpoints["clip"]), "cpu")
     with Store.open_for_writing(tmp_path / "store") as store:
-        store.bind_model(qwen.info)
+        writes.bind_model(store, qwen.info)
         with pytest.raises(ModelMismatch, match="was built with model"):
-            store.bind_model(clip.info)
-        store.bind_model(load_encoder(str(tiny_checkpoints["qwen3_vl"]), "cpu", OPTIONS["qwen3_vl"]).info)
+            writes.bind_model(store, clip.info)
+        writes.bind_model(store, load_encoder(str(tiny_checkpoints["qwen3_vl"]), "cpu", OPTIONS["qwen3_vl"]).info)
 
 
 def test_rendering_a_page_for_an_image_model_is_bounded_and_the_file_skipped_and_remembered(tiny_checkpoints, tmp_path):
@@ -183,7 +183,7 @@ def test_rendering_a_page_for_an_image_model_is_bounded_and_the_file_skipped_and
     text_page(docs / "b-good.pdf", "sourdough starter")
     encoder = load_encoder(str(tiny_checkpoints["clip"]), "cpu")
     store = Store.open_for_writing(tmp_path / "store")
-    store.bind_model(encoder.info)
+    writes.bind_model(store, encoder.info)
     plan, hashes = plan_changes(store, [str(docs)])
     indexer = Indexer(store, encoder, encode_batch_size=3, read_timeout=300)
     indexer.render_sandbox = SandboxedReader(2, indexer.render_sandbox.memory_bytes)

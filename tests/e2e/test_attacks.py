@@ -55,10 +55,10 @@ def test_a_text_bomb_page_is_cut_to_the_page_caps_with_a_warning_naming_it(tmp_p
     assert summary["pages_encoded"] == 1
     assert 0 < summary["tokens_encoded"] <= defaults.MAX_PAGE_TOKENS
 
-    from smartcli.store.catalog import Store
+    from smartcli.store.catalog import Store, reads
 
     with Store.open(store) as opened:
-        (item,) = opened.live_items()
+        (item,) = reads.live_items(opened)
     assert len(item.text) == defaults.MAX_PAGE_CHARS
 
 

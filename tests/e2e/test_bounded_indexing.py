@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from smartcli.store.catalog import CATALOG, SEGMENT_DIR
+from smartcli.store.catalog.layout import CATALOG, SEGMENT_DIR
 from tests.conftest import ROOT, run_smart, run_smart_process
 from tests.corpus import make_pdf
 

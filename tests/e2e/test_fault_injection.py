@@ -24,7 +24,9 @@ from pathlib import Path
 from smartcli.ingest.indexer import Indexer
 from smartcli.ingest.planning import plan_changes
 from smartcli.errors import StoreMissing
-from smartcli.store.catalog import SEGMENT_DIR, Store
+from smartcli.store.catalog import Store, reads, writes
+from smartcli.store.catalog.layout import SEGMENT_DIR
+from smartcli.store.catalog.retirement import retired_segments
 from tests.conftest import ROOT
 from tests.corpus import make_many_pdfs, make_pdf, random_text
 from tests.store_helpers import assert_same_index, snapshot
@@ -49,10 +51,10 @@ def run_index(corpus, store) -> dict:
 def index_uninterrupted(corpus, root, encoder):
     """The reference: the same indexing code, in this process, never interrupted."""
     with Store.open_for_writing(root) as store:
-        store.bind_model(encoder.info)
+        writes.bind_model(store, encoder.info)
         plan, hashes = plan_changes(store, [str(corpus)])
         summary = Indexer(store, encoder, batch_pages=BATCH_PAGES).run(plan, hashes)
-        store.record_roots([str(corpus)])
+        writes.record_roots(store, [str(corpus)])
     return summary
 
 
@@ -107,7 +109,7 @@ def check_consistent(store: Path, versions: dict[str, list[list[str]]]) -> int:
 
 def assert_no_leftovers(store: Path) -> None:
     with Store.open(store) as opened:
-        known = {r[0] for r in opened.conn.execute("SELECT name FROM segments UNION SELECT name FROM retired_segments")}
+        known = {s["name"] for s in reads.segment_usage(opened)} | set(retired_segments(opened))
     on_disk = {p.name for p in (store / SEGMENT_DIR).iterdir()}
     assert on_disk <= {f"{name}.h5" for name in known}, "segment files the catalog does not know"
 
@@ -204,7 +206,7 @@ def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_pa
     assert_same_index(snapshot(killed), before_compaction, pooled_atol=0, token_atol=0)
     assert_no_leftovers(killed)
     with Store.open(killed) as store:
-        assert store.stats()["garbage_rows"] == 0
+        assert reads.stats(store)["garbage_rows"] == 0
     print(
         f"index kill points: {len(kill_points) + 1}, landed mid-run: {sum(hits) + hit}; "
         f"pages committed before the resume: {committed}/{total_pages}; compact killed mid-run: {compact_hit}"

@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from smartcli.search.explain import STRONG_MATCH, highlighted_passage, word_around
-from smartcli.store.catalog import Store
+from smartcli.store.catalog import Store, reads, writes
 from tests.conftest import run_smart
 
 
@@ -18,7 +18,7 @@ def test_explain_names_the_page_words_each_query_token_matched(sample_store):
     # The page reads "Tyres Check the tyre pressure every week: ...": both query words are on it.
     assert [(m["query_token"], m["word"]) for m in top["matches"]] == [("tyre", "tyre"), ("pressure", "pressure")]
     assert all(m["similarity"] >= STRONG_MATCH for m in top["matches"])
-    (page,) = [i for i in Store.open(store).live_items() if i.path == top["path"] and i.page == 1]
+    (page,) = [i for i in reads.live_items(Store.open(store)) if i.path == top["path"] and i.page == 1]
     assert [page.text[slice(*m["span"])] for m in top["matches"]] == ["tyre", "pressure"]
     # Pages without those words matched other words, less closely.
     for other in results[1:]:
@@ -72,7 +72,7 @@ def test_pixel_model_hits_explain_by_patch_and_claim_no_words(tiny_checkpoints, 
     shutil.copytree(SAMPLE_CORPUS / "hobbies", corpus)
     encoder = load_encoder(str(tiny_checkpoints["clip"]), "cpu")
     store = Store.open_for_writing(tmp_path / "store")
-    store.bind_model(encoder.info)
+    writes.bind_model(store, encoder.info)
     plan, hashes = plan_changes(store, [str(corpus)])
     Indexer(store, encoder).run(plan, hashes)
 

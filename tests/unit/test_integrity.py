@@ -14,9 +14,13 @@ from pathlib import Path
 import pytest
 
 from smartcli import Index, SmartWarning
-from smartcli.store.catalog import SCHEMA_VERSION, Store
+from smartcli.errors import StoreDamaged
+from smartcli.store.catalog import Store, integrity
+from smartcli.store.catalog.schema import SCHEMA_VERSION
+from smartcli.store.segments import Damage
 from tests.integrity import three_segments  # noqa: F401 (a fixture)
-from tests.integrity import copy_store, flip_in_dataset, flip_text_byte, segment_files, swap_files, unique_text
+from tests.conftest import copy_store
+from tests.integrity import flip_in_dataset, flip_text_byte, segment_files, swap_files, unique_text
 
 SCHEMA1 = Path(__file__).resolve().parents[1] / "data" / "schema1"
 
@@ -63,7 +67,7 @@ def test_two_equal_size_segments_swapped_are_detected_never_misattributed(three_
     assert a.stat().st_size == b.stat().st_size  # what the size check of `status` cannot tell apart
     swap_files(a, b)
     with Store.open(store) as opened:
-        assert opened.problems() == []  # the cheap check still sees nothing
+        assert integrity.check(opened).damage == []  # the cheap check still sees nothing
 
     with Index.open(store) as index:
         hits, said = searched(index)
@@ -176,3 +180,39 @@ def test_compaction_rewrites_old_segments_as_checked_ones(schema1_store):
     with Index.open(schema1_store) as index:
         after = index.search("houseplants", k=5)
     assert [(h.path, h.page, round(h.score, 5)) for h in after] == [(h.path, h.page, round(h.score, 5)) for h in before]
+
+
+def test_the_cheap_and_the_thorough_check_agree_on_what_both_can_see(three_segments, tmp_path):
+    """Issue 22: `smart status` and `smart status --verify` run one check. A missing segment, one
+    cut short, and pages pointing at a segment the catalog does not list are found alike by
+    both; the thorough check adds only what reading finds (the cut one cannot be read)."""
+    store = copy_store(three_segments, tmp_path / "store")
+    a, b, c = segment_files(store)
+    a.unlink()
+    size = b.stat().st_size
+    with open(b, "r+b") as f:
+        f.truncate(size // 2)
+    conn = sqlite3.connect(store / "catalog.sqlite")
+    with conn:
+        conn.execute("DELETE FROM segments WHERE name = ?", (c.stem,))
+    conn.close()
+
+    with Store.open(store, verify=False) as opened:
+        cheap = integrity.check(opened)
+        thorough = integrity.check(opened, thorough=True)
+    both = [
+        Damage(None, None, f"pages point at segment {c.stem}.h5, which the catalog does not list"),
+        Damage(a.stem, None, "is missing"),
+        Damage(b.stem, None, f"is {size // 2} bytes on disk, {size} committed"),
+    ]
+    assert sorted(cheap.damage, key=str) == sorted(both, key=str)
+    assert set(both) <= set(thorough.damage)
+    assert {d.segment for d in thorough.damage if d not in both} == {b.stem}
+    assert thorough.counts["segments"] == 2 and thorough.counts["bytes"] == 0  # neither could be read
+
+    with Index.open(store) as index:
+        assert index.status().store_problems == cheap.sentences()
+        assert index.verify().damaged == [d._asdict() for d in thorough.damage]
+    assert f"segment {a.stem}.h5 is missing" in cheap.sentences()
+    with pytest.raises(StoreDamaged, match=r"and 2 more problem\(s\)"):
+        Store.open(store)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from smartcli import Index, Note
-from smartcli.store.catalog import SCHEMA_VERSION, Store
+from smartcli.store.catalog import Store, reads
+from smartcli.store.catalog.schema import SCHEMA_VERSION
 from smartcli.store.notes import schema1_note
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "schema1"
@@ -62,7 +63,7 @@ def test_an_index_run_on_a_migrated_store_encodes_nothing_again(tmp_path):
     assert (summary.added, summary.updated, summary.pages_encoded, summary.unchanged) == (0, 0, 0, 3)
     with Store.open(store) as opened:
         # Files whose text-less pages OCR could read are found by the notes' codes.
-        assert opened.paths_awaiting_ocr([Note.IMAGE_WITHOUT_TEXT, Note.NO_TEXT_LAYER]) == {
+        assert reads.paths_awaiting_ocr(opened, [Note.IMAGE_WITHOUT_TEXT, Note.NO_TEXT_LAYER]) == {
             str(corpus / "sunset.png"),
             str(corpus / "with-blank-page.pdf"),
         }

@@ -12,7 +12,7 @@ from smartcli import Index, defaults
 from smartcli.models.base import Encoded
 from smartcli.search.scoring import Weights
 from smartcli.search.searcher import Scored, Searcher
-from smartcli.store.catalog import Store
+from smartcli.store.catalog import Store, reads
 from smartcli.store.pageroles import BODY, CONTENTS, INDEX, outline_role, outline_roles, text_role
 
 CONTENTS_PAGE = "\n".join(
@@ -143,7 +143,7 @@ def test_an_old_store_gets_roles_from_stored_text_without_re_encoding(tmp_path):
     conn.close()
     segments = sorted(p.name for p in (store / "segments").glob("*.h5"))
     # Read as it is: roles are judged from the stored text (the outline is not read again).
-    roles = {item.page: item.role for item in Store.open(store).live_items()}
+    roles = {item.page: item.role for item in reads.live_items(Store.open(store))}
     assert roles == {1: CONTENTS, 2: BODY, 3: BODY, 4: BODY, 5: INDEX}
     # The next writer adds the column and fills it from the stored text; nothing is encoded.
     summary = Index.open(store).update([docs], ocr="never")

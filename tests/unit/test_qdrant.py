@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("qdrant_client")
 
 from smartcli import ErrorKind, Index, QdrantIndex, Scope, SmartError  # noqa: E402
-from smartcli.store.catalog import Store  # noqa: E402
+from smartcli.store.catalog import Store, reads  # noqa: E402
+from smartcli.store.catalog.qdrant_acks import acked_versions  # noqa: E402
 from smartcli.store.qdrant import (  # noqa: E402
     CollectionSettings,
     Target,
-    acked,
     connect,
     ensure_collection,
     point_id,
@@ -129,11 +129,11 @@ def test_a_sync_cut_by_a_failing_backend_resumes_without_duplicates(float16_stor
         with pytest.raises(SmartError) as failed:
             sync_store(store, FailsOnSecondUpsert(client), target, "c", batch_points=4)
         assert failed.value.kind is ErrorKind.BACKEND_UNAVAILABLE
-        assert len(acked(store, target, "c")) == 4 == client.count("c").count
+        assert len(acked_versions(store, target.location, "c")) == 4 == client.count("c").count
         resumed = sync_store(store, client, target, "c", batch_points=4)
-        total = len(store.live_items())
+        total = len(reads.live_items(store))
         assert (resumed.upserted, resumed.unchanged) == (total - 4, 4)
-        assert client.count("c").count == total == len(acked(store, target, "c"))
+        assert client.count("c").count == total == len(acked_versions(store, target.location, "c"))
     release(target)
 
 
@@ -161,7 +161,7 @@ def test_retries_with_backoff_on_transient_failures(float16_store, tmp_path):
     with Store.open_for_writing(index.path) as store:
         summary = sync_store(store, Flaky(client), target, "c", call=Retrying(target, sleep=waits.append))
         assert summary.retries == 2 and waits == [0.5, 1.0]
-        assert client.count("c").count == len(store.live_items())
+        assert client.count("c").count == len(reads.live_items(store))
     release(target)
 
 

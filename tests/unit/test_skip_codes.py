@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 
 import pymupdf
 
-from smartcli.store.catalog import Store
+from smartcli.store.catalog import Store, reads
 from smartcli.store.skips import Skip, skip_code, skip_words
-from tests.conftest import run_smart
+from tests.conftest import copy_store, run_smart
 from tests.corpus import make_pdf
 
 # Reasons the readers give today (each path that skips a file), and the code each is stored as.
@@ -103,7 +102,7 @@ def test_each_skipped_file_is_stored_as_a_code_and_worded_as_before(tmp_path):
 
 def test_a_store_of_older_sentences_is_given_codes_on_a_writers_open(sample_store, tmp_path):
     store = tmp_path / "store"
-    shutil.copytree(sample_store[0], store)
+    copy_store(sample_store[0], store)
     old = {
         "/old/a-bomb.pdf": "took longer than 10 s to read",
         "/old/bomb.pdf.gz": "decompresses to more than 512 MB (refused as a possible decompression bomb)",
@@ -119,11 +118,11 @@ def test_a_store_of_older_sentences_is_given_codes_on_a_writers_open(sample_stor
             )
     # A reader does not write: it words the sentences as they are.
     reader = Store.open(store)
-    assert {f["path"]: f["reason"] for f in reader.files() if f["status"] == "skipped"} == old
+    assert {f["path"]: f["reason"] for f in reads.files(reader) if f["status"] == "skipped"} == old
     reader.close()
 
     writer = Store.open_for_writing(store)
-    words = {f["path"]: (f["code"], f["reason"]) for f in writer.files() if f["status"] == "skipped"}
+    words = {f["path"]: (f["code"], f["reason"]) for f in reads.files(writer) if f["status"] == "skipped"}
     writer.close()
     assert words == {
         "/old/a-bomb.pdf": ("read_timeout", old["/old/a-bomb.pdf"]),

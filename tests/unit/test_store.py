@@ -8,7 +8,8 @@ from smartcli.models.base import ModelInfo
 from smartcli.search.searcher import Searcher
 from smartcli.cli.errors import describe
 from smartcli.errors import ErrorKind, ModelMismatch, StoreDamaged, StoreBusy, StoreMissing
-from smartcli.store.catalog import SEGMENT_DIR, Store
+from smartcli.store.catalog import Store, reads, writes
+from smartcli.store.catalog.layout import SEGMENT_DIR
 from tests.store_helpers import RANDOM_MODEL, build_random_store, remove_paths
 
 
@@ -21,7 +22,7 @@ def test_round_trip_keeps_items_vectors_and_metadata(tmp_path):
     reopened = Store.open(tmp_path / "store")
     assert reopened.model.dims == 8 and reopened.model.fingerprint == RANDOM_MODEL.fingerprint
     assert reopened.token_dtype == "float16"
-    items = reopened.live_items()
+    items = reads.live_items(reopened)
     assert len(items) == len(docs)
     by_page = {(item.path, item.page): item for item in items}
     assert len(by_page) == len(docs)
@@ -40,7 +41,7 @@ def test_round_trip_keeps_items_vectors_and_metadata(tmp_path):
 def test_int8_tokens_round_trip_within_quantization_error(tmp_path):
     rng = np.random.default_rng(4)
     store, docs = build_random_store(tmp_path, rng, [4, 9], dims=32, token_dtype="int8")
-    for item in store.live_items():
+    for item in reads.live_items(store):
         with store.open_segment(item.segment) as seg:
             start, stop = seg.token_range(item.row)
             assert seg.stored_tokens(start, stop).data.dtype == np.int8
@@ -58,11 +59,11 @@ def test_interrupted_segment_write_leaves_nothing_behind(tmp_path):
     store.close()
     store = Store.open_for_writing(tmp_path / "store")
     names = sorted(p.name for p in segments.iterdir())
-    assert names == sorted(f"{i.segment}.h5" for i in store.live_items()[:1]) or all(
+    assert names == sorted(f"{i.segment}.h5" for i in reads.live_items(store)[:1]) or all(
         not n.startswith(".tmp") and n != "seg-uncommitted.h5" for n in names
     )
     assert "seg-uncommitted.h5" not in names and ".tmp-seg-x.h5" not in names
-    assert len(store.live_items()) == 2
+    assert len(reads.live_items(store)) == 2
 
 
 def test_second_writer_is_refused_while_first_holds_the_lock(tmp_path):
@@ -81,18 +82,18 @@ def test_opening_a_missing_store_says_so(tmp_path):
 
 def test_binding_another_model_is_refused(tmp_path):
     store = Store.open_for_writing(tmp_path / "s")
-    store.bind_model(RANDOM_MODEL)
+    writes.bind_model(store, RANDOM_MODEL)
     other = ModelInfo(**{**RANDOM_MODEL.__dict__, "fingerprint": "f" * 16, "name": "other"})
     with pytest.raises(ModelMismatch, match="other"):
-        store.bind_model(other)
+        writes.bind_model(store, other)
 
 
 def test_replacing_a_file_drops_its_old_rows_from_search(tmp_path):
     rng = np.random.default_rng(6)
     store, _ = build_random_store(tmp_path, rng, [2, 3, 4], dims=4, pages_per_segment=3)
     remove_paths(store, ["/random/doc-0.pdf"])
-    assert store.live_items() == []
-    assert store.stats()["segments"] == 0
+    assert reads.live_items(store) == []
+    assert reads.stats(store)["segments"] == 0
     assert Searcher(store, encoder=None, device="cpu").items == []
 
 

@@ -1,7 +1,6 @@
 """The adapter's PCA initialisation (``tune(init="pca")``, `smart tune --init pca`), the pages encoded
 again as the store keeps them, and the hard negatives the adapter trains against."""
 
-import shutil
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from smartcli.search.scoring import Weights
 from smartcli.search.tuning import _hard_negatives, _item_tokens, as_stored, pca_init
 from smartcli.store.catalog import Store
 from smartcli.store.tuning import Adapter, load_adapter, read_tuning
-from tests.conftest import run_smart, searching
+from tests.conftest import copy_store, run_smart, searching
 
 
 def test_pca_init_takes_the_top_principal_direction_out_of_the_query_tokens():
@@ -34,8 +33,7 @@ def test_pca_init_takes_the_top_principal_direction_out_of_the_query_tokens():
 @pytest.fixture
 def store_copy(sample_store, tmp_path):
     store, _ = sample_store
-    shutil.copytree(store, tmp_path / "store")
-    return tmp_path / "store"
+    return copy_store(store, tmp_path / "store")
 
 
 def test_tune_with_pca_init_stores_an_adapter_that_search_uses(store_copy):

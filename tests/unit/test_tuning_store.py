@@ -3,7 +3,9 @@
 import numpy as np
 
 from smartcli.store.catalog import Store
+from smartcli.store.catalog.writes import write_tuning_record
 from smartcli.store.tuning import Adapter, clear_tuning, load_adapter, read_tuning, write_tuning
+from tests.conftest import copy_store
 
 
 def test_the_zero_initialised_adapter_is_the_identity_on_unit_rows():
@@ -18,10 +20,7 @@ def test_the_zero_initialised_adapter_is_the_identity_on_unit_rows():
 
 
 def test_record_and_adapter_round_trip_and_clear(sample_store, tmp_path):
-    import shutil
-
-    store_dir = tmp_path / "store"
-    shutil.copytree(sample_store[0], store_dir)
+    store_dir = copy_store(sample_store[0], tmp_path / "store")
     rng = np.random.default_rng(1)
     with Store.open_for_writing(store_dir) as store:
         dims = store.model.dims
@@ -34,8 +33,7 @@ def test_record_and_adapter_round_trip_and_clear(sample_store, tmp_path):
         loaded = load_adapter(store, record)
         np.testing.assert_array_equal(loaded.weight, adapter.weight)
         # A record made for another model is not used.
-        with store.conn:
-            store._set_meta("tuning", dict(record, model_fingerprint="other"))
+        write_tuning_record(store, dict(record, model_fingerprint="other"))
         assert read_tuning(store) is None
     with Store.open_for_writing(store_dir) as store:
         assert clear_tuning(store) is True

@@ -5,7 +5,7 @@ import pytest
 
 from smartcli.search.scoring import Weights
 from smartcli.search.searcher import Searcher
-from smartcli.store.catalog import FileRecord, PageRecord
+from smartcli.store.catalog import FileRecord, PageRecord, writes
 from tests.store_helpers import build_random_store, random_encoded, remove_paths
 
 
@@ -42,7 +42,7 @@ def test_refresh_sees_a_later_index_run_and_drops_what_it_replaced(tmp_path):
     # What an index run does when the file changed: a new segment replaces the old pages.
     encoded = random_encoded(rng, 4, 8)
     record = FileRecord(path="/random/doc-0.pdf", kind="pdf", size=2, mtime_ns=2, sha256="new", pages=[PageRecord(1, "y " * 4, encoded)])
-    store.commit_files([record], store.write_segment([record]))
+    writes.commit_files(store, [record], writes.write_segment(store, [record]))
 
     assert searcher.refresh() is True
     assert [(i.path, i.page) for i in searcher.items] == [("/random/doc-0.pdf", 1)]
@@ -62,7 +62,7 @@ def test_a_warm_process_survives_a_compaction_that_deleted_its_segments(tmp_path
 
     root = tmp_path / "store"
     writer = Store.open_for_writing(root)
-    writer.bind_model(encoder.info)
+    writes.bind_model(writer, encoder.info)
     dims = encoder.info.dims
     rng = np.random.default_rng(13)
     add_random_files(writer, rng, {f"/d/{i}.pdf": [3, 2] for i in range(4)}, dims=dims)
@@ -73,7 +73,7 @@ def test_a_warm_process_survives_a_compaction_that_deleted_its_segments(tmp_path
 
     assert compact(writer).segments_rewritten == 1
     writer.close()
-    monkeypatch.setattr("smartcli.store.catalog.SEGMENT_GRACE_SECONDS", -1)
+    monkeypatch.setattr("smartcli.store.catalog.retirement.SEGMENT_GRACE_SECONDS", -1)
     Store.open_for_writing(root).close()  # a later writer deletes the retired segment file
 
     after = [(h.path, h.page, h.score) for h in index.search("harbour lantern")]
