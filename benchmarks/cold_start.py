@@ -221,7 +221,7 @@ def main() -> None:
     print(f"\nwarm process, {len(warm_queries)} queries, each after the first (target <= 30 ms and <= 2x single-vector):")
     sv = statistics.median(single_vector[2]) * 1000 if single_vector[2] else float("nan")
     sv_cpu = statistics.median(single_vector[3]) * 1000 if single_vector[3] else float("nan")
-    for name, (first_answer, first_trip, later_trips, later_cpu) in warm.items():
+    for name, (first_answer, _first_trip, later_trips, later_cpu) in warm.items():
         if later_trips:
             ms = sorted(t * 1000 for t in later_trips)
             p90 = ms[min(len(ms) - 1, int(0.9 * len(ms)))]

@@ -33,10 +33,10 @@ def index_and_score(model_dir: Path, corpus: Path, device: str, workdir: Path) -
     import numpy as np
     import torch
 
-    from smartcli.models.registry import load_encoder
     from smartcli.ingest.indexer import Indexer
     from smartcli.ingest.planning import plan_changes
     from smartcli.ingest.render import load_image
+    from smartcli.models.registry import load_encoder
     from smartcli.search.scoring import Weights, fuse
     from smartcli.search.searcher import Searcher
     from smartcli.store.catalog import Store, writes
@@ -83,7 +83,6 @@ def main() -> int:
 
     import numpy as np
     import torch
-
     from transformers.utils import logging as hf_logging
 
     from tests.tiny_models import BUILDERS

@@ -36,10 +36,10 @@ import numpy as np
 from _stores import clock, machine, spread
 
 from smartcli import defaults
+from smartcli.defaults import CANDIDATES as DEFAULT_CANDIDATES
 from smartcli.models.base import Encoded
 from smartcli.models.registry import load_query_encoder
 from smartcli.search.scoring import DEFAULT_LAMBDA_ANCHOR, DEFAULT_LAMBDA_LATE, Weights
-from smartcli.defaults import CANDIDATES as DEFAULT_CANDIDATES
 from smartcli.search.searcher import Searcher
 from smartcli.store.catalog import FileRecord, PageRecord, Store, writes
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from _stores import clock, machine, read_queries, sample_queries, sample_store
 
+from smartcli.defaults import CANDIDATES as DEFAULT_CANDIDATES
 from smartcli.models.registry import load_encoder
 from smartcli.search.evaluate import load_judgments, score_run
 from smartcli.search.scoring import DEFAULT_LAMBDA_ANCHOR, DEFAULT_LAMBDA_LATE, Weights
-from smartcli.defaults import CANDIDATES as DEFAULT_CANDIDATES
 from smartcli.search.searcher import Searcher
 from smartcli.store.catalog import Store
 

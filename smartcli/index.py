@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from smartcli import defaults
 from smartcli.errors import ErrorKind, OptionError, SmartError
@@ -147,7 +147,7 @@ class Index(_Queries):
         chunk_size: int | None = None,
         warm: bool = False,
         tuned: bool = True,
-    ) -> "Index":
+    ) -> Index:
         """Open the store at ``path`` (default: ``$SMART_STORE``, else the XDG data folder).
 
         ``create`` makes an empty store when there is none; without it a missing store raises
@@ -379,7 +379,7 @@ class QdrantIndex(_Queries):
         candidates: int | None = defaults.CANDIDATES,
         timeout: float | None = None,
         retries: int | None = None,
-    ) -> "QdrantIndex":
+    ) -> QdrantIndex:
         from smartcli.usecases.qdrant import open_collection
 
         return cls(open_collection(qdrant, collection, api_key, candidates, timeout, retries), device)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import io
-import os
 import struct
 import zipfile
 from html import escape

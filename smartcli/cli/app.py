@@ -5,8 +5,6 @@ presents what comes back. Heavy imports (numpy, torch, transformers) happen insi
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Optional
 
 import typer
 

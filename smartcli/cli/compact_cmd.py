@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -12,7 +11,7 @@ from smartcli.cli.options import JsonOption, StoreOption, WaitOption
 from smartcli.cli.present import format_bytes, print_json_line, print_line, warn
 
 
-def compact(store: Optional[Path] = StoreOption, wait: bool = WaitOption, json_output: bool = JsonOption) -> None:
+def compact(store: Path | None = StoreOption, wait: bool = WaitOption, json_output: bool = JsonOption) -> None:
     """Reclaim the space of removed and replaced files by rewriting segments (`smart index` also does this past 25% dead rows)."""
     raise typer.Exit(run_compact(store, wait, json_output))
 

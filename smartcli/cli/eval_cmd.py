@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,9 +14,9 @@ from smartcli.cli.present import print_json_line, stdout, warn
 
 def evaluate(
     queries: Path = typer.Option(..., "--queries", "-q", help="Judged queries, JSON lines: {\"qid\", \"query\", \"relevant\": [{\"file\", \"page\"}], \"kind\"?}. Files match by base name or by path.", show_default=False),
-    store: Optional[Path] = StoreOption,
-    lambda_anchor: Optional[float] = typer.Option(None, "--lambda-anchor", help=f"Weight of the pooled cosine for the smart row. Default: the store's (`smart tune`), else {defaults.LAMBDA_ANCHOR}.", show_default=False),
-    lambda_late: Optional[float] = typer.Option(None, "--lambda-late", help=f"Weight of the MaxSim term for the smart row. Default: the store's (`smart tune`), else {defaults.LAMBDA_LATE}.", show_default=False),
+    store: Path | None = StoreOption,
+    lambda_anchor: float | None = typer.Option(None, "--lambda-anchor", help=f"Weight of the pooled cosine for the smart row. Default: the store's (`smart tune`), else {defaults.LAMBDA_ANCHOR}.", show_default=False),
+    lambda_late: float | None = typer.Option(None, "--lambda-late", help=f"Weight of the MaxSim term for the smart row. Default: the store's (`smart tune`), else {defaults.LAMBDA_LATE}.", show_default=False),
     sweep: bool = typer.Option(False, "--sweep", help="Also score a grid of lambda_late values (lambda_anchor 1) and mark the best row."),
     per_query: bool = typer.Option(False, "--per-query", help="Also show each query's first relevant rank and scores (smart row)."),
     top_k: int = typer.Option(defaults.TOP_K, "--k", "-k", min=1, help="Cut-off rank of the metrics."),

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from typing import Optional
-
 import typer
 
 from smartcli import defaults
@@ -25,22 +23,22 @@ from smartcli.cli.present import format_bytes, print_json_line, print_line, prin
 
 
 def index(
-    paths: Optional[list[Path]] = typer.Argument(
+    paths: list[Path] | None = typer.Argument(
         None, help="Files or folders to index (folders are walked recursively). Default: the paths the store already covers.", show_default=False
     ),
-    store: Optional[Path] = StoreOption,
-    model: Optional[str] = typer.Option(
+    store: Path | None = StoreOption,
+    model: str | None = typer.Option(
         None, "--model", help="Hugging Face id or local folder of the embedding model. Default: the store's model, else the packaged all-MiniLM-L6-v2."
     ),
     device: str = DeviceOption,
     batch_pages: int = typer.Option(defaults.BATCH_PAGES, "--batch-pages", min=1, help="Pages committed to the store per batch (an interrupted run keeps finished batches)."),
-    batch_size: Optional[int] = typer.Option(
+    batch_size: int | None = typer.Option(
         None, "--batch-size", min=1, help=f"Text windows or pictures per forward pass. Default: {defaults.TEXT_BATCH_SIZE}; 8 for Qwen-VL-based models.", show_default=False
     ),
-    dpi: Optional[float] = typer.Option(
+    dpi: float | None = typer.Option(
         None, "--dpi", min=1, help="Image models: resolution PDF pages are rendered at. Default: what fills the model's pixel budget.", show_default=False
     ),
-    max_pixels: Optional[int] = typer.Option(
+    max_pixels: int | None = typer.Option(
         None, "--max-pixels", min=1, help="Qwen-VL and SigLIP 2 NaFlex models: pixel budget per page or image (sets token count and size). Default: the model's.", show_default=False
     ),
     token_dtype: str = typer.Option(defaults.TOKEN_DTYPE, "--token-dtype", help="Storage of token states for a new store: binary (1 bit per dimension, ~31 KB per text page with the default model), int8 (per-token scale) or float16."),
@@ -53,11 +51,11 @@ def index(
     ),
     ocr_lang: str = typer.Option(defaults.OCR_LANGUAGE, "--ocr-lang", help="Tesseract language(s) of the OCR, joined by '+': eng, deu, eng+fra."),
     ocr_workers: int = typer.Option(defaults.OCR_WORKERS, "--ocr-workers", min=0, help="OCR worker processes. Default: one per CPU.", show_default=False),
-    qdrant: Optional[str] = QdrantOption,
+    qdrant: str | None = QdrantOption,
     collection: str = CollectionOption,
     qdrant_format: str = QdrantFormatOption,
-    shards: Optional[int] = ShardsOption,
-    replicas: Optional[int] = ReplicasOption,
+    shards: int | None = ShardsOption,
+    replicas: int | None = ReplicasOption,
     on_disk: bool = OnDiskOption,
     read_timeout: float = typer.Option(
         defaults.READ_TIMEOUT_SECONDS, "--read-timeout", min=0.1, help="Seconds one file's text may take to read; a file past it is skipped, and not read again until it changes."
@@ -130,10 +128,10 @@ class _Progress:
     few seconds (progress.py). Both count pages committed, never pages read."""
 
     def __init__(self, store_path: Path):
-        from smartcli import UpdateEvents
         from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
         from rich.text import Text
 
+        from smartcli import UpdateEvents
         from smartcli.cli.progress import PlainTicker, RunCounts, progress_interval
 
         self.store_path = store_path

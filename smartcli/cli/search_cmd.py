@@ -8,9 +8,10 @@ import re
 import stat
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import typer
 
@@ -36,41 +37,41 @@ ended_at_prompt = False
 
 
 def search(
-    query: Optional[str] = typer.Argument(None, help="The query text. Leave it out on a terminal for an interactive prompt.", show_default=False),
-    queries: Optional[str] = typer.Option(
+    query: str | None = typer.Argument(None, help="The query text. Leave it out on a terminal for an interactive prompt.", show_default=False),
+    queries: str | None = typer.Option(
         None,
         "--queries",
         "-q",
         help="Run many queries from FILE ('-' for stdin): one per line, plain text or JSON {\"qid\", \"query\"}. "
         "Prints JSON lines; from a pipe each line is answered as soon as it arrives.",
     ),
-    like: Optional[str] = typer.Option(
+    like: str | None = typer.Option(
         None, "--like", metavar="PATH[:PAGE]", help="More like this: rank pages by similarity to an indexed page (its stored vectors, no re-encoding)."
     ),
-    store: Optional[Path] = StoreOption,
+    store: Path | None = StoreOption,
     mode: str = typer.Option(
         "smart", "--mode", help="smart (anchor + late), pooled (anchor only) or late (MaxSim only, over every page: no anchor shortlist).", autocompletion=complete(*MODES)
     ),
-    lambda_anchor: Optional[float] = typer.Option(None, "--lambda-anchor", help=f"Weight of the pooled cosine. Default: the store's, if `smart tune` chose one, else {defaults.LAMBDA_ANCHOR}.", show_default=False),
-    lambda_late: Optional[float] = typer.Option(None, "--lambda-late", help=f"Weight of the MaxSim term. Default: the store's, if `smart tune` chose one, else {defaults.LAMBDA_LATE}.", show_default=False),
+    lambda_anchor: float | None = typer.Option(None, "--lambda-anchor", help=f"Weight of the pooled cosine. Default: the store's, if `smart tune` chose one, else {defaults.LAMBDA_ANCHOR}.", show_default=False),
+    lambda_late: float | None = typer.Option(None, "--lambda-late", help=f"Weight of the MaxSim term. Default: the store's, if `smart tune` chose one, else {defaults.LAMBDA_LATE}.", show_default=False),
     top_k: int = typer.Option(defaults.TOP_K, "--top-k", "-k", min=1, help="Results per query."),
     json_output: bool = typer.Option(False, "--json", help="One JSON object per query per line on stdout."),
     files_only: bool = typer.Option(False, "--files-only", "-l", help="Only PATH:PAGE (PATH for an image) per result, one per line."),
     explain: bool = typer.Option(False, "--explain", help="Show, per query token, the page word it matched and the similarity."),
     path_prefix: list[str] = typer.Option([], "--path-prefix", metavar="PREFIX", help="Only results whose path starts with PREFIX (repeatable).", show_default=False),
     glob: list[str] = typer.Option([], "--glob", metavar="PATTERN", help="Only results matching PATTERN: '*.pdf' matches file names, 'manuals/*' paths (repeatable).", show_default=False),
-    kind: Optional[str] = typer.Option(
+    kind: str | None = typer.Option(
         None, "--kind", metavar="pdf|image", help="Only results of this kind.", show_default=False, autocompletion=complete(*KINDS)
     ),
-    min_score: Optional[float] = typer.Option(None, "--min-score", help="Only results scoring at least this (in the --mode's scale).", show_default=False),
-    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", min=1, help=f"Items scored per chunk. Default: automatic (about {defaults.CHUNK_TOKENS // 1000}k token states per chunk).", show_default=False),
+    min_score: float | None = typer.Option(None, "--min-score", help="Only results scoring at least this (in the --mode's scale).", show_default=False),
+    chunk_size: int | None = typer.Option(None, "--chunk-size", min=1, help=f"Items scored per chunk. Default: automatic (about {defaults.CHUNK_TOKENS // 1000}k token states per chunk).", show_default=False),
     device: str = DeviceOption,
-    image: Optional[Path] = typer.Option(
+    image: Path | None = typer.Option(
         None, "--image", help="Search with the picture in PATH instead of text (stores built with an image model).", show_default=False
     ),
     candidates: int = CandidatesOption,
     exhaustive: bool = ExhaustiveOption,
-    qdrant: Optional[str] = QdrantOption,
+    qdrant: str | None = QdrantOption,
     collection: str = CollectionOption,
 ) -> None:
     """Search the index with plain-language QUERY, many --queries, a picture (--image) or --like an indexed page.
@@ -127,7 +128,7 @@ def search(
     raise typer.Exit(EXIT_OK)
 
 
-def shows_late(options: "SearchOptions") -> bool:
+def shows_late(options: SearchOptions) -> bool:
     return options.mode == "late" or (options.mode == "smart" and options.lambda_late != 0)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,7 +13,7 @@ from smartcli.cli.present import display_path, format_bytes, note_words, print_j
 
 
 def status(
-    store: Optional[Path] = StoreOption,
+    store: Path | None = StoreOption,
     json_output: bool = typer.Option(False, "--json", help="Print the status as one JSON object."),
     unencoded: bool = typer.Option(False, "--unencoded", help="List the pages and images recorded without vectors, and why, instead."),
     verify: bool = typer.Option(False, "--verify", help="Also read every segment and page text and check them (identity, offsets, checksums); name what is damaged."),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -24,16 +23,16 @@ from smartcli.cli.present import format_bytes, print_json_line, print_line, warn
 
 
 def sync(
-    store: Optional[Path] = StoreOption,
-    qdrant: Optional[str] = QdrantOption,
+    store: Path | None = StoreOption,
+    qdrant: str | None = QdrantOption,
     collection: str = CollectionOption,
     qdrant_format: str = QdrantFormatOption,
-    shards: Optional[int] = ShardsOption,
-    replicas: Optional[int] = ReplicasOption,
+    shards: int | None = ShardsOption,
+    replicas: int | None = ReplicasOption,
     on_disk: bool = OnDiskOption,
     batch_points: int = typer.Option(defaults.QDRANT_BATCH_POINTS, "--batch-points", min=1, help="Points per upsert (each batch is recorded once Qdrant acknowledges it)."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Token states per page in Qdrant; pages over it are pooled. Default: Qdrant's multivector limit.", show_default=False),
-    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help=f"Seconds per request. Default: {defaults.QDRANT_TIMEOUT:g}.", show_default=False),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Token states per page in Qdrant; pages over it are pooled. Default: Qdrant's multivector limit.", show_default=False),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.1, help=f"Seconds per request. Default: {defaults.QDRANT_TIMEOUT:g}.", show_default=False),
     wait: bool = WaitOption,
     json_output: bool = JsonOption,
 ) -> None:

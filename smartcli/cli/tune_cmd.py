@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,8 +13,8 @@ from smartcli.cli.present import print_json_line, print_line, warn
 
 
 def tune(
-    store: Optional[Path] = StoreOption,
-    pairs: Optional[Path] = typer.Option(
+    store: Path | None = StoreOption,
+    pairs: Path | None = typer.Option(
         None, "--pairs", help="Labelled pairs, JSON lines: {\"query\", \"file\", \"page\"} (files match by base name or by path, as in `smart eval`).", show_default=False
     ),
     no_outline: bool = typer.Option(False, "--no-outline", help="Learn from --pairs only, not from the PDFs' outlines."),

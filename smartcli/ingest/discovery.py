@@ -12,9 +12,9 @@ import errno
 import os
 import stat
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from smartcli import defaults
 from smartcli.errors import first_line

@@ -15,9 +15,9 @@ from __future__ import annotations
 import itertools
 import os
 from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from smartcli import defaults
 from smartcli.ingest.discovery import Skipped, SourceFile, UnreadableFile, count_pages

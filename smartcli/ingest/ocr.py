@@ -20,11 +20,11 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import Callable
 
 from smartcli import defaults
 from smartcli.errors import OptionError, first_line

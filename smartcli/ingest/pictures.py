@@ -8,14 +8,15 @@ store's own precision while they wait to be written.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from smartcli.errors import OptionError
 from smartcli.ingest.files import UnreadableFile
 from smartcli.ingest.render import PageRenderer, load_image, probe_image
-from smartcli.models.registry import RENDER_SETTINGS, reads_pixels as spec_reads_pixels
+from smartcli.models.registry import RENDER_SETTINGS
+from smartcli.models.registry import reads_pixels as spec_reads_pixels
 from smartcli.store.notes import Note
 
 # Token states held in memory for one committed batch.

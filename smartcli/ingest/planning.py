@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from smartcli.ingest.discovery import Skipped, SourceFile, discover
 from smartcli.ingest.files import UnreadableFile, file_sha256, os_reason

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -13,10 +13,10 @@ from smartcli.models.base import (
     TEXT,
     Encoded,
     ModelInfo,
-    read_json,
     checkpoint_dir,
     fingerprint_model_dir,
     quiet_transformers,
+    read_json,
     resolve_device,
 )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -128,7 +129,7 @@ class QdrantSearcher:
             order = top_k(fused, len(candidates))
             if min_score is not None:
                 order = order[fused[order] >= min_score]
-            order, also = fold_copies(order, lambda j: _copy_key(candidates[j]), lambda j: candidates[j].payload["path"], k)
+            order, also = fold_copies(order, partial(_copy_key_of, candidates), partial(_path_of, candidates), k)
             chosen = [candidates[j] for j in order]
             text = texts[qi] if texts else ""
             explained = self.explain(query, text, chosen) if snippets else [("", [], [])] * len(chosen)
@@ -265,6 +266,14 @@ def _fused(c: _Candidate, weights: Weights) -> float:
     score = weights.lambda_anchor * c.anchor + (weights.lambda_late * c.late if c.late is not None else 0.0)
     # Points mirrored before roles were sent carry none: they are scored as body pages.
     return score - navigation_penalty(weights) if is_navigation((c.payload or {}).get("role")) else score
+
+
+def _copy_key_of(candidates: list[_Candidate], j: int) -> tuple:
+    return _copy_key(candidates[j])
+
+
+def _path_of(candidates: list[_Candidate], j: int) -> str:
+    return candidates[j].payload["path"]
 
 
 def _copy_key(c: _Candidate) -> tuple:

@@ -28,7 +28,7 @@ class Weights:
     lambda_late: float = DEFAULT_LAMBDA_LATE
 
     @classmethod
-    def for_mode(cls, mode: str, lambda_anchor: float, lambda_late: float) -> "Weights":
+    def for_mode(cls, mode: str, lambda_anchor: float, lambda_late: float) -> Weights:
         if mode == "pooled":
             return cls(1.0, 0.0)
         if mode == "late":

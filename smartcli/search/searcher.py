@@ -13,8 +13,8 @@ import numpy as np
 from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError, SmartWarning, StoreDamaged
 from smartcli.models.base import Encoded, Encoder, ModelInfo, resolve_device
-from smartcli.search.kernel import mean_per_query, page_maxima
 from smartcli.search.explain import TokenMatch, best_passage, highlighted_passage, match_tokens, strong_spans
+from smartcli.search.kernel import mean_per_query, page_maxima
 from smartcli.search.scoring import Weights, fuse, maxsim, navigation_penalty, top_k
 from smartcli.store.catalog import LiveItem, Store
 from smartcli.store.catalog.reads import live_items
@@ -273,7 +273,7 @@ class Searcher:
             except StoreDamaged as exc:
                 self._skip_segment(exc)
 
-    def score(self, encoded: list[Encoded], weights: Weights, scope: Scope = Scope()) -> "Scored":
+    def score(self, encoded: list[Encoded], weights: Weights, scope: Scope = Scope()) -> Scored:
         """The scores search ranks by, for every query against the pages it may return.
 
         Two-stage when ``shortlist`` is set and the weights use both terms: each query's top
@@ -312,7 +312,7 @@ class Searcher:
     def rank(
         self,
         encoded: list[Encoded],
-        scored: "Scored",
+        scored: Scored,
         weights: Weights,
         k: int,
         snippets: bool = True,
@@ -357,8 +357,16 @@ class Searcher:
         share = navigation_penalty(weights)
         return np.where(self.navigation[np.asarray(columns, dtype=np.int64)], np.float32(share), np.float32(0.0)) if len(columns) else np.zeros(0, np.float32)
 
-    def _distinct_top(self, fused_row, scored: "Scored", qi: int, k: int, min_score: float | None):
+    def _distinct_top(self, fused_row, scored: Scored, qi: int, k: int, min_score: float | None):
         """The top ``k`` eligible columns scoring at least ``min_score``, copies folded (:func:`fold_copies`)."""
+        items, columns = self.items, scored.columns
+
+        def key_of(j):
+            return _copy_key(items[columns[j]])
+
+        def path_of(j):
+            return items[columns[j]].path
+
         wanted = k
         while True:
             order = top_k(fused_row, wanted)
@@ -368,9 +376,7 @@ class Searcher:
             order = order[scored.eligible[qi, order]]
             if min_score is not None:
                 order = order[fused_row[order] >= min_score]
-            items = self.items
-            columns = scored.columns
-            kept, also = fold_copies(order, lambda j: _copy_key(items[columns[j]]), lambda j: items[columns[j]].path, k)
+            kept, also = fold_copies(order, key_of, path_of, k)
             if len(kept) >= k or len(order) < wanted or wanted >= fused_row.shape[0]:
                 return np.asarray(kept, dtype=np.int64), also
             wanted *= 2
@@ -400,32 +406,33 @@ class Searcher:
                     best[cols], arg[cols] = page_maxima(q_tokens, resident, offsets[rows], offsets[rows + 1], self._compiled())
                     continue
                 pending: list[tuple] = []  # (stored tokens of a run of rows, its rows' columns, their lengths)
-
-                def score_pending() -> None:
-                    stored = _concat_stored([p[0] for p in pending])
-                    lengths = np.concatenate([p[2] for p in pending])
-                    stops = np.cumsum(lengths)
-                    cols = np.concatenate([p[1] for p in pending])
-                    best[cols], arg[cols] = page_maxima(q_tokens, stored, stops - lengths, stops, self._compiled())
-                    pending.clear()
-
                 for chunk in self._chunks(indexes, offsets):
                     first, last = self.items[chunk[0]].row, self.items[chunk[-1]].row
                     tokens = segment.file.stored_tokens(offsets[first], offsets[last + 1])
                     lengths = np.diff(offsets[first : last + 2])
                     pending.append((tokens, np.array([column[i] for i in chunk]), lengths))
                     if sum(p[0].data.shape[0] for p in pending) >= defaults.CHUNK_TOKENS:
-                        score_pending()
+                        self._score_runs(q_tokens, pending, best, arg)
                 if pending:
-                    score_pending()
+                    self._score_runs(q_tokens, pending, best, arg)
         self.last_match = (best, arg)
         return mean_per_query(best, q_lengths)
+
+    def _score_runs(self, q_tokens: np.ndarray, pending: list[tuple], best: np.ndarray, arg: np.ndarray) -> None:
+        """Score the gathered runs of rows in one kernel call, into their columns of ``best`` and
+        ``arg``; ``pending`` is emptied."""
+        stored = _concat_stored([p[0] for p in pending])
+        lengths = np.concatenate([p[2] for p in pending])
+        stops = np.cumsum(lengths)
+        cols = np.concatenate([p[1] for p in pending])
+        best[cols], arg[cols] = page_maxima(q_tokens, stored, stops - lengths, stops, self._compiled())
+        pending.clear()
 
     def _compiled(self) -> bool:
         """Use the compiled 1-bit kernel: in a long-lived process, where its import is paid once."""
         return self.cache_bytes > 0
 
-    def _resident_tokens(self, name: str, segment: "_LazySegment", offsets: np.ndarray):
+    def _resident_tokens(self, name: str, segment: _LazySegment, offsets: np.ndarray):
         """A warm process's copy of a whole segment's stored token states (None when not warm,
         or when it would not fit the cache budget)."""
         if name in self._resident:
@@ -475,7 +482,7 @@ class Searcher:
             score_pending()
         return late
 
-    def _segment_offsets(self, name: str, segment: "_LazySegment") -> np.ndarray:
+    def _segment_offsets(self, name: str, segment: _LazySegment) -> np.ndarray:
         if name not in self._offsets:
             self._offsets[name] = segment.file.offsets()
         return self._offsets[name]

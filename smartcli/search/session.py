@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 from smartcli import defaults
 from smartcli.errors import ErrorKind, OptionError, SmartError, StoreError
@@ -23,6 +24,7 @@ from smartcli.search.scoring import MODES, Weights
 from smartcli.search.searcher import Hit, Scope
 from smartcli.store.catalog import LiveItem
 from smartcli.store.catalog.writes import check_same_model
+
 
 @dataclass(frozen=True)
 class SearchOptions:
@@ -51,7 +53,7 @@ class SearchOptions:
             raise OptionError("must be a number, not nan", option="min_score")
 
     @classmethod
-    def of(cls, options: "SearchOptions | None", k: int | None = None, **fields) -> "SearchOptions":
+    def of(cls, options: SearchOptions | None, k: int | None = None, **fields) -> SearchOptions:
         """``options`` (or the defaults) with ``k`` and ``fields`` changed: the keyword form of the
         library's search methods."""
         if k is not None:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError
 from smartcli.models.base import Encoded
 from smartcli.search.evaluate import JudgedQuery, matches, score_run
-from smartcli.search.scoring import Weights, maxsim
+from smartcli.search.scoring import Weights
 from smartcli.store.tuning import Adapter
 
 

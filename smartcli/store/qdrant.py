@@ -33,8 +33,8 @@ import socket
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -100,7 +100,7 @@ class Target:
     retries: int = defaults.QDRANT_RETRIES
 
     @classmethod
-    def resolve(cls, location: str | None, api_key: str | None = None, timeout: float | None = None, retries: int | None = None) -> "Target":
+    def resolve(cls, location: str | None, api_key: str | None = None, timeout: float | None = None, retries: int | None = None) -> Target:
         location = location or os.environ.get("SMART_QDRANT_URL")
         if not location:
             raise OptionError("no Qdrant location given (a URL or a folder; SMART_QDRANT_URL sets it too)", option="qdrant")

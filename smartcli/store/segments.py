@@ -39,8 +39,9 @@ import os
 import time
 import uuid
 import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -167,7 +168,7 @@ class Segment:
             for key in _PER_TOKEN[1:]:
                 if key in shape and shape[key][:1] != (expect.tokens,):
                     raise damaged(name, f"has {shape[key][0]} entries, {expect.tokens} token states expected", dataset=key)
-            for key, crc in _CRC.items():
+            for crc in _CRC.values():
                 if crc in h5 and h5[crc].shape != (expect.rows,):
                     raise damaged(name, f"has {h5[crc].shape[0]} entries, the catalog says {expect.rows} rows", dataset=crc)
             offsets = self._read("offsets")

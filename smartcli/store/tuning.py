@@ -44,7 +44,7 @@ class Adapter:
     eps: float = 1e-5
 
     @classmethod
-    def identity(cls, dims: int) -> "Adapter":
+    def identity(cls, dims: int) -> Adapter:
         return cls(np.ones(dims, np.float32), np.zeros(dims, np.float32), np.zeros((dims, dims), np.float32), np.zeros(dims, np.float32))
 
     def apply(self, x: np.ndarray) -> np.ndarray:

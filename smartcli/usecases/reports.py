@@ -122,7 +122,8 @@ def verify(root: Path, on_segment=None) -> VerifyReport:
 def evaluate(session: QuerySession, queries, k: int, lambda_anchor: float | None, lambda_late: float | None, sweep: bool):
     """MRR@k, Recall@k and nDCG@k of pooled, late and smart search on judged ``queries`` (a
     JSON-lines file or a list of JudgedQuery), on the path the session's searches take."""
-    from smartcli.search.evaluate import configs_to_run, evaluate as measure, load_judgments
+    from smartcli.search.evaluate import configs_to_run, load_judgments
+    from smartcli.search.evaluate import evaluate as measure
 
     judged = queries if isinstance(queries, list) else _judgments(load_judgments, os.fspath(queries))
     searcher = session.current(with_encoder=True)

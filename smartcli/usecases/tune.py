@@ -62,7 +62,8 @@ def tune(root: Path, request: TuneRequest, device: str, chunk_size: int | None, 
     search on the held-back pairs under the write lock (``wait``: wait for another writer)."""
     from smartcli.models.registry import load_encoder
     from smartcli.search.searcher import Searcher
-    from smartcli.search.tuning import load_user_pairs, tune as learn
+    from smartcli.search.tuning import load_user_pairs
+    from smartcli.search.tuning import tune as learn
 
     raw_user = load_user_pairs(request.pairs) if request.pairs is not None else []  # a bad file fails before the model loads
     with reading_snapshot(root, verify=True) as store:

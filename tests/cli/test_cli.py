@@ -5,7 +5,6 @@ import pymupdf
 import pytest
 
 from smartcli.search.scoring import DEFAULT_LAMBDA_ANCHOR, DEFAULT_LAMBDA_LATE
-
 from tests.conftest import SAMPLE_CORPUS, run_smart
 
 

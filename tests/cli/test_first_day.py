@@ -150,8 +150,9 @@ def test_like_takes_a_base_name_or_path_suffix_when_it_names_one_indexed_file(tm
 def test_every_commands_help_shows_readable_placeholders_and_none_after_a_flag():
     import re
 
-    from smartcli.cli import app
     from typer.main import get_command
+
+    from smartcli.cli import app
 
     commands = sorted(get_command(app).commands)
     assert {"index", "search", "status", "eval", "compact", "serve", "tune", "sync"} <= set(commands)

@@ -7,8 +7,12 @@ from __future__ import annotations
 import json
 
 from tests.conftest import copy_store, run_smart, run_smart_process
-from tests.integrity import three_segments  # noqa: F401 (a fixture)
-from tests.integrity import flip_in_dataset, segment_files, swap_files
+from tests.integrity import (
+    flip_in_dataset,
+    segment_files,
+    swap_files,
+    three_segments,  # noqa: F401 (a fixture)
+)
 
 
 def test_status_verify_on_a_healthy_store_reads_everything_and_exits_0(three_segments):

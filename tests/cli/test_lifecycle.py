@@ -7,7 +7,6 @@ import shutil
 import numpy as np
 import pytest
 
-from smartcli.store.compaction import compact, needs_compaction
 from smartcli.ingest.indexer import REASON_RACE, Indexer
 from smartcli.ingest.planning import plan_changes
 from smartcli.search.scoring import Weights
@@ -15,9 +14,10 @@ from smartcli.search.searcher import Searcher
 from smartcli.store.catalog import CatalogChanges, FileCopy, Store, reads, writes
 from smartcli.store.catalog.layout import SEGMENT_DIR
 from smartcli.store.catalog.retirement import retired_segments
+from smartcli.store.compaction import compact, needs_compaction
 from tests.conftest import SAMPLE_CORPUS, run_smart
 from tests.corpus import make_pdf
-from tests.store_helpers import add_random_files, empty_random_store, random_encoded, snapshot, remove_paths
+from tests.store_helpers import add_random_files, empty_random_store, random_encoded, remove_paths, snapshot
 
 
 def status(store) -> dict:

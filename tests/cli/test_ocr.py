@@ -5,10 +5,10 @@ import json
 import pymupdf
 import pytest
 
-from smartcli.store.notes import Note
 from smartcli.errors import OptionError
 from smartcli.ingest.ocr import OcrJob, OcrRunner, OcrSettings, find_tessdata, recognize, resolve_settings
 from smartcli.store.catalog import FileRecord, PageRecord
+from smartcli.store.notes import Note
 from tests.conftest import run_smart
 
 TESSDATA = find_tessdata(["eng"])

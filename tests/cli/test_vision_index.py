@@ -7,16 +7,16 @@ import pymupdf
 import pytest
 from PIL import Image
 
+from smartcli.defaults import TOKEN_DTYPE as DEFAULT_TOKEN_DTYPE
+from smartcli.errors import ModelMismatch
 from smartcli.ingest import pictures as pixel_indexing
-from smartcli.models.base import ModelInfo
-from smartcli.models.registry import load_encoder
 from smartcli.ingest.indexer import Indexer
 from smartcli.ingest.planning import plan_changes
 from smartcli.ingest.render import load_image
+from smartcli.models.base import ModelInfo
+from smartcli.models.registry import load_encoder
 from smartcli.search.scoring import Weights
 from smartcli.search.searcher import Searcher
-from smartcli.defaults import TOKEN_DTYPE as DEFAULT_TOKEN_DTYPE
-from smartcli.errors import ModelMismatch
 from smartcli.store.catalog import Store, reads, writes
 from tests.conftest import SAMPLE_CORPUS, run_smart
 from tests.odd_images import write_odd_images
@@ -175,7 +175,7 @@ def test_rendering_a_page_for_an_image_model_is_bounded_and_the_file_skipped_and
     page: the text pass walks them quickly, rendering paints every one (measured with 2^15 draws:
     2.9 s to extract the text, 148 s to render at 18 dpi)."""
     from smartcli.ingest.sandbox import SandboxedReader
-    from tests.attacks import xobject_bomb, text_page
+    from tests.attacks import text_page, xobject_bomb
 
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -181,7 +181,6 @@ def test_a_store_on_a_read_only_mount_is_searched_and_refuses_changes_with_its_o
 
 
 def test_files_of_an_unmounted_subfolder_are_not_removed(small_disk, tmp_path):
-    import shutil
     import subprocess
 
     docs = tmp_path / "docs"

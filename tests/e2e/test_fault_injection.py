@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
+from smartcli.errors import StoreMissing
 from smartcli.ingest.indexer import Indexer
 from smartcli.ingest.planning import plan_changes
-from smartcli.errors import StoreMissing
 from smartcli.store.catalog import Store, reads, writes
 from smartcli.store.catalog.layout import SEGMENT_DIR
 from smartcli.store.catalog.retirement import retired_segments
@@ -165,7 +165,7 @@ def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_pa
         if kind == "start-up":
             hit = kill_when(proc, lambda: True, delay)
         else:
-            hit = kill_when(proc, lambda: (catalog_value(killed, "SELECT COUNT(*) FROM items") or 0) >= threshold, delay)
+            hit = kill_when(proc, lambda threshold=threshold: (catalog_value(killed, "SELECT COUNT(*) FROM items") or 0) >= threshold, delay)
         hits.append(hit)
         now = check_consistent(killed, versions)
         assert now >= committed, "a kill lost committed pages"

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
+from smartcli.cli.present import display_path, print_json_line, printable
 from smartcli.ingest.files import UnreadableFile
 from smartcli.ingest.render import validate_image
-from smartcli.cli.present import display_path, print_json_line, printable
 from tests.conftest import ROOT, run_smart
 from tests.corpus import (
     BAD,

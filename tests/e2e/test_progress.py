@@ -104,4 +104,4 @@ def test_tesseract_chatter_stays_off_stderr(tmp_path):
     assert "too small to scale" not in result.stderr and "cannot be recognized" not in result.stderr
     assert all(line.startswith("smart: ") for line in result.stderr.splitlines()), result.stderr
     # The OCR count of the last progress line is the summary's.
-    assert result.stderr.splitlines()[-1].endswith(f"; OCR 1/1 pages"), result.stderr
+    assert result.stderr.splitlines()[-1].endswith("; OCR 1/1 pages"), result.stderr

@@ -60,10 +60,10 @@ def test_pixel_model_hits_explain_by_patch_and_claim_no_words(tiny_checkpoints, 
     """With an image model, the page's token states are patches: matches name the patch, not a word."""
     import shutil
 
-    from smartcli.models.registry import load_encoder
+    from smartcli.cli.present import explain_table
     from smartcli.ingest.indexer import Indexer
     from smartcli.ingest.planning import plan_changes
-    from smartcli.cli.present import explain_table
+    from smartcli.models.registry import load_encoder
     from smartcli.search.scoring import Weights
     from smartcli.search.searcher import Searcher
     from tests.conftest import SAMPLE_CORPUS

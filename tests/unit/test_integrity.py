@@ -18,9 +18,15 @@ from smartcli.errors import StoreDamaged
 from smartcli.store.catalog import Store, integrity
 from smartcli.store.catalog.schema import SCHEMA_VERSION
 from smartcli.store.segments import Damage
-from tests.integrity import three_segments  # noqa: F401 (a fixture)
 from tests.conftest import copy_store
-from tests.integrity import flip_in_dataset, flip_text_byte, segment_files, swap_files, unique_text
+from tests.integrity import (
+    flip_in_dataset,
+    flip_text_byte,
+    segment_files,
+    swap_files,
+    three_segments,  # noqa: F401 (a fixture)
+    unique_text,
+)
 
 SCHEMA1 = Path(__file__).resolve().parents[1] / "data" / "schema1"
 

@@ -89,8 +89,8 @@ def test_broken_export_is_reported_not_used(tmp_path, monkeypatch):
     monkeypatch.setenv("SMART_CACHE_DIR", str(tmp_path / "cache"))
     model = tmp_path / "model"
     shutil.copytree(default_model_path(), model)
-    from smartcli.models.onnx_text import exported_model_path
     from smartcli.models.base import fingerprint_model_dir
+    from smartcli.models.onnx_text import exported_model_path
 
     target = exported_model_path(fingerprint_model_dir(model))
     target.parent.mkdir(parents=True)

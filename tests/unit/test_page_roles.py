@@ -3,10 +3,9 @@ match as well, never hidden when they are the best match; old stores judged from
 
 import sqlite3
 
+import numpy as np
 import pymupdf
 import pytest
-
-import numpy as np
 
 from smartcli import Index, defaults
 from smartcli.models.base import Encoded

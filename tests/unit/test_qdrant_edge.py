@@ -15,8 +15,7 @@ pytest.importorskip("qdrant_edge")
 
 from qdrant_client import models  # noqa: E402
 
-from smartcli import Index, QdrantIndex, Scope, defaults  # noqa: E402
-from smartcli.search.qdrant import QdrantSearcher  # noqa: E402
+from smartcli import Index, Scope  # noqa: E402
 from smartcli.store.catalog import Store  # noqa: E402
 from smartcli.store.qdrant import LAYOUT_VERSION, CollectionSettings, Retrying, Target, ensure_collection, sync_store  # noqa: E402
 from tests.conftest import SAMPLE_CORPUS  # noqa: E402

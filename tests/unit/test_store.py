@@ -4,10 +4,10 @@ import h5py
 import numpy as np
 import pytest
 
+from smartcli.cli.errors import describe
+from smartcli.errors import ErrorKind, ModelMismatch, StoreBusy, StoreDamaged, StoreMissing
 from smartcli.models.base import ModelInfo
 from smartcli.search.searcher import Searcher
-from smartcli.cli.errors import describe
-from smartcli.errors import ErrorKind, ModelMismatch, StoreDamaged, StoreBusy, StoreMissing
 from smartcli.store.catalog import Store, reads, writes
 from smartcli.store.catalog.layout import SEGMENT_DIR
 from tests.store_helpers import RANDOM_MODEL, build_random_store, remove_paths

@@ -156,7 +156,7 @@ def marks_photo(path):
 
 
 def test_a_photo_ocr_reads_only_marks_in_is_recorded_as_no_readable_text(tmp_path):
-    from smartcli.ingest.ocr import recognize, resolve_settings, OcrJob
+    from smartcli.ingest.ocr import OcrJob, recognize, resolve_settings
     from smartcli.store.notes import Note
 
     settings = resolve_settings("auto", "eng", 1)

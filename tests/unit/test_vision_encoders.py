@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from smartcli.models.registry import load_encoder
 from smartcli.errors import OptionError
 from smartcli.models.qwen_vl import QUERY_INSTRUCTION
+from smartcli.models.registry import load_encoder
 
 # Small pixel budgets keep the tiny Qwen models fast; GME's minimum is 256 tokens of 28x28.
 OPTIONS = {"qwen3_vl": {"max_pixels": 24 * 32 * 32}, "gme": {"max_pixels": 300 * 28 * 28}}

@@ -9,7 +9,8 @@ offsets and shapes, checksums, digests) and every page's text (its CRC-32).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from smartcli.errors import StoreDamaged
 from smartcli.store.catalog.reads import segment_digests

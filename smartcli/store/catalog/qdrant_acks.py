@@ -3,7 +3,7 @@ sync (store/qdrant.py) send only the difference and resume where a cut-short run
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from smartcli.store.catalog.schema import ensure_qdrant_acked
 

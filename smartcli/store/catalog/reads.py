@@ -7,7 +7,7 @@ Each function takes an open :class:`~smartcli.store.catalog.store.Store`; inside
 from __future__ import annotations
 
 import json
-from typing import Iterable
+from collections.abc import Iterable
 
 from smartcli.models.base import TEXT_NORMALIZATION, normalize_text
 from smartcli.store.catalog.layout import CATALOG

@@ -10,7 +10,7 @@ does not name are leftovers of an interrupted run and are deleted by the next wr
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from smartcli.store.catalog.layout import REBUILD_CATALOG, SEGMENT_DIR, remove_catalog
 

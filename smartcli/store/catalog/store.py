@@ -42,7 +42,7 @@ class Store:
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, root: str | Path, verify: bool = True) -> "Store":
+    def open(cls, root: str | Path, verify: bool = True) -> Store:
         """Open for reading. ``verify`` refuses a store whose segment files are missing or cut short."""
         root = Path(root)
         catalog = root / CATALOG
@@ -86,7 +86,7 @@ class Store:
         return lock_file
 
     @classmethod
-    def open_for_writing(cls, root: str | Path, wait: bool = False, rebuild: bool = False, on_wait=None) -> "Store":
+    def open_for_writing(cls, root: str | Path, wait: bool = False, rebuild: bool = False, on_wait=None) -> Store:
         """Take the write lock and open (creating if needed).
 
         ``rebuild`` builds a new catalog beside the old one, which stays whole and searchable
