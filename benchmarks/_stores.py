@@ -23,10 +23,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CORPUS = ROOT / "sample_corpus"
 # Judged queries of sample_corpus/ for smoke runs (the files as `smart eval` matches them).
 SAMPLE_JUDGED = [
-    {"qid": "s1", "query": "how do I change the default terminal", "relevant": [{"file": "terminal-guide.pdf", "page": 1}], "kind": "paraphrase"},
+    {
+        "qid": "s1",
+        "query": "how do I change the default terminal",
+        "relevant": [{"file": "terminal-guide.pdf", "page": 1}],
+        "kind": "paraphrase",
+    },
     {"qid": "s2", "query": "wifi channel interference", "relevant": [{"file": "home-network.pdf", "page": 2}], "kind": "keyword"},
     {"qid": "s3", "query": "what temperature is the loaf baked at", "relevant": [{"file": "sourdough.pdf", "page": 2}], "kind": "question"},
-    {"qid": "s4", "query": "looking after plants", "relevant": [{"file": "houseplants.pdf", "page": 1}, {"file": "houseplants.pdf", "page": 2}]},
+    {
+        "qid": "s4",
+        "query": "looking after plants",
+        "relevant": [{"file": "houseplants.pdf", "page": 1}, {"file": "houseplants.pdf", "page": 2}],
+    },
     {"qid": "s5", "query": "bike chain oil", "relevant": [{"file": "hobbies/bicycle-maintenance.pdf", "page": 2}], "kind": "keyword"},
 ]
 if str(ROOT) not in sys.path:

@@ -50,9 +50,11 @@ def bm25_rank(pages: list[list[str]], query: list[str], k1: float = 1.5, b: floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", help="an indexed store")
-    parser.add_argument("--queries", help="judged queries, JSON lines with \"query\" and \"relevant\"")
+    parser.add_argument("--queries", help='judged queries, JSON lines with "query" and "relevant"')
     parser.add_argument("--k", type=int, default=10, help="cut-off of the metrics (default 10)")
-    parser.add_argument("--smoke", action="store_true", help="without --store and --queries: sample_corpus/ in a temporary store, its judged queries")
+    parser.add_argument(
+        "--smoke", action="store_true", help="without --store and --queries: sample_corpus/ in a temporary store, its judged queries"
+    )
     args = parser.parse_args()
     if not args.smoke and not (args.store and args.queries):
         parser.error("--store and --queries are required (or --smoke)")
@@ -80,8 +82,10 @@ def main() -> None:
     kinds = " ".join(f"{kind} {bm25.mean('ndcg', kind):.4f}" for kind in bm25.kinds)
     if kinds:
         print(f"BM25 nDCG per kind: {kinds}")
-    print(f"time per query: BM25 (index built per run) {bm25_time.wall / n * 1000:.1f} ms wall, {bm25_time.cpu / n * 1000:.1f} ms CPU; "
-          f"smart eval's {len(rows)} modes {smart_time.wall / n * 1000:.1f} ms wall, {smart_time.cpu / n * 1000:.1f} ms CPU")
+    print(
+        f"time per query: BM25 (index built per run) {bm25_time.wall / n * 1000:.1f} ms wall, {bm25_time.cpu / n * 1000:.1f} ms CPU; "
+        f"smart eval's {len(rows)} modes {smart_time.wall / n * 1000:.1f} ms wall, {smart_time.cpu / n * 1000:.1f} ms CPU"
+    )
 
 
 if __name__ == "__main__":

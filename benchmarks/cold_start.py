@@ -71,7 +71,9 @@ def cold_figures(store: Path, query: str, runs: int) -> dict[str, list[tuple[flo
     return times
 
 
-def warm_figures(store: Path, queries: list[str], env: dict | None = None, mode: str = "smart") -> tuple[float, float, list[float], list[float]]:
+def warm_figures(
+    store: Path, queries: list[str], env: dict | None = None, mode: str = "smart"
+) -> tuple[float, float, list[float], list[float]]:
     """Seconds from starting a streaming process to its first answer, that first query's own
     round trip, and each later query's round trip and the process's CPU seconds for it (queries
     from a pipe, one at a time)."""
@@ -177,7 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", type=Path, help="an indexed store (default: sample_corpus/ indexed into a temporary one)")
     parser.add_argument("--query", default=DEFAULT_QUERY, help="the cold query")
-    parser.add_argument("--queries", type=Path, help="queries for the warm process (plain lines or JSON lines with \"query\")")
+    parser.add_argument("--queries", type=Path, help='queries for the warm process (plain lines or JSON lines with "query")')
     parser.add_argument("--runs", type=int, default=5, help="fresh processes per cold command")
     parser.add_argument("--smoke", action="store_true", help="one fresh process per cold command")
     args = parser.parse_args()
@@ -209,12 +211,16 @@ def main() -> None:
     for name, runs in cold.items():
         wall, cpu = [w for w, _ in runs], [c for _, c in runs]
         median, median_cpu = statistics.median(wall), statistics.median(cpu)
-        print(f"  {name:32} {median:6.2f} s  {min(wall):6.2f} s   {median / baseline:4.2f}x the import;"
-              f"  CPU {median_cpu:6.2f} s  {median_cpu / cpu_baseline:4.2f}x the import's")
+        print(
+            f"  {name:32} {median:6.2f} s  {min(wall):6.2f} s   {median / baseline:4.2f}x the import;"
+            f"  CPU {median_cpu:6.2f} s  {median_cpu / cpu_baseline:4.2f}x the import's"
+        )
     cold_search = statistics.median(w for w, _ in cold["smart search QUERY (cold)"])
     cold_cpu = statistics.median(c for _, c in cold["smart search QUERY (cold)"])
-    print(f"  target: cold search <= 0.35x the import: {cold_search / baseline:.2f}x wall, {cold_cpu / cpu_baseline:.2f}x CPU "
-          f"({'met' if cold_search <= 0.35 * baseline else 'not met'} by the wall clock)")
+    print(
+        f"  target: cold search <= 0.35x the import: {cold_search / baseline:.2f}x wall, {cold_cpu / cpu_baseline:.2f}x CPU "
+        f"({'met' if cold_search <= 0.35 * baseline else 'not met'} by the wall clock)"
+    )
     print("\nwhere one cold search spends its time (one fresh process, stage by stage):")
     for name, seconds in stages:
         print(f"  {seconds:6.2f} s  {name}")
@@ -226,11 +232,15 @@ def main() -> None:
             ms = sorted(t * 1000 for t in later_trips)
             p90 = ms[min(len(ms) - 1, int(0.9 * len(ms)))]
             median, cpu = statistics.median(ms), statistics.median(later_cpu) * 1000
-            print(f"  {name:30} median {median:6.1f} ms, p90 {p90:6.1f} ms ({median / 30:.2f}x the target, {median / sv:.2f}x single-vector); "
-                  f"CPU {cpu:6.1f} ms ({cpu / sv_cpu:.2f}x single-vector's); start to first answer {first_answer:.2f} s")
+            print(
+                f"  {name:30} median {median:6.1f} ms, p90 {p90:6.1f} ms ({median / 30:.2f}x the target, {median / sv:.2f}x single-vector); "
+                f"CPU {cpu:6.1f} ms ({cpu / sv_cpu:.2f}x single-vector's); start to first answer {first_answer:.2f} s"
+            )
     for name, (seconds, cpu) in from_file.items():
-        print(f"  {name:30} {seconds * 1000:6.1f} ms per query ({seconds * 1000 / 30:.2f}x the target, {seconds * 1000 / sv:.2f}x single-vector); "
-              f"CPU {cpu * 1000:6.1f} ms")
+        print(
+            f"  {name:30} {seconds * 1000:6.1f} ms per query ({seconds * 1000 / 30:.2f}x the target, {seconds * 1000 / sv:.2f}x single-vector); "
+            f"CPU {cpu * 1000:6.1f} ms"
+        )
     print(f"  single-vector (--mode pooled, pipe, same run)  median {sv:6.1f} ms, CPU {sv_cpu:6.1f} ms")
 
 

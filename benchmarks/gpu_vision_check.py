@@ -110,7 +110,9 @@ def main() -> int:
             assert cpu["keys"] == cuda["keys"], "the two runs indexed different items"
             diffs = {view: float(np.abs(cpu[view] - cuda[view]).max()) for view in ("anchor", "late", "fused")}
             same_top = sum(int(np.argmax(a) == np.argmax(b)) for a, b in zip(cpu["fused"], cuda["fused"]))
-            print(f"{name:9} CUDA / CPU: {cpu['seconds'] / cuda['seconds']:.2f}x the items/s, {cuda['cpu'] / max(cpu['cpu'], 1e-9):.2f}x the host CPU seconds")
+            print(
+                f"{name:9} CUDA / CPU: {cpu['seconds'] / cuda['seconds']:.2f}x the items/s, {cuda['cpu'] / max(cpu['cpu'], 1e-9):.2f}x the host CPU seconds"
+            )
             print(
                 f"{name:9} CPU vs CUDA max |score difference|: anchor {diffs['anchor']:.2e}, late {diffs['late']:.2e}, "
                 f"fused {diffs['fused']:.2e}; same top hit for {same_top}/{len(cpu['fused'])} queries"

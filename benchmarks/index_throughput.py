@@ -80,15 +80,21 @@ def main() -> None:
     print(f"{'':20} {'wall':>13}   {'CPU (this process)':>22}")
     print(f"{'raw forward passes':20} {len(texts) / raw.wall:7.2f} pages/s   {raw.cpu / len(texts) * 1000:7.1f} ms CPU a page")
     if onnx_raw is not None:
-        print(f"{'raw ONNX Runtime':20} {len(texts) / onnx_raw.wall:7.2f} pages/s   {onnx_raw.cpu / len(texts) * 1000:7.1f} ms CPU a page"
-              f"   ({raw.wall / onnx_raw.wall:.2f}x torch eager's pages/s)")
+        print(
+            f"{'raw ONNX Runtime':20} {len(texts) / onnx_raw.wall:7.2f} pages/s   {onnx_raw.cpu / len(texts) * 1000:7.1f} ms CPU a page"
+            f"   ({raw.wall / onnx_raw.wall:.2f}x torch eager's pages/s)"
+        )
     else:
         print(f"{'raw ONNX Runtime':20} not measured ({reason})")
-    print(f"{'smart index':20} {pages / indexed.wall:7.2f} pages/s   {indexed.cpu / pages * 1000:7.1f} ms CPU a page"
-          f" (+ {readers / pages * 1000:.1f} ms in reader processes)")
+    print(
+        f"{'smart index':20} {pages / indexed.wall:7.2f} pages/s   {indexed.cpu / pages * 1000:7.1f} ms CPU a page"
+        f" (+ {readers / pages * 1000:.1f} ms in reader processes)"
+    )
     raw_rate, index_rate = len(texts) / raw.wall, pages / indexed.wall
-    print(f"ratio smart index / raw forward passes: {index_rate / raw_rate:.2f} in pages/s (aim: at least 0.9); "
-          f"CPU a page {indexed.cpu / pages / (raw.cpu / len(texts)):.2f}x the raw pass's")
+    print(
+        f"ratio smart index / raw forward passes: {index_rate / raw_rate:.2f} in pages/s (aim: at least 0.9); "
+        f"CPU a page {indexed.cpu / pages / (raw.cpu / len(texts)):.2f}x the raw pass's"
+    )
     fastest = max(raw_rate, len(texts) / onnx_raw.wall if onnx_raw is not None else 0.0)
     print(f"ratio smart index / fastest raw forward pass: {index_rate / fastest:.2f} in pages/s (issue 12 target: at least 1.0)")
 

@@ -145,7 +145,10 @@ def read_costs(root: Path, repeats: int) -> dict:
     layouts = {
         "contiguous": {},
         "fletcher32, HDF5's chunks": {"fletcher32": True},
-        "fletcher32, 1 MB chunks": {"fletcher32": True, "chunks": (max(1, min(len(tokens), (1 << 20) // (width * tokens.itemsize))), width)},
+        "fletcher32, 1 MB chunks": {
+            "fletcher32": True,
+            "chunks": (max(1, min(len(tokens), (1 << 20) // (width * tokens.itemsize))), width),
+        },
         "contiguous + row CRC-32": {},
     }
     out = {"tokens": int(tokens.shape[0]), "rows": rows, "reads": len(picked)}
@@ -193,31 +196,44 @@ def main() -> None:
         shutil.copytree(source, root)
         with Index.open(root) as index:
             report, wall, cpu = timed_verify(index)
-        print(f"store: {source} ({report.segments} segments, {report.checksummed} with checksums, {report.bytes / 1e6:.1f} MB); {machine()}")
-        print(f"verify (as it is): {wall:.2f} s, {report.bytes / 1e6 / max(wall, 1e-9):.0f} MB/s ({cpu:.2f} CPU s, "
-              f"{report.bytes / 1e6 / max(cpu, 1e-9):.0f} MB per CPU s), damaged: {len(report.damaged)}")
+        print(
+            f"store: {source} ({report.segments} segments, {report.checksummed} with checksums, {report.bytes / 1e6:.1f} MB); {machine()}"
+        )
+        print(
+            f"verify (as it is): {wall:.2f} s, {report.bytes / 1e6 / max(wall, 1e-9):.0f} MB/s ({cpu:.2f} CPU s, "
+            f"{report.bytes / 1e6 / max(cpu, 1e-9):.0f} MB per CPU s), damaged: {len(report.damaged)}"
+        )
         checked_before, plain = report.checksummed, (wall, cpu)
         before = flips(root, args.trials, args.seed)
         with Index.open(root) as index:
             compacted = index.compact()
             report, wall, cpu = timed_verify(index)
         print(f"compacted: {compacted.segments_rewritten} segments rewritten into {compacted.segments_written}")
-        print(f"verify (compacted): {wall:.2f} s, {report.bytes / 1e6 / max(wall, 1e-9):.0f} MB/s ({cpu:.2f} CPU s, "
-              f"{report.bytes / 1e6 / max(cpu, 1e-9):.0f} MB per CPU s), {report.checksummed} of {report.segments} with checksums; "
-              f"compacted / as it was: {wall / max(plain[0], 1e-9):.2f}x wall, {cpu / max(plain[1], 1e-9):.2f}x CPU")
+        print(
+            f"verify (compacted): {wall:.2f} s, {report.bytes / 1e6 / max(wall, 1e-9):.0f} MB/s ({cpu:.2f} CPU s, "
+            f"{report.bytes / 1e6 / max(cpu, 1e-9):.0f} MB per CPU s), {report.checksummed} of {report.segments} with checksums; "
+            f"compacted / as it was: {wall / max(plain[0], 1e-9):.2f}x wall, {cpu / max(plain[1], 1e-9):.2f}x CPU"
+        )
         after = flips(root, args.trials, args.seed)
         print("\nbit flips, one per trial (detected / harmless / silent out of tried):")
         for where in ("data", "anywhere"):
-            for label, got in ((f"as it was ({checked_before} of {report.segments} checked)", before[where]), ("after compact", after[where])):
+            for label, got in (
+                (f"as it was ({checked_before} of {report.segments} checked)", before[where]),
+                ("after compact", after[where]),
+            ):
                 print(f"  {where:8} {label:28} {got['detected']:4} / {got['harmless']:4} / {got['silent']:4} of {args.trials}")
         costs = read_costs(root, args.repeats)
-        print(f"\ntoken reads from one segment ({costs['tokens']} token states, {costs['rows']} pages), fastest of {args.repeats}, wall / CPU:")
+        print(
+            f"\ntoken reads from one segment ({costs['tokens']} token states, {costs['rows']} pages), fastest of {args.repeats}, wall / CPU:"
+        )
         base = costs["contiguous"]
         for label in ("contiguous", "fletcher32, HDF5's chunks", "fletcher32, 1 MB chunks", "contiguous + row CRC-32"):
             c = costs[label]
-            print(f"  {label:26} {costs['reads']} pages far apart {c['rows'][0]:8.2f} / {c['rows'][1]:8.2f} ms "
-                  f"({c['rows'][0] / max(base['rows'][0], 1e-9):5.1f}x)"
-                  f"   whole segment {c['whole'][0]:8.2f} / {c['whole'][1]:8.2f} ms ({c['whole'][0] / max(base['whole'][0], 1e-9):5.1f}x)")
+            print(
+                f"  {label:26} {costs['reads']} pages far apart {c['rows'][0]:8.2f} / {c['rows'][1]:8.2f} ms "
+                f"({c['rows'][0] / max(base['rows'][0], 1e-9):5.1f}x)"
+                f"   whole segment {c['whole'][0]:8.2f} / {c['whole'][1]:8.2f} ms ({c['whole'][0] / max(base['whole'][0], 1e-9):5.1f}x)"
+            )
 
 
 def timed_verify(index: Index):
@@ -225,6 +241,7 @@ def timed_verify(index: Index):
     with clock() as timing:
         report = index.verify()
     return report, timing.wall, timing.cpu
+
 
 if __name__ == "__main__":
     main()

@@ -55,7 +55,21 @@ def index_peak(pdf: Path, work: Path, extra: list[str]) -> tuple[float, float, i
     folder.mkdir()
     shutil.copy(pdf, folder / pdf.name)
     store = work / f"{pdf.stem}-store"
-    cmd = ["/usr/bin/time", "-f", "%e s %U u %S s %M KB", sys.executable, "-m", "smartcli", "index", str(folder), "--store", str(store), "--ocr", "never", *extra]
+    cmd = [
+        "/usr/bin/time",
+        "-f",
+        "%e s %U u %S s %M KB",
+        sys.executable,
+        "-m",
+        "smartcli",
+        "index",
+        str(folder),
+        "--store",
+        str(store),
+        "--ocr",
+        "never",
+        *extra,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     timing = re.findall(r"([\d.]+) s ([\d.]+) u ([\d.]+) s (\d+) KB", result.stderr)
     if result.returncode != 0 or not timing:
@@ -84,10 +98,15 @@ def main() -> None:
         pdf = make_pdf(work / f"long-{pages}.pdf", pages, args.words)
         seconds, cpu, kb, summary = index_peak(pdf, work, extra)
         rows.append((pages, seconds, cpu, kb))
-        print(f"{pages:>6} pages  {seconds:8.1f} s  {cpu:8.1f} CPU s ({cpu / pages * 1000:6.0f} ms a page)  peak {kb / 1024:8.1f} MB   ({summary})", flush=True)
+        print(
+            f"{pages:>6} pages  {seconds:8.1f} s  {cpu:8.1f} CPU s ({cpu / pages * 1000:6.0f} ms a page)  peak {kb / 1024:8.1f} MB   ({summary})",
+            flush=True,
+        )
     (short, _, short_cpu, short_kb), (long, _, long_cpu, long_kb) = min(rows), max(rows)
-    print(f"pages ratio {long / short:.0f}x; peak memory ratio {long_kb / short_kb:.2f}x ({long_kb / 1024:.0f} MB / {short_kb / 1024:.0f} MB); "
-          f"CPU a page ratio {long_cpu / long / (short_cpu / short):.2f}x")
+    print(
+        f"pages ratio {long / short:.0f}x; peak memory ratio {long_kb / short_kb:.2f}x ({long_kb / 1024:.0f} MB / {short_kb / 1024:.0f} MB); "
+        f"CPU a page ratio {long_cpu / long / (short_cpu / short):.2f}x"
+    )
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 

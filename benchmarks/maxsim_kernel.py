@@ -45,7 +45,9 @@ def main() -> None:
     parser.add_argument("--dims", type=int, default=384)
     parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (search uses 1 per query)")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--device", default="cpu", choices=["cpu"], help="the stored-bits kernels run on the CPU (CUDA keeps the torch path)")
+    parser.add_argument(
+        "--device", default="cpu", choices=["cpu"], help="the stored-bits kernels run on the CPU (CUDA keeps the torch path)"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the script runs")
     args = parser.parse_args()
     if args.smoke:
@@ -81,7 +83,10 @@ def main() -> None:
     b = rng.standard_normal((n, n)).astype(np.float32)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
     # GFLOP/s by the wall clock and by CPU seconds, numpy's and torch's
-    peaks = {name: [2 * n**3 / max(t, 1e-12) / 1e9 for t in fastest(fn, args.repeats)] for name, fn in (("numpy", lambda: a @ b), ("torch", lambda: ta @ tb))}
+    peaks = {
+        name: [2 * n**3 / max(t, 1e-12) / 1e9 for t in fastest(fn, args.repeats)]
+        for name, fn in (("numpy", lambda: a @ b), ("torch", lambda: ta @ tb))
+    }
     peak = [max(p[i] for p in peaks.values()) for i in (0, 1)]
 
     with clock() as loading:
@@ -96,11 +101,14 @@ def main() -> None:
         "1-bit, unpack + torch maxsim (before)": lambda: maxsim(t_q, unpack_binary_tokens(t_packed, d), t_lengths, t_ql),
         "float32 tokens, torch maxsim": lambda: maxsim(t_q, t_docs, t_lengths, t_ql),
     }
-    print(f"MaxSim kernels; {machine()}, {args.threads} thread(s); "
-          f"{args.docs} pages, {total} page tokens, {nq} query tokens, {d} dims")
-    print(f"numba kernel: import + load from cache (or compile) {loading.wall:.2f} s ({loading.cpu:.2f} CPU s); compiled kernel available: {compiled is not None}")
-    print(f"float32 GEMM peak ({n}^3), wall / CPU: numpy {peaks['numpy'][0]:.1f} / {peaks['numpy'][1]:.1f} GFLOP/s, "
-          f"torch {peaks['torch'][0]:.1f} / {peaks['torch'][1]:.1f} GFLOP/s; peak = {peak[0]:.1f} / {peak[1]:.1f}")
+    print(f"MaxSim kernels; {machine()}, {args.threads} thread(s); {args.docs} pages, {total} page tokens, {nq} query tokens, {d} dims")
+    print(
+        f"numba kernel: import + load from cache (or compile) {loading.wall:.2f} s ({loading.cpu:.2f} CPU s); compiled kernel available: {compiled is not None}"
+    )
+    print(
+        f"float32 GEMM peak ({n}^3), wall / CPU: numpy {peaks['numpy'][0]:.1f} / {peaks['numpy'][1]:.1f} GFLOP/s, "
+        f"torch {peaks['torch'][0]:.1f} / {peaks['torch'][1]:.1f} GFLOP/s; peak = {peak[0]:.1f} / {peak[1]:.1f}"
+    )
     print(f"  {'kernel':40} {'ms wall':>8} {'ms CPU':>8}  {'equivalent GFLOP/s':>18}  of peak (target 0.5): wall, CPU")
     for name, fn in kernels.items():
         wall, cpu = fastest(fn, args.repeats)

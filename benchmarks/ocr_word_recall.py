@@ -51,8 +51,10 @@ def scanned_sample(folder: Path) -> tuple[Path, Path]:
     with Index.open(store, create=True) as index, clock() as timing:
         summary = index.update([folder / "scanned"])
     ocr = summary.ocr or {}
-    print(f"indexed with OCR: {ocr.get('pages', 0)} pages in {timing.wall:.1f} s ({timing.cpu:.1f} CPU s in this process; "
-          f"OCR workers' CPU {ocr.get('cpu_seconds_per_page', 0):.2f} s a page)")
+    print(
+        f"indexed with OCR: {ocr.get('pages', 0)} pages in {timing.wall:.1f} s ({timing.cpu:.1f} CPU s in this process; "
+        f"OCR workers' CPU {ocr.get('cpu_seconds_per_page', 0):.2f} s a page)"
+    )
     originals = folder / "originals"
     originals.mkdir()
     for pdf in SAMPLE_CORPUS.rglob("*.pdf"):

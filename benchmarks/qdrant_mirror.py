@@ -56,7 +56,7 @@ def folder_bytes(path: Path) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", help="an indexed store (it records the sync's state in its catalog)")
-    ap.add_argument("--queries", help="judged queries, JSON lines with \"query\" and \"relevant\"")
+    ap.add_argument("--queries", help='judged queries, JSON lines with "query" and "relevant"')
     ap.add_argument("--workdir", default=None, help="where the embedded Qdrant keeps its folder (default: a temporary one)")
     ap.add_argument("--pool", type=int, nargs="*", default=[], help="token limits to measure pooling at")
     ap.add_argument("--smoke", action="store_true", help="5 queries, no pooling; without --store and --queries: sample_corpus/")
@@ -73,10 +73,14 @@ def main() -> None:
 
     local = Index.open(args.store, warm=True)
     status = local.status()
-    print(f"store: {args.store}: {status.encoded_items} pages, {status.tokens} token states, format {status.token_dtype}, model {status.model}; {machine()}")
+    print(
+        f"store: {args.store}: {status.encoded_items} pages, {status.tokens} token states, format {status.token_dtype}, model {status.model}; {machine()}"
+    )
     start = time.perf_counter()
     summary = local.sync(location, "bench")
-    print(f"sync into embedded Qdrant: {summary.upserted} points sent ({summary.unchanged} already there) in {time.perf_counter() - start:.1f} s, {summary.reduced} pages pooled")
+    print(
+        f"sync into embedded Qdrant: {summary.upserted} points sent ({summary.unchanged} already there) in {time.perf_counter() - start:.1f} s, {summary.reduced} pages pooled"
+    )
     remote = QdrantIndex.open(location, "bench")
     local.load()
     remote.load()
@@ -94,24 +98,32 @@ def main() -> None:
         scores = {(h.path, h.page): h.score for h in b}
         worst = max([worst] + [abs(h.score - scores[(h.path, h.page)]) for h in a if (h.path, h.page) in scores])
     print(f"\nagreement on {len(judged)} queries (top 10, smart mode, default weights and candidates):")
-    print(f"  mean top-10 overlap {statistics.mean(overlaps):.4f}, min {min(overlaps):.2f}; identical ranking for {same_order}/{len(judged)}")
+    print(
+        f"  mean top-10 overlap {statistics.mean(overlaps):.4f}, min {min(overlaps):.2f}; identical ranking for {same_order}/{len(judged)}"
+    )
     print(f"  largest |score difference| of a shared hit: {worst:.2e}")
     lm = [metrics(h, q) for h, q in zip(local_hits, judged)]
     rm = [metrics(h, q) for h, q in zip(remote_hits, judged)]
-    print(f"  MRR@10 local {statistics.mean(m[0] for m in lm):.3f} vs Qdrant {statistics.mean(m[0] for m in rm):.3f}; "
-          f"nDCG@10 local {statistics.mean(m[1] for m in lm):.3f} vs Qdrant {statistics.mean(m[1] for m in rm):.3f}")
+    print(
+        f"  MRR@10 local {statistics.mean(m[0] for m in lm):.3f} vs Qdrant {statistics.mean(m[0] for m in rm):.3f}; "
+        f"nDCG@10 local {statistics.mean(m[1] for m in lm):.3f} vs Qdrant {statistics.mean(m[1] for m in rm):.3f}"
+    )
 
     def row(name, times, cpu):
         ms = sorted(t * 1000 for t in times)
         p90 = ms[min(len(ms) - 1, int(0.9 * len(ms)))]
-        print(f"  {name:32} median {statistics.median(ms):7.1f} ms  p90 {p90:7.1f} ms  {len(ms) / sum(times):6.1f} queries/s"
-              f"   CPU median {statistics.median(cpu) * 1000:7.1f} ms")
+        print(
+            f"  {name:32} median {statistics.median(ms):7.1f} ms  p90 {p90:7.1f} ms  {len(ms) / sum(times):6.1f} queries/s"
+            f"   CPU median {statistics.median(cpu) * 1000:7.1f} ms"
+        )
 
     print("\nwarm latency, one query at a time (encoding included):")
     row("local store", local_times, local_cpu)
     row("Qdrant embedded (local mode)", remote_times, remote_cpu)
-    print(f"  ratio Qdrant / local (median): {statistics.median(remote_times) / statistics.median(local_times):.2f} wall, "
-          f"{statistics.median(remote_cpu) / max(statistics.median(local_cpu), 1e-9):.2f} CPU")
+    print(
+        f"  ratio Qdrant / local (median): {statistics.median(remote_times) / statistics.median(local_times):.2f} wall, "
+        f"{statistics.median(remote_cpu) / max(statistics.median(local_cpu), 1e-9):.2f} CPU"
+    )
 
     pages, tokens, dims = status.encoded_items, status.tokens, local.model.dims
     t = tokens / pages
@@ -137,9 +149,11 @@ def main() -> None:
         hits = [pooled.search(q["query"], k=10) for q in judged]
         over = [len({(h.path, h.page) for h in a} & {(h.path, h.page) for h in b}) / 10 for a, b in zip(local_hits, hits)]
         m = [metrics(h, q) for h, q in zip(hits, judged)]
-        print(f"\npooled to <= {limit} token states per page ({s.reduced} of {pages} pages reduced): "
-              f"top-10 overlap with local {statistics.mean(over):.3f}, MRR@10 {statistics.mean(x[0] for x in m):.3f}, "
-              f"nDCG@10 {statistics.mean(x[1] for x in m):.3f}")
+        print(
+            f"\npooled to <= {limit} token states per page ({s.reduced} of {pages} pages reduced): "
+            f"top-10 overlap with local {statistics.mean(over):.3f}, MRR@10 {statistics.mean(x[0] for x in m):.3f}, "
+            f"nDCG@10 {statistics.mean(x[1] for x in m):.3f}"
+        )
         pooled.close()
 
 

@@ -27,7 +27,7 @@ from _stores import clock, machine, read_queries, sample_queries, sample_store
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", help="an indexed store")
-    parser.add_argument("--queries", help="JSON lines with \"query\" (or plain lines)")
+    parser.add_argument("--queries", help='JSON lines with "query" (or plain lines)')
     parser.add_argument("--threads", type=int, default=None, help="OMP/BLAS threads (default: the libraries' own)")
     parser.add_argument("-k", type=int, default=10, help="hits per query")
     parser.add_argument("--smoke", action="store_true", help="without --store and --queries: sample_corpus/ and its judged queries")
@@ -73,15 +73,19 @@ def profile(store_path, queries: list[str], args) -> None:
         lap("(MaxSim over the shortlist alone)", lambda: searcher.late_scores(encoded, scored.columns))
         if i == 0 and len(queries) > 1:  # the first query fills the caches
             stages = {}
-    print(f"{max(1, len(queries) - 1)} queries after the first, {len(searcher)} pages, encoder {type(encoder).__name__}, "
-          f"threads {args.threads or 'default'}; {machine()}")
+    print(
+        f"{max(1, len(queries) - 1)} queries after the first, {len(searcher)} pages, encoder {type(encoder).__name__}, "
+        f"threads {args.threads or 'default'}; {machine()}"
+    )
     total = statistics.median(wall for wall, _ in stages["total"])
     print(f"  {'stage':40} {'wall: median':>12} {'p90':>8} {'CPU: median':>12} {'share of the total (wall)':>26}")
     for name, times in stages.items():
         wall = sorted(w for w, _ in times)
         cpu = statistics.median(c for _, c in times)
-        print(f"  {name:40} {statistics.median(wall):9.1f} ms {wall[int(0.9 * (len(wall) - 1))]:5.1f} ms {cpu:9.1f} ms "
-              f"{statistics.median(wall) / max(total, 1e-9):25.2f}")
+        print(
+            f"  {name:40} {statistics.median(wall):9.1f} ms {wall[int(0.9 * (len(wall) - 1))]:5.1f} ms {cpu:9.1f} ms "
+            f"{statistics.median(wall) / max(total, 1e-9):25.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -90,9 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     with clock() as timing:
         pages = sum(scan_pdf(source, args.out, args, rng) for source in sources)
-    print(f"{pages} pages of {len(sources)} PDFs scanned into {args.out} in {timing.wall:.1f} s, {timing.cpu:.1f} CPU s "
-          f"({timing.wall / max(pages, 1):.2f} s, {timing.cpu / max(pages, 1):.2f} CPU s a page; "
-          f"{args.format}, {args.dpi} dpi, rotation up to {args.max_rotation} deg, noise {args.noise})")
+    print(
+        f"{pages} pages of {len(sources)} PDFs scanned into {args.out} in {timing.wall:.1f} s, {timing.cpu:.1f} CPU s "
+        f"({timing.wall / max(pages, 1):.2f} s, {timing.cpu / max(pages, 1):.2f} CPU s a page; "
+        f"{args.format}, {args.dpi} dpi, rotation up to {args.max_rotation} deg, noise {args.noise})"
+    )
     return 0
 
 

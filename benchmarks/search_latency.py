@@ -151,7 +151,18 @@ def main() -> None:
         print(json.dumps(measure(args)))
         return
     measure_args = [a for a in sys.argv[1:] if a != "--smoke"] + (
-        ["--items", str(args.items), "--small", str(args.small), "--tokens", str(args.tokens), "--repeats", str(args.repeats), "--workdir", args.workdir]
+        [
+            "--items",
+            str(args.items),
+            "--small",
+            str(args.small),
+            "--tokens",
+            str(args.tokens),
+            "--repeats",
+            str(args.repeats),
+            "--workdir",
+            args.workdir,
+        ]
         if args.smoke
         else []
     )
@@ -162,6 +173,7 @@ def main() -> None:
     ):
         ran = subprocess.run([sys.executable, __file__, *measure_args, "--child"], env=env, stdout=subprocess.PIPE, text=True, check=True)
         results[name] = json.loads(ran.stdout.strip().splitlines()[-1])
+
     def ms(times: dict[str, list[float]]) -> str:
         return f"{spread(times['wall'])}  CPU median {statistics.median(times['cpu']) * 1000:8.1f} ms"
 
@@ -170,11 +182,16 @@ def main() -> None:
         big_pages, small_pages = r["pages"]
         print(f"{name} (query encoder {r['encoder']}):")
         print(f"  query encoding alone:               {ms(r['encode'])}")
-        for key, label, target in (("two_stage", f"two-stage, K={DEFAULT_CANDIDATES}, {big_pages} pages:", 0.06), ("exhaustive", f"exhaustive, {small_pages} pages:", 0.05)):
+        for key, label, target in (
+            ("two_stage", f"two-stage, K={DEFAULT_CANDIDATES}, {big_pages} pages:", 0.06),
+            ("exhaustive", f"exhaustive, {small_pages} pages:", 0.05),
+        ):
             wall, cpu = statistics.median(r[key]["wall"]), statistics.median(r[key]["cpu"])
             print(f"  {label:35} {ms(r[key])}   (target {target * 1000:.0f} ms: ratio {wall / target:.2f} wall, {cpu / target:.2f} CPU)")
-        print(f"  opening the large store: {r['open']:.1f} s; peak resident memory {r['peak'] / 2**30:.2f} GiB; "
-              f"large store's segments on disk {r['disk'] / 2**30:.2f} GiB")
+        print(
+            f"  opening the large store: {r['open']:.1f} s; peak resident memory {r['peak'] / 2**30:.2f} GiB; "
+            f"large store's segments on disk {r['disk'] / 2**30:.2f} GiB"
+        )
     a, b = (statistics.median(r["two_stage"]["wall"]) for r in results.values())
     c, d = (statistics.median(r["two_stage"]["cpu"]) for r in results.values())
     print(f"two-stage, OMP_NUM_THREADS unset / =1: {a / b:.2f} wall, {c / d:.2f} CPU")

@@ -46,7 +46,10 @@ DEFAULT_QUERIES = [
 def start_server(store: str, cache: str):
     process = subprocess.Popen(
         [sys.executable, "-m", "smartcli", "serve", "--store", store, "--port", "0", "--no-open"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
         env=dict(os.environ, XDG_CACHE_HOME=cache, PYTHONPATH=str(ROOT)),
     )
     lines = []
@@ -110,11 +113,13 @@ def thumbnails(store: str, shown: list[tuple[str, int]], pages: int) -> dict[int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", help="an indexed store (read only)")
-    parser.add_argument("--queries", help="JSON lines with a \"query\" field (default: a few questions on sample_corpus)")
+    parser.add_argument("--queries", help='JSON lines with a "query" field (default: a few questions on sample_corpus)')
     parser.add_argument("--n", type=int, default=20, help="warm queries")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--pages", type=int, default=50, help="pages drawn for the thumbnail figure")
-    parser.add_argument("--smoke", action="store_true", help="3 warm queries, 3 pages drawn; without --store: sample_corpus/ in a temporary store")
+    parser.add_argument(
+        "--smoke", action="store_true", help="3 warm queries, 3 pages drawn; without --store: sample_corpus/ in a temporary store"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.smoke:
@@ -146,14 +151,18 @@ def main() -> None:
         return f"server CPU median {statistics.median(c for _, c in rows) * 1000:7.1f} ms"
 
     print(f"store {args.store}, k={args.k}; {machine()}")
-    print(f"cold: first result page {cold:6.2f} s after starting smart serve "
-          f"(start-up {listening:.2f} s, API {api * 1000:.0f} ms, {args.k} thumbnails {thumbs * 1000:.0f} ms)")
+    print(
+        f"cold: first result page {cold:6.2f} s after starting smart serve "
+        f"(start-up {listening:.2f} s, API {api * 1000:.0f} ms, {args.k} thumbnails {thumbs * 1000:.0f} ms)"
+    )
     print(f"warm, new thumbnails:    API {summary([a for (a, _), _ in fresh])}")
     print(f"                  result page {summary([a + t for (a, t), _ in fresh])}   {cpu(fresh)}")
     print(f"warm, cached thumbnails: API {summary([a for (a, _), _ in cached])}")
     print(f"                  result page {summary([a + t for (a, t), _ in cached])}   {cpu(cached)}")
     for width, times in drawn.items():
-        print(f"thumbnail {width:4d} px wide, drawn per page: {summary([w for w, _ in times])}   CPU median {statistics.median(c for _, c in times) * 1000:7.1f} ms")
+        print(
+            f"thumbnail {width:4d} px wide, drawn per page: {summary([w for w, _ in times])}   CPU median {statistics.median(c for _, c in times) * 1000:7.1f} ms"
+        )
     warm_page = statistics.median([a + t for (a, t), _ in cached])
     new_page = statistics.median([a + t for (a, t), _ in fresh])
     print(f"ratio cold / warm result page (cached thumbnails): {cold / warm_page:.1f}; new / cached thumbnails: {new_page / warm_page:.2f}")

@@ -56,7 +56,7 @@ def measure(corpus: str, queries: str, fmt: str, store: Path, ocr: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", help="folder to index")
-    parser.add_argument("--queries", help="judged queries, JSON lines with \"query\" and \"relevant\"")
+    parser.add_argument("--queries", help='judged queries, JSON lines with "query" and "relevant"')
     parser.add_argument("--formats", default="binary,int8,float16", help="token formats, comma-separated")
     parser.add_argument("--ocr", default="auto", choices=("auto", "always", "never"), help="as smart index --ocr (default auto)")
     parser.add_argument("--smoke", action="store_true", help="binary and float16, no OCR; without --corpus and --queries: sample_corpus/")
@@ -74,13 +74,17 @@ def main() -> None:
         rows = {fmt: measure(corpus, queries, fmt, Path(tmp) / fmt, args.ocr) for fmt in args.formats.split(",")}
     base = rows.get("float16")
     print(f"{corpus}; {machine()}")
-    print(f"{'format':8} {'token KB/page':>13} {'store KB/page':>13} {'nDCG@10':>8} {'MRR@10':>7} {'nDCG loss vs float16':>21}"
-          f" {'index ms/page wall':>18} {'CPU':>7} {'CPU vs float16':>14}")
+    print(
+        f"{'format':8} {'token KB/page':>13} {'store KB/page':>13} {'nDCG@10':>8} {'MRR@10':>7} {'nDCG loss vs float16':>21}"
+        f" {'index ms/page wall':>18} {'CPU':>7} {'CPU vs float16':>14}"
+    )
     for fmt, r in rows.items():
         loss = f"{base['ndcg'] - r['ndcg']:+.4f}" if base else "-"
         versus = f"{r['cpu'] / base['cpu']:.2f}x" if base else "-"
-        print(f"{fmt:8} {r['tokens'] / 1024:13.1f} {r['whole'] / 1024:13.1f} {r['ndcg']:8.4f} {r['mrr']:7.4f} {loss:>21}"
-              f" {r['wall'] * 1000:18.0f} {r['cpu'] * 1000:7.0f} {versus:>14}")
+        print(
+            f"{fmt:8} {r['tokens'] / 1024:13.1f} {r['whole'] / 1024:13.1f} {r['ndcg']:8.4f} {r['mrr']:7.4f} {loss:>21}"
+            f" {r['wall'] * 1000:18.0f} {r['cpu'] * 1000:7.0f} {versus:>14}"
+        )
 
 
 if __name__ == "__main__":

@@ -70,19 +70,32 @@ def main() -> None:
         before = figures(index, queries) if queries else None
         with clock() as tuning:
             summary = index.tune(
-                pairs=args.pairs, adapter=args.adapter, heading_path=args.heading_path, body=args.body, outline=not args.no_outline, guard=not args.keep, events=Printing(), init=args.init
+                pairs=args.pairs,
+                adapter=args.adapter,
+                heading_path=args.heading_path,
+                body=args.body,
+                outline=not args.no_outline,
+                guard=not args.keep,
+                events=Printing(),
+                init=args.init,
             )
         print(json.dumps({k: v for k, v in summary.as_json().items() if k != "history"}))
         per_1000 = tuning.wall / max(pages, 1) * 1000
-        print(f"tune: {tuning.wall:.1f} s in all ({tuning.cpu:.1f} CPU seconds), training {summary.train_seconds:.1f} s, {summary.epochs} epoch(s); kept: {summary.kept}")
-        print(f"per 1,000 pages: {per_1000:.1f} s wall, {tuning.cpu / max(pages, 1) * 1000:.1f} CPU s; "
-              f"{per_1000 / BUDGET_SECONDS_PER_1000_PAGES:.2f}x the {BUDGET_SECONDS_PER_1000_PAGES} s budget by the wall clock")
+        print(
+            f"tune: {tuning.wall:.1f} s in all ({tuning.cpu:.1f} CPU seconds), training {summary.train_seconds:.1f} s, {summary.epochs} epoch(s); kept: {summary.kept}"
+        )
+        print(
+            f"per 1,000 pages: {per_1000:.1f} s wall, {tuning.cpu / max(pages, 1) * 1000:.1f} CPU s; "
+            f"{per_1000 / BUDGET_SECONDS_PER_1000_PAGES:.2f}x the {BUDGET_SECONDS_PER_1000_PAGES} s budget by the wall clock"
+        )
         print(f"load average now {os.getloadavg()[0]:.1f}")
         if before:
             after = figures(Index.open(copy, device=args.device), queries)
             for mode in ("pooled", "late", "smart"):
                 b, a = before[mode], after[mode]
-                print(f"{mode:6s} nDCG@10 {b[0]:.4f} -> {a[0]:.4f}   MRR@10 {b[1]:.4f} -> {a[1]:.4f}   (weights {b[2]:g}/{b[3]:g} -> {a[2]:g}/{a[3]:g})")
+                print(
+                    f"{mode:6s} nDCG@10 {b[0]:.4f} -> {a[0]:.4f}   MRR@10 {b[1]:.4f} -> {a[1]:.4f}   (weights {b[2]:g}/{b[3]:g} -> {a[2]:g}/{a[3]:g})"
+                )
 
 
 if __name__ == "__main__":

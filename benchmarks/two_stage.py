@@ -31,10 +31,12 @@ from smartcli.store.catalog import Store
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", help="an indexed store")
-    parser.add_argument("--queries", help="JSON lines with a \"query\" (and \"relevant\" for quality figures)")
+    parser.add_argument("--queries", help='JSON lines with a "query" (and "relevant" for quality figures)')
     parser.add_argument("--ks", default="10,25,50,100,200,400", help="candidate counts K, comma-separated")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--smoke", action="store_true", help="K 2 and 5; without --store and --queries: sample_corpus/ and its judged queries")
+    parser.add_argument(
+        "--smoke", action="store_true", help="K 2 and 5; without --store and --queries: sample_corpus/ and its judged queries"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.ks = "2,5"
@@ -66,14 +68,14 @@ def measure(store: Store, queries_path: str, args) -> None:
     exhaustive, *exhaustive_time = run(None)
 
     def row(label, hits, wall, cpu):
-        kept = np.mean(
-            [len({h.item.item_id for h in a} & {h.item.item_id for h in b}) / max(1, len(b)) for a, b in zip(hits, exhaustive)]
-        )
+        kept = np.mean([len({h.item.item_id for h in a} & {h.item.item_id for h in b}) / max(1, len(b)) for a, b in zip(hits, exhaustive)])
         quality = "", ""
         if judged:
             scored = score_run(label, judged, [[(h.item.path, h.item.page) for h in q] for q in hits], 10)
             quality = f"{scored.mean('ndcg'):.4f}", f"{scored.mean('rr'):.4f}"
-        print(f"{label:>9} {kept:11.4f} {quality[0]:>8} {quality[1]:>7} {wall * 1000:9.1f} {cpu * 1000:8.1f} {cpu / exhaustive_time[1]:13.2f}")
+        print(
+            f"{label:>9} {kept:11.4f} {quality[0]:>8} {quality[1]:>7} {wall * 1000:9.1f} {cpu * 1000:8.1f} {cpu / exhaustive_time[1]:13.2f}"
+        )
 
     print(f"{len(searcher)} items, {len(encoded)} queries, default K = {DEFAULT_CANDIDATES}; {machine()}")
     print(f"{'K':>9} {'top-10 kept':>11} {'nDCG@10':>8} {'MRR@10':>7} {'ms wall':>9} {'ms CPU':>8} {'CPU / exhaust.':>13}")

@@ -33,8 +33,19 @@ from smartcli.usecases.reports import Status, Unencoded, VerifyReport
 from smartcli.usecases.tune import TuneSummary
 
 __all__ = [
-    "Index", "QdrantIndex", "UpdateEvents", "UpdateOptions", "SearchOptions", "SyncOptions",
-    "Status", "Unencoded", "VerifyReport", "TuneSummary", "Scope", "Weights", "Hit",
+    "Index",
+    "QdrantIndex",
+    "UpdateEvents",
+    "UpdateOptions",
+    "SearchOptions",
+    "SyncOptions",
+    "Status",
+    "Unencoded",
+    "VerifyReport",
+    "TuneSummary",
+    "Scope",
+    "Weights",
+    "Hit",
 ]
 
 
@@ -51,7 +62,9 @@ class _Queries:
         """The top ``k`` pages for a plain-language ``query`` (``smart search``)."""
         return self.search_many([query], k, options=options, **fields)[0]
 
-    def search_many(self, queries: Sequence[str], k: int | None = None, *, options: SearchOptions | None = None, **fields) -> list[list[Hit]]:
+    def search_many(
+        self, queries: Sequence[str], k: int | None = None, *, options: SearchOptions | None = None, **fields
+    ) -> list[list[Hit]]:
         """:meth:`search` for several queries at once (they share each read of the token states).
 
         A query longer than ``defaults.MAX_QUERY_TOKENS`` tokens is cut to them, with a
@@ -78,7 +91,9 @@ class _Queries:
             raise SmartError(ErrorKind.BAD_INPUT, f"{path}: {exc}", path=path) from None
         return self._session.search_image(load, options)
 
-    def like(self, path: str | os.PathLike, page: int | None = None, k: int | None = None, *, options: SearchOptions | None = None, **fields) -> list[Hit]:
+    def like(
+        self, path: str | os.PathLike, page: int | None = None, k: int | None = None, *, options: SearchOptions | None = None, **fields
+    ) -> list[Hit]:
         """More like this: pages ranked by similarity to an indexed page (its stored vectors; no
         model is loaded). The page itself is left out."""
         return self._session.like(path, page, SearchOptions.of(options, k, **fields))
@@ -181,7 +196,14 @@ class Index(_Queries):
 
     # -- indexing --------------------------------------------------------------------------------
 
-    def update(self, paths: Iterable[str | os.PathLike] | None = None, options: UpdateOptions | None = None, *, events: UpdateEvents | None = None, **fields):
+    def update(
+        self,
+        paths: Iterable[str | os.PathLike] | None = None,
+        options: UpdateOptions | None = None,
+        *,
+        events: UpdateEvents | None = None,
+        **fields,
+    ):
         """Bring the store up to date with the files under ``paths`` (``smart index``).
 
         New and changed files are read and encoded, moved and copied ones recognized, gone
@@ -229,7 +251,15 @@ class Index(_Queries):
 
         return compact(self.path, wait)
 
-    def sync(self, qdrant: str | None = None, collection: str | None = None, *, options: SyncOptions | None = None, events: UpdateEvents | None = None, **fields):
+    def sync(
+        self,
+        qdrant: str | None = None,
+        collection: str | None = None,
+        *,
+        options: SyncOptions | None = None,
+        events: UpdateEvents | None = None,
+        **fields,
+    ):
         """Make the Qdrant ``collection`` at ``qdrant`` (a URL, or a folder for Qdrant's embedded
         mode; ``$SMART_QDRANT_URL`` by default) hold this store's encoded pages (``smart sync``).
 
@@ -315,7 +345,15 @@ class Index(_Queries):
 
         return verify(self.path, on_segment)
 
-    def evaluate(self, queries: str | os.PathLike | list, *, k: int = defaults.TOP_K, lambda_anchor: float | None = None, lambda_late: float | None = None, sweep: bool = False):
+    def evaluate(
+        self,
+        queries: str | os.PathLike | list,
+        *,
+        k: int = defaults.TOP_K,
+        lambda_anchor: float | None = None,
+        lambda_late: float | None = None,
+        sweep: bool = False,
+    ):
         """MRR@k, Recall@k and nDCG@k of pooled, late and smart search on judged queries
         (a JSON-lines file or a list of :class:`~smartcli.search.evaluate.JudgedQuery`),
         measured on the path :meth:`search` takes (two-stage with this index's ``candidates``)."""

@@ -47,8 +47,11 @@ def xobject_bomb(path: Path, depth: int = 32, leaf: bytes | None = None, size: i
         else:
             body, resources = b"BT /F 12 Tf 10 10 Td (lol) Tj ET", b"<< /Font << /F 5 0 R >> >>"
         forms.append(
-            b"<< /Type /XObject /Subtype /Form /BBox [0 0 %d %d] /Resources " % (size, size) + resources
-            + b" /Length %d >>\nstream\n" % len(body) + body + b"\nendstream"
+            b"<< /Type /XObject /Subtype /Form /BBox [0 0 %d %d] /Resources " % (size, size)
+            + resources
+            + b" /Length %d >>\nstream\n" % len(body)
+            + body
+            + b"\nendstream"
         )
     return raw_pdf(path, page, b"/X Do /X Do", forms)
 

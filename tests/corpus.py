@@ -55,6 +55,7 @@ def write_png(path, width: int, height: int, rows: bool = True) -> None:
     """A 1-bit grayscale PNG of zeros. With ``rows`` the pixel data is complete (a
     decompression bomb when large: tens of kilobytes inflating to gigapixels); without,
     only the header claims the size."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 

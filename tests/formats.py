@@ -72,7 +72,10 @@ def write_xps(path: Path, pages: list[str]) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("[Content_Types].xml", types)
         z.writestr("_rels/.rels", rels)
-        z.writestr("FixedDocSeq.fdseq", f'<FixedDocumentSequence xmlns="{ns}"><DocumentReference Source="/Documents/1/FixedDoc.fdoc"/></FixedDocumentSequence>')
+        z.writestr(
+            "FixedDocSeq.fdseq",
+            f'<FixedDocumentSequence xmlns="{ns}"><DocumentReference Source="/Documents/1/FixedDoc.fdoc"/></FixedDocumentSequence>',
+        )
         contents = "".join(f'<PageContent Source="/Documents/1/Pages/{i + 1}.fpage"/>' for i in range(len(pages)))
         z.writestr("Documents/1/FixedDoc.fdoc", f'<FixedDocument xmlns="{ns}">{contents}</FixedDocument>')
         for i, text in enumerate(pages):
@@ -136,8 +139,7 @@ def write_mobi(path: Path, paragraphs: list[str]) -> Path:
 
 def write_svg(path: Path, text: str) -> Path:
     path.write_text(
-        '<svg xmlns="http://www.w3.org/2000/svg" width="600" height="200">'
-        f'<text x="10" y="50" font-size="18">{escape(text)}</text></svg>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="600" height="200"><text x="10" y="50" font-size="18">{escape(text)}</text></svg>',
         encoding="utf-8",
     )
     return path

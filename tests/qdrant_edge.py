@@ -79,7 +79,10 @@ class EdgeClient:
     def get_collection(self, collection_name: str) -> models.CollectionInfo:
         """Only what Edge knows: points, segments, payload indexes, and the metadata file."""
         info = self._shard(collection_name).info()
-        schema = {name: models.PayloadIndexInfo(data_type=_schema_back(index.data_type), points=index.points) for name, index in info.payload_schema.items()}
+        schema = {
+            name: models.PayloadIndexInfo(data_type=_schema_back(index.data_type), points=index.points)
+            for name, index in info.payload_schema.items()
+        }
         metadata = json.loads(self._metadata_path(collection_name).read_text())
         return models.CollectionInfo.model_construct(
             points_count=info.points_count,
@@ -89,7 +92,9 @@ class EdgeClient:
             config=models.CollectionConfig.model_construct(metadata=metadata),
         )
 
-    def create_collection(self, collection_name: str, vectors_config: dict, shard_number=None, replication_factor=None, metadata=None) -> bool:
+    def create_collection(
+        self, collection_name: str, vectors_config: dict, shard_number=None, replication_factor=None, metadata=None
+    ) -> bool:
         if shard_number not in (None, 1) or replication_factor not in (None, 1):
             raise NotImplementedError("Qdrant Edge is one local shard: no sharding, no replication")
         if self.collection_exists(collection_name):
@@ -100,7 +105,9 @@ class EdgeClient:
         self._metadata_path(collection_name).write_text(json.dumps(metadata or {}))
         return True
 
-    def create_payload_index(self, collection_name: str, field_name: str, field_schema: models.PayloadSchemaType, wait: bool = True) -> models.UpdateResult:
+    def create_payload_index(
+        self, collection_name: str, field_name: str, field_schema: models.PayloadSchemaType, wait: bool = True
+    ) -> models.UpdateResult:
         self._shard(collection_name).update(edge.UpdateOperation.create_field_index(field_name, _SCHEMA[field_schema]))
         return _done()
 
@@ -123,13 +130,19 @@ class EdgeClient:
 
     def scroll(self, collection_name: str, scroll_filter=None, limit: int = 10, offset=None, with_payload=True, with_vectors=False):
         request = edge.ScrollRequest(
-            offset=offset, limit=limit, filter=_filter(scroll_filter), with_payload=_selector(with_payload), with_vector=_selector(with_vectors)
+            offset=offset,
+            limit=limit,
+            filter=_filter(scroll_filter),
+            with_payload=_selector(with_payload),
+            with_vector=_selector(with_vectors),
         )
         records, next_offset = self._shard(collection_name).scroll(request)
         return [_record(r) for r in records], _id(next_offset)
 
     def retrieve(self, collection_name: str, ids, with_payload=True, with_vectors=False) -> list[models.Record]:
-        records = self._shard(collection_name).retrieve(list(ids), with_payload=_selector(with_payload), with_vector=_selector(with_vectors))
+        records = self._shard(collection_name).retrieve(
+            list(ids), with_payload=_selector(with_payload), with_vector=_selector(with_vectors)
+        )
         return [_record(r) for r in records]
 
     def query_batch_points(self, collection_name: str, requests: list[models.QueryRequest]) -> list[models.QueryResponse]:
@@ -289,7 +302,9 @@ def _record(record) -> models.Record:
 
 
 def _scored(point) -> models.ScoredPoint:
-    return models.ScoredPoint.model_construct(id=_id(point.id), version=point.version, score=point.score, payload=point.payload, vector=point.vector)
+    return models.ScoredPoint.model_construct(
+        id=_id(point.id), version=point.version, score=point.score, payload=point.payload, vector=point.vector
+    )
 
 
 def _id(point_id):

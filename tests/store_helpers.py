@@ -5,9 +5,7 @@ import numpy as np
 from smartcli.models.base import Encoded, ModelInfo
 from smartcli.store.catalog import FileRecord, PageRecord, Store, writes
 
-RANDOM_MODEL = ModelInfo(
-    spec="random", name="random", fingerprint="0" * 16, family="text", dims=0, pooling="mean", max_length=256
-)
+RANDOM_MODEL = ModelInfo(spec="random", name="random", fingerprint="0" * 16, family="text", dims=0, pooling="mean", max_length=256)
 
 
 def random_encoded(rng, n_tokens, dims):

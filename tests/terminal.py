@@ -51,7 +51,7 @@ class Terminal:
                 self._seen = match.end()
                 return chunk
             if not self._read_more():
-                raise AssertionError(f"{pattern!r} never came; the terminal showed:\n{self.output[self._seen:]}")
+                raise AssertionError(f"{pattern!r} never came; the terminal showed:\n{self.output[self._seen :]}")
 
     def send(self, text: str) -> None:
         os.write(self.master, text.encode())

@@ -23,6 +23,7 @@ app = typer.Typer(
     cls=ReadableHelp,
 )
 
+
 def _version_callback(value: bool) -> None:
     if value:
         print(f"smart {__version__}")

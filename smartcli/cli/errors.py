@@ -79,8 +79,10 @@ def describe(exc: SmartError) -> str:
     if kind is ErrorKind.BACKEND_UNAVAILABLE:
         return f"{message} (check --qdrant and $SMART_QDRANT_API_KEY; a re-run resumes where this one stopped)"
     if kind is ErrorKind.BAD_INPUT and exc.details.get("reason") == "nothing_indexable":
-        return (f"{message}; smart indexes PDF, EPUB, XPS, CBZ, FB2, MOBI and SVG files (gzipped too, such as .pdf.gz) "
-                "and images (.jpg, .png, .webp, .tif, .bmp, .gif): point it at a folder holding some")
+        return (
+            f"{message}; smart indexes PDF, EPUB, XPS, CBZ, FB2, MOBI and SVG files (gzipped too, such as .pdf.gz) "
+            "and images (.jpg, .png, .webp, .tif, .bmp, .gif): point it at a folder holding some"
+        )
     if kind is ErrorKind.BAD_INPUT and exc.details.get("reason") == "no_paths":
         return f"{message}; name the files or folders to index: `smart index PATH...`"
     if kind is ErrorKind.NOT_FOUND and message.endswith("name one"):

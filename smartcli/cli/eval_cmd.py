@@ -13,10 +13,26 @@ from smartcli.cli.present import print_json_line, stdout, warn
 
 
 def evaluate(
-    queries: Path = typer.Option(..., "--queries", "-q", help="Judged queries, JSON lines: {\"qid\", \"query\", \"relevant\": [{\"file\", \"page\"}], \"kind\"?}. Files match by base name or by path.", show_default=False),
+    queries: Path = typer.Option(
+        ...,
+        "--queries",
+        "-q",
+        help='Judged queries, JSON lines: {"qid", "query", "relevant": [{"file", "page"}], "kind"?}. Files match by base name or by path.',
+        show_default=False,
+    ),
     store: Path | None = StoreOption,
-    lambda_anchor: float | None = typer.Option(None, "--lambda-anchor", help=f"Weight of the pooled cosine for the smart row. Default: the store's (`smart tune`), else {defaults.LAMBDA_ANCHOR}.", show_default=False),
-    lambda_late: float | None = typer.Option(None, "--lambda-late", help=f"Weight of the MaxSim term for the smart row. Default: the store's (`smart tune`), else {defaults.LAMBDA_LATE}.", show_default=False),
+    lambda_anchor: float | None = typer.Option(
+        None,
+        "--lambda-anchor",
+        help=f"Weight of the pooled cosine for the smart row. Default: the store's (`smart tune`), else {defaults.LAMBDA_ANCHOR}.",
+        show_default=False,
+    ),
+    lambda_late: float | None = typer.Option(
+        None,
+        "--lambda-late",
+        help=f"Weight of the MaxSim term for the smart row. Default: the store's (`smart tune`), else {defaults.LAMBDA_LATE}.",
+        show_default=False,
+    ),
     sweep: bool = typer.Option(False, "--sweep", help="Also score a grid of lambda_late values (lambda_anchor 1) and mark the best row."),
     per_query: bool = typer.Option(False, "--per-query", help="Also show each query's first relevant rank and scores (smart row)."),
     top_k: int = typer.Option(defaults.TOP_K, "--k", "-k", min=1, help="Cut-off rank of the metrics."),
@@ -28,7 +44,11 @@ def evaluate(
     exhaustive: bool = typer.Option(False, "--exhaustive", help="Measure exhaustive search (every page scored with SMART)."),
 ) -> None:
     """Measure MRR@k, Recall@k and nDCG@k of pooled, late and smart search on judged queries (on the path `smart search` takes)."""
-    raise typer.Exit(run_eval(queries, store, lambda_anchor, lambda_late, sweep, per_query, top_k, json_output, device, None if exhaustive else candidates))
+    raise typer.Exit(
+        run_eval(
+            queries, store, lambda_anchor, lambda_late, sweep, per_query, top_k, json_output, device, None if exhaustive else candidates
+        )
+    )
 
 
 def run_eval(
@@ -90,12 +110,29 @@ def per_query_table(run, k: int):
     from rich.table import Table
 
     table = Table(title=f"per query ({run.label})", title_justify="left")
-    for name, justify in (("qid", "left"), ("kind", "left"), ("rel", "right"), ("first hit", "right"), ("RR", "right"), (f"R@{k}", "right"), ("nDCG", "right"), ("query", "left")):
+    for name, justify in (
+        ("qid", "left"),
+        ("kind", "left"),
+        ("rel", "right"),
+        ("first hit", "right"),
+        ("RR", "right"),
+        (f"R@{k}", "right"),
+        ("nDCG", "right"),
+        ("query", "left"),
+    ):
         table.add_column(name, justify=justify, overflow="fold")
     for score in run.per_query:
         first = "-" if score.first_hit is None else str(score.first_hit)
         style = "red" if score.first_hit is None else None
         table.add_row(
-            score.qid, score.kind, str(score.relevant), first, f"{score.rr:.3f}", f"{score.recall:.3f}", f"{score.ndcg:.3f}", score.query, style=style
+            score.qid,
+            score.kind,
+            str(score.relevant),
+            first,
+            f"{score.rr:.3f}",
+            f"{score.recall:.3f}",
+            f"{score.ndcg:.3f}",
+            score.query,
+            style=style,
         )
     return table

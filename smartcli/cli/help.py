@@ -48,7 +48,10 @@ def _value_type(param: click.Parameter):
         return annotation
     kind = getattr(param, "type", None)
     for click_type, python_type in (
-        (click.types.BoolParamType, bool), (click.types.IntParamType, int), (click.types.FloatParamType, float), (click.Path, Path)
+        (click.types.BoolParamType, bool),
+        (click.types.IntParamType, int),
+        (click.types.FloatParamType, float),
+        (click.Path, Path),
     ):
         if isinstance(kind, click_type):
             return python_type

@@ -24,33 +24,70 @@ from smartcli.cli.present import format_bytes, print_json_line, print_line, prin
 
 def index(
     paths: list[Path] | None = typer.Argument(
-        None, help="Files or folders to index (folders are walked recursively). Default: the paths the store already covers.", show_default=False
+        None,
+        help="Files or folders to index (folders are walked recursively). Default: the paths the store already covers.",
+        show_default=False,
     ),
     store: Path | None = StoreOption,
     model: str | None = typer.Option(
-        None, "--model", help="Hugging Face id or local folder of the embedding model. Default: the store's model, else the packaged all-MiniLM-L6-v2."
+        None,
+        "--model",
+        help="Hugging Face id or local folder of the embedding model. Default: the store's model, else the packaged all-MiniLM-L6-v2.",
     ),
     device: str = DeviceOption,
-    batch_pages: int = typer.Option(defaults.BATCH_PAGES, "--batch-pages", min=1, help="Pages committed to the store per batch (an interrupted run keeps finished batches)."),
+    batch_pages: int = typer.Option(
+        defaults.BATCH_PAGES,
+        "--batch-pages",
+        min=1,
+        help="Pages committed to the store per batch (an interrupted run keeps finished batches).",
+    ),
     batch_size: int | None = typer.Option(
-        None, "--batch-size", min=1, help=f"Text windows or pictures per forward pass. Default: {defaults.TEXT_BATCH_SIZE}; 8 for Qwen-VL-based models.", show_default=False
+        None,
+        "--batch-size",
+        min=1,
+        help=f"Text windows or pictures per forward pass. Default: {defaults.TEXT_BATCH_SIZE}; 8 for Qwen-VL-based models.",
+        show_default=False,
     ),
     dpi: float | None = typer.Option(
-        None, "--dpi", min=1, help="Image models: resolution PDF pages are rendered at. Default: what fills the model's pixel budget.", show_default=False
+        None,
+        "--dpi",
+        min=1,
+        help="Image models: resolution PDF pages are rendered at. Default: what fills the model's pixel budget.",
+        show_default=False,
     ),
     max_pixels: int | None = typer.Option(
-        None, "--max-pixels", min=1, help="Qwen-VL and SigLIP 2 NaFlex models: pixel budget per page or image (sets token count and size). Default: the model's.", show_default=False
+        None,
+        "--max-pixels",
+        min=1,
+        help="Qwen-VL and SigLIP 2 NaFlex models: pixel budget per page or image (sets token count and size). Default: the model's.",
+        show_default=False,
     ),
-    token_dtype: str = typer.Option(defaults.TOKEN_DTYPE, "--token-dtype", help="Storage of token states for a new store: binary (1 bit per dimension, ~31 KB per text page with the default model), int8 (per-token scale) or float16."),
-    rebuild: bool = typer.Option(False, "--rebuild", help="Index from scratch into a new catalog built beside the old one and swapped in at the end (also the way out of a damaged store)."),
+    token_dtype: str = typer.Option(
+        defaults.TOKEN_DTYPE,
+        "--token-dtype",
+        help="Storage of token states for a new store: binary (1 bit per dimension, ~31 KB per text page with the default model), int8 (per-token scale) or float16.",
+    ),
+    rebuild: bool = typer.Option(
+        False,
+        "--rebuild",
+        help="Index from scratch into a new catalog built beside the old one and swapped in at the end (also the way out of a damaged store).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be added, updated, moved and removed, and change nothing."),
     json_output: bool = typer.Option(False, "--json", help="Print the end-of-run summary as one JSON object."),
-    wait: bool = typer.Option(False, "--wait", help="If another `smart index` is writing to the store, wait for it instead of exiting with code 5."),
-    ocr: str = typer.Option(
-        defaults.OCR_MODE, "--ocr", help="OCR for text models: auto (images, and pages whose text layer is empty or nearly so), always (every page) or never."
+    wait: bool = typer.Option(
+        False, "--wait", help="If another `smart index` is writing to the store, wait for it instead of exiting with code 5."
     ),
-    ocr_lang: str = typer.Option(defaults.OCR_LANGUAGE, "--ocr-lang", help="Tesseract language(s) of the OCR, joined by '+': eng, deu, eng+fra."),
-    ocr_workers: int = typer.Option(defaults.OCR_WORKERS, "--ocr-workers", min=0, help="OCR worker processes. Default: one per CPU.", show_default=False),
+    ocr: str = typer.Option(
+        defaults.OCR_MODE,
+        "--ocr",
+        help="OCR for text models: auto (images, and pages whose text layer is empty or nearly so), always (every page) or never.",
+    ),
+    ocr_lang: str = typer.Option(
+        defaults.OCR_LANGUAGE, "--ocr-lang", help="Tesseract language(s) of the OCR, joined by '+': eng, deu, eng+fra."
+    ),
+    ocr_workers: int = typer.Option(
+        defaults.OCR_WORKERS, "--ocr-workers", min=0, help="OCR worker processes. Default: one per CPU.", show_default=False
+    ),
     qdrant: str | None = QdrantOption,
     collection: str = CollectionOption,
     qdrant_format: str = QdrantFormatOption,
@@ -58,7 +95,10 @@ def index(
     replicas: int | None = ReplicasOption,
     on_disk: bool = OnDiskOption,
     read_timeout: float = typer.Option(
-        defaults.READ_TIMEOUT_SECONDS, "--read-timeout", min=0.1, help="Seconds one file's text may take to read; a file past it is skipped, and not read again until it changes."
+        defaults.READ_TIMEOUT_SECONDS,
+        "--read-timeout",
+        min=0.1,
+        help="Seconds one file's text may take to read; a file past it is skipped, and not read again until it changes.",
     ),
 ) -> None:
     """Index PDFs and images under PATHS (new and changed files encoded, moved and copied ones recognized, gone ones removed).
@@ -67,10 +107,22 @@ def index(
 
     try:
         options = UpdateOptions(
-            ocr=ocr, ocr_lang=ocr_lang, ocr_workers=ocr_workers, batch_pages=batch_pages, batch_size=batch_size, dpi=dpi,
-            max_pixels=max_pixels, rebuild=rebuild, wait=wait, read_timeout=read_timeout,
+            ocr=ocr,
+            ocr_lang=ocr_lang,
+            ocr_workers=ocr_workers,
+            batch_pages=batch_pages,
+            batch_size=batch_size,
+            dpi=dpi,
+            max_pixels=max_pixels,
+            rebuild=rebuild,
+            wait=wait,
+            read_timeout=read_timeout,
         )
-        mirror = SyncOptions(qdrant, collection, token_format=qdrant_format, shards=shards, replicas=replicas, on_disk=on_disk, wait=wait) if qdrant else None
+        mirror = (
+            SyncOptions(qdrant, collection, token_format=qdrant_format, shards=shards, replicas=replicas, on_disk=on_disk, wait=wait)
+            if qdrant
+            else None
+        )
         target = Index.open(store, create=True, model=model, device=device, token_dtype=token_dtype)
     except SmartError as exc:
         warn(describe(exc))
@@ -143,7 +195,11 @@ class _Progress:
                 return Text(counts.line(), style="progress.remaining")
 
         self.progress = Progress(
-            TextColumn("[progress.description]{task.description}"), BarColumn(bar_width=20), Counts(), console=stderr, disable=not show,
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(bar_width=20),
+            Counts(),
+            console=stderr,
+            disable=not show,
         )
         self.ticker = None if show else PlainTicker(counts, warn, progress_interval())
         outer = self

@@ -18,19 +18,34 @@ DeviceOption = typer.Option(defaults.DEVICE, "--device", help="auto (CUDA when a
 JsonOption = typer.Option(False, "--json", help="Print the result as one JSON object.")
 WaitOption = typer.Option(False, "--wait", help="If another writer holds the store, wait for it instead of exiting with code 5.")
 QdrantOption = typer.Option(
-    None, "--qdrant", envvar="SMART_QDRANT_URL", metavar="URL|PATH",
+    None,
+    "--qdrant",
+    envvar="SMART_QDRANT_URL",
+    metavar="URL|PATH",
     help="A Qdrant server or cluster (http(s)://host:6333), or a folder for Qdrant's embedded mode. Default: $SMART_QDRANT_URL. "
-    "The API key comes from $SMART_QDRANT_API_KEY.", show_default=False,
+    "The API key comes from $SMART_QDRANT_API_KEY.",
+    show_default=False,
 )
 CollectionOption = typer.Option(defaults.QDRANT_COLLECTION, "--collection", help="The Qdrant collection.")
 QdrantFormatOption = typer.Option(
-    defaults.QDRANT_TOKEN_FORMAT, "--qdrant-format", help="A new collection's token states: float16, float32, scalar (int8 quantization) or binary (quantization)."
+    defaults.QDRANT_TOKEN_FORMAT,
+    "--qdrant-format",
+    help="A new collection's token states: float16, float32, scalar (int8 quantization) or binary (quantization).",
 )
-ShardsOption = typer.Option(None, "--shards", min=1, help="A new collection's shard count. Default: Qdrant's (one per node).", show_default=False)
-ReplicasOption = typer.Option(None, "--replicas", min=1, help="A new collection's replication factor. Default: Qdrant's (1).", show_default=False)
-OnDiskOption = typer.Option(False, "--on-disk", help="A new collection keeps its vectors on disk (memory-mapped), for collections larger than RAM.")
+ShardsOption = typer.Option(
+    None, "--shards", min=1, help="A new collection's shard count. Default: Qdrant's (one per node).", show_default=False
+)
+ReplicasOption = typer.Option(
+    None, "--replicas", min=1, help="A new collection's replication factor. Default: Qdrant's (1).", show_default=False
+)
+OnDiskOption = typer.Option(
+    False, "--on-disk", help="A new collection keeps its vectors on disk (memory-mapped), for collections larger than RAM."
+)
 CandidatesOption = typer.Option(
-    defaults.CANDIDATES, "--candidates", min=1, help="Two-stage search: rank every page by its pooled vector, then score the top K with SMART (only their token states are read)."
+    defaults.CANDIDATES,
+    "--candidates",
+    min=1,
+    help="Two-stage search: rank every page by its pooled vector, then score the top K with SMART (only their token states are read).",
 )
 ExhaustiveOption = typer.Option(False, "--exhaustive", help="Score every page with SMART (no first stage).")
 

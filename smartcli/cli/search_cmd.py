@@ -37,34 +37,68 @@ ended_at_prompt = False
 
 
 def search(
-    query: str | None = typer.Argument(None, help="The query text. Leave it out on a terminal for an interactive prompt.", show_default=False),
+    query: str | None = typer.Argument(
+        None, help="The query text. Leave it out on a terminal for an interactive prompt.", show_default=False
+    ),
     queries: str | None = typer.Option(
         None,
         "--queries",
         "-q",
-        help="Run many queries from FILE ('-' for stdin): one per line, plain text or JSON {\"qid\", \"query\"}. "
+        help='Run many queries from FILE (\'-\' for stdin): one per line, plain text or JSON {"qid", "query"}. '
         "Prints JSON lines; from a pipe each line is answered as soon as it arrives.",
     ),
     like: str | None = typer.Option(
-        None, "--like", metavar="PATH[:PAGE]", help="More like this: rank pages by similarity to an indexed page (its stored vectors, no re-encoding)."
+        None,
+        "--like",
+        metavar="PATH[:PAGE]",
+        help="More like this: rank pages by similarity to an indexed page (its stored vectors, no re-encoding).",
     ),
     store: Path | None = StoreOption,
     mode: str = typer.Option(
-        "smart", "--mode", help="smart (anchor + late), pooled (anchor only) or late (MaxSim only, over every page: no anchor shortlist).", autocompletion=complete(*MODES)
+        "smart",
+        "--mode",
+        help="smart (anchor + late), pooled (anchor only) or late (MaxSim only, over every page: no anchor shortlist).",
+        autocompletion=complete(*MODES),
     ),
-    lambda_anchor: float | None = typer.Option(None, "--lambda-anchor", help=f"Weight of the pooled cosine. Default: the store's, if `smart tune` chose one, else {defaults.LAMBDA_ANCHOR}.", show_default=False),
-    lambda_late: float | None = typer.Option(None, "--lambda-late", help=f"Weight of the MaxSim term. Default: the store's, if `smart tune` chose one, else {defaults.LAMBDA_LATE}.", show_default=False),
+    lambda_anchor: float | None = typer.Option(
+        None,
+        "--lambda-anchor",
+        help=f"Weight of the pooled cosine. Default: the store's, if `smart tune` chose one, else {defaults.LAMBDA_ANCHOR}.",
+        show_default=False,
+    ),
+    lambda_late: float | None = typer.Option(
+        None,
+        "--lambda-late",
+        help=f"Weight of the MaxSim term. Default: the store's, if `smart tune` chose one, else {defaults.LAMBDA_LATE}.",
+        show_default=False,
+    ),
     top_k: int = typer.Option(defaults.TOP_K, "--top-k", "-k", min=1, help="Results per query."),
     json_output: bool = typer.Option(False, "--json", help="One JSON object per query per line on stdout."),
     files_only: bool = typer.Option(False, "--files-only", "-l", help="Only PATH:PAGE (PATH for an image) per result, one per line."),
     explain: bool = typer.Option(False, "--explain", help="Show, per query token, the page word it matched and the similarity."),
-    path_prefix: list[str] = typer.Option([], "--path-prefix", metavar="PREFIX", help="Only results whose path starts with PREFIX (repeatable).", show_default=False),
-    glob: list[str] = typer.Option([], "--glob", metavar="PATTERN", help="Only results matching PATTERN: '*.pdf' matches file names, 'manuals/*' paths (repeatable).", show_default=False),
+    path_prefix: list[str] = typer.Option(
+        [], "--path-prefix", metavar="PREFIX", help="Only results whose path starts with PREFIX (repeatable).", show_default=False
+    ),
+    glob: list[str] = typer.Option(
+        [],
+        "--glob",
+        metavar="PATTERN",
+        help="Only results matching PATTERN: '*.pdf' matches file names, 'manuals/*' paths (repeatable).",
+        show_default=False,
+    ),
     kind: str | None = typer.Option(
         None, "--kind", metavar="pdf|image", help="Only results of this kind.", show_default=False, autocompletion=complete(*KINDS)
     ),
-    min_score: float | None = typer.Option(None, "--min-score", help="Only results scoring at least this (in the --mode's scale).", show_default=False),
-    chunk_size: int | None = typer.Option(None, "--chunk-size", min=1, help=f"Items scored per chunk. Default: automatic (about {defaults.CHUNK_TOKENS // 1000}k token states per chunk).", show_default=False),
+    min_score: float | None = typer.Option(
+        None, "--min-score", help="Only results scoring at least this (in the --mode's scale).", show_default=False
+    ),
+    chunk_size: int | None = typer.Option(
+        None,
+        "--chunk-size",
+        min=1,
+        help=f"Items scored per chunk. Default: automatic (about {defaults.CHUNK_TOKENS // 1000}k token states per chunk).",
+        show_default=False,
+    ),
     device: str = DeviceOption,
     image: Path | None = typer.Option(
         None, "--image", help="Search with the picture in PATH instead of text (stores built with an image model).", show_default=False
@@ -102,7 +136,11 @@ def search(
     shortlist = None if exhaustive else candidates
     try:
         options = SearchOptions(
-            k=top_k, mode=mode, lambda_anchor=lambda_anchor, lambda_late=lambda_late, min_score=min_score,
+            k=top_k,
+            mode=mode,
+            lambda_anchor=lambda_anchor,
+            lambda_late=lambda_late,
+            min_score=min_score,
             scope=Scope(path_prefixes=tuple(absolute_prefix(p) for p in path_prefix), globs=tuple(glob), kinds=(kind,) if kind else ()),
         )
         printer = AnswerPrinter(form, explain=explain, show_late=shows_late(options), framed=queries is not None)
@@ -207,14 +245,16 @@ def read_queries(stream: TextIO, name: str) -> Iterator[QueryLine]:
         # The qid is echoed as it came, with its JSON type (7 stays 7, "7" stays "7"), errors included.
         qid = obj.get("qid") if isinstance(obj, dict) else None
         if not isinstance(obj, dict) or "query" not in obj:
-            yield QueryLine(number, qid, None, f"{name}:{number}: not a JSON object with a \"query\" field")
+            yield QueryLine(number, qid, None, f'{name}:{number}: not a JSON object with a "query" field')
             continue
         text = obj["query"]
         if not isinstance(text, str) or not text.strip():
             yield QueryLine(number, qid, None, f"{name}:{number}: the query is empty or not a string")
             continue
         if _SURROGATES.search(text):
-            yield QueryLine(number, qid, None, f"{name}:{number}: the query holds an unpaired surrogate (\\ud800-\\udfff), not Unicode text")
+            yield QueryLine(
+                number, qid, None, f"{name}:{number}: the query holds an unpaired surrogate (\\ud800-\\udfff), not Unicode text"
+            )
             continue
         yield QueryLine(number, qid, text)
 

@@ -16,9 +16,19 @@ from smartcli.cli.web import LOOPBACK, ViewApp, make_server
 
 def serve(
     store: Path | None = StoreOption,
-    host: str = typer.Option(defaults.SERVE_HOST, "--host", help="Address to listen on. Anything but loopback needs a token (one is made up when --token is not given)."),
+    host: str = typer.Option(
+        defaults.SERVE_HOST,
+        "--host",
+        help="Address to listen on. Anything but loopback needs a token (one is made up when --token is not given).",
+    ),
     port: int = typer.Option(defaults.SERVE_PORT, "--port", min=0, max=65535, help="Port to listen on (0: any free one)."),
-    token: str | None = typer.Option(None, "--token", envvar="SMART_SERVE_TOKEN", help="Secret every request must carry (?token=, or the cookie the page sets).", show_default=False),
+    token: str | None = typer.Option(
+        None,
+        "--token",
+        envvar="SMART_SERVE_TOKEN",
+        help="Secret every request must carry (?token=, or the cookie the page sets).",
+        show_default=False,
+    ),
     no_open: bool = typer.Option(False, "--no-open", help="Do not open the page in a browser."),
     device: str = DeviceOption,
 ) -> None:

@@ -16,7 +16,9 @@ def status(
     store: Path | None = StoreOption,
     json_output: bool = typer.Option(False, "--json", help="Print the status as one JSON object."),
     unencoded: bool = typer.Option(False, "--unencoded", help="List the pages and images recorded without vectors, and why, instead."),
-    verify: bool = typer.Option(False, "--verify", help="Also read every segment and page text and check them (identity, offsets, checksums); name what is damaged."),
+    verify: bool = typer.Option(
+        False, "--verify", help="Also read every segment and page text and check them (identity, offsets, checksums); name what is damaged."
+    ),
 ) -> None:
     """Show what the store holds and how many indexed files changed on disk since."""
     raise typer.Exit(run_unencoded(store, json_output) if unencoded else run_status(store, json_output, verify))
@@ -44,7 +46,9 @@ def run_status(store_path: Path | None, json_output: bool, verify: bool = False)
     if checked and checked.damaged:
         for damage in checked.damaged:
             warn(f"damaged: {damage_line(damage)}")
-        warn(f"the store at {report.store} is damaged ({len(checked.damaged)} problem(s) found); searches leave damaged segments out; {hint}")
+        warn(
+            f"the store at {report.store} is damaged ({len(checked.damaged)} problem(s) found); searches leave damaged segments out; {hint}"
+        )
     return EXIT_ERROR if report.store_problems or (checked and checked.damaged) else EXIT_OK
 
 
@@ -54,8 +58,10 @@ def damage_line(d: dict) -> str:
 
 
 def verify_line(v: dict) -> str:
-    line = (f"{v['segments']} segments ({v['checksummed']} with checksums), {v['datasets']} datasets, "
-            f"{format_bytes(v['bytes'])} and {v['texts']} page texts read in {v['seconds']:.1f} s: ")
+    line = (
+        f"{v['segments']} segments ({v['checksummed']} with checksums), {v['datasets']} datasets, "
+        f"{format_bytes(v['bytes'])} and {v['texts']} page texts read in {v['seconds']:.1f} s: "
+    )
     return line + (f"{len(v['damaged'])} problem(s)" if v["damaged"] else "no damage found")
 
 

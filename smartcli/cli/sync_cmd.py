@@ -30,9 +30,22 @@ def sync(
     shards: int | None = ShardsOption,
     replicas: int | None = ReplicasOption,
     on_disk: bool = OnDiskOption,
-    batch_points: int = typer.Option(defaults.QDRANT_BATCH_POINTS, "--batch-points", min=1, help="Points per upsert (each batch is recorded once Qdrant acknowledges it)."),
-    max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Token states per page in Qdrant; pages over it are pooled. Default: Qdrant's multivector limit.", show_default=False),
-    timeout: float | None = typer.Option(None, "--timeout", min=0.1, help=f"Seconds per request. Default: {defaults.QDRANT_TIMEOUT:g}.", show_default=False),
+    batch_points: int = typer.Option(
+        defaults.QDRANT_BATCH_POINTS,
+        "--batch-points",
+        min=1,
+        help="Points per upsert (each batch is recorded once Qdrant acknowledges it).",
+    ),
+    max_tokens: int | None = typer.Option(
+        None,
+        "--max-tokens",
+        min=1,
+        help="Token states per page in Qdrant; pages over it are pooled. Default: Qdrant's multivector limit.",
+        show_default=False,
+    ),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0.1, help=f"Seconds per request. Default: {defaults.QDRANT_TIMEOUT:g}.", show_default=False
+    ),
     wait: bool = WaitOption,
     json_output: bool = JsonOption,
 ) -> None:
@@ -44,8 +57,16 @@ def sync(
 
     try:
         options = SyncOptions(
-            qdrant, collection, token_format=qdrant_format, shards=shards, replicas=replicas, on_disk=on_disk,
-            batch_points=batch_points, max_tokens=max_tokens, timeout=timeout, wait=wait,
+            qdrant,
+            collection,
+            token_format=qdrant_format,
+            shards=shards,
+            replicas=replicas,
+            on_disk=on_disk,
+            batch_points=batch_points,
+            max_tokens=max_tokens,
+            timeout=timeout,
+            wait=wait,
         )
         summary = Index.open(store).sync(options=options, events=printed_messages())
     except SmartError as exc:

@@ -15,14 +15,29 @@ from smartcli.cli.present import print_json_line, print_line, warn
 def tune(
     store: Path | None = StoreOption,
     pairs: Path | None = typer.Option(
-        None, "--pairs", help="Labelled pairs, JSON lines: {\"query\", \"file\", \"page\"} (files match by base name or by path, as in `smart eval`).", show_default=False
+        None,
+        "--pairs",
+        help='Labelled pairs, JSON lines: {"query", "file", "page"} (files match by base name or by path, as in `smart eval`).',
+        show_default=False,
     ),
     no_outline: bool = typer.Option(False, "--no-outline", help="Learn from --pairs only, not from the PDFs' outlines."),
-    heading_path: bool = typer.Option(False, "--heading-path", help="Mined queries carry their parent headings (\"Installing R > Linux\")."),
-    body: bool = typer.Option(False, "--body", help="Also learn from pseudo-queries cut from the pages' own text (inverse cloze; see docs/commands/tune.md)."),
-    adapter: bool = typer.Option(False, "--adapter", help="Also train the query-side adapter (measured: it helps held-back outline headings, but cost the development set's written queries 0.035 nDCG@10; see docs/commands/tune.md)."),
-    init: str = typer.Option(defaults.TUNE_INIT, "--init", help="How the adapter's Linear starts: identity (zero) or pca (takes out the query token states' top principal directions)."),
-    keep: bool = typer.Option(False, "--keep", help="Keep what was learned even if the held-back pairs do not improve (collections too small to judge)."),
+    heading_path: bool = typer.Option(False, "--heading-path", help='Mined queries carry their parent headings ("Installing R > Linux").'),
+    body: bool = typer.Option(
+        False, "--body", help="Also learn from pseudo-queries cut from the pages' own text (inverse cloze; see docs/commands/tune.md)."
+    ),
+    adapter: bool = typer.Option(
+        False,
+        "--adapter",
+        help="Also train the query-side adapter (measured: it helps held-back outline headings, but cost the development set's written queries 0.035 nDCG@10; see docs/commands/tune.md).",
+    ),
+    init: str = typer.Option(
+        defaults.TUNE_INIT,
+        "--init",
+        help="How the adapter's Linear starts: identity (zero) or pca (takes out the query token states' top principal directions).",
+    ),
+    keep: bool = typer.Option(
+        False, "--keep", help="Keep what was learned even if the held-back pairs do not improve (collections too small to judge)."
+    ),
     reset: bool = typer.Option(False, "--reset", help="Back to the frozen model and the default weights."),
     wait: bool = WaitOption,
     json_output: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
@@ -64,7 +79,17 @@ def run_tune(
             else:
                 print_line("back to the frozen model and the default weights" if had else "the store was not tuned; nothing to reset")
             return EXIT_OK
-        summary = index.tune(pairs=pairs, outline=outline, heading_path=heading_path, adapter=adapter, guard=not keep, wait=wait, events=Events(), body=body, init=init)
+        summary = index.tune(
+            pairs=pairs,
+            outline=outline,
+            heading_path=heading_path,
+            adapter=adapter,
+            guard=not keep,
+            wait=wait,
+            events=Events(),
+            body=body,
+            init=init,
+        )
     except SmartError as exc:
         warn(describe(exc))
         return exit_code(exc)
@@ -93,9 +118,13 @@ def summary_lines(summary) -> list[str]:
     if summary.kept != "untuned" and not summary.improved:
         lines.append("kept as asked, although the held-back pairs did not improve")
     if summary.kept == "adapter":
-        lines.append(f"kept the adapter and weights {summary.lambda_anchor:g}/{summary.lambda_late:g}; `smart search` uses them ({summary.seconds:.0f} s)")
+        lines.append(
+            f"kept the adapter and weights {summary.lambda_anchor:g}/{summary.lambda_late:g}; `smart search` uses them ({summary.seconds:.0f} s)"
+        )
     elif summary.kept == "weights":
-        lines.append(f"kept weights {summary.lambda_anchor:g}/{summary.lambda_late:g} (the adapter did not help more); `smart search` uses them ({summary.seconds:.0f} s)")
+        lines.append(
+            f"kept weights {summary.lambda_anchor:g}/{summary.lambda_late:g} (the adapter did not help more); `smart search` uses them ({summary.seconds:.0f} s)"
+        )
     else:
         lines.append(f"nothing beat the untuned search on the held-back pairs: the store stays untuned ({summary.seconds:.0f} s)")
     return lines

@@ -154,7 +154,9 @@ class ViewApp:
         # The index (its SQLite connection belongs to the thread that opened it), the model and
         # MuPDF are used by one thread, which serves the requests' work one at a time.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-index")
-        self._static = {route: resources.files("smartcli.cli").joinpath("web_static", name).read_bytes() for route, (name, _) in STATIC.items()}
+        self._static = {
+            route: resources.files("smartcli.cli").joinpath("web_static", name).read_bytes() for route, (name, _) in STATIC.items()
+        }
 
     def call(self, function, *args):
         """``function(*args)`` on the index's thread; its result, or its exception raised here."""
@@ -266,7 +268,6 @@ class ViewApp:
         except (SmartError, OSError):
             return _text(404, "not found")
         return Response(200, "image/png", data, {"Cache-Control": "private, max-age=3600"})
-
 
     def _picture(self, item_id: int, width: int) -> bytes:
         item = self.index.item_by_id(item_id)
@@ -406,4 +407,3 @@ def make_server(app: ViewApp, host: str, port: int) -> ThreadingHTTPServer:
     if ":" in host:
         server_class = type("Server6", (_Server,), {"address_family": socket.AF_INET6})
     return server_class((host, port), handler)
-

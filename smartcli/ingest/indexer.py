@@ -220,11 +220,14 @@ class Indexer:
                 note = Note.BLANK_PAGE if page.pictured is False else Note.NO_TEXT_LAYER
             else:
                 note = None
-            record.pages.append(PageRecord(page.page, page.text or None, None, note, detail=page.error, role=document.roles.get(page.page), pictured=page.pictured))
+            record.pages.append(
+                PageRecord(
+                    page.page, page.text or None, None, note, detail=page.error, role=document.roles.get(page.page), pictured=page.pictured
+                )
+            )
             if page.cut_from:
                 self.report(
-                    f"page {page.page} of {source.path}: text cut to its first {defaults.MAX_PAGE_CHARS:,} "
-                    f"of {page.cut_from:,} characters"
+                    f"page {page.page} of {source.path}: text cut to its first {defaults.MAX_PAGE_CHARS:,} of {page.cut_from:,} characters"
                 )
         record.reason = document.damage  # reported once the file is committed
         return record
@@ -283,7 +286,9 @@ class Indexer:
         """Set ``encoded`` (or a note) on each page of ``part``."""
         if self.pixels:
             pictured = [(r.path, r.kind, p) for r, p in part]
-            refused = encode_pictures(self.encoder, pictured, self.encode_batch_size, self.report, self.store.token_dtype, self.render_sandbox)
+            refused = encode_pictures(
+                self.encoder, pictured, self.encode_batch_size, self.report, self.store.token_dtype, self.render_sandbox
+            )
             for record, _ in part:
                 if record.path in refused:  # remembered like a file the reader refused (planning.py)
                     record.status, record.reason, record.pages = "skipped", refused[record.path], []

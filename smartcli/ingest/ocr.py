@@ -122,6 +122,7 @@ def find_tessdata(languages: list[str]) -> str | None:
     if os.environ.get("TESSDATA_PREFIX"):
         return os.environ["TESSDATA_PREFIX"]
     folders = [path for pattern in _TESSDATA_GLOBS for path in sorted(glob.glob(pattern), reverse=True) if os.path.isdir(path)]
+
     def holds_all(folder: str) -> bool:
         return all(_has_language(folder, lang) for lang in languages)
 
@@ -404,8 +405,10 @@ class OcrRunner:
             short = page.note is None and usable_chars(page.text) < AUTO_MIN_CHARS
             # auto: a short text layer is replaced only by OCR of a page that shows a picture, and
             # the text pass already said whether it does (pictured False: not rendered at all).
-            wanted = textless or (page.note is None and self.settings.mode == "always") or (
-                short and getattr(page, "pictured", None) is not False
+            wanted = (
+                textless
+                or (page.note is None and self.settings.mode == "always")
+                or (short and getattr(page, "pictured", None) is not False)
             )
             if not wanted:
                 continue
@@ -417,8 +420,15 @@ class OcrRunner:
             page.note = Note.OCR_PENDING
             # A page the text pass looked at is known to show a picture; others are probed by the worker.
             only_if_pictured = self.settings.mode == "auto" and usable_chars(page.text) > 0 and getattr(page, "pictured", None) is None
-            job = OcrJob(record.path, record.kind, page.page, self.settings.language, self.settings.tessdata, only_if_pictured,
-                         timeout=self.timeout or 0)
+            job = OcrJob(
+                record.path,
+                record.kind,
+                page.page,
+                self.settings.language,
+                self.settings.tessdata,
+                only_if_pictured,
+                timeout=self.timeout or 0,
+            )
             self._waiting.append(_Waiting(record, page, self._submit(job), job))
             queued += 1
         if queued:

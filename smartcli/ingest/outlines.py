@@ -18,9 +18,27 @@ from smartcli import defaults
 # Headings that name no content of their own (compared lower-cased, numbering stripped).
 UNINFORMATIVE = frozenset(
     {
-        "contents", "table of contents", "index", "general index", "concept index", "title page", "cover",
-        "copyright", "front matter", "back matter", "list of figures", "list of tables", "preface", "foreword",
-        "bibliography", "references", "appendix", "appendices", "glossary", "about this document", "colophon",
+        "contents",
+        "table of contents",
+        "index",
+        "general index",
+        "concept index",
+        "title page",
+        "cover",
+        "copyright",
+        "front matter",
+        "back matter",
+        "list of figures",
+        "list of tables",
+        "preface",
+        "foreword",
+        "bibliography",
+        "references",
+        "appendix",
+        "appendices",
+        "glossary",
+        "about this document",
+        "colophon",
     }
 )
 # "1.2.3 ", "A.1 ", "Chapter 4: ", "IV. " in front of a heading.
@@ -110,7 +128,9 @@ def outline_pairs(
     return pairs
 
 
-def mine_outlines(paths: list[str], heading_path: bool = False, report: MiningReport | None = None) -> tuple[list[OutlinePair], MiningReport]:
+def mine_outlines(
+    paths: list[str], heading_path: bool = False, report: MiningReport | None = None
+) -> tuple[list[OutlinePair], MiningReport]:
     """The informative pairs of the outlines of the PDFs at ``paths``, and a report of counts."""
     report = report or MiningReport()
     candidates: list[OutlinePair] = []
@@ -148,7 +168,6 @@ def mine_outlines(paths: list[str], heading_path: bool = False, report: MiningRe
     return kept, report
 
 
-
 def mine_indexed(items, heading_path: bool = False) -> tuple[list[tuple[str, set[tuple[str, int]]]], MiningReport]:
     """The outline pairs of the indexed PDFs among ``items`` (each with ``path``, ``page``,
     ``kind``) as (query, its indexed (path, page)s); an entry none of whose pages is indexed is
@@ -164,6 +183,7 @@ def mine_indexed(items, heading_path: bool = False) -> tuple[list[tuple[str, set
             report.drop("not_indexed")
     report.pairs = len(found)
     return found, report
+
 
 # -- pseudo-queries from the page body (inverse cloze) -------------------------------------------
 
@@ -215,7 +235,9 @@ def body_pairs(pages: list[tuple[str, int, str]], per_page: int = defaults.TUNE_
     for path, page, text in pages:
         text = text or ""
         # A page must keep words of its own once the sentence is hidden.
-        candidates = [c for c in body_candidates(text) if len(_WORD.findall(text[: c[0]] + text[c[1] :])) >= 3 * defaults.TUNE_BODY_MIN_WORDS]
+        candidates = [
+            c for c in body_candidates(text) if len(_WORD.findall(text[: c[0]] + text[c[1] :])) >= 3 * defaults.TUNE_BODY_MIN_WORDS
+        ]
         if not candidates:
             continue
         order = sorted(range(len(candidates)), key=lambda i: _stable(path, page, i))

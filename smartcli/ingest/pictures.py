@@ -109,6 +109,8 @@ def render_options(stored, spec: str | None, **given) -> dict:
         value = given.get(key)
         if same_model and value is not None and value != saved.get(key):
             before = saved.get(key) if saved.get(key) is not None else "the model's default"
-            raise OptionError(f"this store was indexed with {key} {before}; a store keeps its first run's render settings", option=key, stored=before)
+            raise OptionError(
+                f"this store was indexed with {key} {before}; a store keeps its first run's render settings", option=key, stored=before
+            )
         options[key] = value if value is not None else saved.get(key)
     return options

@@ -59,7 +59,9 @@ def _positive(**values) -> None:
             raise OptionError(f"must be a positive number, not {value}", option=option)
 
 
-def update(store: Store, paths, options: UpdateOptions, model_spec: str | None, device: str, token_dtype: str, events: UpdateEvents) -> IndexSummary:
+def update(
+    store: Store, paths, options: UpdateOptions, model_spec: str | None, device: str, token_dtype: str, events: UpdateEvents
+) -> IndexSummary:
     """Bring ``store`` up to date with the files under ``paths`` (None: the paths it covers)."""
     from smartcli.ingest.ocr import resolve_settings
 
@@ -96,7 +98,9 @@ def _run(store: Store, roots, settings, options: UpdateOptions, model_spec, devi
     if renormalized:
         events.message(f"{renormalized} file(s) were indexed with an older text normalization: reading and encoding them again")
     spec = model_spec or (store.model.spec if store.model else None)
-    encoder = LazyEncoder(store, spec, device, token_dtype, render_options(store.model, spec, dpi=options.dpi, max_pixels=options.max_pixels))
+    encoder = LazyEncoder(
+        store, spec, device, token_dtype, render_options(store.model, spec, dpi=options.dpi, max_pixels=options.max_pixels)
+    )
     _refuse_another_model(store, model_spec)
     if model_spec is not None or (plan.to_encode and store.model is None):
         encoder.load()  # check the model against the store, or bind a new store's model, before any change
@@ -107,8 +111,16 @@ def _run(store: Store, roots, settings, options: UpdateOptions, model_spec, devi
     limits = {"timeout": options.read_timeout, "memory_bytes": options.read_memory}
     runner = OcrRunner(settings, report=events.message, on_queued=events.ocr_queued, on_done=events.ocr_done, **limits)
     with runner:
-        indexer = Indexer(store, encoder, batch_pages=options.batch_pages, encode_batch_size=batch_size, report=events.message, ocr=runner,
-                          read_timeout=options.read_timeout, read_memory=options.read_memory)
+        indexer = Indexer(
+            store,
+            encoder,
+            batch_pages=options.batch_pages,
+            encode_batch_size=batch_size,
+            report=events.message,
+            ocr=runner,
+            read_timeout=options.read_timeout,
+            read_memory=options.read_memory,
+        )
         if events.wants_progress and plan.to_encode:
             counter = CommitCounter({s.path: count_pages(s) for s in plan.to_encode}, events.committed)
             events.started(counter.total)
@@ -131,7 +143,9 @@ def _compact_if_worth_it(store: Store, events: UpdateEvents) -> dict | None:
         return None
     compacted = compact(store)
     for d in compacted.damaged:  # never copied into a new segment: said, and left as it is
-        events.message(f"segment {d.segment}.h5 is damaged ({d.dataset + ': ' if d.dataset else ''}{d.problem}): left out of the compaction, as it is")
+        events.message(
+            f"segment {d.segment}.h5 is damaged ({d.dataset + ': ' if d.dataset else ''}{d.problem}): left out of the compaction, as it is"
+        )
     return compacted.as_json()
 
 

@@ -41,9 +41,7 @@ def normalize_text(text: str) -> str:
         text = unicodedata.normalize("NFKC", text)
         # Format characters (Cf: soft hyphen, zero-width space/joiners, BOM, bidi marks) are
         # invisible; control characters become spaces.
-        text = "".join(
-            "" if (cat := unicodedata.category(ch)) == "Cf" else (" " if cat == "Cc" else ch) for ch in text
-        )
+        text = "".join("" if (cat := unicodedata.category(ch)) == "Cf" else (" " if cat == "Cc" else ch) for ch in text)
     return " ".join(text.split())
 
 
@@ -88,11 +86,9 @@ class Encoder(Protocol):
     modality: str
     default_batch_size: int
 
-    def encode_queries(self, texts: Sequence[str]) -> list[Encoded]:
-        ...
+    def encode_queries(self, texts: Sequence[str]) -> list[Encoded]: ...
 
-    def encode_documents(self, documents: Sequence, batch_size: int | None = None) -> list[Encoded]:
-        ...
+    def encode_documents(self, documents: Sequence, batch_size: int | None = None) -> list[Encoded]: ...
 
 
 def default_model_path() -> Path:
@@ -154,7 +150,6 @@ def read_json(path: Path) -> dict | list | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
 
 
 def fingerprint_model_dir(model_dir: Path) -> str:

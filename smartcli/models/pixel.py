@@ -32,8 +32,16 @@ class PixelEncoder:
     default_batch_size = defaults.PIXEL_BATCH_SIZE
     modality = PIXELS
 
-    def __init__(self, location: str, model_dir: Path, spec: str, name: str, device: str = "auto",
-                 max_pixels: int | None = None, dpi: float | None = None):
+    def __init__(
+        self,
+        location: str,
+        model_dir: Path,
+        spec: str,
+        name: str,
+        device: str = "auto",
+        max_pixels: int | None = None,
+        dpi: float | None = None,
+    ):
         import torch
 
         quiet_transformers()
@@ -42,7 +50,9 @@ class PixelEncoder:
         self.dtype = getattr(torch, self.half_dtype_name) if self.device.startswith("cuda") else torch.float32
         self.dpi = dpi
         if max_pixels is not None and not self.takes_max_pixels:
-            raise OptionError(f"{name} reads a fixed-size square; a pixel budget applies to Qwen-VL and SigLIP 2 NaFlex models", option="max_pixels")
+            raise OptionError(
+                f"{name} reads a fixed-size square; a pixel budget applies to Qwen-VL and SigLIP 2 NaFlex models", option="max_pixels"
+            )
         try:
             self._load(location, max_pixels)
         except OptionError:

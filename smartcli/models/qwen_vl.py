@@ -53,11 +53,7 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
 
 def chat_prompt(instruction: str, content: str) -> str:
     """What the Qwen-VL chat template renders for [system instruction, user content] plus the generation prompt."""
-    return (
-        f"<|im_start|>system\n{instruction}<|im_end|>\n"
-        f"<|im_start|>user\n{content}<|im_end|>\n"
-        f"<|im_start|>assistant\n"
-    )
+    return f"<|im_start|>system\n{instruction}<|im_end|>\n<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n"
 
 
 class QwenVLEncoder(PixelEncoder):
@@ -170,8 +166,7 @@ class Qwen3VLEmbeddingEncoder(QwenVLEncoder):
         extra = {}
         if pixel_values is not None:
             # Multimodal RoPE needs to know which positions hold image tokens.
-            extra = dict(pixel_values=pixel_values, image_grid_thw=grid,
-                         mm_token_type_ids=(input_ids == self.image_token_id).int())
+            extra = dict(pixel_values=pixel_values, image_grid_thw=grid, mm_token_type_ids=(input_ids == self.image_token_id).int())
         out = self.model(input_ids=input_ids, attention_mask=mask, use_cache=False, **extra)
         return out.last_hidden_state
 

@@ -108,7 +108,10 @@ def load_query_encoder(spec: str | None = None, device: str = "auto", options: d
         if model_dir is not None:
             shown = DEFAULT_MODEL_NAME if spec == DEFAULT_MODEL else spec
             encoder, reason = load_onnx_query_encoder(
-                Path(model_dir), spec, shown, on_export=lambda target: _log.warning("smart: exporting %s for torch-free queries (once) to %s", shown, target)
+                Path(model_dir),
+                spec,
+                shown,
+                on_export=lambda target: _log.warning("smart: exporting %s for torch-free queries (once) to %s", shown, target),
             )
             if encoder is not None:
                 _LOADED[key] = encoder

@@ -80,9 +80,7 @@ class SentenceTransformerTextEncoder:
         batch_size = batch_size or self.default_batch_size
         if not texts:
             return []
-        tokenized = self.tokenizer(
-            list(texts), add_special_tokens=False, return_offsets_mapping=True
-        )
+        tokenized = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
         return assemble(self, texts, tokenized, batch_size)
 
     def _forward(self, batch_ids: list[list[int]]):
@@ -108,9 +106,7 @@ def assemble(encoder, texts: Sequence[str], tokenized: dict, batch_size: int) ->
     first), and put each text's pooled vector and kept token states together. Shared by the
     torch encoder and the ONNX one (onnx_text.py), so that both cut and keep the same tokens."""
     windows = []  # (text index, content ids, spans)
-    for index, (ids, spans) in enumerate(
-        zip(tokenized["input_ids"], tokenized["offset_mapping"])
-    ):
+    for index, (ids, spans) in enumerate(zip(tokenized["input_ids"], tokenized["offset_mapping"])):
         if not ids:
             raise ValueError(f"text {index} has no tokens; text-less items are never encoded")
         for start in range(0, len(ids), encoder.window):

@@ -73,7 +73,7 @@ def load_judgments(path: str) -> list[JudgedQuery]:
                 qid, text = str(obj["qid"]), str(obj["query"])
                 relevant = {(str(r["file"]), int(r["page"])) for r in obj["relevant"]}
             except (ValueError, KeyError, TypeError):
-                raise JudgmentError(f"{where}: needs \"qid\", \"query\" and \"relevant\": [{{\"file\", \"page\"}}]") from None
+                raise JudgmentError(f'{where}: needs "qid", "query" and "relevant": [{{"file", "page"}}]') from None
             if qid in seen:
                 raise JudgmentError(f"{where}: duplicate qid {qid!r}")
             if not relevant:

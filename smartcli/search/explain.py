@@ -52,7 +52,6 @@ class TokenMatch:
         }
 
 
-
 def match_tokens(query: Encoded, query_text: str, item: LiveItem, segment, textual: bool = True, scored=None) -> list[TokenMatch]:
     """Per query token, the item token it matched best and the similarity (the MaxSim arg-max).
     ``textual``: the item's tokens have character spans in its text (not so for pixel models).
@@ -91,9 +90,7 @@ def _matches(query: Encoded, query_text: str, text: str, values, best, spans) ->
 
 def strong_spans(matches: list[TokenMatch]) -> list[tuple[int, int]]:
     """Spans of the matches worth showing: strong ones, on words rather than punctuation."""
-    return [
-        m.span for m in matches if m.span is not None and m.similarity >= STRONG_MATCH and any(map(_is_word_char, m.word or ""))
-    ]
+    return [m.span for m in matches if m.span is not None and m.similarity >= STRONG_MATCH and any(map(_is_word_char, m.word or ""))]
 
 
 def _slice(text: str, span) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 from smartcli.store.formats import BINARY_SHRINK
 
 # 256 byte values -> their 8 bits as ±1, most significant bit first (like np.packbits).
-_BYTE_SIGNS = (np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32) * 2.0 - 1.0)
+_BYTE_SIGNS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32) * 2.0 - 1.0
 # Tokens decoded and multiplied at once by the numpy path (bounds its float32 working set).
 _NUMPY_BLOCK = 16384
 

@@ -102,8 +102,14 @@ class QdrantSearcher:
         ids, offset = [], None
         while True:
             points, offset = self.call(
-                "read paths", self.client.scroll, self.collection, scroll_filter=base, limit=_SCROLL_PAGE,
-                offset=offset, with_payload=["path"], with_vectors=False,
+                "read paths",
+                self.client.scroll,
+                self.collection,
+                scroll_filter=base,
+                limit=_SCROLL_PAGE,
+                offset=offset,
+                with_payload=["path"],
+                with_vectors=False,
             )
             for p in points:
                 path = p.payload["path"]
@@ -117,7 +123,9 @@ class QdrantSearcher:
 
     # -- scoring ---------------------------------------------------------------------------------
 
-    def search_encoded(self, encoded: list[Encoded], weights: Weights, k: int, texts=None, scope: Scope = Scope(), min_score=None, snippets: bool = True):
+    def search_encoded(
+        self, encoded: list[Encoded], weights: Weights, k: int, texts=None, scope: Scope = Scope(), min_score=None, snippets: bool = True
+    ):
         flt = self.payload_filter(scope)
         results = []
         for qi, query in enumerate(encoded):
@@ -135,7 +143,17 @@ class QdrantSearcher:
             explained = self.explain(query, text, chosen) if snippets else [("", [], [])] * len(chosen)
             results.append(
                 [
-                    Hit(rank=r + 1, item=_item(c), score=float(fused[j]), anchor=c.anchor, late=c.late, snippet=s, highlights=h, matches=m, also=also[j])
+                    Hit(
+                        rank=r + 1,
+                        item=_item(c),
+                        score=float(fused[j]),
+                        anchor=c.anchor,
+                        late=c.late,
+                        snippet=s,
+                        highlights=h,
+                        matches=m,
+                        also=also[j],
+                    )
                     for r, (j, c, (s, h, m)) in enumerate(zip(order, chosen, explained))
                 ]
             )
@@ -149,11 +167,18 @@ class QdrantSearcher:
         tokens_q = query.tokens.astype(np.float32).tolist()
         n_q = query.tokens.shape[0]
         if not weights.needs_tokens:
-            points = self._deep_enough(lambda limit: models.QueryRequest(query=anchor_q, using="anchor", filter=flt, limit=limit, with_payload=True), k, weights)
+            points = self._deep_enough(
+                lambda limit: models.QueryRequest(query=anchor_q, using="anchor", filter=flt, limit=limit, with_payload=True), k, weights
+            )
             return [_Candidate(str(p.id), float(p.score), None, p.payload) for p in points]
         if weights.lambda_anchor == 0.0:
             # MaxSim alone scores every page (as locally): an exact scan of the rescoring vector.
-            late = self._deep_enough(lambda limit: models.QueryRequest(query=tokens_q, using="tokens", filter=flt, limit=limit, with_payload=True), k, weights, n_q)
+            late = self._deep_enough(
+                lambda limit: models.QueryRequest(query=tokens_q, using="tokens", filter=flt, limit=limit, with_payload=True),
+                k,
+                weights,
+                n_q,
+            )
             ids = [p.id for p in late]
             anchors = self._anchors(anchor_q, ids)
             return [_Candidate(str(p.id), anchors.get(str(p.id), 0.0), float(p.score) / n_q, p.payload) for p in late]
@@ -211,7 +236,14 @@ class QdrantSearcher:
         """Snippet, highlights and token matches of each hit, from its stored tokens and spans."""
         if not chosen:
             return []
-        points = self.call("retrieve points", self.client.retrieve, self.collection, ids=[c.pid for c in chosen], with_vectors=["tokens"], with_payload=["spans", "text"])
+        points = self.call(
+            "retrieve points",
+            self.client.retrieve,
+            self.collection,
+            ids=[c.pid for c in chosen],
+            with_vectors=["tokens"],
+            with_payload=["spans", "text"],
+        )
         by_id = {str(p.id): p for p in points}
         explained = []
         for c in chosen:
@@ -247,7 +279,13 @@ class QdrantSearcher:
         if page is not None:
             must.append(models.FieldCondition(key="page", match=models.MatchValue(value=page)))
         points, _ = self.call(
-            "read points", self.client.scroll, self.collection, scroll_filter=models.Filter(must=must), limit=2, with_payload=True, with_vectors=True
+            "read points",
+            self.client.scroll,
+            self.collection,
+            scroll_filter=models.Filter(must=must),
+            limit=2,
+            with_payload=True,
+            with_vectors=True,
         )
         if not points:
             raise SmartError(ErrorKind.NOT_FOUND, f"{path} is not in the collection {self.collection!r}", path=path)
@@ -285,8 +323,15 @@ def _copy_key(c: _Candidate) -> tuple:
 def _item(c: _Candidate) -> LiveItem:
     p = c.payload
     return LiveItem(
-        item_id=0, path=p["path"], page=int(p["page"]), kind=p.get("kind", "pdf"), segment="", row=-1,
-        n_tokens=int(p.get("n_tokens", 0)), text=p.get("text") or "", role=p.get("role") or BODY,
+        item_id=0,
+        path=p["path"],
+        page=int(p["page"]),
+        kind=p.get("kind", "pdf"),
+        segment="",
+        row=-1,
+        n_tokens=int(p.get("n_tokens", 0)),
+        text=p.get("text") or "",
+        role=p.get("role") or BODY,
     )
 
 

@@ -245,7 +245,9 @@ class Searcher:
     def __len__(self) -> int:
         return len(self.items)
 
-    def search(self, queries: list[str], weights: Weights, k: int = 10, scope: Scope = Scope(), min_score: float | None = None) -> list[list[Hit]]:
+    def search(
+        self, queries: list[str], weights: Weights, k: int = 10, scope: Scope = Scope(), min_score: float | None = None
+    ) -> list[list[Hit]]:
         """Queries encoded by this searcher's own encoder (tuning's), prepared as a query session
         prepares them (queries.py)."""
         from smartcli.search.queries import prepare_query
@@ -355,7 +357,11 @@ class Searcher:
     def navigation_penalty(self, columns: list[int], weights: Weights) -> np.ndarray:
         """Per column, what its fused score loses for being a contents or index page (scoring.navigation_penalty)."""
         share = navigation_penalty(weights)
-        return np.where(self.navigation[np.asarray(columns, dtype=np.int64)], np.float32(share), np.float32(0.0)) if len(columns) else np.zeros(0, np.float32)
+        return (
+            np.where(self.navigation[np.asarray(columns, dtype=np.int64)], np.float32(share), np.float32(0.0))
+            if len(columns)
+            else np.zeros(0, np.float32)
+        )
 
     def _distinct_top(self, fused_row, scored: Scored, qi: int, k: int, min_score: float | None):
         """The top ``k`` eligible columns scoring at least ``min_score``, copies folded (:func:`fold_copies`)."""
@@ -526,7 +532,9 @@ class Searcher:
                 if self.textual and item.text and query_text and segment.has_spans:
                     # The passage where the most query words meet (explain.best_passage).
                     start, stop = segment.token_range(item.row)
-                    snippet, highlights = best_passage(query, query_text, item.text, segment.tokens(start, stop), segment.spans(start, stop))
+                    snippet, highlights = best_passage(
+                        query, query_text, item.text, segment.tokens(start, stop), segment.spans(start, stop)
+                    )
                 else:
                     spans = [m.span for m in matches if m.span is not None]
                     strong = strong_spans(matches)
@@ -660,5 +668,3 @@ def _concat_stored(parts: list) -> StoredTokens:
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-

@@ -82,7 +82,13 @@ class Backend(Protocol):
         """The query adapter ``record`` names, or None."""
 
     def search_encoded(
-        self, encoded: list[Encoded], weights: Weights, k: int, texts: list[str] | None = None, scope: Scope = Scope(), min_score: float | None = None
+        self,
+        encoded: list[Encoded],
+        weights: Weights,
+        k: int,
+        texts: list[str] | None = None,
+        scope: Scope = Scope(),
+        min_score: float | None = None,
     ) -> list[list[Hit]]:
         """Each query's top ``k`` hits, copies folded (``fold_copies``), explained."""
 
@@ -173,7 +179,8 @@ class QuerySession:
         encoder = self._base_encoder
         if not encoder.info.consumes_pixels:
             raise SmartError(
-                ErrorKind.BAD_INPUT, f"image queries need a store built with an image model; this one uses {encoder.info.name}, which reads text"
+                ErrorKind.BAD_INPUT,
+                f"image queries need a store built with an image model; this one uses {encoder.info.name}, which reads text",
             )
         encoded = encoder.encode_documents([load_picture(encoder.pixel_cap)])
         return self._ranked(encoded, None, options)[0]

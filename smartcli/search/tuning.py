@@ -116,7 +116,7 @@ def load_user_pairs(path: str) -> list[tuple[str, str, int]]:
                 obj = json.loads(line)
                 found.append((str(obj["query"]), str(obj["file"]), int(obj["page"])))
             except (ValueError, KeyError, TypeError):
-                raise SmartError(ErrorKind.BAD_INPUT, f"{path}:{number}: needs \"query\", \"file\" and \"page\"", path=path) from None
+                raise SmartError(ErrorKind.BAD_INPUT, f'{path}:{number}: needs "query", "file" and "page"', path=path) from None
             if not found[-1][0].strip():
                 raise SmartError(ErrorKind.BAD_INPUT, f"{path}:{number}: the query is empty", path=path)
     return found
@@ -291,7 +291,9 @@ def tune(
     started = time.monotonic()
     if len(pairs) < defaults.TUNE_MIN_PAIRS:
         raise SmartError(
-            ErrorKind.BAD_INPUT, f"{len(pairs)} usable pairs; at least {defaults.TUNE_MIN_PAIRS} are needed to learn anything", pairs=len(pairs)
+            ErrorKind.BAD_INPUT,
+            f"{len(pairs)} usable pairs; at least {defaults.TUNE_MIN_PAIRS} are needed to learn anything",
+            pairs=len(pairs),
         )
     train, held = split_pairs(pairs)
     encoder = searcher.encoder

@@ -33,7 +33,6 @@ TARGET_SEGMENT_TOKENS = 1 << 17
 SMALL_SEGMENT_TOKENS = TARGET_SEGMENT_TOKENS // 8
 
 
-
 @dataclass
 class CompactionResult:
     segments_rewritten: int = 0
@@ -49,7 +48,6 @@ class CompactionResult:
     store_bytes_before: int = 0
     bytes_after_grace: int = 0
     grace_seconds: float = 0
-
 
     damaged: list = field(default_factory=list)  # Damage of segments left out of the rewrite, untouched
 
@@ -103,7 +101,8 @@ def compact(store: Store) -> CompactionResult:
             chosen.append(segment)
     if len(chosen) == 1 and damage and chosen[0]["live_rows"] == chosen[0]["rows"] and chosen[0].get("checked", True):
         chosen = []  # it was chosen to be merged with the damaged one: nothing to gain alone
-    result = CompactionResult(damaged=damage,
+    result = CompactionResult(
+        damaged=damage,
         segments_rewritten=len(chosen),
         dead_rows_dropped=sum(s["rows"] - s["live_rows"] for s in chosen),
         bytes_before=sum(s["bytes"] for s in chosen),

@@ -43,7 +43,7 @@ def schema1_note(sentence: str) -> tuple[Note, str | None]:
         return SCHEMA1_NOTES[sentence], None
     for prefix, note in SCHEMA1_PREFIXES.items():
         if sentence.startswith(prefix):
-            return note, sentence[len(prefix):]
+            return note, sentence[len(prefix) :]
     if sentence == "OCR failed":
         return Note.OCR_FAILED, None
     return Note.PAGE_UNREADABLE, sentence

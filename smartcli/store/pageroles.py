@@ -42,9 +42,7 @@ MIN_ENTRY_SHARE = 0.12
 MIN_RISING = 0.85
 
 # Outline headings that name contents or index pages (compared lower-cased, numbering stripped).
-_CONTENTS_TITLES = re.compile(
-    r"^(?:(?:short |table of |detailed )?contents|list of (?:figures|tables|listings|examples|illustrations))$"
-)
+_CONTENTS_TITLES = re.compile(r"^(?:(?:short |table of |detailed )?contents|list of (?:figures|tables|listings|examples|illustrations))$")
 _INDEX_TITLES = re.compile(r"^(?:[\w-]+ )?index(?:es)?(?:, [\w -]+| of [\w -]+)?$")
 _NUMBERING = re.compile(r"^\s*(?:[0-9]+(?:\.[0-9]+)*\.?|[A-Z]\.|[IVXLC]+\.?)\s+")
 # Only entries this high in the outline name front or back matter.

@@ -50,6 +50,7 @@ MULTIVECTOR_FLOATS = 1_048_576
 QDRANT_FORMATS = ("float16", "float32", "scalar", "binary")
 _NAMESPACE = uuid.UUID("5a3c1f2e-16d0-4b8e-9b0a-51a7c0ffee16")
 
+
 def point_id(path: str, page: int) -> str:
     """The stable id of the point of ``page`` of ``path``."""
     return str(uuid.uuid5(_NAMESPACE, f"{path}\x00{page}"))
@@ -221,7 +222,9 @@ class Retrying:
             except Exception as exc:  # noqa: BLE001 - sorted into transient and not below
                 if not _transient(exc):
                     if isinstance(exc, UnexpectedResponse):
-                        raise SmartError(ErrorKind.BACKEND_UNAVAILABLE, f"Qdrant at {self.target.location} refused to {what}: {_first(exc)}") from None
+                        raise SmartError(
+                            ErrorKind.BACKEND_UNAVAILABLE, f"Qdrant at {self.target.location} refused to {what}: {_first(exc)}"
+                        ) from None
                     raise
                 if attempt == self.target.retries:
                     raise SmartError(

@@ -92,7 +92,9 @@ class Damage(NamedTuple):
 def damaged(name: str, problem: str, dataset: str | None = None, roots=None) -> StoreDamaged:
     """The error of a damaged segment; ``details`` name it (``segment``, ``dataset``)."""
     where = f"{dataset} " if dataset else ""
-    return StoreDamaged(f"segment {name}.h5 is damaged: {where}{problem}", segment=name, dataset=dataset, problem=problem, roots=roots or [])
+    return StoreDamaged(
+        f"segment {name}.h5 is damaged: {where}{problem}", segment=name, dataset=dataset, problem=problem, roots=roots or []
+    )
 
 
 class StoredTokens(NamedTuple):

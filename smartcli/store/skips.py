@@ -79,12 +79,12 @@ def skip_code(reason: str | None) -> tuple[Skip | None, str | None]:
     if not reason:
         return None, None
     if reason.startswith(_FIXED[Skip.NOT_GZIP]):
-        return Skip.NOT_GZIP, reason[len(_FIXED[Skip.NOT_GZIP]):] or None
+        return Skip.NOT_GZIP, reason[len(_FIXED[Skip.NOT_GZIP]) :] or None
     if reason.endswith(" has no pages"):
         return Skip.NO_PAGES, reason
     for code, prefix, marker in _PREFIXES:
         if reason.startswith(prefix) and (marker is None or marker in reason):
-            return code, reason[len(prefix):] or None
+            return code, reason[len(prefix) :] or None
     return Skip.UNREADABLE, reason
 
 

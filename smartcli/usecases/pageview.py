@@ -86,7 +86,10 @@ def _heat(model, item, matches) -> dict | None:
     for m in matches:
         if 0 <= m.doc_token < len(cells) and (cells[m.doc_token] is None or m.similarity > cells[m.doc_token]):
             cells[m.doc_token] = round(m.similarity, 6)
-    tokens = [{"token": i, "query_token": m.query_token, "patch": m.doc_token, "similarity": round(m.similarity, 6)} for i, m in enumerate(matches)]
+    tokens = [
+        {"token": i, "query_token": m.query_token, "patch": m.doc_token, "similarity": round(m.similarity, 6)}
+        for i, m in enumerate(matches)
+    ]
     return dict(grid, cells=cells, tokens=tokens)
 
 
@@ -97,7 +100,15 @@ def _word_marks(words, matches) -> list[dict]:
     marked = []
     for i, m in enumerate(matches):
         boxes = [] if m.span is None else boxes_of_span(words, m.span)
-        marked.append({"token": i, "query_token": m.query_token, "word": m.word, "similarity": round(m.similarity, 6), "boxes": [list(b) for b in boxes]})
+        marked.append(
+            {
+                "token": i,
+                "query_token": m.query_token,
+                "word": m.word,
+                "similarity": round(m.similarity, 6),
+                "boxes": [list(b) for b in boxes],
+            }
+        )
     return marked
 
 

@@ -71,15 +71,24 @@ def sync(root: Path, options: SyncOptions, events: UpdateEvents):
             if events.wants_progress:
                 events.started(len(reads.live_items(store)))
             return sync_store(
-                store, client, target, options.collection, options.collection_settings(), options.batch_points, options.max_tokens,
-                report=events.message, progress=events.pages_done,
+                store,
+                client,
+                target,
+                options.collection,
+                options.collection_settings(),
+                options.batch_points,
+                options.max_tokens,
+                report=events.message,
+                progress=events.pages_done,
             )
         finally:
             if target.local:
                 release(target)
 
 
-def open_collection(qdrant: str | None, collection: str, api_key: str | None, candidates: int | None, timeout: float | None, retries: int | None):
+def open_collection(
+    qdrant: str | None, collection: str, api_key: str | None, candidates: int | None, timeout: float | None, retries: int | None
+):
     """A collection filled by :func:`sync`, as a query session's backend (search/qdrant.py)."""
     require_client()
     from smartcli.search.qdrant import QdrantSearcher

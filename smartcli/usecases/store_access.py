@@ -25,7 +25,9 @@ def locate(path: str | os.PathLike | None, create: bool) -> tuple[Path, bool]:
     try:
         found = (root / CATALOG).exists()
     except PermissionError:  # another user's store this user may not even look into
-        raise SmartError(ErrorKind.PERMISSION_DENIED, f"no permission to read the store at {root} (permission denied)", path=str(root)) from None
+        raise SmartError(
+            ErrorKind.PERMISSION_DENIED, f"no permission to read the store at {root} (permission denied)", path=str(root)
+        ) from None
     if found:
         return root, False
     if not create:

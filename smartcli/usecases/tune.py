@@ -52,12 +52,16 @@ class TuneRequest:
         from smartcli.search.tuning import INITS
 
         if self.init not in INITS:
-            raise SmartError(ErrorKind.BAD_OPTION, f"unknown adapter initialisation {self.init!r} (known: {', '.join(INITS)})", option="init")
+            raise SmartError(
+                ErrorKind.BAD_OPTION, f"unknown adapter initialisation {self.init!r} (known: {', '.join(INITS)})", option="init"
+            )
         if not self.outline and self.pairs is None and not self.body:
             raise SmartError(ErrorKind.BAD_OPTION, "with the outlines left out, pairs must be given", option="outline")
 
 
-def tune(root: Path, request: TuneRequest, device: str, chunk_size: int | None, candidates: int | None, wait: bool, events: UpdateEvents) -> TuneSummary:
+def tune(
+    root: Path, request: TuneRequest, device: str, chunk_size: int | None, candidates: int | None, wait: bool, events: UpdateEvents
+) -> TuneSummary:
     """Learn on a snapshot of the store (read while training), then record what beat the untuned
     search on the held-back pairs under the write lock (``wait``: wait for another writer)."""
     from smartcli.models.registry import load_encoder
@@ -72,7 +76,9 @@ def tune(root: Path, request: TuneRequest, device: str, chunk_size: int | None, 
             raise StoreMissing(f"the index at {root} is empty", kind=ErrorKind.STORE_EMPTY)
         encoder = load_encoder(info.spec, device, info.extra)
         check_same_model(info, encoder.info, root)
-        searcher = Searcher(store, encoder, device=device, chunk_size=chunk_size, cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=candidates)
+        searcher = Searcher(
+            store, encoder, device=device, chunk_size=chunk_size, cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=candidates
+        )
         used, counts = _gather_pairs(searcher, request, raw_user, events)
         result = learn(searcher, used, request.adapter, events.message, guard=request.guard, init=request.init)
     counts.update(used=result.pairs, train=result.train_pairs, held_back=result.held_back_pairs)
@@ -102,7 +108,9 @@ def _gather_pairs(searcher, request: TuneRequest, raw_user: list, events: Update
         used += [Pair(query, pages) for query, pages in found]
         counts["outline"] = report.as_json()
         dropped = ", ".join(f"{n} {k}" for k, n in sorted(report.dropped.items())) or "none"
-        events.message(f"{report.pairs} pairs from the outlines of {report.with_outline} of {report.files} PDFs ({report.entries} entries; dropped: {dropped})")
+        events.message(
+            f"{report.pairs} pairs from the outlines of {report.with_outline} of {report.files} PDFs ({report.entries} entries; dropped: {dropped})"
+        )
     if request.body:
         cut = body_pairs([(item.path, item.page, item.text) for item in searcher.items])
         used += [Pair(b.query, {(b.path, b.page)}, "body", b.hidden) for b in cut]

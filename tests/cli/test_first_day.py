@@ -223,10 +223,15 @@ def test_status_unencoded_lists_the_pages_without_vectors_and_why(tmp_path, samp
     status = run_smart("status", "--store", store, check=True).stdout
     assert "3 page holds no words and no picture" in status and "--unencoded" in status
     listed = run_smart("status", "--store", store, "--unencoded", env={"COLUMNS": "300"}, check=True)
-    assert listed.stdout.splitlines() == [f"{docs / 'gaps.pdf'}:2-3  page holds no words and no picture", f"{docs / 'gaps.pdf'}:5  page holds no words and no picture"]
+    assert listed.stdout.splitlines() == [
+        f"{docs / 'gaps.pdf'}:2-3  page holds no words and no picture",
+        f"{docs / 'gaps.pdf'}:5  page holds no words and no picture",
+    ]
     data = json.loads(run_smart("status", "--store", store, "--unencoded", "--json", check=True).stdout)
     assert data["store"] == str(store)
-    assert [(r["page"], r["note"], r["reason"]) for r in data["unencoded"]] == [(n, "blank_page", "page holds no words and no picture") for n in (2, 3, 5)]
+    assert [(r["page"], r["note"], r["reason"]) for r in data["unencoded"]] == [
+        (n, "blank_page", "page holds no words and no picture") for n in (2, 3, 5)
+    ]
 
     sample, corpus = sample_store  # images indexed by a text model: one line each, no page
     images = run_smart("status", "--store", sample, "--unencoded", env={"COLUMNS": "300"}, check=True).stdout.splitlines()

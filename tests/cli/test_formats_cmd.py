@@ -94,5 +94,8 @@ def test_a_gzip_bomb_is_skipped_with_its_reason_and_the_run_goes_on(tmp_path):
     assert summary["added"] == 1
     [skipped] = summary["skipped"]
     assert skipped["path"].endswith("bomb.pdf.gz")
-    assert skipped["reason"] == f"decompresses to more than {defaults.MAX_DECOMPRESSED_BYTES >> 20} MB (refused as a possible decompression bomb)"
+    assert (
+        skipped["reason"]
+        == f"decompresses to more than {defaults.MAX_DECOMPRESSED_BYTES >> 20} MB (refused as a possible decompression bomb)"
+    )
     assert sum("bomb.pdf.gz" in line for line in result.stderr.splitlines()) == 1

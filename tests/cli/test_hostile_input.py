@@ -46,9 +46,13 @@ def test_each_bad_queries_line_gets_its_error_object_and_the_rest_are_answered(e
         b"\xff\n"
         b'{"query":"sourdough"}\n'
         b'{"query":"\\ud800"}\n'
-        + b'{"query": ' + b"[" * 100_000 + b"\n"
-        + b'{"query":' * 100_000 + b"\n"
-        + b"x" * (defaults.MAX_QUERY_LINE_BYTES + 10) + b"\n"
+        + b'{"query": '
+        + b"[" * 100_000
+        + b"\n"
+        + b'{"query":' * 100_000
+        + b"\n"
+        + b"x" * (defaults.MAX_QUERY_LINE_BYTES + 10)
+        + b"\n"
         + b'{"qid": "last", "query": "starter"}\n'
     )
     result = run_smart("search", "--queries", "-", "--store", escapes_store, "-k", "1", input=lines)
@@ -72,7 +76,9 @@ def test_a_huge_query_is_cut_to_the_token_cap_with_a_warning(escapes_store):
     assert json.loads(result.stdout)["results"][0]["file"] == "bread.pdf"
 
 
-@pytest.mark.parametrize("option, value", [("--lambda-late", "nan"), ("--lambda-late", "inf"), ("--lambda-anchor", "-inf"), ("--min-score", "nan")])
+@pytest.mark.parametrize(
+    "option, value", [("--lambda-late", "nan"), ("--lambda-late", "inf"), ("--lambda-anchor", "-inf"), ("--min-score", "nan")]
+)
 def test_nan_and_infinite_weights_are_refused(escapes_store, option, value):
     result = run_smart("search", "sourdough", "--store", escapes_store, option, value)
     assert result.returncode == 2

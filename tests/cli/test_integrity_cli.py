@@ -52,14 +52,16 @@ def test_search_skips_a_damaged_segment_with_one_warning_per_run(three_segments,
     store = copy_store(three_segments, tmp_path / "store")
     c = segment_files(store)[2]
     flip_in_dataset(c, "offsets", element=1, byte=6, bit=3)
-    queries = "ferry timetable\nharbor route\n{\"query\": \"timetable\"}\n"
+    queries = 'ferry timetable\nharbor route\n{"query": "timetable"}\n'
     # A real process: before the fix, the first query was "unexpected error" (exit 1).
     result = run_smart_process("search", "--queries", "-", "--store", store, "--json", input=queries)
     assert result.returncode == 0, result.stderr
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(answers) == 3 and all(sorted(r["file"] for r in a["results"]) == ["a.pdf", "b.pdf"] for a in answers)
     warned = [line for line in result.stderr.splitlines() if line.startswith("smart:")]
-    assert warned == [f"smart: segment {c.stem}.h5 is damaged: offsets fails its checksum (Fletcher-32); its 1 page(s) are left out of the results (the rest of the store answers)"]
+    assert warned == [
+        f"smart: segment {c.stem}.h5 is damaged: offsets fails its checksum (Fletcher-32); its 1 page(s) are left out of the results (the rest of the store answers)"
+    ]
 
 
 def test_compact_leaves_a_damaged_segment_out_and_says_so(three_segments, tmp_path):
@@ -68,7 +70,10 @@ def test_compact_leaves_a_damaged_segment_out_and_says_so(three_segments, tmp_pa
     flip_in_dataset(b, "spans", element=0, byte=1, bit=2)
     result = run_smart("compact", "--store", store)
     assert result.returncode == 1
-    assert f"smart: segment {b.stem}.h5 is damaged (spans: row 0 differs from what was written (CRC-32)): left out of the compaction, as it is" in result.stderr
+    assert (
+        f"smart: segment {b.stem}.h5 is damaged (spans: row 0 differs from what was written (CRC-32)): left out of the compaction, as it is"
+        in result.stderr
+    )
     assert result.stdout.startswith("2 segment(s) rewritten into 1")
     assert b.exists()
     found = run_smart("search", "ferry timetable", "--store", store, "--json")

@@ -57,7 +57,12 @@ def test_add_modify_delete_rename_copy_encode_only_new_content(tmp_path):
 
     second = index_json(corpus, store, "--ocr", "never")
     assert {k: second[k] for k in ("added", "updated", "removed", "moved", "copied", "unchanged")} == {
-        "added": 1, "updated": 1, "removed": 1, "moved": 1, "copied": 1, "unchanged": 4,
+        "added": 1,
+        "updated": 1,
+        "removed": 1,
+        "moved": 1,
+        "copied": 1,
+        "unchanged": 4,
     }
     # Only the new file's page and the changed file's page went through the model; the
     # touched file was hashed, found identical, and not read again.

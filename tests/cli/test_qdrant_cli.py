@@ -14,19 +14,25 @@ def test_index_search_and_sync_through_qdrant(tmp_path):
     corpus = tmp_path / "corpus"
     shutil.copytree(SAMPLE_CORPUS / "hobbies", corpus)
     store, db = tmp_path / "store", tmp_path / "db"
-    indexed = run_smart("index", corpus, "--store", store, "--ocr", "never", "--token-dtype", "float16", "--qdrant", db, "--collection", "c", "--json")
+    indexed = run_smart(
+        "index", corpus, "--store", store, "--ocr", "never", "--token-dtype", "float16", "--qdrant", db, "--collection", "c", "--json"
+    )
     assert indexed.returncode == 0, indexed.stderr
     summary = json.loads(indexed.stdout)
     assert summary["qdrant"]["upserted"] == summary["pages_encoded"] > 0
     for extra in ([], ["--mode", "late"], ["--glob", "*.pdf", "-k", "3"]):
         local = json.loads(run_smart("search", "tyre pressure", "--store", store, "--json", *extra, check=True).stdout)
         remote = json.loads(run_smart("search", "tyre pressure", "--qdrant", db, "--collection", "c", "--json", *extra, check=True).stdout)
-        assert [(r["path"], r["page"], r["snippet"]) for r in local["results"]] == [(r["path"], r["page"], r["snippet"]) for r in remote["results"]]
+        assert [(r["path"], r["page"], r["snippet"]) for r in local["results"]] == [
+            (r["path"], r["page"], r["snippet"]) for r in remote["results"]
+        ]
         assert all(abs(a["score"] - b["score"]) < 1e-3 for a, b in zip(local["results"], remote["results"]))
     # A removed file leaves the collection with the next `smart index --qdrant`.
     gone = sorted(corpus.glob("*.pdf"))[0]
     gone.unlink()
-    again = json.loads(run_smart("index", corpus, "--store", store, "--ocr", "never", "--qdrant", db, "--collection", "c", "--json", check=True).stdout)
+    again = json.loads(
+        run_smart("index", corpus, "--store", store, "--ocr", "never", "--qdrant", db, "--collection", "c", "--json", check=True).stdout
+    )
     assert again["removed"] == 1 and again["qdrant"]["deleted"] > 0 and again["qdrant"]["upserted"] == 0
     files = run_smart("search", "tyre pressure", "--qdrant", db, "--collection", "c", "-l", "-k", "20", check=True).stdout
     assert str(gone) not in files

@@ -148,7 +148,10 @@ def test_piped_output_at_80_and_120_columns_keeps_paths_whole_and_hits_short(sam
     for columns in ("80", "120"):
         result = subprocess.run(
             [sys.executable, "-m", "smartcli", "search", "tyre pressure", "--store", str(store), "-k", "4"],
-            cwd=corpus.parent, env=dict(env, COLUMNS=columns), capture_output=True, text=True,
+            cwd=corpus.parent,
+            env=dict(env, COLUMNS=columns),
+            capture_output=True,
+            text=True,
         )
         assert result.returncode == 0, result.stderr
         assert "sample_corpus/hobbies/bicycle-maintenance.pdf:1" in result.stdout

@@ -77,7 +77,9 @@ def test_search_api_returns_what_smart_search_json_prints(served):
     for options, flags in (({}, []), ({"explain": "1"}, ["--explain"]), ({"k": "3", "mode": "pooled"}, ["-k", "3", "--mode", "pooled"])):
         # A warm process, as the server is (`--queries` keeps the compiled 1-bit kernel, which agrees
         # with a one-query run's numpy path to 1e-5 but may name another token of a near-tie).
-        printed = json.loads(run_smart("search", "--queries", "-", "--store", store, "--json", *flags, input=QUERY + "\n", check=True).stdout)
+        printed = json.loads(
+            run_smart("search", "--queries", "-", "--store", store, "--json", *flags, input=QUERY + "\n", check=True).stdout
+        )
         answer = api(app, QUERY, **options)
         assert without_extras(answer) == rounded(printed)
         for result in answer["results"]:
@@ -87,11 +89,15 @@ def test_search_api_returns_what_smart_search_json_prints(served):
 
 def test_scope_and_like_follow_the_cli(served):
     app, store, corpus = served
-    printed = json.loads(run_smart("search", "wifi", "--store", store, "--json", "--glob", "*.pdf", "--kind", "pdf", "-k", "4", check=True).stdout)
+    printed = json.loads(
+        run_smart("search", "wifi", "--store", store, "--json", "--glob", "*.pdf", "--kind", "pdf", "-k", "4", check=True).stdout
+    )
     assert without_extras(api(app, "wifi", glob="*.pdf", kind="pdf", k="4")) == rounded(printed)
     first = api(app, QUERY, k="1")["results"][0]
     like = get(app, f"/api/search?like={first['id']}&k=3").json()
-    printed = json.loads(run_smart("search", "--like", f"{first['path']}:{first['page']}", "--store", store, "--json", "-k", "3", check=True).stdout)
+    printed = json.loads(
+        run_smart("search", "--like", f"{first['path']}:{first['page']}", "--store", store, "--json", "-k", "3", check=True).stdout
+    )
     assert like["like"] == dict(printed["like"], id=first["id"])
     assert [r["path"] for r in like["results"]] == [r["path"] for r in printed["results"]]
 
@@ -188,7 +194,7 @@ def test_a_file_swapped_for_a_link_out_of_the_indexed_folders_is_404(tmp_path):
 def test_a_hostile_file_name_reaches_the_page_escaped(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    hostile = "<img src=x onerror=alert(1)>\x1b[31m&amp;\".pdf"
+    hostile = '<img src=x onerror=alert(1)>\x1b[31m&amp;".pdf'
     shutil.copy(SAMPLE_CORPUS / "houseplants.pdf", corpus / hostile)
     store = tmp_path / "store"
     run_smart("index", corpus, "--store", store, "--ocr", "never", check=True)

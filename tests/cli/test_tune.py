@@ -82,7 +82,10 @@ def test_user_pairs_and_their_errors(tuned_copy, tmp_path):
     assert run_smart("tune", "--store", store, "--no-outline").returncode == 2
 
     pairs = tmp_path / "pairs.jsonl"
-    lines = [{"query": "pump up the tyres", "file": "bicycle-maintenance.pdf", "page": 1}, {"query": "nowhere", "file": "missing.pdf", "page": 1}]
+    lines = [
+        {"query": "pump up the tyres", "file": "bicycle-maintenance.pdf", "page": 1},
+        {"query": "nowhere", "file": "missing.pdf", "page": 1},
+    ]
     pairs.write_text("\n".join(map(json.dumps, lines)) + "\n")
     ran = run_smart("tune", "--store", store, "--pairs", pairs, "--no-outline")
     assert ran.returncode == 2 and "1 usable pairs" in ran.stderr and "--pairs" in ran.stderr

@@ -76,8 +76,16 @@ def test_a_broken_image_is_skipped_with_its_reason(tiny_checkpoints, tmp_path):
 
 
 def test_large_vision_language_batches_are_split_to_bound_token_memory(tiny_checkpoints, mixed_corpus, tmp_path, monkeypatch):
-    real = ModelInfo(spec="Qwen/Qwen3-VL-Embedding-2B", name="q", fingerprint="0", family="qwen3_vl", dims=2048,
-                     pooling="lasttoken", max_length=1830, consumes_pixels=True)
+    real = ModelInfo(
+        spec="Qwen/Qwen3-VL-Embedding-2B",
+        name="q",
+        fingerprint="0",
+        family="qwen3_vl",
+        dims=2048,
+        pooling="lasttoken",
+        max_length=1830,
+        consumes_pixels=True,
+    )
     real_encoder = type("Loaded", (), {"info": real})()
     assert pixel_indexing.pages_per_batch(real_encoder, 128, "float16") == 35  # 256 MB of float16 states
     assert pixel_indexing.pages_per_batch(real_encoder, 128, "int8") == 17  # held as float32 until quantized
@@ -192,5 +200,7 @@ def test_rendering_a_page_for_an_image_model_is_bounded_and_the_file_skipped_and
     assert [(s.path.rsplit("/", 1)[1], s.reason) for s in summary.skipped] == [("a-squares.pdf", "took longer than 2 s to render page 1")]
     # Remembered: the next run does not render it again until it changes.
     again, _ = plan_changes(store, [str(docs)])
-    assert [s.reason for s in again.skipped] == ["took longer than 2 s to render page 1 (on an earlier run; not read again until the file changes)"]
+    assert [s.reason for s in again.skipped] == [
+        "took longer than 2 s to render page 1 (on an earlier run; not read again until the file changes)"
+    ]
     store.close()

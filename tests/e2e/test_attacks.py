@@ -30,7 +30,9 @@ def test_a_pdf_whose_text_never_ends_is_skipped_remembered_and_the_rest_committe
     assert f"smart: skipped {docs / 'a-bomb.pdf'}: took longer than 10 s to read" in first.stderr
     assert time.monotonic() - started < 240
     with sqlite3.connect(store / "catalog.sqlite") as conn:  # stored as a code, not the sentence
-        assert conn.execute("SELECT reason, reason_detail FROM files WHERE status = 'skipped'").fetchall() == [("read_timeout", "10 s to read")]
+        assert conn.execute("SELECT reason, reason_detail FROM files WHERE status = 'skipped'").fetchall() == [
+            ("read_timeout", "10 s to read")
+        ]
 
     hits = run_smart_process("search", "sourdough", "--store", store, "--json", check=True)
     assert "b-good.pdf" in hits.stdout
@@ -201,7 +203,11 @@ def test_files_of_an_unmounted_subfolder_are_not_removed(small_disk, tmp_path):
     summary = json.loads(again.stdout)
     assert summary["removed"] == 0
     assert [(s["path"], s["code"], s["reason"]) for s in summary["skipped"]] == [
-        (str(usb), "not_mounted", "was a mounted file system when indexed and that file system is not mounted there now; its files stay in the index")
+        (
+            str(usb),
+            "not_mounted",
+            "was a mounted file system when indexed and that file system is not mounted there now; its files stay in the index",
+        )
     ]
     assert searched_files(store) == [f"note{i}.pdf" for i in range(5)]
 

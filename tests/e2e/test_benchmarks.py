@@ -84,7 +84,11 @@ def test_search_latency_smoke(tmp_path):
 def test_token_formats_smoke(judged):
     out = run_benchmark("token_formats.py", "--smoke", "--corpus", ROOT / "sample_corpus", "--queries", judged)
     lines = out.splitlines()
-    assert lines[1].startswith("format") and any(line.startswith("binary") for line in lines) and any(line.startswith("float16") for line in lines)
+    assert (
+        lines[1].startswith("format")
+        and any(line.startswith("binary") for line in lines)
+        and any(line.startswith("float16") for line in lines)
+    )
 
 
 def test_two_stage_and_bm25_smoke(sample_store, judged):

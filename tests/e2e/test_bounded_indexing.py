@@ -53,7 +53,20 @@ def test_a_run_killed_inside_a_long_file_commits_none_of_it_and_the_next_run_enc
     docs.mkdir()
     long_pdf(docs / "ledger.pdf", 48)
     store = tmp_path / "store"
-    command = [sys.executable, "-m", "smartcli", "index", str(docs), "--store", str(store), "--ocr", "never", "--batch-pages", "8", "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "smartcli",
+        "index",
+        str(docs),
+        "--store",
+        str(store),
+        "--ocr",
+        "never",
+        "--batch-pages",
+        "8",
+        "--json",
+    ]
     proc = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
@@ -135,7 +148,9 @@ print(json.dumps({"summary": summary.as_json(), "loaded": [m for m in heavy if m
 
 
 def update_in_a_process(store: Path, docs: Path, ocr: str) -> tuple[dict, list[str]]:
-    result = subprocess.run([sys.executable, "-c", UPDATE_SCRIPT, str(store), str(docs), ocr], capture_output=True, text=True, cwd=ROOT, env=ENV)
+    result = subprocess.run(
+        [sys.executable, "-c", UPDATE_SCRIPT, str(store), str(docs), ocr], capture_output=True, text=True, cwd=ROOT, env=ENV
+    )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     return answer["summary"], answer["loaded"]
@@ -200,7 +215,9 @@ def test_pages_without_text_are_read_again_only_when_the_ocr_mode_lets_them_be_r
     assert first["not_encoded"] == {"no_text_layer": 2, "blank_page": 1}, first
     again, loaded = update_in_a_process(store, docs, "never")
     assert (again["updated"], again["unchanged"]) == (0, 1) and loaded == [], again
-    plan = json.loads(run_smart_process("index", docs, "--store", store, "--ocr", "never", "--dry-run", "--json", env=ENV, check=True).stdout)
+    plan = json.loads(
+        run_smart_process("index", docs, "--store", store, "--ocr", "never", "--dry-run", "--json", env=ENV, check=True).stdout
+    )
     assert (plan["update"], plan["unchanged"]) == ([], 1)
     if resolve_settings("auto", "eng", 1).missing_languages:
         return

@@ -59,9 +59,7 @@ def index_uninterrupted(corpus, root, encoder):
 
 
 def start_index(corpus, store) -> subprocess.Popen:
-    return subprocess.Popen(
-        index_command(corpus, store), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=ENV
-    )
+    return subprocess.Popen(index_command(corpus, store), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=ENV)
 
 
 def catalog_value(store: Path, sql: str):
@@ -165,7 +163,9 @@ def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_run(tmp_pa
         if kind == "start-up":
             hit = kill_when(proc, lambda: True, delay)
         else:
-            hit = kill_when(proc, lambda threshold=threshold: (catalog_value(killed, "SELECT COUNT(*) FROM items") or 0) >= threshold, delay)
+            hit = kill_when(
+                proc, lambda threshold=threshold: (catalog_value(killed, "SELECT COUNT(*) FROM items") or 0) >= threshold, delay
+            )
         hits.append(hit)
         now = check_consistent(killed, versions)
         assert now >= committed, "a kill lost committed pages"

@@ -55,7 +55,9 @@ def test_stopping_smart_index_stops_its_ocr_workers(tmp_path, stop):
     with open(tmp_path / "err", "w") as err:  # not a pipe: a surviving worker would hold it open
         smart = subprocess.Popen(
             [sys.executable, "-m", "smartcli", "index", str(tmp_path / "long-scan.pdf"), "--store", str(tmp_path / "store")],
-            stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            cwd=ROOT,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
         )
         try:
@@ -86,8 +88,7 @@ def test_a_page_that_hangs_ocr_skips_its_file_and_the_other_pages_are_read(tmp_p
     scan = tmp_path / "scan.pdf"
     write_image_only_pdf(scan, [SCANNED])
     records = [
-        FileRecord(str(path), "pdf", 1, 1, None, [PageRecord(1, None, None, Note.NO_TEXT_LAYER, pictured=True)])
-        for path in (bomb, scan)
+        FileRecord(str(path), "pdf", 1, 1, None, [PageRecord(1, None, None, Note.NO_TEXT_LAYER, pictured=True)]) for path in (bomb, scan)
     ]
     with OcrRunner(settings, timeout=5) as runner:
         for record in records:

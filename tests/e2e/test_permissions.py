@@ -68,7 +68,11 @@ def smart_as_other_user(other_user, *args):
     env = dict(os.environ, HOME=tempfile.gettempdir(), PYTHONDONTWRITEBYTECODE="1")
     return subprocess.run(
         [*prefix, sys.executable, "-m", "smartcli", *map(str, args)],
-        capture_output=True, text=True, cwd=ROOT, env=env, preexec_fn=preexec,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        preexec_fn=preexec,
     )
 
 

@@ -48,7 +48,10 @@ def test_ctrl_c_says_how_many_files_were_committed_and_the_next_run_resumes(tmp_
     store = tmp_path / "store"
     smart = subprocess.Popen(
         [sys.executable, "-m", "smartcli", "index", str(tmp_path / "docs"), "--store", str(store), "--ocr", "never", "--batch-pages", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
         env={**__import__("os").environ, "SMART_PROGRESS_SECONDS": "0.2"},
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
     )

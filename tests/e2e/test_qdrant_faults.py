@@ -30,7 +30,10 @@ def _sync_killed_after(store, db, points: int) -> bool:
     """Start a sync one point per batch and kill -9 it once ``points`` are acknowledged."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "smartcli", "sync", "--store", str(store), "--qdrant", str(db), "--collection", "c", "--batch-points", "1"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:

@@ -114,7 +114,9 @@ def api(served, query):
 
     token = re.search(r"token=([\w-]+)", served.url)
     headers = {"Authorization": f"Bearer {token.group(1)}"} if token else {}
-    with urllib.request.urlopen(urllib.request.Request(f"{served.base}/api/search?explain=1&q={quote(query)}", headers=headers)) as response:
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{served.base}/api/search?explain=1&q={quote(query)}", headers=headers)
+    ) as response:
         return json.loads(response.read())
 
 
@@ -125,8 +127,12 @@ def assert_boxes_placed(container, boxes, expected):
     frame = container.find_element(By.TAG_NAME, "img").rect
     for element in boxes:
         r = element.rect
-        drawn = ((r["x"] - frame["x"]) / frame["width"], (r["y"] - frame["y"]) / frame["height"],
-                 (r["x"] + r["width"] - frame["x"]) / frame["width"], (r["y"] + r["height"] - frame["y"]) / frame["height"])
+        drawn = (
+            (r["x"] - frame["x"]) / frame["width"],
+            (r["y"] - frame["y"]) / frame["height"],
+            (r["x"] + r["width"] - frame["x"]) / frame["width"],
+            (r["y"] + r["height"] - frame["y"]) / frame["height"],
+        )
         assert any(all(abs(a - b) < 0.01 for a, b in zip(drawn, box)) for box in expected), (drawn, expected)
 
 
@@ -196,7 +202,7 @@ def test_a_hostile_file_name_is_shown_as_text(browser, tmp_path):
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    hostile = '<img src=x onerror="document.title=\'pwned\'">\x1b[31m.pdf'
+    hostile = "<img src=x onerror=\"document.title='pwned'\">\x1b[31m.pdf"
     shutil.copy(SAMPLE_CORPUS / "houseplants.pdf", corpus / hostile)
     store = tmp_path / "store"
     run_smart("index", corpus, "--store", store, "--ocr", "never", check=True)

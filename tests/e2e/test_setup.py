@@ -28,7 +28,10 @@ def plan(stdout: str) -> list[str]:
 
 
 def apt_knows(package: str) -> bool:
-    return shutil.which("apt-cache") is not None and subprocess.run(["apt-cache", "show", "--no-all-versions", package], capture_output=True).returncode == 0
+    return (
+        shutil.which("apt-cache") is not None
+        and subprocess.run(["apt-cache", "show", "--no-all-versions", package], capture_output=True).returncode == 0
+    )
 
 
 @pytest.fixture

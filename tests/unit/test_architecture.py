@@ -100,7 +100,7 @@ def test_no_import_cycles():
         state[module] = 1
         for other in sorted(edges.get(module, ())):
             if state.get(other) == 1:
-                cycles.append(path[path.index(other):] + [other])
+                cycles.append(path[path.index(other) :] + [other])
             elif other not in state:
                 visit(other, path + [other])
         state[module] = 2

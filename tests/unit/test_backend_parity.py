@@ -20,7 +20,11 @@ TOKEN_FORMAT = "float32"
 TOLERANCE = 1e-4
 QUERIES = ["tyre pressure", "how do I change the default terminal", "wifi keeps disconnecting", "repot a plant"]
 # Each pair: a query as typed, and what it means once normalised as page text is.
-TYPED_AS = [("\ufb01le system", "file system"), ("ty\u200bre pres\u00adsure", "tyre pressure"), ("\uff54\uff59\uff52\uff45 pressure", "tyre pressure")]
+TYPED_AS = [
+    ("\ufb01le system", "file system"),
+    ("ty\u200bre pres\u00adsure", "tyre pressure"),
+    ("\uff54\uff59\uff52\uff45 pressure", "tyre pressure"),
+]
 COPIED = "hobbies/bicycle-maintenance.pdf"
 
 
@@ -108,8 +112,13 @@ def test_copies_of_a_file_fold_into_one_hit_on_both(backends):
 
 @pytest.mark.parametrize(
     "bad, option",
-    [({"lambda_anchor": float("nan")}, "lambda_anchor"), ({"lambda_late": float("inf")}, "lambda_late"), ({"min_score": float("nan")}, "min_score"),
-     ({"mode": "fuzzy"}, "mode"), ({"k": 0}, "k")],
+    [
+        ({"lambda_anchor": float("nan")}, "lambda_anchor"),
+        ({"lambda_late": float("inf")}, "lambda_late"),
+        ({"min_score": float("nan")}, "min_score"),
+        ({"mode": "fuzzy"}, "mode"),
+        ({"k": 0}, "k"),
+    ],
 )
 def test_the_same_options_are_refused_the_same_way(backends, bad, option):
     local, remote, _ = backends
@@ -129,5 +138,7 @@ def test_an_overlong_query_is_cut_alike_with_one_warning_each(backends):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             answers.append(index.search(query, k=5))
-        assert [str(w.message) for w in caught if issubclass(w.category, SmartWarning)] == ["query cut to its first 512 tokens (the length cap of a query)"]
+        assert [str(w.message) for w in caught if issubclass(w.category, SmartWarning)] == [
+            "query cut to its first 512 tokens (the length cap of a query)"
+        ]
     same_hits(*answers)

@@ -52,8 +52,6 @@ def test_only_the_schema_module_issues_ddl():
 def test_only_the_catalog_package_touches_the_connection():
     assert conn_uses(CATALOG / "store.py"), "the check finds the Store's own connection"
     offenders = {
-        str(path.relative_to(ROOT)): conn_uses(path)
-        for path in sources(PACKAGE, ROOT / "benchmarks")
-        if CATALOG not in path.parents
+        str(path.relative_to(ROOT)): conn_uses(path) for path in sources(PACKAGE, ROOT / "benchmarks") if CATALOG not in path.parents
     }
     assert {path: lines for path, lines in offenders.items() if lines} == {}

@@ -43,7 +43,9 @@ def test_long_text_is_encoded_in_windows_that_keep_every_token(encoder):
     # The pooled vector is the normalized mean of the windows' pooled vectors.
     window = encoder.window
     ids = encoder.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    pieces = [text[ids["offset_mapping"][i][0] : ids["offset_mapping"][min(i + window, n_content) - 1][1]] for i in range(0, n_content, window)]
+    pieces = [
+        text[ids["offset_mapping"][i][0] : ids["offset_mapping"][min(i + window, n_content) - 1][1]] for i in range(0, n_content, window)
+    ]
     window_vectors = [e.pooled for e in encoder.encode_documents(pieces)]
     expected = np.mean(window_vectors, axis=0)
     expected /= np.linalg.norm(expected)

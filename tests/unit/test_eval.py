@@ -10,10 +10,20 @@ from tests.conftest import ROOT, run_smart
 SCORER = ROOT.parent / "shared" / "eval" / "score.py"
 
 SAMPLE_JUDGMENTS = [
-    {"qid": "s1", "query": "how do I change the default terminal", "relevant": [{"file": "terminal-guide.pdf", "page": 1}], "kind": "paraphrase"},
+    {
+        "qid": "s1",
+        "query": "how do I change the default terminal",
+        "relevant": [{"file": "terminal-guide.pdf", "page": 1}],
+        "kind": "paraphrase",
+    },
     {"qid": "s2", "query": "wifi channel interference", "relevant": [{"file": "home-network.pdf", "page": 2}], "kind": "keyword"},
     {"qid": "s3", "query": "what temperature is the loaf baked at", "relevant": [{"file": "sourdough.pdf", "page": 2}], "kind": "question"},
-    {"qid": "s4", "query": "looking after plants", "relevant": [{"file": "houseplants.pdf", "page": 1}, {"file": "houseplants.pdf", "page": 2}], "kind": "paraphrase"},
+    {
+        "qid": "s4",
+        "query": "looking after plants",
+        "relevant": [{"file": "houseplants.pdf", "page": 1}, {"file": "houseplants.pdf", "page": 2}],
+        "kind": "paraphrase",
+    },
     {"qid": "s5", "query": "bike chain oil", "relevant": [{"file": "hobbies/bicycle-maintenance.pdf", "page": 2}], "kind": "keyword"},
     {"qid": "s6", "query": "router administrator password", "relevant": [{"file": "sourdough.pdf", "page": 1}], "kind": "keyword"},
 ]

@@ -79,7 +79,9 @@ def test_late_mode_scores_every_page_and_has_no_nan(sample_store):
     exhaustive = Index.open(store, candidates=None)
     late = tiny_shortlist.search("tyre pressure", k=20, mode="late")
     assert len(late) == 13
-    assert [(h.path, h.page, h.score) for h in late] == [(h.path, h.page, h.score) for h in exhaustive.search("tyre pressure", k=20, mode="late")]
+    assert [(h.path, h.page, h.score) for h in late] == [
+        (h.path, h.page, h.score) for h in exhaustive.search("tyre pressure", k=20, mode="late")
+    ]
     smart = tiny_shortlist.search_many(["tyre pressure", "repot a plant"], k=20)
     assert [len(hits) for hits in smart] == [1, 1]  # each query keeps its own shortlist of one
     assert all(h.score == h.score for hits in smart for h in hits)  # no NaN

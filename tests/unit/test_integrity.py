@@ -61,7 +61,9 @@ def test_each_new_segment_has_an_identity_in_the_file_and_the_catalog_and_checks
             assert h5.attrs["segment_id"] == recorded[path.stem] and h5.attrs["segment_name"] == path.stem
             # Read whole: Fletcher-32 chunks; read in small runs: contiguous, with a CRC-32 per row.
             assert all(h5[key].fletcher32 for key in ("pooled", "offsets", "item_page", "crc_tokens", "crc_token_ids", "crc_spans"))
-            assert all(h5[key].chunks is None and h5[f"crc_{key}"].shape == h5["item_page"].shape for key in ("tokens", "token_ids", "spans"))
+            assert all(
+                h5[key].chunks is None and h5[f"crc_{key}"].shape == h5["item_page"].shape for key in ("tokens", "token_ids", "spans")
+            )
     with Index.open(three_segments) as index:
         report = index.verify()
     assert report.healthy and report.segments == report.checksummed == 3 and report.texts == 3
@@ -98,7 +100,9 @@ def test_a_flipped_bit_in_offsets_fails_its_checksum_search_answers_from_the_res
             hits, said = searched(index, query)
             assert names(hits) == ["a.pdf", "b.pdf"]
             if query == "ferry timetable":
-                assert said == [f"segment {c.stem}.h5 is damaged: offsets fails its checksum (Fletcher-32); its 1 page(s) are left out of the results (the rest of the store answers)"]
+                assert said == [
+                    f"segment {c.stem}.h5 is damaged: offsets fails its checksum (Fletcher-32); its 1 page(s) are left out of the results (the rest of the store answers)"
+                ]
             else:
                 assert said == []
         # Compaction (all three are small: merged) reads the damaged one first and leaves it out.

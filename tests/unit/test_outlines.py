@@ -56,7 +56,14 @@ def test_uninformative_entries_are_dropped_and_counted(tmp_path):
     first = outlined_pdf(
         tmp_path / "a.pdf",
         8,
-        [[1, "Contents", 1], [1, "1 Getting started", 2], [2, "Examples", 3], [1, "2.1", 4], [1, "Configuring the network", 5], [1, "Function Index", 8]],
+        [
+            [1, "Contents", 1],
+            [1, "1 Getting started", 2],
+            [2, "Examples", 3],
+            [1, "2.1", 4],
+            [1, "Configuring the network", 5],
+            [1, "Function Index", 8],
+        ],
     )
     second = outlined_pdf(tmp_path / "b.pdf", 3, [[1, "Examples", 1], [1, "Printing a page", 2]])
     bare = outlined_pdf(tmp_path / "c.pdf", 2, [])

@@ -32,8 +32,16 @@ BODY_PAGES = [
     "Upgrading the whole system. Run apt update to refresh the lists, then apt full-upgrade to install the new versions.",
 ]
 INDEX_PAGE = "\n".join(
-    ["Index", "apt autoremove . . . . . . 3", "apt install . . . . . . 2", "apt purge . . . . . . 3", "apt remove . . . . . . 3",
-     "full-upgrade . . . . . . 4", "network . . . . . . 11", "printing . . . . . . 14"]
+    [
+        "Index",
+        "apt autoremove . . . . . . 3",
+        "apt install . . . . . . 2",
+        "apt purge . . . . . . 3",
+        "apt remove . . . . . . 3",
+        "full-upgrade . . . . . . 4",
+        "network . . . . . . 11",
+        "printing . . . . . . 14",
+    ]
 )
 
 
@@ -65,8 +73,13 @@ def test_dot_leaders_and_page_numbers_mark_contents_and_index_pages():
     for body in BODY_PAGES:
         assert text_role(body) == BODY
     # Contents without leaders: headings each followed by a rising page number.
-    assert text_role("About this manual 3 Overview of tools 17 Managing a configuration 19 Customizing contents 28 "
-                     "Customizing run time behaviours 30 Customizing Debian Installer 35 Examples 47") == CONTENTS
+    assert (
+        text_role(
+            "About this manual 3 Overview of tools 17 Managing a configuration 19 Customizing contents 28 "
+            "Customizing run time behaviours 30 Customizing Debian Installer 35 Examples 47"
+        )
+        == CONTENTS
+    )
     # Numbers that are data (a plot's axis), not page numbers; a few ellipses in prose.
     assert text_role("0 32 64 96 128 160 192 224 km 0 32 64 96 128 160 192 224 256 km 10 11 12 13 14 5 10") == BODY
     assert text_role("Wait.... then type the command.... and read the output. " * 3 + "word " * 200) == BODY
@@ -100,7 +113,9 @@ def test_a_contents_page_ranks_below_a_body_page_that_matches_about_as_well(manu
     query = Encoded(np.zeros(384, np.float32), np.zeros((1, 384), np.float32), np.zeros(1, np.int32), np.zeros((1, 2), np.int32))
 
     def ranked(late_contents, late_body):
-        scored = Scored(columns, np.array([[0.5, 0.5]], np.float32), np.array([[late_contents, late_body]], np.float32), np.ones((1, 2), bool))
+        scored = Scored(
+            columns, np.array([[0.5, 0.5]], np.float32), np.array([[late_contents, late_body]], np.float32), np.ones((1, 2), bool)
+        )
         return [(h.page, round(h.score, 4)) for h in searcher.rank([query], scored, weights, 2, snippets=False)[0]]
 
     # Fused 0.05 apart (under the penalty): the body page first; 0.5 apart (over it): the contents page stays first.

@@ -63,7 +63,9 @@ def test_alignment_survives_soft_hyphens_and_words_the_two_readings_do_not_share
     text = "inter national end"
     words = align_words(text, raw, 10, 40)
     assert [(text[w.start : w.end], w.box) for w in words] == [
-        ("inter", (0, 0, 1, 0.25)), ("national", (0, 0.25, 1, 0.5)), ("end", (0, 0.75, 1, 1))
+        ("inter", (0, 0, 1, 0.25)),
+        ("national", (0, 0.25, 1, 0.5)),
+        ("end", (0, 0.75, 1, 1)),
     ]
     assert boxes_of_span(words, (2, 9)) == [(0, 0, 1, 0.25), (0, 0.25, 1, 0.5)]  # a span across two words boxes both
 

@@ -49,7 +49,14 @@ def test_commit_counter_counts_committed_pages_and_corrects_the_total():
     reported = []
     counter = CommitCounter({"/a.pdf": 3, "/b.pdf": 2, "/c.epub": 1}, lambda *counts: reported.append(counts))
     assert counter.total == 6
-    a = FileRecord("/a.pdf", "pdf", 1, 1, "x", pages=[PageRecord(1, "t", None, None), PageRecord(2, None, None, "no_text_layer"), PageRecord(3, "t", None, None)])
+    a = FileRecord(
+        "/a.pdf",
+        "pdf",
+        1,
+        1,
+        "x",
+        pages=[PageRecord(1, "t", None, None), PageRecord(2, None, None, "no_text_layer"), PageRecord(3, "t", None, None)],
+    )
     a.pages[0].encoded = a.pages[2].encoded = object()
     b = FileRecord("/b.pdf", "pdf", 1, 1, "y", pages=[])
     b.status = "skipped"  # unreadable after all: its pages will never come

@@ -58,7 +58,12 @@ def test_the_shard_holds_smarts_collection_layout(edge):
     anchor = config["anchor"]
     assert (anchor["size"], anchor["distance"], anchor.get("multivector_config")) == (dims, "Cosine", None)
     tokens = config["tokens"]
-    assert (tokens["size"], tokens["distance"], tokens["multivector_config"], tokens["datatype"]) == (dims, "Dot", {"comparator": "max_sim"}, "float32")
+    assert (tokens["size"], tokens["distance"], tokens["multivector_config"], tokens["datatype"]) == (
+        dims,
+        "Dot",
+        {"comparator": "max_sim"},
+        "float32",
+    )
     assert tokens["hnsw_config"]["m"] == 0  # only rescores: no graph
     info = client.get_collection("pages")
     assert {name: schema.data_type.value for name, schema in info.payload_schema.items()} == INDEXED_FIELDS
@@ -69,7 +74,12 @@ def test_the_shard_holds_smarts_collection_layout(edge):
 
 @pytest.mark.parametrize(
     "token_format, datatype, quantization",
-    [("float16", "float16", None), ("float32", "float32", None), ("scalar", "float16", {"scalar": {"type": "int8", "always_ram": True}}), ("binary", "float16", {"binary": {"always_ram": True}})],
+    [
+        ("float16", "float16", None),
+        ("float32", "float32", None),
+        ("scalar", "float16", {"scalar": {"type": "int8", "always_ram": True}}),
+        ("binary", "float16", {"binary": {"always_ram": True}}),
+    ],
 )
 def test_every_token_format_makes_its_multivector(edge, tmp_path, token_format, datatype, quantization):
     index, *_ = edge
@@ -77,7 +87,11 @@ def test_every_token_format_makes_its_multivector(edge, tmp_path, token_format, 
     ensure_collection(client, "c", index.model, CollectionSettings(token_format=token_format), Retrying(target), local=False)
     client.close()
     tokens = json.loads((tmp_path / "c" / "edge_config.json").read_text())["vectors"]["tokens"]
-    assert (tokens["multivector_config"], tokens["datatype"], tokens.get("quantization_config")) == ({"comparator": "max_sim"}, datatype, quantization)
+    assert (tokens["multivector_config"], tokens["datatype"], tokens.get("quantization_config")) == (
+        {"comparator": "max_sim"},
+        datatype,
+        quantization,
+    )
 
 
 def test_sync_sends_every_encoded_page_once_and_then_nothing(edge):

@@ -16,8 +16,10 @@ def binary_shrink(tokens: np.ndarray) -> float:
 
 
 def test_binary_shrink_constant_matches_real_token_states(encoder):
-    texts = ["Feed the sourdough starter with equal weights of flour and water once a day.",
-             "To change the default terminal emulator on Debian, run update-alternatives as root."]
+    texts = [
+        "Feed the sourdough starter with equal weights of flour and water once a day.",
+        "To change the default terminal emulator on Debian, run update-alternatives as root.",
+    ]
     tokens = np.concatenate([e.tokens for e in encoder.encode_documents(texts)])
     assert abs(binary_shrink(tokens) - BINARY_SHRINK) < 0.03  # sqrt(2/pi); measured 0.787 on whole manuals
 

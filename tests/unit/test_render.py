@@ -77,7 +77,11 @@ def test_decompression_bombs_are_refused_with_a_clear_reason(tmp_path, monkeypat
 
 @pytest.mark.parametrize(
     "content, reason",
-    [(b"", "empty file"), (b"not an image at all", "not a readable image"), (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a readable image|damaged image")],
+    [
+        (b"", "empty file"),
+        (b"not an image at all", "not a readable image"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a readable image|damaged image"),
+    ],
 )
 def test_broken_files_raise_unreadable(tmp_path, content, reason):
     """One image guard for every path: indexing, OCR and picture queries give the same reasons."""

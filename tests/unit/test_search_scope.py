@@ -106,8 +106,22 @@ def test_like_on_the_command_line_excludes_the_page_itself(sample_store):
 def test_filters_on_the_command_line(sample_store):
     store, corpus = sample_store
     result = run_smart(
-        "search", QUERY, "--store", store, "--path-prefix", str(corpus / "hobbies"), "--glob", "*.pdf",
-        "--kind", "pdf", "--min-score", "0", "-k", "20", "--files-only", check=True,
+        "search",
+        QUERY,
+        "--store",
+        store,
+        "--path-prefix",
+        str(corpus / "hobbies"),
+        "--glob",
+        "*.pdf",
+        "--kind",
+        "pdf",
+        "--min-score",
+        "0",
+        "-k",
+        "20",
+        "--files-only",
+        check=True,
     )
     lines = result.stdout.splitlines()
     assert lines and all(line.startswith(str(corpus / "hobbies") + "/") for line in lines)

@@ -1,7 +1,6 @@
 """The adapter's PCA initialisation (``tune(init="pca")``, `smart tune --init pca`), the pages encoded
 again as the store keeps them, and the hard negatives the adapter trains against."""
 
-
 import numpy as np
 import pytest
 

@@ -35,7 +35,11 @@ def normalized(x):
 
 def test_the_checkpoint_config_picks_the_family(encoders):
     assert {name: e.info.family for name, e in encoders.items()} == {
-        "clip": "clip", "siglip": "siglip", "siglip2": "siglip2", "qwen3_vl": "qwen3_vl", "gme": "gme"
+        "clip": "clip",
+        "siglip": "siglip",
+        "siglip2": "siglip2",
+        "qwen3_vl": "qwen3_vl",
+        "gme": "gme",
     }
     for encoder in encoders.values():
         assert encoder.info.consumes_pixels and len(encoder.info.fingerprint) == 16
@@ -140,7 +144,9 @@ def _qwen_reference(encoder, text=None, image=None):
         image = image.resize((width, height))
         processor = Qwen2VLImageProcessorPil.from_pretrained(encoder.info.spec)
         if gme:
-            pixels = processor(images=[image], size={"shortest_edge": 256 * 28 * 28, "longest_edge": encoder.max_pixels}, return_tensors="pt")
+            pixels = processor(
+                images=[image], size={"shortest_edge": 256 * 28 * 28, "longest_edge": encoder.max_pixels}, return_tensors="pt"
+            )
         else:
             pixels = processor(images=[image], do_resize=False, return_tensors="pt")
         content = "<|vision_start|>" + "<|image_pad|>" * (int(pixels["image_grid_thw"].prod()) // 4) + "<|vision_end|>"
@@ -158,8 +164,12 @@ def _qwen_reference(encoder, text=None, image=None):
                 embeds[ids == image_id] = features
             hidden = model.language_model(inputs_embeds=embeds, attention_mask=torch.ones_like(ids)).last_hidden_state
         else:
-            extra = {} if pixels is None else dict(
-                pixel_values=pixels["pixel_values"], image_grid_thw=pixels["image_grid_thw"], mm_token_type_ids=(ids == image_id).int()
+            extra = (
+                {}
+                if pixels is None
+                else dict(
+                    pixel_values=pixels["pixel_values"], image_grid_thw=pixels["image_grid_thw"], mm_token_type_ids=(ids == image_id).int()
+                )
             )
             hidden = model(input_ids=ids, attention_mask=torch.ones_like(ids), **extra).last_hidden_state
     return normalized(hidden[0, -1]), ids[0].tolist(), pixels
@@ -180,8 +190,9 @@ def test_qwen_pooled_vector_is_the_reference_last_token_embedding(encoders, pict
 def test_qwen_token_states_drop_control_tokens_and_keep_image_pads(encoders, pictures, name):
     encoder = encoders[name]
     tokenizer = encoder.tokenizer
-    control = {tokenizer.convert_tokens_to_ids(t) for t in
-               ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|vision_start|>", "<|vision_end|>")}
+    control = {
+        tokenizer.convert_tokens_to_ids(t) for t in ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|vision_start|>", "<|vision_end|>")
+    }
     image_pad = tokenizer.convert_tokens_to_ids("<|image_pad|>")
     (page,) = encoder.encode_documents(pictures[1:])
     _, reference_ids, pixels = _qwen_reference(encoder, image=pictures[1])

@@ -48,7 +48,9 @@ def _connect_read_only(path: Path, first: Exception) -> sqlite3.Connection:
     # Another user's store in a folder this user may not write: the shared-memory file cannot be
     # made here either, so the catalog is read as it is now (a commit of its owner's meanwhile
     # is seen by the next search).
-    modes = ["mode=ro"] + (["immutable=1"] if read_only_fs(path) or free_bytes(path) < LOW_SPACE_BYTES or not _may_write(path.parent) else [])
+    modes = ["mode=ro"] + (
+        ["immutable=1"] if read_only_fs(path) or free_bytes(path) < LOW_SPACE_BYTES or not _may_write(path.parent) else []
+    )
     for mode in modes:
         try:
             conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30, isolation_level="DEFERRED")
@@ -89,13 +91,27 @@ def storage_error(root: Path, exc: Exception, what: str = "the store") -> StoreE
     name = getattr(exc, "sqlite_errorname", "") or ""
     code = getattr(exc, "errno", None)
     text = first_line(exc)
-    if name.startswith("SQLITE_FULL") or code in (errno.ENOSPC, errno.EDQUOT) or (
-        (name.startswith("SQLITE_IOERR") or isinstance(exc, OSError)) and free_bytes(root) < LOW_SPACE_BYTES
+    if (
+        name.startswith("SQLITE_FULL")
+        or code in (errno.ENOSPC, errno.EDQUOT)
+        or ((name.startswith("SQLITE_IOERR") or isinstance(exc, OSError)) and free_bytes(root) < LOW_SPACE_BYTES)
     ):
-        return StoreError(f"no space left on the disk of the store at {root}; nothing was committed half", kind=ErrorKind.DISK_FULL, path=str(root))
-    if code == errno.EROFS or (name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR")) or isinstance(exc, OSError)) and read_only_fs(root):
-        return StoreError(f"the store at {root} is on a read-only file system: it can be searched, not changed", kind=ErrorKind.STORE_READ_ONLY, path=str(root))
-    if code in (errno.EACCES, errno.EPERM) or (name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")) and not _may_write(root)):
+        return StoreError(
+            f"no space left on the disk of the store at {root}; nothing was committed half", kind=ErrorKind.DISK_FULL, path=str(root)
+        )
+    if (
+        code == errno.EROFS
+        or (name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR")) or isinstance(exc, OSError))
+        and read_only_fs(root)
+    ):
+        return StoreError(
+            f"the store at {root} is on a read-only file system: it can be searched, not changed",
+            kind=ErrorKind.STORE_READ_ONLY,
+            path=str(root),
+        )
+    if code in (errno.EACCES, errno.EPERM) or (
+        name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")) and not _may_write(root)
+    ):
         return StoreError(f"no permission to change the store at {root} ({text})", kind=ErrorKind.PERMISSION_DENIED, path=str(root))
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
         return StoreBusy(f"{root} is busy ({text})", path=str(root))

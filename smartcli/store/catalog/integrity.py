@@ -79,9 +79,12 @@ def raise_if_damaged(store) -> None:
 
 def _unlisted(store) -> list[str]:
     """Segments pages point at that the catalog does not list."""
-    return [r[0] for r in store.conn.execute(
-        "SELECT DISTINCT segment FROM items WHERE segment IS NOT NULL AND segment NOT IN (SELECT name FROM segments)"
-    ).fetchall()]
+    return [
+        r[0]
+        for r in store.conn.execute(
+            "SELECT DISTINCT segment FROM items WHERE segment IS NOT NULL AND segment NOT IN (SELECT name FROM segments)"
+        ).fetchall()
+    ]
 
 
 def read_segment(store, name: str) -> SegmentRead:

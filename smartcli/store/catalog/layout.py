@@ -1,10 +1,10 @@
 """What a store directory holds, where it is by default, and whether a directory is one.
 
-    smart-store.json      the marker: this directory is a smart store (and of which schema)
-    catalog.sqlite        files, items (pages), segments, metadata; the only mutable file
-    rebuild.sqlite        a rebuild's new catalog, until it replaces catalog.sqlite
-    segments/<name>.h5    pooled vectors and token states of one committed batch
-    lock                  held (flock) by the one process allowed to write
+smart-store.json      the marker: this directory is a smart store (and of which schema)
+catalog.sqlite        files, items (pages), segments, metadata; the only mutable file
+rebuild.sqlite        a rebuild's new catalog, until it replaces catalog.sqlite
+segments/<name>.h5    pooled vectors and token states of one committed batch
+lock                  held (flock) by the one process allowed to write
 """
 
 from __future__ import annotations

@@ -142,7 +142,7 @@ def paths_awaiting_ocr(store, notes: Iterable[Note]) -> set[str]:
     codes = [Note(n).value for n in notes]
     rows = store.conn.execute(
         f"""SELECT DISTINCT files.path FROM items JOIN files ON files.id = items.file_id
-            WHERE items.segment IS NULL AND items.ocr IS NULL AND items.note IN ({','.join('?' * len(codes))})""",
+            WHERE items.segment IS NULL AND items.ocr IS NULL AND items.note IN ({",".join("?" * len(codes))})""",
         codes,
     )
     return {fs_path(r[0]) for r in rows}

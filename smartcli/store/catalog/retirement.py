@@ -29,9 +29,10 @@ def retire(conn, names: Iterable[str], now: float) -> None:
 
 def retire_unused(conn, now: float) -> None:
     """Retire the segments no item references any more (inside the caller's transaction)."""
-    unused = [r[0] for r in conn.execute(
-        "SELECT name FROM segments WHERE name NOT IN (SELECT DISTINCT segment FROM items WHERE segment IS NOT NULL)"
-    )]
+    unused = [
+        r[0]
+        for r in conn.execute("SELECT name FROM segments WHERE name NOT IN (SELECT DISTINCT segment FROM items WHERE segment IS NOT NULL)")
+    ]
     retire(conn, unused, now)
 
 

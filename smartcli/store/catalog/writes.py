@@ -31,8 +31,7 @@ from smartcli.store.skips import skip_code
 def check_same_model(stored: ModelInfo, loaded: ModelInfo, root) -> None:
     if stored.fingerprint != loaded.fingerprint:
         raise ModelMismatch(
-            f"{root} was built with model {stored.name!r} ({stored.fingerprint}), "
-            f"not {loaded.name!r} ({loaded.fingerprint})"
+            f"{root} was built with model {stored.name!r} ({stored.fingerprint}), not {loaded.name!r} ({loaded.fingerprint})"
         )
 
 
@@ -59,8 +58,7 @@ def record_mounts(store, roots: Iterable[str], mounts: dict[str, int], unmounted
     roots = [r.rstrip(os.sep) + os.sep for r in roots]
     keep = set(unmounted)
     recorded = {
-        p: d for p, d in (store.meta.get("mounts") or {}).items()
-        if p in keep or not any((p + os.sep).startswith(r) for r in roots)
+        p: d for p, d in (store.meta.get("mounts") or {}).items() if p in keep or not any((p + os.sep).startswith(r) for r in roots)
     }
     with store.conn:
         set_meta(store.conn, "mounts", {**recorded, **mounts})
@@ -138,7 +136,9 @@ def commit_files(
             conn.execute("DELETE FROM files WHERE path = ?", (db_path(path),))
         row = 0
         for record in records:
-            file_id = _insert_file(conn, record.path, record.kind, record.size, record.mtime_ns, record.sha256, record.status, record.reason, now)
+            file_id = _insert_file(
+                conn, record.path, record.kind, record.size, record.mtime_ns, record.sha256, record.status, record.reason, now
+            )
             for page in record.pages:
                 if page.stored is not None:
                     values = (file_id, page.page, *page.stored, page.text, None, None)
@@ -159,8 +159,15 @@ def commit_files(
 def _insert_segment(conn, segment: SegmentFile, now: float) -> None:
     conn.execute(
         "INSERT INTO segments(name, rows, tokens, bytes, created, uid, digests) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (segment.name, segment.rows, segment.tokens, segment.bytes, now, segment.uid,
-         json.dumps(segment.digests, sort_keys=True) if segment.digests else None),
+        (
+            segment.name,
+            segment.rows,
+            segment.tokens,
+            segment.bytes,
+            now,
+            segment.uid,
+            json.dumps(segment.digests, sort_keys=True) if segment.digests else None,
+        ),
     )
 
 
