@@ -18,13 +18,12 @@ from pathlib import Path
 
 from smartcli import defaults
 from smartcli.errors import first_line
-from smartcli.ingest.files import DOCUMENT_TYPES, UnreadableFile, document_suffix, file_type, open_pdf, os_reason, stat_refusal
+from smartcli.ingest.files import UnreadableFile, document_suffix, file_type, open_pdf, os_reason, stat_refusal
 from smartcli.ingest.render import validate_image
 from smartcli.models.base import normalize_text as normalize_model_text
 from smartcli.store.pageroles import outline_roles
 from smartcli.store.skips import skip_code
 
-PDF_SUFFIXES = frozenset(DOCUMENT_TYPES)  # each also gzipped (".pdf.gz")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 
 # A page whose text layer has fewer visible characters than this is treated as text-less.

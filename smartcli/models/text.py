@@ -117,7 +117,7 @@ def assemble(encoder, texts: Sequence[str], tokenized: dict, batch_size: int) ->
     order = sorted(range(len(windows)), key=lambda w: -len(windows[w][1]))
     for batch_start in range(0, len(order), batch_size):
         batch = [windows[w] for w in order[batch_start : batch_start + batch_size]]
-        pooled, states, masks = encoder._forward([ids for _, ids, _ in batch])
+        pooled, states, _ = encoder._forward([ids for _, ids, _ in batch])
         for row, (index, ids, spans) in enumerate(batch):
             keep = [i for i, token in enumerate(ids) if token not in encoder.special_ids]
             positions = [len(encoder.prefix_ids) + i for i in keep]

@@ -22,7 +22,6 @@ import math
 import numpy as np
 
 TOKEN_FORMATS = ("binary", "int8", "float16")
-DEFAULT_TOKEN_FORMAT = "binary"
 BINARY_SHRINK = math.sqrt(2 / math.pi)
 
 

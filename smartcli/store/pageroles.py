@@ -20,7 +20,6 @@ import re
 BODY = "body"
 CONTENTS = "contents"
 INDEX = "index"
-ROLES = (BODY, CONTENTS, INDEX)
 NAVIGATION = frozenset({CONTENTS, INDEX})
 
 # A dot leader: four or more dots (spaced or not), or a run of ellipses or middle dots.

@@ -32,7 +32,6 @@ import os
 import socket
 import time
 import uuid
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -455,8 +454,3 @@ def _points(store, items, info: ModelInfo, limit: int, origin: str):
     for point in points:
         point.payload["hash"] = sha.get(point.payload["path"])
     return points, reduced, size
-
-
-def quiet_local_warnings() -> None:
-    """Embedded mode warns that payload indexes do nothing there; smart creates none in it."""
-    warnings.filterwarnings("ignore", message=".*Payload indexes have no effect.*")
