@@ -2,6 +2,7 @@
 Chromium driven by Selenium (chromium + chromium-driver, installed by .ci/run; no browser is
 downloaded). Screenshots are saved in tests/artifacts/ (and $SMART_SCREENSHOTS when set)."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -151,22 +152,28 @@ def test_search_cards_thumbnails_and_boxed_words_in_a_real_browser(sample_store,
         assert served.stop() == 0
 
 
-def open_link_in_new_tab(browser, link) -> dict:
-    """Click ``link`` (it opens a tab), and say what the new tab shows: its address, the type of
-    its document and the loads the browser refused; back on the first tab after."""
+@contextlib.contextmanager
+def clicked_into_new_tab(browser, link):
+    """Click ``link`` (it opens a tab) and look at the new tab until the block ends; yields the
+    loads the browser refused meanwhile ("Not allowed to load local resource")."""
     first = browser.current_window_handle
     browser.get_log("browser")  # what was logged before is not this link's
     before = set(browser.window_handles)
     link.click()
-    tab = wait_for(lambda: (set(browser.window_handles) - before or {None}).pop(), what="a new tab")
+    tab = wait_for(lambda: (set(browser.window_handles) - before or {None}).pop(), seconds=10, what="a new tab")
     browser.switch_to.window(tab)
     try:
         wait_for(lambda: browser.execute_script("return document.readyState") == "complete", what="the file")
-        refused = [entry["message"] for entry in browser.get_log("browser") if "Not allowed to load" in entry["message"]]
-        return {"url": browser.current_url, "type": browser.execute_script("return document.contentType"), "refused": refused}
+        yield [entry["message"] for entry in browser.get_log("browser") if "Not allowed to load" in entry["message"]]
     finally:
         browser.close()
         browser.switch_to.window(first)
+
+
+def open_link_in_new_tab(browser, link) -> dict:
+    """What clicking ``link`` shows: the new tab's address, its document's type, refused loads."""
+    with clicked_into_new_tab(browser, link) as refused:
+        return {"url": browser.current_url, "type": browser.execute_script("return document.contentType"), "refused": refused}
 
 
 def text_on_screen(browser) -> str:
@@ -192,14 +199,15 @@ def test_the_file_opens_in_the_browser_at_the_page(sample_store, browser, tmp_pa
         card = next(c for c in cards if "home-network.pdf — page 2" in c.text)
         card.click()
         link = wait_for(lambda: browser.find_element(By.ID, "open-file"), what="the page view")
-        assert link.get_attribute("href").endswith("#page=2")
-        browser.get(link.get_attribute("href"))  # in this tab, to look at it
-        assert browser.execute_script("return document.contentType") == "application/pdf"
-        shown = wait_for(
-            lambda: (lambda text: text if "Wi-Fi channels" in text else None)(text_on_screen(browser)), seconds=60, what="page 2"
-        )
-        assert "Setting up the router" not in shown  # page 1's heading: the viewer opened at page 2
-        screenshot(browser, "serve-file.png")
+        with clicked_into_new_tab(browser, link) as refused:  # a file:// link: no tab, "Not allowed to load local resource"
+            assert refused == [] and browser.execute_script("return document.contentType") == "application/pdf"
+            shown = wait_for(
+                lambda: (lambda text: text if "Wi-Fi channels" in text else None)(text_on_screen(browser)), seconds=60, what="page 2"
+            )
+            assert "Setting up the router" not in shown  # page 1's heading: the viewer opened at page 2
+            screenshot(browser, "serve-file.png")
+        assert link.get_attribute("href") == f"{served.base}/file/{card.get_attribute('data-id')}#page=2"
+        assert link.text == "open the file at page 2"
         browser.get(served.base + "/file/999999")
         assert "not found" in browser.find_element(By.TAG_NAME, "body").text
     finally:
