@@ -250,6 +250,21 @@ def check_token(guarded, known):
     assert get(guarded, "/api/search?q=wifi", {"Authorization": "Bearer s3cret-token"}).status == 200
 
 
+def test_the_token_cookie_is_named_for_the_port_so_two_servers_keep_theirs(served):
+    app, _, _ = served
+    with (
+        viewing(app.index.path, app.cache.folder, token="token-a") as first,
+        viewing(app.index.path, app.cache.folder, token="token-b") as second,
+    ):
+        first.bound(8765)
+        second.bound(9000)
+        assert get(first, "/?token=token-a", {}).headers["Set-Cookie"].startswith("smart_token_8765=token-a;")
+        assert get(second, "/?token=token-b", {}).headers["Set-Cookie"].startswith("smart_token_9000=token-b;")
+        both = {"Cookie": "smart_token_8765=token-a; smart_token_9000=token-b"}  # a browser sends a host's cookies to every port
+        assert get(first, "/api/search?q=wifi", both).status == 200 and get(second, "/api/search?q=wifi", both).status == 200
+        assert get(first, "/api/search?q=wifi", {"Cookie": "smart_token_9000=token-b"}).status == 403
+
+
 def test_loopback_server_refuses_foreign_host_headers_and_limits_queries(served):
     app, _, _ = served
     assert get(app, "/", {"Host": "evil.example:8765"}).status == 403  # DNS rebinding
