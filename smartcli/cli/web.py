@@ -423,13 +423,10 @@ def file_link(item) -> str:
 
 
 def _document_name(path: str) -> str:
-    """The file name of the document served for ``path`` (a gzipped one without its ``.gz``)."""
-    from smartcli.ingest.files import GZIP_SUFFIX, document_suffix
-
+    """The file name of the document served for ``path``: a gzipped one (an indexed ``.gz`` is
+    always a gzipped document, served decompressed) without its ``.gz``."""
     name = os.path.basename(path)
-    if (document_suffix(path) or "").endswith(GZIP_SUFFIX):
-        name = name[: -len(GZIP_SUFFIX)]
-    return name
+    return name[:-3] if name.lower().endswith(".gz") else name
 
 
 def _suffix(name: str) -> str:
