@@ -62,6 +62,11 @@ THUMBNAIL_CACHE_BYTES = 256 << 20  # rendered pictures kept in the user's cache 
 VIEW_WORD_CACHE_PAGES = 256  # pages whose word boxes a server keeps in memory
 SERVE_MAX_QUERY_CHARS = 1000
 SERVE_MAX_K = 100
+SERVE_THREADS = 4  # threads that answer requests (the index's work runs on one more, in turn)
+SERVE_MAX_CONNECTIONS = 256  # open at once; more wait in the listen backlog
+SERVE_BACKLOG = 1024
+SERVE_REQUEST_TIMEOUT = 10.0  # seconds for a whole request head, from connecting or the last answer
+SERVE_WRITE_TIMEOUT = 30.0  # seconds a client may take to read each part of an answer
 
 
 # Tuning (`smart tune`): pairs mined from the collection's PDF outlines, or given by the user.

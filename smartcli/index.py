@@ -374,6 +374,11 @@ class Index(_Queries):
         PNG bytes, width, height."""
         return self._page_view().picture(item, width)
 
+    def open_file(self, item):
+        """The file of ``item`` (from :meth:`item_by_id`) open for reading, and its length (None
+        for a gzipped document, read decompressed), checked again as it is opened."""
+        return self._page_view().open_file(item)
+
     def marks(self, item, matches) -> dict:
         """Where each query token's match (a :class:`~smartcli.search.explain.TokenMatch` of a hit)
         lies on the page, as fractions of its width and height.
