@@ -57,6 +57,12 @@ def watch(
     ocr_workers: int = typer.Option(
         defaults.OCR_WORKERS, "--ocr-workers", min=0, help="OCR worker processes. Default: one per CPU.", show_default=False
     ),
+    batch_pages: int = typer.Option(
+        defaults.BATCH_PAGES,
+        "--batch-pages",
+        min=1,
+        help="Pages committed to the store per batch (a stop, or a crash, keeps finished batches).",
+    ),
     read_timeout: float = typer.Option(
         defaults.READ_TIMEOUT_SECONDS,
         "--read-timeout",
@@ -70,7 +76,9 @@ def watch(
     from smartcli import Index, SmartError, UpdateOptions, WatchOptions
 
     try:
-        options = UpdateOptions(ocr=ocr, ocr_lang=ocr_lang, ocr_workers=ocr_workers, read_timeout=read_timeout, wait=True)
+        options = UpdateOptions(
+            ocr=ocr, ocr_lang=ocr_lang, ocr_workers=ocr_workers, batch_pages=batch_pages, read_timeout=read_timeout, wait=True
+        )
         watching = WatchOptions(settle=settle, scan_every=scan_every, scan_only=scan)
         index = Index.open(store, create=True, model=model, device=device)
     except SmartError as exc:
