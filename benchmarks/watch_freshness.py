@@ -102,6 +102,8 @@ def freshness(folder: Path, store: Path, trials: int, large_trials: int, large_p
         index = Index.open(store)
         index.load()  # the reader is warm: what is measured is the watcher, not this process's start
         for label, pages, n in (("1-page PDF", 1, trials), (f"{large_pages}-page PDF", large_pages, large_trials)):
+            if not n:
+                continue
             waits, updates, cpus = [], [], []
             for trial in range(n):
                 marker = f"zq{label[0]}x{trial}w"
@@ -160,6 +162,16 @@ def idle_cost(folder: Path, store: Path, files: int, seconds: float) -> None:
         )
     finally:
         watcher.stop()
+    restarted = WatchProcess(folder, store)  # on the indexed tree: nothing to encode, no model loaded
+    try:
+        restarted.until(lambda line: line["event"] == "watching")
+        time.sleep(2)
+        rss, peak = memory(restarted.process.pid)
+        print(
+            f"the same watcher restarted on the indexed tree (nothing to encode): {rss / 2**20:.0f} MB resident, {peak / 2**20:.0f} MB at its peak"
+        )
+    finally:
+        restarted.stop()
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from smartcli import defaults
 from smartcli.cli.errors import EXIT_INTERRUPTED, EXIT_OK, describe, exit_code
 from smartcli.cli.options import DeviceOption, StoreOption
 from smartcli.cli.present import display_path, print_json_line, warn
+from smartcli.cli.progress import progress_interval
 
 
 def watch(
@@ -165,7 +166,7 @@ def printed_events(json_output: bool, scan_every: float):
             self.encoding = (total_pages, time.monotonic())
 
         def committed(self, files: int, pages: int, encoded: int, total_pages: int) -> None:
-            if self.encoding and time.monotonic() - self.encoding[1] >= defaults.PROGRESS_SECONDS:
+            if self.encoding and time.monotonic() - self.encoding[1] >= progress_interval():
                 warn(f"indexing: {pages}/{total_pages} pages committed")
                 self.encoding = (total_pages, time.monotonic())
 

@@ -164,7 +164,10 @@ def watch(index, paths, options: UpdateOptions, watching: WatchOptions, events: 
             if ready:
                 retry = _retry_on_failure(runner, update_paths(ready, roots), "events", watching, events) or retry
             if scanned and now >= next_scan:
-                retry = _retry_on_failure(runner, list(scanned), "scan", watching, events) or retry
+                # A root that is gone and holds nothing indexed any more has nothing to scan until it is back.
+                due = [root for root in scanned if os.path.exists(root) or runner.known.holds(root)]
+                if due:
+                    retry = _retry_on_failure(runner, due, "scan", watching, events) or retry
                 next_scan = time.monotonic() + watching.scan_every
     return runner.summary
 
