@@ -94,7 +94,7 @@ def run_watch(index, paths, options, watching, json_output: bool) -> int:
     stop = threading.Event()
     events = printed_events(json_output, watching.scan_every)
     try:
-        with stop_on_signals(stop):
+        with StopOnSignals(stop):
             summary = index.watch(paths, options, watching, events=events, stop=stop)
     except KeyboardInterrupt:
         warn("interrupted: every committed batch is kept; the next start resumes")
@@ -108,7 +108,7 @@ def run_watch(index, paths, options, watching, json_output: bool) -> int:
     return EXIT_OK
 
 
-class stop_on_signals:
+class StopOnSignals:
     """Ctrl-C and SIGTERM set ``stop`` (the watch ends after the batch being committed); a
     second Ctrl-C stops at once."""
 
@@ -154,7 +154,7 @@ def printed_events(json_output: bool, scan_every: float):
 
     class Printed(WatchEvents):
         def __init__(self):
-            self.encoding = None  # (total pages, when the last progress line was printed)
+            self.said = None  # when the last progress line was printed (None: no update is encoding)
 
         def message(self, text: str) -> None:
             warn(text)
@@ -163,18 +163,19 @@ def printed_events(json_output: bool, scan_every: float):
             warn("waiting for another writer to finish")
 
         def started(self, total_pages: int) -> None:
-            self.encoding = (total_pages, time.monotonic())
+            self.said = time.monotonic()
 
         def committed(self, files: int, pages: int, encoded: int, total_pages: int) -> None:
-            if self.encoding and time.monotonic() - self.encoding[1] >= progress_interval():
+            if self.said is not None and time.monotonic() - self.said >= progress_interval():
                 warn(f"indexing: {pages}/{total_pages} pages committed")
-                self.encoding = (total_pages, time.monotonic())
+                self.said = time.monotonic()
 
         def watching(self, watched: list[str], scanned: dict[str, str]) -> None:
             for root, why in scanned.items():
                 warn(f"{display_path(root)}: scanned every {scan_every:g} s" + ("" if why == "asked" else f" ({why})"))
             if watched:
-                warn(f"watching {len(watched)} path(s) for changes (Ctrl-C stops)")
+                named = ", ".join(map(display_path, watched)) if len(watched) <= 3 else f"{len(watched)} paths"
+                warn(f"watching {named} for changes (Ctrl-C stops)")
             if json_output:
                 print_json_line({"event": "watching", "watched": watched, "scanned": scanned})
 

@@ -129,59 +129,75 @@ def watch(index, paths, options: UpdateOptions, watching: WatchOptions, events: 
     runner = _Updates(index, replace(options, wait=True), events, stop)
     if not runner.run(paths, "start"):
         return runner.summary
-    roots = runner.roots
-    scanned = {root: "asked" for root in roots} if watching.scan_only else {}
-    for root in roots:
-        if root not in scanned:
-            reason = "it does not exist now" if not os.path.exists(root) else without_events(root)
-            if reason:
-                scanned[root] = reason
-    listened = [r for r in roots if r not in scanned]
-    events.watching(listened, scanned)
-    folders = [r for r in listened if os.path.isdir(r)]
-    files = [r for r in listened if r not in folders]
-    settling = Settling(watching.settle, watching.hold)
-    store = os.path.abspath(index.path)
-    tick = min(0.25, max(watching.settle / 4, 0.02))
-    next_scan = time.monotonic() + watching.scan_every
-    retry: tuple[float, list[str]] | None = None
-    with ChangeFeed(folders, files) as feed:
+    loop = _Listening(runner, watching, events, os.path.abspath(index.path))
+    with ChangeFeed(*loop.folders_and_files()) as feed:
         while not runner.stopped and not stop.is_set():
-            got = feed.get(tick)
-            now = time.monotonic()
-            held = settling.paths()
-            if isinstance(got, BaseException):
-                scanned.update({root: f"the watcher stopped ({got})" for root in listened})
-                listened = []
-                events.watching(listened, scanned)
-            elif got:
-                settling.note([p for p in got if relevant(p, roots, store, runner.known)], now)
-            ready = settling.ready(now)
-            if settling.paths() != held:
-                events.settling(settling.paths())
-            if retry is not None and now >= retry[0]:
-                ready, retry = sorted(set(ready) | set(retry[1])), None
-            if ready:
-                retry = _retry_on_failure(runner, update_paths(ready, roots), "events", watching, events) or retry
-            if scanned and now >= next_scan:
-                # A root that is gone and holds nothing indexed any more has nothing to scan until it is back.
-                due = [root for root in scanned if os.path.exists(root) or runner.known.holds(root)]
-                if due:
-                    retry = _retry_on_failure(runner, due, "scan", watching, events) or retry
-                next_scan = time.monotonic() + watching.scan_every
+            loop.tick(feed.get(loop.tick_seconds), time.monotonic())
     return runner.summary
 
 
-def _retry_on_failure(runner, paths: list[str], cause: str, watching: WatchOptions, events: WatchEvents):
-    """Run an update; when the disk failed it, (when to try again, its paths)."""
-    try:
-        runner.run(paths, cause)
-    except SmartError as exc:
-        if exc.kind not in RETRIED:
-            raise
-        events.failed(exc, watching.retry)
-        return time.monotonic() + watching.retry, paths
-    return None
+class _Listening:
+    """What the watcher does with each burst of changes, and on each tick of its clock."""
+
+    def __init__(self, runner: _Updates, watching: WatchOptions, events: WatchEvents, store: str):
+        self.runner, self.watching, self.events, self.store = runner, watching, events, store
+        self.roots = runner.roots
+        self.scanned = _to_scan(self.roots, watching)
+        self.listened = [r for r in self.roots if r not in self.scanned]
+        self.settling = Settling(watching.settle, watching.hold)
+        self.tick_seconds = min(0.25, max(watching.settle / 4, 0.02))
+        self.next_scan = time.monotonic() + watching.scan_every
+        self.retry: tuple[float, list[str]] | None = None  # (when, paths) of an update the disk failed
+        events.watching(self.listened, self.scanned)
+
+    def folders_and_files(self) -> tuple[list[str], list[str]]:
+        folders = [r for r in self.listened if os.path.isdir(r)]
+        return folders, [r for r in self.listened if r not in folders]
+
+    def tick(self, got: list[str] | BaseException | None, now: float) -> None:
+        held = self.settling.paths()
+        if isinstance(got, BaseException):
+            self.scanned.update({root: f"the watcher stopped ({got})" for root in self.listened})
+            self.listened = []
+            self.events.watching(self.listened, self.scanned)
+        elif got:
+            self.settling.note([p for p in got if relevant(p, self.roots, self.store, self.runner.known)], now)
+        ready = self.settling.ready(now)
+        if self.settling.paths() != held:
+            self.events.settling(self.settling.paths())
+        if self.retry is not None and now >= self.retry[0]:
+            ready, self.retry = sorted(set(ready) | set(self.retry[1])), None
+        if ready:
+            self._update(update_paths(ready, self.roots), "events")
+        if self.scanned and now >= self.next_scan:
+            # A root that is gone and holds nothing indexed any more has nothing to scan until it is back.
+            due = [root for root in self.scanned if os.path.exists(root) or self.runner.known.holds(root)]
+            if due:
+                self._update(due, "scan")
+            self.next_scan = time.monotonic() + self.watching.scan_every
+
+    def _update(self, paths: list[str], cause: str) -> None:
+        """Run an update; one the disk failed (full, I/O) is tried again later with its paths."""
+        try:
+            self.runner.run(paths, cause)
+        except SmartError as exc:
+            if exc.kind not in RETRIED:
+                raise
+            self.events.failed(exc, self.watching.retry)
+            earlier = self.retry[1] if self.retry else []
+            self.retry = time.monotonic() + self.watching.retry, sorted(set(earlier) | set(paths))
+
+
+def _to_scan(roots: list[str], watching: WatchOptions) -> dict[str, str]:
+    """The roots to scan rather than listen to, each with why."""
+    if watching.scan_only:
+        return {root: "asked" for root in roots}
+    scanned = {}
+    for root in roots:
+        reason = "it does not exist now" if not os.path.exists(root) else without_events(root)
+        if reason:
+            scanned[root] = reason
+    return scanned
 
 
 class _Updates:
