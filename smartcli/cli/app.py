@@ -9,7 +9,7 @@ import sys
 import typer
 
 from smartcli import __version__
-from smartcli.cli import compact_cmd, eval_cmd, index_cmd, search_cmd, serve_cmd, status_cmd, sync_cmd, tune_cmd
+from smartcli.cli import compact_cmd, eval_cmd, index_cmd, mcp_cmd, search_cmd, serve_cmd, status_cmd, sync_cmd, tune_cmd, watch_cmd
 from smartcli.cli.errors import EXIT_ERROR
 from smartcli.cli.help import ReadableHelp
 
@@ -45,6 +45,8 @@ app.command()(compact_cmd.compact)
 app.command()(serve_cmd.serve)
 app.command()(tune_cmd.tune)
 app.command()(sync_cmd.sync)
+app.command()(watch_cmd.watch)
+app.command()(mcp_cmd.mcp)
 
 
 def _end_at_once_after_the_prompt(code) -> None:

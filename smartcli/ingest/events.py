@@ -11,7 +11,9 @@ class UpdateEvents:
     run is planned, then ``pages_done(n)`` (pages read) and ``committed(...)`` (what is kept);
     OCR work is announced by ``ocr_queued(n)`` (negative for queued pages that turned out to
     need no OCR) and ``ocr_done(n)`` (pages OCR read: the summary's ``attempted``);
-    ``waiting()`` when another writer holds the store and ``wait`` is set.
+    ``waiting()`` when another writer holds the store and ``wait`` is set; ``planned(plan)``
+    once the run knows what it will add, update, move, copy and remove (a
+    :class:`~smartcli.ingest.planning.Plan`), before it changes anything.
     """
 
     wants_progress = False
@@ -32,6 +34,9 @@ class UpdateEvents:
         pass
 
     def waiting(self) -> None:
+        pass
+
+    def planned(self, plan) -> None:
         pass
 
     def committed(self, files: int, pages: int, encoded: int, total_pages: int) -> None:

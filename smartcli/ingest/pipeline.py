@@ -94,6 +94,7 @@ def _run(store: Store, roots, settings, options: UpdateOptions, model_spec, devi
     old_text = _old_text(store)
     plan, hashes = plan_changes(store, roots, _awaiting_ocr(store, settings) | old_text)
     _refuse_nothing_indexable(plan, roots)
+    events.planned(plan)
     renormalized = sum(1 for s in plan.to_encode + plan.duplicates if s.path in old_text)
     if renormalized:
         events.message(f"{renormalized} file(s) were indexed with an older text normalization: reading and encoding them again")
