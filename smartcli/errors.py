@@ -97,3 +97,11 @@ class OptionError(_KindedError):
     """A setting the engine cannot take (``option`` names the parameter)."""
 
     default_kind = ErrorKind.BAD_OPTION
+
+
+class QueryError(SmartError):
+    """A query that cannot be searched (BAD_INPUT): ``details["reason"]`` a code of
+    ``smartcli.search.queries``, ``details["index"]`` its position among the queries asked together."""
+
+    def __init__(self, message: str, reason: str, index: int = 0):
+        super().__init__(ErrorKind.BAD_INPUT, message, reason=reason, index=index)

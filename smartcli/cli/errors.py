@@ -19,6 +19,7 @@ EXIT_READ_ONLY = 8  # the store is on a read-only file system (searching it work
 EXIT_PERMISSION = 9  # this user may not change (or read) the store
 EXIT_FOREIGN = 10  # --store names a non-empty directory that is not a smart store
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it); `smart index` keeps the batches it committed
+EXIT_BROKEN_PIPE = 141  # the reader of the output went away (`| head -1`): 128 + SIGPIPE, as `grep` and `ls` end
 
 _EXIT_CODES = {
     ErrorKind.STORE_MISSING: EXIT_NO_INDEX,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -12,6 +13,17 @@ from rich.table import Table
 from rich.text import Text
 
 from smartcli import Note
+
+
+def _raise_broken_pipe(console: Console) -> None:
+    console.quiet = True
+    raise BrokenPipeError(errno.EPIPE, "the reader of the output went away")
+
+
+# The reader went away (`smart search ... | head -1`). Rich's answer, in these consoles and in
+# Typer's help alike, is to end the process with code 1; raised instead, the error reaches
+# `smart`'s main, which ends quietly with 141, as `grep` and `ls` do (cli/app.py).
+Console.on_broken_pipe = _raise_broken_pipe
 
 stdout = Console(soft_wrap=False)
 stderr = Console(stderr=True)

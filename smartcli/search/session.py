@@ -19,7 +19,7 @@ from typing import Protocol
 from smartcli import defaults
 from smartcli.errors import ErrorKind, OptionError, SmartError, StoreError
 from smartcli.models.base import Encoded, ModelInfo
-from smartcli.search.queries import prepare_query
+from smartcli.search.queries import encode_queries
 from smartcli.search.scoring import MODES, Weights
 from smartcli.search.searcher import Hit, Scope
 from smartcli.store.catalog import LiveItem
@@ -30,7 +30,8 @@ from smartcli.store.catalog.writes import check_same_model
 class SearchOptions:
     """What a search asks for (``smart search``'s options), checked once here.
 
-    ``lambda_anchor`` and ``lambda_late`` None: the store's tuned weights, else the defaults.
+    ``lambda_anchor`` and ``lambda_late`` None: the store's tuned weights, else the defaults; a
+    weight is at most ``defaults.MAX_LAMBDA`` either way (its products with cosines stay finite).
     ``min_score`` is in the scale of ``mode``."""
 
     k: int = defaults.TOP_K
@@ -49,6 +50,10 @@ class SearchOptions:
             value = getattr(self, option)
             if value is not None and not math.isfinite(value):
                 raise OptionError(f"must be a finite number, not {value}", option=option)
+            if value is not None and abs(value) > defaults.MAX_LAMBDA:
+                raise OptionError(
+                    f"must be between -{defaults.MAX_LAMBDA:,.0f} and {defaults.MAX_LAMBDA:,.0f}, not {value:g}", option=option
+                )
         if self.min_score is not None and math.isnan(self.min_score):
             raise OptionError("must be a number, not nan", option="min_score")
 
@@ -167,10 +172,11 @@ class QuerySession:
 
     def search_many(self, queries: Sequence[str], options: SearchOptions) -> list[list[Hit]]:
         """The top hits of each query (a query longer than ``defaults.MAX_QUERY_TOKENS`` tokens is
-        cut to them, with a :class:`~smartcli.errors.SmartWarning`)."""
-        texts = [prepare_query(q) for q in queries]
+        cut to them, with a :class:`~smartcli.errors.SmartWarning`). A query that cannot be
+        searched raises :class:`~smartcli.search.queries.QueryError` (``details["index"]`` says
+        which) before any is scored."""
         self.current(with_encoder=True)
-        encoded = self.encoder.encode_queries(texts)
+        texts, encoded = encode_queries(self.encoder, queries)
         return self._ranked(encoded, texts, options)
 
     def search_image(self, load_picture: Callable[[int | None], object], options: SearchOptions) -> list[Hit]:
