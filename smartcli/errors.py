@@ -33,7 +33,12 @@ class ErrorKind(str, enum.Enum):
 
 class SmartWarning(UserWarning):
     """Something a caller should hear about that did not stop the work (a query cut to the
-    length cap). Issued with :func:`warnings.warn`; the CLI prints each as one line."""
+    length cap, a damaged tuning searched without). Issued with :func:`warnings.warn`; the CLI
+    prints each as one line. ``details`` hold facts a presenter may word (``part``, ``reason``)."""
+
+    def __init__(self, message: str, **details):
+        super().__init__(message)
+        self.details = details
 
 
 class SmartError(Exception):

@@ -34,7 +34,9 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
 ) -> None:
-    pass
+    from smartcli.cli.present import print_engine_warnings
+
+    print_engine_warnings()
 
 
 app.command()(index_cmd.index)

@@ -59,6 +59,8 @@ def describe(exc: SmartError) -> str:
         return f"{message} (run `smart index PATH` first)"
     if kind is ErrorKind.STORE_BUSY:
         return f"another `smart index` or `smart compact` is writing to {exc.details.get('path')}; try again when it ends, or pass --wait"
+    if kind is ErrorKind.STORE_DAMAGED and exc.details.get("part") == "tuning":
+        return f"{message}; {tuning_hint(exc.details)}"
     if kind in (ErrorKind.STORE_DAMAGED, ErrorKind.STORE_SCHEMA):
         return f"{message}; {rebuild_hint(exc.details.get('roots'))}"
     if kind is ErrorKind.MODEL_MISMATCH and "Qdrant" in message:
@@ -108,3 +110,18 @@ def rebuild_hint(roots: list[str] | None = None) -> str:
     """How to get out of damage: the rebuild command, with the paths the store indexed when known."""
     paths = " ".join(shlex.quote(r) for r in roots) if roots else "PATH..."
     return f"rebuild it with `smart index --rebuild {paths}`"
+
+
+def tuning_hint(details: dict) -> str:
+    """What to do about a damaged tuning (``details`` of TuningDamaged)."""
+    if details.get("reason") == "unreadable":
+        return "check the file's permissions, or forget the tuning with `smart tune --reset`"
+    return "`smart tune --reset` forgets it (then `smart tune` learns it again)"
+
+
+def describe_warning(warning) -> str:
+    """An engine SmartWarning with what a person can do about it."""
+    details = getattr(warning, "details", {})
+    if details.get("part") == "tuning":
+        return f"{warning}; {tuning_hint(details)}"
+    return str(warning)

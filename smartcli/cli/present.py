@@ -73,6 +73,29 @@ def warn(message: str) -> None:
     stderr.print(Text(f"smart: {printable(message)}"), highlight=False, soft_wrap=True)
 
 
+def print_engine_warnings() -> None:
+    """From now on, the engine's SmartWarnings (a query cut to the cap, a damaged tuning) are one
+    ``smart:`` line each, every time, with what a person can do about them."""
+    import warnings
+
+    from smartcli import SmartWarning
+    from smartcli.cli.errors import describe_warning
+
+    warnings.simplefilter("always", SmartWarning)
+    previous = warnings.showwarning
+    if getattr(previous, "smart_words", False):
+        return  # installed by an earlier command of this process
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SmartWarning):
+            warn(describe_warning(message))
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    show.smart_words = True
+    warnings.showwarning = show
+
+
 def print_line(text: str) -> None:
     """One line of results on stdout: printable, never wrapped, no markup."""
     stdout.print(printable(text), highlight=False, markup=False, soft_wrap=True)

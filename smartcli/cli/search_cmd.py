@@ -111,7 +111,6 @@ def search(
     """Search the index with plain-language QUERY, many --queries, a picture (--image) or --like an indexed page.
     With --qdrant, search that Qdrant collection instead of the local store (same scores and results)."""
     interactive = query is None and queries is None and like is None and image is None
-    _print_engine_warnings()
     problem = usage_problem(query, queries, like, image, interactive, json_output, files_only, explain, kind, mode)
     if problem:
         warn(problem)
@@ -296,24 +295,6 @@ def _lines(stream) -> Iterator[tuple[str | None, str | None]]:
             yield line.decode("utf-8"), None
         except UnicodeDecodeError as exc:
             yield None, f"not UTF-8 text ({exc.reason} at byte {exc.start + 1})"
-
-
-def _print_engine_warnings() -> None:
-    """The engine's SmartWarnings (a query cut to the cap) as one ``smart:`` line each, every time."""
-    import warnings
-
-    from smartcli import SmartWarning
-
-    warnings.simplefilter("always", SmartWarning)
-    previous = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, SmartWarning):
-            warn(str(message))
-        else:
-            previous(message, category, filename, lineno, file, line)
-
-    warnings.showwarning = show
 
 
 def open_queries(source: str) -> TextIO:

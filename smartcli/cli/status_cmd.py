@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from smartcli.cli.errors import EXIT_ERROR, EXIT_OK, describe, exit_code, rebuild_hint
+from smartcli.cli.errors import EXIT_ERROR, EXIT_OK, describe, exit_code, rebuild_hint, tuning_hint
 from smartcli.cli.options import StoreOption
 from smartcli.cli.present import display_path, format_bytes, note_words, print_json_line, print_line, printable, stdout, warn
 
@@ -43,13 +43,15 @@ def run_status(store_path: Path | None, json_output: bool, verify: bool = False)
     hint = rebuild_hint(report.roots)
     for problem in report.store_problems:
         warn(f"the store at {report.store} is damaged: {problem}; {hint}")
-    if checked and checked.damaged:
-        for damage in checked.damaged:
-            warn(f"damaged: {damage_line(damage)}")
-        warn(
-            f"the store at {report.store} is damaged ({len(checked.damaged)} problem(s) found); searches leave damaged segments out; {hint}"
-        )
-    return EXIT_ERROR if report.store_problems or (checked and checked.damaged) else EXIT_OK
+    damage = (report.tuning or {}).get("damage")
+    elsewhere = [found for found in (checked.damaged if checked else []) if found.get("part") != "tuning"]
+    for found in elsewhere:
+        warn(f"damaged: {damage_line(found)}")
+    if elsewhere:
+        warn(f"the store at {report.store} is damaged ({len(elsewhere)} problem(s) found); searches leave damaged segments out; {hint}")
+    if damage:
+        warn(f"{damage['problem']}; searches go on untuned; {tuning_hint(damage)}")
+    return EXIT_ERROR if report.store_problems or damage or (checked and checked.damaged) else EXIT_OK
 
 
 def damage_line(d: dict) -> str:
@@ -121,6 +123,8 @@ def segments_line(r: dict) -> str:
 def tuning_line(t: dict | None) -> str:
     if not t:
         return "none (the frozen model and the default weights; see `smart tune`)"
+    if t.get("damage"):
+        return f"damaged ({t['damage']['problem']}): searches go on untuned"
     what = "query adapter and weights" if t.get("adapter") else "weights"
     line = f"{what} {t['lambda_anchor']:g}/{t['lambda_late']:g}"
     held = t.get("held_back") or {}

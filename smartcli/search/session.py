@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from smartcli import defaults
-from smartcli.errors import ErrorKind, OptionError, SmartError, StoreError
+from smartcli.errors import ErrorKind, OptionError, SmartError, SmartWarning, StoreError
 from smartcli.models.base import Encoded, ModelInfo
 from smartcli.search.queries import encode_queries
 from smartcli.search.scoring import MODES, Weights
@@ -114,7 +115,8 @@ class QuerySession:
         self._backend: Backend | None = None
         self._base_encoder = None
         self.encoder = None  # the base encoder, through the store's adapter when it has one
-        self._tuning: dict | None = None
+        self._record: dict | None = None  # the backend's tuning record as last read
+        self._tuning: dict | None = None  # the record in use (None: untuned, or the record is damaged)
         self._tuning_read = False  # False: read the record (again) before the next query
         self._adapter = None
 
@@ -139,15 +141,29 @@ class QuerySession:
         return backend
 
     def _follow_tuning(self, backend: Backend) -> None:
-        """Use the backend's current tuning record: its weights, and its adapter on query tokens."""
+        """Use the backend's current tuning record: its weights, and its adapter on query tokens.
+        A damaged tuning is not used (untuned search), with one warning each time it is read."""
         from smartcli.search.tuning import AdaptedEncoder
 
         record = backend.tuning_record() if self.tuned else None
-        if record != self._tuning or not self._tuning_read:
-            self._tuning, self._tuning_read = record, True
-            self._adapter = backend.adapter(record) if record else None
+        if record != self._record or not self._tuning_read:
+            self._record, self._tuning_read = record, True
+            self._tuning, self._adapter = self._usable_tuning(backend, record)
         if self._base_encoder is not None:
             self.encoder = self._base_encoder if self._adapter is None else AdaptedEncoder(self._base_encoder, self._adapter)
+
+    @staticmethod
+    def _usable_tuning(backend: Backend, record: dict | None) -> tuple[dict | None, object]:
+        """(the record, its adapter), or (None, None) when untuned or the tuning is damaged."""
+        from smartcli.store.tuning import TuningDamaged
+
+        if not record:
+            return None, None
+        try:
+            return record, backend.adapter(record)
+        except TuningDamaged as exc:
+            warnings.warn(SmartWarning(f"{exc}; searching untuned", **exc.details), stacklevel=2)
+            return None, None
 
     def tuning_changed(self) -> None:
         """The store's tuning was written or cleared: read it again before the next query."""

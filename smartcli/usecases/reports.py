@@ -74,7 +74,8 @@ class VerifyReport:
     """What :meth:`Index.verify` read and found (``smart status --verify``).
 
     ``damaged``: one entry per problem, ``{"segment": name or None (the catalog), "dataset":
-    the dataset, or "page P of F" for a page's text, or None, "problem": what is wrong}``.
+    the dataset, or "page P of F" for a page's text, or the tuning's adapter file, or None,
+    "problem": what is wrong, "part": "segment", "text", "catalog" or "tuning"}``.
     """
 
     store: str
@@ -109,14 +110,23 @@ def unencoded(root: Path) -> list[Unencoded]:
 def verify(root: Path, on_segment=None) -> VerifyReport:
     """Read every segment and page text and check them; nothing is changed."""
     started = time.monotonic()
+    from smartcli.store.tuning import tuning_problem
+
     with reading_snapshot(root) as store:
         found, counts = integrity.check(store, thorough=True, on_segment=on_segment)
-    return VerifyReport(
-        store=str(root),
-        seconds=round(time.monotonic() - started, 3),
-        damaged=[{"segment": d.segment, "dataset": d.dataset, "problem": d.problem} for d in found],
-        **counts,
-    )
+        tuning = tuning_problem(store)
+    damaged = [{"segment": d.segment, "dataset": d.dataset, "problem": d.problem, "part": integrity.part_of(d)} for d in found]
+    if tuning is not None:
+        damaged.append(
+            {
+                "segment": None,
+                "dataset": tuning.details["adapter"],
+                "problem": str(tuning),
+                "part": "tuning",
+                "reason": tuning.details["reason"],
+            }
+        )
+    return VerifyReport(store=str(root), seconds=round(time.monotonic() - started, 3), damaged=damaged, **counts)
 
 
 def evaluate(session: QuerySession, queries, k: int, lambda_anchor: float | None, lambda_late: float | None, sweep: bool):
@@ -211,10 +221,13 @@ def _file_problem(f: dict) -> dict:
 
 
 def _tuning_status(store: Store) -> dict | None:
-    from smartcli.store.tuning import read_tuning
+    """What tune kept, and ``damage``: why it cannot be used, ``{"problem", "reason"}`` (None: it is used)."""
+    from smartcli.store.tuning import read_tuning, tuning_problem
 
     record = read_tuning(store)
     if record is None:
         return None
     keys = ("lambda_anchor", "lambda_late", "variant", "adapter", "trained", "pairs", "held_back_pairs", "held_back")
-    return {key: record.get(key) for key in keys}
+    problem = tuning_problem(store)
+    damage = {"problem": str(problem), "reason": problem.details["reason"]} if problem else None
+    return {**{key: record.get(key) for key in keys}, "damage": damage}

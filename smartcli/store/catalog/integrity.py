@@ -107,6 +107,13 @@ def _text_damage(store) -> list[Damage]:
     return [Damage(None, f"page {r[0]} of {fs_path(r[1])}", problem) for r in rows if (problem := checked_text(r[2], r[3])[1])]
 
 
+def part_of(d: Damage) -> str:
+    """Which part of the store ``d`` is about: "segment", "text" (a page's text) or "catalog"."""
+    if d.segment:
+        return "segment"
+    return "text" if d.dataset and d.dataset.startswith("page ") else "catalog"
+
+
 def _sentence(d: Damage) -> str:
     where = f"segment {d.segment}.h5 " if d.segment else ""
     return f"{where}{d.dataset + ': ' if d.dataset else ''}{d.problem}"
