@@ -73,6 +73,8 @@ def describe(exc: SmartError) -> str:
         return f"{message}; run as the store's owner or pass another --store"
     if kind is ErrorKind.STORE_IO:
         return f"{message}; the store was not changed: check the disk and try again (do not rebuild: it does not help)"
+    if kind is ErrorKind.STORE_FOREIGN and exc.details.get("qdrant"):
+        return f"{message}; nothing in it was touched: pass --qdrant an empty or new folder, or one `smart sync` filled"
     if kind is ErrorKind.STORE_FOREIGN:
         return f"{message}; pass --store an empty or new directory, or an existing smart store"
     if kind is ErrorKind.MODEL_MISMATCH:

@@ -19,7 +19,7 @@ from smartcli.errors import StoreDamaged
 from smartcli.store.catalog.reads import segment_digests
 from smartcli.store.catalog.records import checked_text, fs_path
 from smartcli.store.catalog.schema import v3
-from smartcli.store.segments import Damage, Segment
+from smartcli.store.segments import Damage, Segment, unreadable
 
 
 class IntegrityReport(NamedTuple):
@@ -55,6 +55,8 @@ def check(store, thorough: bool = False, on_segment: Callable[[str], None] | Non
         except FileNotFoundError:
             found.append(Damage(name, None, "is missing"))
             continue
+        except PermissionError:
+            raise unreadable(path) from None  # not damage: nothing to rebuild
         except OSError as exc:
             found.append(Damage(name, None, f"cannot be read ({exc.strerror or exc})"))
             continue
