@@ -170,10 +170,15 @@ class QuerySession:
         self._tuning_read = False
 
     def weights(self, options: SearchOptions) -> Weights:
-        """The weights asked for; what is not asked for comes from the store's tuning, else the defaults."""
-        tuning = self._tuning or {}
-        lambda_anchor = options.lambda_anchor if options.lambda_anchor is not None else tuning.get("lambda_anchor", defaults.LAMBDA_ANCHOR)
-        lambda_late = options.lambda_late if options.lambda_late is not None else tuning.get("lambda_late", defaults.LAMBDA_LATE)
+        """The weights asked for; what is not asked for comes from the store's tuning (on the
+        defaults' scale, also a record of a version that kept late-only as 0/1), else the defaults."""
+        from smartcli.search.tuning import on_default_scale
+
+        tuned = Weights(defaults.LAMBDA_ANCHOR, defaults.LAMBDA_LATE)
+        if self._tuning:
+            tuned = on_default_scale(Weights(self._tuning["lambda_anchor"], self._tuning["lambda_late"]))
+        lambda_anchor = options.lambda_anchor if options.lambda_anchor is not None else tuned.lambda_anchor
+        lambda_late = options.lambda_late if options.lambda_late is not None else tuned.lambda_late
         return Weights.for_mode(options.mode, lambda_anchor, lambda_late)
 
     def close(self) -> None:
