@@ -55,6 +55,12 @@ def exit_code(exc: SmartError) -> int:
 def describe(exc: SmartError) -> str:
     """The engine's message with what a person can do about it."""
     message, kind = str(exc), exc.kind
+    if kind is ErrorKind.STORE_MISSING and exc.details.get("holds_documents"):
+        path = shlex.quote(exc.details["path"])
+        return (
+            f"{message}: that folder holds documents, not a store; index them with `smart index {path}` "
+            "and search the store it fills (the default one, or pass --store a store's folder)"
+        )
     if kind in (ErrorKind.STORE_MISSING, ErrorKind.STORE_EMPTY):
         return f"{message} (run `smart index PATH` first)"
     if kind is ErrorKind.STORE_BUSY:

@@ -68,7 +68,10 @@ def verify_line(v: dict) -> str:
 
 
 def describe_ocr(ocr: dict) -> str:
-    line = f"{ocr['pages']} pages read by OCR" + (f" ({', '.join(ocr['by_language'])})" if ocr["by_language"] else "")
+    """In `smart index`'s words: pages through OCR, and how many it found text on."""
+    attempted = ocr.get("attempted", ocr["pages"])
+    line = f"{attempted} pages through OCR" + (f" ({', '.join(ocr['by_language'])})" if ocr["by_language"] else "")
+    line += f", text from {ocr['pages']}"
     if ocr["missing_language_data"]:
         line += f", {ocr['missing_language_data']} waiting for OCR language data (see `smart index`)"
     if ocr["nothing_found"]:
@@ -100,7 +103,7 @@ def print_status(r: dict) -> None:
         ("size on disk", f"{format_bytes(r['bytes'])} ({format_bytes(r['bytes_per_item'] or 0)} per encoded page)"),
         ("segments", segments_line(r)),
         ("last update", updated),
-        ("changed since", f"{changed['modified']} modified, {changed['missing']} missing, {changed['new']} new"),
+        ("changed since", changed_line(changed)),
         ("tuning", tuning_line(r.get("tuning"))),
     ]
     if r["store_problems"]:
@@ -110,6 +113,11 @@ def print_status(r: dict) -> None:
     for key, value in rows:
         table.add_row(key, Text(printable(value)))
     stdout.print(table, highlight=False)
+
+
+def changed_line(changed: dict) -> str:
+    touched = f" ({changed['touched']} more with a new date, the same content)" if changed.get("touched") else ""
+    return f"{changed['modified']} modified{touched}, {changed['missing']} missing, {changed['new']} new"
 
 
 def segments_line(r: dict) -> str:

@@ -39,7 +39,7 @@ class Status:
     bytes: int
     bytes_per_item: int | None
     updated: float | None
-    changed_on_disk: dict[str, int]
+    changed_on_disk: dict[str, int]  # modified, missing, new, touched (a new date, the same content)
     # {"path", "code" (store/skips.py), "detail", "reason" (the code and detail in words)}
     skipped: list[dict] = field(default_factory=list)
     partly_indexed: list[dict] = field(default_factory=list)
@@ -189,31 +189,48 @@ def _changed_on_disk(files: list[dict], roots: list[str]) -> dict[str, int]:
     """Indexed files modified or missing since, and files under the roots not indexed yet."""
     from smartcli.ingest.discovery import discover
 
-    modified = missing = 0
+    modified = missing = touched = 0
     for f in files:
         try:
             st = os.stat(f["path"])
         except OSError:
             missing += 1
             continue
-        if (st.st_size, st.st_mtime_ns) != (f["size"], f["mtime_ns"]):
+        if (st.st_size, st.st_mtime_ns) == (f["size"], f["mtime_ns"]):
+            continue
+        # A new date on the same size: read it, as `smart index` would, before calling it modified.
+        if st.st_size == f["size"] and f["sha256"] and _sha256_or_none(f["path"]) == f["sha256"]:
+            touched += 1
+        else:
             modified += 1
     known = {f["path"] for f in files}
     sources, _ = discover(roots) if roots else ([], [])
-    return {"modified": modified, "missing": missing, "new": sum(1 for s in sources if s.path not in known)}
+    return {"modified": modified, "missing": missing, "new": sum(1 for s in sources if s.path not in known), "touched": touched}
+
+
+def _sha256_or_none(path: str) -> str | None:
+    from smartcli.ingest.files import UnreadableFile, file_sha256
+
+    try:
+        return file_sha256(path)
+    except (OSError, UnreadableFile):  # unreadable now: not known to be the same
+        return None
 
 
 def _ocr_counts(store: Store, not_encoded: dict[str, int]) -> dict:
     from smartcli.store.notes import Note
 
     by_language = reads.ocr_counts(store)
-    return {
-        "pages": sum(by_language.values()),
+    counts = {
+        "pages": sum(by_language.values()),  # text from OCR
         "by_language": by_language,
         "missing_language_data": not_encoded.get(Note.OCR_MISSING_LANGUAGE.value, 0),
         "nothing_found": not_encoded.get(Note.OCR_NO_TEXT.value, 0),
         "unreadable": not_encoded.get(Note.OCR_UNREADABLE.value, 0),
     }
+    # Pages OCR read, as `smart index` counts them ("N pages through OCR, text from M").
+    counts["attempted"] = counts["pages"] + counts["nothing_found"] + counts["unreadable"]
+    return counts
 
 
 def _file_problem(f: dict) -> dict:
