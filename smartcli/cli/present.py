@@ -26,7 +26,6 @@ def _raise_broken_pipe(console: Console) -> None:
 Console.on_broken_pipe = _raise_broken_pipe
 
 
-
 class _TrimmedLines:
     """What `stdout` writes to: the process's standard output as it is now (a test runner swaps
     it), each line without the spaces rich pads table cells with, so that a pipe or a file gets

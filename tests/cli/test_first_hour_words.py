@@ -100,11 +100,8 @@ def test_eval_per_query_keeps_each_query_on_one_line_at_80_columns(sample_store,
         ("q3", "tyre pressure", "bicycle-maintenance.pdf"),
     ]
     judged = tmp_path / "judged.jsonl"
-    judged.write_text(
-        "".join(json.dumps({"qid": q, "query": text, "relevant": [{"file": f, "page": 1}]}) + "\n" for q, text, f in queries)
-    )
+    judged.write_text("".join(json.dumps({"qid": q, "query": text, "relevant": [{"file": f, "page": 1}]}) + "\n" for q, text, f in queries))
     result = run_smart("eval", "--queries", judged, "--store", store, "--per-query", env={"COLUMNS": "80"}, check=True)
     rows = [line for line in result.stdout.splitlines() if re.match(r"q\d ", line)]
     assert [row.split()[0] for row in rows] == ["q1", "q2", "q3"]
     assert all(len(row) <= 80 for row in rows) and rows[0].endswith("…") and rows[2].endswith("tyre pressure")
-
