@@ -43,15 +43,32 @@ def encode_queries(encoder, queries: Sequence[str]) -> tuple[list[str], list[Enc
     """Each query prepared and encoded by ``encoder``: (the prepared texts, their encodings).
     Raises QueryError for the first query that cannot be searched."""
     texts = [prepare_query(q, i) for i, q in enumerate(queries)]
-    encoded = encoder.encode_queries(texts) if texts else []
+    encoded = encode_prepared(encoder, texts)
     for i, e in enumerate(encoded):
         check_encoded(e, i, encoder.info.name)
     return texts, encoded
 
 
-def check_encoded(encoded: Encoded, index: int, model: str) -> None:
+def encode_prepared(encoder, texts: Sequence[str]) -> list[Encoded | None]:
+    """``texts`` encoded by ``encoder``; None for one its tokenizer makes no token of at all
+    (combining marks only: the encoder refuses a text of no tokens with a ValueError)."""
+    if not texts:
+        return []
+    try:
+        return encoder.encode_queries(list(texts))
+    except ValueError:
+        found: list[Encoded | None] = []
+        for text in texts:  # rare: find which one, by itself
+            try:
+                found += encoder.encode_queries([text])
+            except ValueError:
+                found.append(None)
+        return found
+
+
+def check_encoded(encoded: Encoded | None, index: int, model: str) -> None:
     """Raise QueryError unless ``encoded`` holds at least one token state and only finite numbers."""
-    if len(encoded.tokens) == 0:
+    if encoded is None or len(encoded.tokens) == 0:
         raise QueryError(
             f"the query has no word {model} knows (emoji, symbols it has no token for, or a single word too long to read)",
             NO_KNOWN_WORDS,

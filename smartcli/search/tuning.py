@@ -93,7 +93,7 @@ class TuneResult:
 def searchable(encoder, pairs: list[Pair]) -> tuple[list[Pair], dict[int, Encoded]]:
     """The pairs whose query a search could answer (prepared and checked as a query session does
     it: some characters, some word the model knows), and each one's encoding by ``id(pair)``."""
-    from smartcli.search.queries import check_encoded, prepare_query
+    from smartcli.search.queries import check_encoded, encode_prepared, prepare_query
 
     kept, texts = [], []
     for pair in pairs:
@@ -103,7 +103,7 @@ def searchable(encoder, pairs: list[Pair]) -> tuple[list[Pair], dict[int, Encode
             continue
         kept.append(pair)
     usable, encodings = [], {}
-    for pair, encoded in zip(kept, encoder.encode_queries(texts) if texts else []):
+    for pair, encoded in zip(kept, encode_prepared(encoder, texts)):
         try:
             check_encoded(encoded, 0, encoder.info.name)
         except QueryError:

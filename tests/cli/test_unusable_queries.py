@@ -14,7 +14,7 @@ from smartcli import ErrorKind, Index, QueryError
 from tests.conftest import run_smart
 
 NO_CHARACTERS = ["\x01\x02", "\u200b", "\u00ad", "\x7f", "\x1b", "\u2060\ufeff", "\u200d\u200c"]
-NOTHING_KNOWN = ["😀😀", "🦜", "a" * 5000, "x" * 101]
+NOTHING_KNOWN = ["😀😀", "🦜", "a" * 5000, "x" * 101, "\u0301\u0301"]  # the last: no token at all
 
 
 def strict_json(text: str) -> list:
