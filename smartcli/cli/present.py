@@ -33,6 +33,7 @@ class _TrimmedLines:
 
     def __init__(self):
         self._partial = ""
+        self.trim = True  # False while a line is printed exactly as given (print_line)
 
     @property
     def _stream(self):
@@ -42,7 +43,7 @@ class _TrimmedLines:
         lines = (self._partial + text).split("\n")
         self._partial = lines.pop()
         if lines:
-            self._stream.write("\n".join(line.rstrip(" ") for line in lines) + "\n")
+            self._stream.write("\n".join(line.rstrip(" ") if self.trim else line for line in lines) + "\n")
         return len(text)
 
     def flush(self) -> None:
@@ -134,8 +135,13 @@ def print_engine_warnings() -> None:
 
 
 def print_line(text: str) -> None:
-    """One line of results on stdout: printable, never wrapped, no markup."""
-    stdout.print(printable(text), highlight=False, markup=False, soft_wrap=True)
+    """One line of results on stdout: printable, never wrapped, no markup, and exact (a file
+    name may end with a blank: it is not padding)."""
+    stdout.file.trim = False
+    try:
+        stdout.print(printable(text), highlight=False, markup=False, soft_wrap=True)
+    finally:
+        stdout.file.trim = True
 
 
 def print_json_line(obj: dict) -> None:
