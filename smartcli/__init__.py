@@ -48,6 +48,7 @@ _EXPORTS = {
     "SmartWarning": "smartcli.errors",
     "ErrorKind": "smartcli.errors",
     "StoreMissing": "smartcli.errors",
+    "QueryError": "smartcli.errors",
     "defaults": "smartcli.defaults",
 }
 __all__ = ["__version__", *_EXPORTS]

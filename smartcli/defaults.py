@@ -131,6 +131,8 @@ MAX_PAGE_TOKENS = 8192
 # A query is cut to this many tokens (a warning says so); a --queries line longer than
 # MAX_QUERY_LINE_BYTES is answered with an error object.
 MAX_QUERY_TOKENS = 512
+# The largest fusion weight (either sign) a search takes: scores stay finite in float32.
+MAX_LAMBDA = 1e6
 MAX_QUERY_LINE_BYTES = 1 << 20
 # Folders deeper than this below an indexed path are skipped with a reason.
 MAX_DIRECTORY_DEPTH = 256

@@ -33,7 +33,12 @@ class ErrorKind(str, enum.Enum):
 
 class SmartWarning(UserWarning):
     """Something a caller should hear about that did not stop the work (a query cut to the
-    length cap). Issued with :func:`warnings.warn`; the CLI prints each as one line."""
+    length cap, a damaged tuning searched without). Issued with :func:`warnings.warn`; the CLI
+    prints each as one line. ``details`` hold facts a presenter may word (``part``, ``reason``)."""
+
+    def __init__(self, message: str, **details):
+        super().__init__(message)
+        self.details = details
 
 
 class SmartError(Exception):
@@ -97,3 +102,11 @@ class OptionError(_KindedError):
     """A setting the engine cannot take (``option`` names the parameter)."""
 
     default_kind = ErrorKind.BAD_OPTION
+
+
+class QueryError(SmartError):
+    """A query that cannot be searched (BAD_INPUT): ``details["reason"]`` a code of
+    ``smartcli.search.queries``, ``details["index"]`` its position among the queries asked together."""
+
+    def __init__(self, message: str, reason: str, index: int = 0):
+        super().__init__(ErrorKind.BAD_INPUT, message, reason=reason, index=index)

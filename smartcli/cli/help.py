@@ -12,7 +12,7 @@ from typer.core import TyperArgument, TyperGroup
 # By parameter name, where a word says more than the type; the rest by type (see placeholder).
 NAMED = {
     "store": "DIR",
-    "paths": "PATH...",
+    "paths": "PATH",  # Typer adds the "..." of a list
     "query": "QUERY",
     "queries": "FILE",
     "pairs": "FILE",

@@ -128,6 +128,7 @@ def mean_per_query(best: np.ndarray, q_lengths) -> np.ndarray:
     out = np.empty((len(q_lengths), best.shape[0]), np.float32)
     start = 0
     for qi, length in enumerate(q_lengths):
-        out[qi] = best[:, start : start + length].mean(axis=1)
+        # A query of no tokens is refused before scoring (search/queries.py); never a NaN here.
+        out[qi] = best[:, start : start + length].mean(axis=1) if length else 0.0
         start += length
     return out

@@ -10,7 +10,7 @@ import pytest
 
 from smartcli import defaults
 from tests.attacks import text_bomb, text_page, xobject_bomb
-from tests.conftest import run_smart, run_smart_process
+from tests.conftest import copy_store, run_smart, run_smart_process
 
 
 def test_a_pdf_whose_text_never_ends_is_skipped_remembered_and_the_rest_committed(tmp_path):
@@ -322,3 +322,21 @@ def test_a_schema_2_store_on_a_read_only_mount_is_still_searched_and_verified(sm
     verified = run_smart_process("status", "--store", store, "--verify", "--json")
     assert verified.returncode == 0, verified.stderr
     assert json.loads(verified.stdout)["verify"]["damaged"] == []
+
+
+def test_a_full_disk_under_the_qdrant_folder_is_named_as_that_disk_and_the_sync_resumes(small_disk, sample_store, tmp_path):
+    """Issue 26, item 12: it was "no space left on the disk of the store" (the store's disk had room)."""
+    pytest.importorskip("qdrant_client")
+    store = copy_store(sample_store[0], tmp_path / "store")  # a sync records what Qdrant acknowledged
+    folder = small_disk / "qdrant"
+    filler = fill(small_disk, 40 * 1024)
+    full = run_smart_process("sync", "--store", store, "--qdrant", folder)
+    assert full.returncode == 7, full.stderr
+    assert full.stderr.strip() == (
+        f"smart: no space left on the disk of the Qdrant folder {folder}; free some space and run the same command again "
+        "(it resumes where it stopped)"
+    )
+    filler.unlink()
+    again = run_smart_process("sync", "--store", store, "--qdrant", folder, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["points"] == json.loads(run_smart("status", "--store", store, "--json").stdout)["encoded_items"]
