@@ -125,7 +125,9 @@ def prepare_for_writing(store) -> None:
     conn = store.conn
     if "meta" in tables(conn):
         check(store, upgrade=True)
-    conn.executescript(_TABLES)
+    # One transaction: a writer killed half-way through must not leave a catalog with some
+    # tables and not others (a reader would take it for a store and fail on the missing one).
+    conn.executescript(f"BEGIN;\n{_TABLES}\nCOMMIT;")
     for table, column, kind in _ADDED_IN_PLACE:
         if column not in columns(conn, table):
             with conn:
