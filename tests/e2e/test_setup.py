@@ -108,9 +108,13 @@ def can_hide_folders():
         pytest.skip("no mount namespace here (a container without CAP_SYS_ADMIN)")
 
 
-def can_become_nobody():
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("becoming another user needs root and setpriv")
+def a_user() -> int | None:
+    """Who runs the set-up as a user: uid 65534 when the tests run as root, else the tests' own user."""
+    if os.geteuid() != 0:
+        return None
+    if shutil.which("setpriv") is None:
+        pytest.skip("becoming another user needs setpriv")
+    return NOBODY
 
 
 def offline_pip(where: Path) -> dict:
@@ -139,16 +143,17 @@ def test_an_externally_managed_python_gets_a_venv_and_pip_installs_into_it(clone
 def test_a_real_venv_on_the_externally_managed_python_as_a_user(clone):
     """A user's clone, Debian's python3: the venv is made, and pip runs in it (no PEP 668 refusal)."""
     python = managed_python()
-    can_become_nobody()
-    os.chown(clone, NOBODY, NOBODY)
+    user = a_user()
+    if user is not None:
+        os.chown(clone, user, user)
     env = {"PYTHON": str(python), "PATH": USER_PATH, "HOME": "/nonexistent", **offline_pip(clone)}
-    ran = setup("--no-apt", env=env, user=NOBODY, where=clone, timeout=300)
+    ran = setup("--no-apt", env=env, user=user, where=clone, timeout=300)
     assert plan(ran.stdout) == [f"{python} -m venv .venv", VENV_PIP]
     assert "externally-managed-environment" not in ran.stderr
     assert "No matching distribution" in ran.stderr and "setup: the Python install failed" in ran.stderr and ran.returncode == 1
     facts = venv_python_facts(clone)
     assert facts["venv"] and Path(facts["base"]).resolve() == python.resolve()
-    assert (clone / ".venv").stat().st_uid == NOBODY
+    assert (clone / ".venv").stat().st_uid == (os.geteuid() if user is None else user) != 0
 
 
 def test_without_ensurepip_pip_comes_from_the_wheel_the_distribution_ships(clone):
@@ -197,8 +202,7 @@ def test_without_ensurepip_or_a_pip_wheel_root_installs_python3_venv_and_a_user_
     assert no_apt.returncode == 1 and not plan(no_apt.stdout)
     assert f"--no-apt leaves {package} uninstalled" in no_apt.stderr and f"apt-get install {package}" in no_apt.stderr
 
-    can_become_nobody()
-    user = setup("--dry-run", env={**env, "PATH": USER_PATH, "HOME": "/nonexistent"}, user=NOBODY, hide=hide, where=clone)
+    user = setup("--dry-run", env={**env, "PATH": USER_PATH, "HOME": "/nonexistent"}, user=a_user(), hide=hide, where=clone)
     if shutil.which("sudo", path=USER_PATH):
         assert user.returncode == 0 and any(c.startswith(f"sudo {APT_INSTALL}") and package in c for c in plan(user.stdout))
     else:
@@ -222,9 +226,8 @@ def test_dry_run_as_root_installs_with_apt_without_sudo_then_the_python_side(clo
 
 
 def test_dry_run_as_a_user_uses_sudo_only_where_there_is_one_and_always_installs_the_python_side(clone, no_ocr_data):
-    can_become_nobody()
     env = {**no_ocr_data, "PATH": USER_PATH, "HOME": "/nonexistent"}
-    ran = setup("--dry-run", env=env, user=NOBODY, where=clone)
+    ran = setup("--dry-run", env=env, user=a_user(), where=clone)
     assert ran.returncode == 0, ran.stderr
     commands = plan(ran.stdout)
     assert commands[-1] == VENV_PIP and any(c.startswith("python3 -m venv ") for c in commands)
