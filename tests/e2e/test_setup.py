@@ -38,8 +38,10 @@ def setup(*args, env=None, user=None, hide=(), where=None, timeout=60):
         os.chmod(empty, 0o755)
         mounts = " && ".join(f"mount --bind {shlex.quote(empty)} {shlex.quote(str(folder))}" for folder in hide)
         command = ["unshare", "--mount", "sh", "-c", f'{mounts} && exec "$@"', "sh", *command]
+    # The set-up's own settings come from the test alone (.ci/run exports PYTHON for its set-up).
+    inherited = {name: value for name, value in os.environ.items() if name not in ("PYTHON", "TORCH_INDEX")}
     try:
-        return subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **(env or {})), timeout=timeout)
+        return subprocess.run(command, capture_output=True, text=True, env={**inherited, **(env or {})}, timeout=timeout)
     finally:
         if hide:
             os.rmdir(empty)
