@@ -23,7 +23,6 @@ must carry the token (:class:`TokenGuard`).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import os
 import threading
@@ -40,6 +39,7 @@ from typing_extensions import TypedDict  # a TypedDict in a tool's return type, 
 
 from smartcli import defaults
 from smartcli.cli.errors import describe
+from smartcli.cli.web_access import token_accepted
 
 MCP_PATH = "/mcp"
 INSTRUCTIONS = (
@@ -296,12 +296,11 @@ class TokenGuard:
     """ASGI middleware: every HTTP request must carry ``Authorization: Bearer TOKEN`` (compared in
     constant time); anything else is answered 401 before the MCP app sees it.
 
-    `smart serve` checks its token in web.py on its own server; this is the same rule for the
-    MCP app's ASGI server."""
+    The check is `smart serve`'s (web_access.token_accepted), on the MCP app's ASGI server."""
 
     def __init__(self, app, token: str):
         self.app = app
-        self.token = token.encode("utf-8")
+        self.token = token
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and not self._authorized(scope):
@@ -322,11 +321,8 @@ class TokenGuard:
         await self.app(scope, receive, send)
 
     def _authorized(self, scope) -> bool:
-        for name, value in scope.get("headers", []):
-            if name.lower() == b"authorization" and value[:7].lower() == b"bearer ":
-                if hmac.compare_digest(value[7:].strip(), self.token):
-                    return True
-        return False
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
+        return token_accepted(self.token, headers, {})
 
 
 def serve_http(server: MCPServer, host: str, port: int, token: str, on_listening) -> None:
