@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from smartcli import defaults
-from smartcli.ingest.discovery import Skipped, SourceFile, UnreadableFile, count_pages
+from smartcli.ingest.discovery import Skipped, SourceFile, UnreadableFile
 from smartcli.ingest.pictures import check_image_file, encode_pictures, pages_per_batch, reads_pixels
 from smartcli.ingest.planning import Plan
 from smartcli.ingest.sandbox import SandboxedReader
@@ -112,6 +112,23 @@ class Indexer:
         self._progress: Callable[[int], None] = lambda n: None
         # Called after each batch is committed with the batch's records and those committed (a CommitCounter).
         self.on_commit: Callable[[list[FileRecord], list[FileRecord]], None] = lambda batch, committed: None
+        self._refused: dict[str, str] = {}  # path -> why the reader refused it while counting its pages
+
+    def count_pages(self, sources: Iterable[SourceFile]) -> dict[str, int]:
+        """The pages each source will yield (an estimate for some: discovery.count_pages), counted
+        in the reader's worker. A file the worker refuses (past its deadline or memory limit, or
+        crashing it) counts 1 and is skipped with that reason when its turn comes, unread."""
+        from smartcli.ingest.sandbox import is_refusal
+
+        counts = {}
+        for source in sources:
+            try:
+                counts[source.path] = self.reader.count(source)
+            except UnreadableFile as exc:
+                counts[source.path] = 1
+                if is_refusal(str(exc)):
+                    self._refused[source.path] = str(exc)
+        return counts
 
     def run(self, plan: Plan, hashes: dict[str, str], progress: Callable[[int], None] = lambda n: None) -> IndexSummary:
         self._progress = progress
@@ -202,6 +219,9 @@ class Indexer:
 
     def _read(self, source: SourceFile, sha256: str | None) -> FileRecord:
         record = FileRecord(source.path, source.kind, source.size, source.mtime_ns, sha256, pages=[])
+        if source.path in self._refused:
+            record.status, record.reason = "skipped", self._refused[source.path]
+            return record
         try:
             if self.pixels and source.kind == "image":
                 check_image_file(source.path)
@@ -229,6 +249,8 @@ class Indexer:
                 self.report(
                     f"page {page.page} of {source.path}: text cut to its first {defaults.MAX_PAGE_CHARS:,} of {page.cut_from:,} characters"
                 )
+        for warning in document.warnings:  # what a library printed while reading it
+            self.report(f"{source.path}: {warning}")
         record.reason = document.damage  # reported once the file is committed
         return record
 
@@ -387,7 +409,3 @@ def _changed_on_disk(source: SourceFile | FileRecord) -> bool:
     except OSError:
         return True
     return (st.st_size, st.st_mtime_ns) != (source.size, source.mtime_ns)
-
-
-def total_pages(files: Iterable[SourceFile]) -> int:
-    return sum(count_pages(f) for f in files)

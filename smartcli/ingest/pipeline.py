@@ -84,7 +84,6 @@ def plan(store: Store, paths, options: UpdateOptions) -> Plan:
 
 
 def _run(store: Store, roots, settings, options: UpdateOptions, model_spec, device, token_dtype, events: UpdateEvents) -> IndexSummary:
-    from smartcli.ingest.discovery import count_pages
     from smartcli.ingest.indexer import CommitCounter, Indexer
     from smartcli.ingest.ocr import OcrRunner
     from smartcli.ingest.pictures import render_options
@@ -122,7 +121,7 @@ def _run(store: Store, roots, settings, options: UpdateOptions, model_spec, devi
             read_memory=options.read_memory,
         )
         if events.wants_progress and plan.to_encode:
-            counter = CommitCounter({s.path: count_pages(s) for s in plan.to_encode}, events.committed)
+            counter = CommitCounter(indexer.count_pages(plan.to_encode), events.committed)
             events.started(counter.total)
             indexer.on_commit = counter
         summary = indexer.run(plan, hashes, progress=events.pages_done)
