@@ -113,6 +113,9 @@ class Indexer:
         # Called after each batch is committed with the batch's records and those committed (a CommitCounter).
         self.on_commit: Callable[[list[FileRecord], list[FileRecord]], None] = lambda batch, committed: None
         self._refused: dict[str, str] = {}  # path -> why the reader refused it while counting its pages
+        # SHA-256 -> why a file of that content was skipped in this run: its copies are skipped alike,
+        # unread (10,000 copies of a file that hangs the reader must not cost 10,000 deadlines).
+        self._skipped_content: dict[str, str] = {}
 
     def count_pages(self, sources: Iterable[SourceFile]) -> dict[str, int]:
         """The pages each source will yield (an estimate for some: discovery.count_pages), counted
@@ -144,7 +147,7 @@ class Indexer:
     def _apply_catalog_changes(self, plan, hashes, summary, progress) -> list[SourceFile]:
         """Moves, copies, touches and removals in one transaction. Returns the copies that must be encoded
         after all (no indexed file holds their content any more)."""
-        fresh_copies = [s for s in plan.copied if not _changed_on_disk(s)]
+        fresh_copies, changed = _partition_changed(plan.copied)
         changes = CatalogChanges(
             moves=[(old, s.path, s.size, s.mtime_ns) for old, s in plan.moved],
             copies=[FileCopy(s.path, s.size, s.mtime_ns, hashes[s.path]) for s in fresh_copies],
@@ -153,9 +156,8 @@ class Indexer:
         )
         not_copied = set(writes.apply_changes(self.store, changes))
         summary.removed, summary.moved = len(plan.removed), len(plan.moved)
-        for source in plan.copied:
-            if source not in fresh_copies:
-                self._skip(summary, Skipped(source.path, REASON_RACE))
+        for source in changed:
+            self._skip(summary, Skipped(source.path, REASON_RACE))
         copied = [s for s in fresh_copies if s.path not in not_copied]
         self._count_copies(summary, copied, plan)
         progress(len(copied))
@@ -163,13 +165,15 @@ class Indexer:
 
     def _encode_all(self, sources, hashes, plan, summary, progress) -> None:
         batch: list[FileRecord] = []
+        size = 0  # pages in the batch; a file without pages (skipped) counts one, so that it commits too
         for record in self._read_ahead(sources, hashes):
             waiting_for_ocr = self.ocr.claim(record) if self.ocr else 0
             progress((len(record.pages) or 1) - waiting_for_ocr)
             batch.append(record)
-            if sum(len(r.pages) for r in batch) >= self.batch_pages:
+            size += len(record.pages) or 1
+            if size >= self.batch_pages:
                 self._commit(batch, summary, plan)
-                batch = []
+                batch, size = [], 0
         if batch:
             self._commit(batch, summary, plan)
 
@@ -194,10 +198,9 @@ class Indexer:
         """Files whose content another file of this run has: share its freshly committed rows."""
         if not plan.duplicates:
             return
-        fresh = [s for s in plan.duplicates if not _changed_on_disk(s)]
-        for source in plan.duplicates:
-            if source not in fresh:
-                self._skip(summary, Skipped(source.path, REASON_RACE))
+        fresh, changed = _partition_changed(plan.duplicates)
+        for source in changed:
+            self._skip(summary, Skipped(source.path, REASON_RACE))
         copies = [FileCopy(s.path, s.size, s.mtime_ns, hashes[s.path]) for s in fresh]
         not_copied = set(writes.apply_changes(self.store, CatalogChanges(copies=copies)))
         self._count_copies(summary, [s for s in fresh if s.path not in not_copied], plan)
@@ -219,8 +222,9 @@ class Indexer:
 
     def _read(self, source: SourceFile, sha256: str | None) -> FileRecord:
         record = FileRecord(source.path, source.kind, source.size, source.mtime_ns, sha256, pages=[])
-        if source.path in self._refused:
-            record.status, record.reason = "skipped", self._refused[source.path]
+        refused = self._refused.get(source.path) or self._skipped_content.get(sha256)
+        if refused:  # refused while its pages were counted, or its very content was skipped already
+            record.status, record.reason = "skipped", refused
             return record
         try:
             if self.pixels and source.kind == "image":
@@ -345,6 +349,8 @@ class Indexer:
     def _count(self, record: FileRecord, summary: IndexSummary, plan: Plan) -> None:
         if record.status != "indexed":
             self._skip(summary, Skipped(record.path, record.reason))
+            if record.sha256 and record.reason and record.reason != REASON_RACE:
+                self._skipped_content.setdefault(record.sha256, record.reason)
             return
         if record.reason:
             summary.partly_indexed.append(Skipped(record.path, record.reason))
@@ -401,6 +407,14 @@ def _capped(encoded, path, page, report):
         return encoded
     report(f"page {page.page} of {path}: {n:,} token states, only the first {cap:,} kept")
     return replace(encoded, tokens=encoded.tokens[:cap], token_ids=encoded.token_ids[:cap], spans=encoded.spans[:cap])
+
+
+def _partition_changed(sources: list[SourceFile]) -> tuple[list[SourceFile], list[SourceFile]]:
+    """``sources`` split into those as planned and those changed on disk since."""
+    fresh, changed = [], []
+    for source in sources:
+        (changed if _changed_on_disk(source) else fresh).append(source)
+    return fresh, changed
 
 
 def _changed_on_disk(source: SourceFile | FileRecord) -> bool:

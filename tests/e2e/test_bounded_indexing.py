@@ -226,3 +226,68 @@ def test_pages_without_text_are_read_again_only_when_the_ocr_mode_lets_them_be_r
     assert plan["update"] == [str(docs / "mixed.pdf")]
     now, _ = update_in_a_process(store, docs, "auto")
     assert now["updated"] == 1 and now["ocr"]["attempted"] == 2, now
+
+
+def _calls_to_index_identical_files(root: Path, count: int) -> tuple[int, dict]:
+    """Python function calls one `Index.update` makes over ``count`` empty PDFs and ``count`` copies
+    of an indexed PDF (no model work: the store's one real page is indexed first), and its summary."""
+    import cProfile
+    import pstats
+    import shutil
+
+    from smartcli import Index
+
+    docs = root / "docs"
+    docs.mkdir(parents=True)
+    original = make_pdf(docs / "original.pdf", ["the harbor timetable lists every ferry to the islands"])
+    index = Index.open(root / "store", create=True)
+    index.update([docs], ocr="never")
+    for i in range(count):
+        (docs / f"empty-{i:04d}.pdf").touch()
+        shutil.copy(original, docs / f"copy-{i:04d}.pdf")
+    profile = cProfile.Profile()
+    summary = profile.runcall(index.update, [docs], ocr="never")
+    return pstats.Stats(profile).total_calls, summary
+
+
+def test_identical_files_cost_each_the_same_so_a_run_is_linear_in_their_number(tmp_path):
+    """Issue 26 item 5: 10,000 copies took 52 s against 23 s for 5,000, and 100,000 empty PDFs were
+    still CPU-bound after 262 s with nothing committed: each file was looked up in lists of the
+    others, and a batch of files without pages was summed again for every file (and never full).
+    The shape without a clock: twice the files, twice the calls (benchmarks/identical_files.py times it)."""
+    small_calls, small = _calls_to_index_identical_files(tmp_path / "small", 150)
+    large_calls, large = _calls_to_index_identical_files(tmp_path / "large", 300)
+    assert (large.copied, len(large.skipped)) == (300, 300) and (small.copied, len(small.skipped)) == (150, 150)
+    assert {s.reason for s in large.skipped} == {"empty file"}
+    assert large_calls < 2.3 * small_calls, (small_calls, large_calls)
+
+    # A copy finds its content's indexed file through an index, never by scanning every file.
+    from smartcli.store.catalog import Store
+
+    with Store.open(tmp_path / "large" / "store") as store:
+        plan = store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM files WHERE sha256 = ? AND status = 'indexed' AND path != ? ORDER BY id LIMIT 1", ("x", "y")
+        ).fetchall()
+    assert "USING INDEX files_by_content (sha256=? AND status=?)" in str(plan), plan
+
+
+def test_files_without_pages_are_committed_in_batches_not_all_at_the_end(tmp_path):
+    """Issue 26 item 5: 100,000 empty files made one batch that was committed only at the run's
+    end. A file of no pages (skipped) counts one page toward the batch."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(30):
+        (docs / f"broken-{i:02d}.pdf").write_bytes(b"not a pdf %d" % i)  # each its own content: each read
+    from smartcli import Index, UpdateEvents, UpdateOptions
+
+    commits = []
+
+    class Events(UpdateEvents):
+        wants_progress = True
+
+        def committed(self, files, pages, encoded, total_pages):
+            commits.append(files)
+
+    summary = Index.open(tmp_path / "store", create=True).update([docs], UpdateOptions(ocr="never", batch_pages=8), events=Events())
+    assert len(summary.skipped) == 30
+    assert len(commits) == 4, commits  # 8 + 8 + 8 + 6 files
