@@ -177,7 +177,8 @@ def run_index(index, paths, options, mirror, json_output: bool) -> int:
 
 class _Progress:
     """The engine's events as progress on stderr: a live line on a terminal, else a plain line every
-    few seconds (progress.py). Both count pages committed, never pages read."""
+    few seconds when something changed (progress.py). Both count pages encoded and committed, never
+    pages read."""
 
     def __init__(self, store_path: Path):
         from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
@@ -218,6 +219,9 @@ class _Progress:
                 counts.committed(files, pages, encoded, total_pages)
                 outer.progress.update(outer.task, completed=pages, total=total_pages)
 
+            def encoded(self, n: int) -> None:
+                counts.encoded_now(n)
+
             def ocr_queued(self, n: int) -> None:
                 with counts.lock:
                     counts.ocr_queued += n
@@ -239,6 +243,8 @@ class _Progress:
         return self.events
 
     def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.counts.finish()  # the live line's last drawing: the run's average rate and time
         if self.ticker:
             self.ticker.stop(finished=exc_type is None)
         self.progress.__exit__(exc_type, *exc)

@@ -112,6 +112,8 @@ class Indexer:
         self._progress: Callable[[int], None] = lambda n: None
         # Called after each batch is committed with the batch's records and those committed (a CommitCounter).
         self.on_commit: Callable[[list[FileRecord], list[FileRecord]], None] = lambda batch, committed: None
+        # Called with the number of pages of each slice once it is encoded, before its files commit.
+        self.on_encoded: Callable[[int], None] = lambda n: None
         self._refused: dict[str, str] = {}  # path -> why the reader refused it while counting its pages
         # SHA-256 -> why a file of that content was skipped in this run: its copies are skipped alike,
         # unread (10,000 copies of a file that hangs the reader must not cost 10,000 deadlines).
@@ -283,6 +285,7 @@ class Indexer:
                 end = len(todo) if last else start + step
                 part = [(r, p) for r, p in todo[start:end] if r.status == "indexed"]
                 self._encode(part)
+                self.on_encoded(sum(1 for _, p in part if p.encoded is not None))
                 if not last:
                     ahead = self._write_ahead(part)
                     if ahead is not None:

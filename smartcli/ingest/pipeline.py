@@ -124,6 +124,7 @@ def _run(store: Store, roots, settings, options: UpdateOptions, model_spec, devi
             counter = CommitCounter(indexer.count_pages(plan.to_encode), events.committed)
             events.started(counter.total)
             indexer.on_commit = counter
+            indexer.on_encoded = events.encoded
         summary = indexer.run(plan, hashes, progress=events.pages_done)
     summary.not_indexable = plan.not_indexable
     writes.record_roots(store, roots)
