@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -123,25 +126,49 @@ def index(
             if qdrant
             else None
         )
+        paths = list(paths) if paths else None  # none: the paths the store already covers
+        if dry_run:
+            raise typer.Exit(run_plan(lambda create: Index.open(store, create=create), paths, options, json_output))
         target = Index.open(store, create=True, model=model, device=device, token_dtype=token_dtype)
     except SmartError as exc:
         warn(describe(exc))
         raise typer.Exit(exit_code(exc)) from None
-    paths = list(paths) if paths else None  # none: the paths the store already covers
-    if dry_run:
-        raise typer.Exit(run_plan(target, paths, options, json_output))
     raise typer.Exit(run_index(target, paths, options, mirror, json_output))
 
 
-def run_plan(index, paths, options, json_output: bool) -> int:
+def run_plan(open_index, paths, options, json_output: bool) -> int:
+    """Print what a run would do, changing nothing: a store that does not exist yet is not made
+    (the plan is taken against an empty one in a scratch folder, removed with it)."""
     from smartcli import SmartError
 
     try:
-        print_plan(index.plan(paths, options), json_output)
+        with _store_to_plan(open_index) as index:
+            print_plan(index.plan(paths, options), json_output)
     except SmartError as exc:
         warn(describe(exc))
         return exit_code(exc)
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _store_to_plan(open_index):
+    """``open_index(create)``'s store; where there is none, an empty one made in a scratch folder
+    (a folder that holds other things is opened to be refused as it is: not a store)."""
+    from smartcli import ErrorKind, Index, SmartError
+
+    try:
+        index, missing = open_index(False), None
+    except SmartError as exc:
+        if exc.kind is not ErrorKind.STORE_MISSING:
+            raise
+        index, missing = None, exc.details.get("path")
+    if index is not None:
+        yield index
+    elif missing and os.path.isdir(missing) and os.listdir(missing):
+        yield open_index(True)
+    else:
+        with tempfile.TemporaryDirectory(prefix="smart-dry-run-") as scratch:
+            yield Index.open(Path(scratch) / "store", create=True)
 
 
 def run_index(index, paths, options, mirror, json_output: bool) -> int:

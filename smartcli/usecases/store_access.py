@@ -31,7 +31,7 @@ def locate(path: str | os.PathLike | None, create: bool) -> tuple[Path, bool]:
     if found:
         return root, False
     if not create:
-        raise StoreMissing(f"no index at {root}")
+        raise StoreMissing(f"no index at {root}", path=str(root))
     fresh = not root.exists()
     _create(root)
     return root, fresh
