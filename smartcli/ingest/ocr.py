@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 from smartcli import defaults
 from smartcli.errors import OptionError, first_line
+from smartcli.ingest.files import UnreadableFile
+from smartcli.ingest.sandbox import Worker
 from smartcli.store.notes import Note
 
 OCR_MODES = ("auto", "always", "never")
@@ -483,7 +485,7 @@ class _Pool:
         self.timeout, self.memory_bytes = timeout, memory_bytes
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._workers: list = []
+        self._workers: list[Worker] = []
         self._aborted = False
 
     def submit(self, job: OcrJob) -> Future:
@@ -496,8 +498,6 @@ class _Pool:
         return future
 
     def _serve(self) -> None:
-        from smartcli.ingest.sandbox import Worker
-
         worker = Worker(self.timeout or 0, self.memory_bytes or 0)
         self._workers.append(worker)
         try:
@@ -515,9 +515,7 @@ class _Pool:
         finally:
             worker.stop()
 
-    def _read(self, worker, job: OcrJob) -> OcrResult:
-        from smartcli.ingest.files import UnreadableFile
-
+    def _read(self, worker: Worker, job: OcrJob) -> OcrResult:
         try:
             return worker.ask(("ocr", job), f"OCR page {job.page}")[0]
         except UnreadableFile as exc:

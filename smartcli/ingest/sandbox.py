@@ -11,7 +11,7 @@ which; the worker is replaced and the rest of the batch goes on. The catalog rem
 refusal (with the file's size, mtime and hash), so the next run does not read the file again
 until it changes (see planning.py).
 
-A worker starts from this module's own entry point (``python -m smartcli.ingest.sandbox``),
+A worker starts from the package's own entry point (``python -m smartcli.ingest.worker``),
 never through multiprocessing, whose spawn runs the caller's ``__main__`` again (a script
 without an ``if __name__ == "__main__":`` guard, a program read from stdin): whatever the
 caller is, the worker is the same. A worker that cannot start is :class:`WorkerFailed` (an
@@ -43,11 +43,6 @@ from smartcli.ingest.files import UnreadableFile
 _HEADER = struct.Struct("!Q")
 _MB = 1 << 20
 STARTUP_SECONDS = 300  # a worker's imports, on a loaded machine
-# What a library may print about one file (the rest is dropped), and the warnings kept of it.
-MESSAGE_BYTES = 64 * 1024
-MESSAGE_LINES = 5
-# A worker's own backstop past the parent's deadline: it ends itself should the parent be gone.
-BACKSTOP_SECONDS = 30
 
 # Reasons a file was refused by the worker. The first words identify them in the catalog
 # (planning.py does not read such a file again until it changes).
@@ -128,13 +123,13 @@ class Worker:
         """
         self._start()
         try:
-            _send(self._requests, message)
+            send_message(self._requests, message)
         except OSError:  # the worker died while idle (killed from outside): a fresh one
             self.stop()
             self._start()
-            _send(self._requests, message)
+            send_message(self._requests, message)
         try:
-            status, value, messages = _receive(self._answers, time.monotonic() + self.timeout)
+            status, value, messages = receive_message(self._answers, time.monotonic() + self.timeout)
         except TimeoutError:
             self.stop()
             raise UnreadableFile(timeout_reason(self.timeout, what)) from None
@@ -161,7 +156,7 @@ class Worker:
         command = [
             python_executable(),
             "-m",
-            "smartcli.ingest.sandbox",
+            "smartcli.ingest.worker",
             str(their_requests),
             str(their_answers),
             str(int(self.memory_bytes or 0)),
@@ -187,7 +182,7 @@ class Worker:
                 os.close(their_answers)
             # The deadline is for reading a file, not for starting Python: wait for the worker's hello.
             try:
-                _receive(self._answers, time.monotonic() + STARTUP_SECONDS)
+                receive_message(self._answers, time.monotonic() + STARTUP_SECONDS)
             except (TimeoutError, EOFError):
                 returncode = self.stop()
                 startup_errors.seek(0)
@@ -266,14 +261,14 @@ class SandboxedReader:
         self.close()
 
 
-def _send(fd: int, message) -> None:
+def send_message(fd: int, message) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     view = memoryview(_HEADER.pack(len(data)) + data)
     while view:
         view = view[os.write(fd, view) :]
 
 
-def _receive(fd: int, deadline: float | None):
+def receive_message(fd: int, deadline: float | None):
     """One framed message from the pipe ``fd``, raising TimeoutError past ``deadline`` (None:
     wait) and EOFError when the writer is gone."""
     header = _read_exactly(fd, _HEADER.size, deadline)
@@ -297,142 +292,3 @@ def _read_exactly(fd: int, n: int, deadline: float | None) -> bytes:
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
-
-
-# -- the worker ------------------------------------------------------------------------------
-
-
-class _Output:
-    """The worker's stdout and stderr (file descriptors 1 and 2, and Python's streams over them),
-    sent to an unlinked file that is read back and emptied after each request."""
-
-    def __init__(self):
-        import pymupdf
-
-        self.file = tempfile.TemporaryFile()
-        for fd in (1, 2):
-            os.dup2(self.file.fileno(), fd)
-        sys.stdout = sys.stderr = self
-        pymupdf.set_messages(stream=self)  # PyMuPDF kept the stdout it found at its import
-
-    def write(self, text: str) -> int:
-        try:
-            os.write(self.file.fileno(), text.encode("utf-8", "replace"))
-        except OSError:  # past the size cap (RLIMIT_FSIZE): the rest is dropped
-            pass
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def take(self) -> list[str]:
-        """The lines printed since the last call, each once, at most MESSAGE_LINES of them."""
-        fd = self.file.fileno()
-        data = os.pread(fd, MESSAGE_BYTES, 0)
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)  # the offset descriptors 1 and 2 share
-        lines = (line.strip() for line in data.decode("utf-8", "replace").splitlines())
-        return list(dict.fromkeys(line[:300] for line in lines if line))[:MESSAGE_LINES]
-
-
-def _serve(requests_fd: int, answers_fd: int, memory_bytes: int, timeout: float) -> None:
-    import resource
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the output cap, a write fails instead
-    import pymupdf
-
-    # Everything a request needs is imported before the hello: a worker that cannot import it
-    # failed to start (WorkerFailed), which no file is to blame for.
-    import smartcli.ingest.discovery
-    import smartcli.ingest.ocr
-    import smartcli.ingest.render  # noqa: F401
-    from smartcli.ingest.files import _quiet_pymupdf
-
-    _quiet_pymupdf()
-    output = _Output()
-    if memory_bytes:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    # What libraries print is kept in a file: bounded, however much a hostile file makes them say.
-    resource.setrlimit(resource.RLIMIT_FSIZE, (16 * MESSAGE_BYTES, 16 * MESSAGE_BYTES))
-    _send(answers_fd, ("ready", None, []))
-    state: dict = {}
-    while True:
-        try:
-            request = _receive(requests_fd, None)
-        except EOFError:
-            return  # the parent is gone or done
-        if timeout:
-            # The parent kills a worker past its deadline; should the parent be gone, SIGALRM's
-            # default action ends the worker even inside MuPDF or Tesseract.
-            signal.setitimer(signal.ITIMER_REAL, timeout + BACKSTOP_SECONDS)
-        answer = _answer(request, state)
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        # MuPDF holds back a message repeated from the last file: each file's own are said again.
-        pymupdf.mupdf.fz_flush_warnings()
-        messages = [m for m in output.take() if not m.startswith("... repeated")]
-        pymupdf.TOOLS.reset_mupdf_warnings()  # PyMuPDF keeps every warning otherwise
-        try:
-            _send(answers_fd, (*answer, messages if request[0] == "read" else []))
-        except MemoryError:
-            _send(answers_fd, ("memory", None, []))
-
-
-def _answer(request: tuple, state: dict) -> tuple[str, object]:
-    from smartcli.errors import first_line
-
-    operation, *arguments = request
-    try:
-        return "ok", _OPERATIONS[operation](state, *arguments)
-    except UnreadableFile as exc:
-        return "unreadable", str(exc)
-    except MemoryError:
-        return "memory", None
-    except Exception as exc:  # anything else a parser raises: the file is unreadable
-        return "unreadable", f"cannot be read ({first_line(exc)})"
-
-
-def _read(state, path: str, kind: str):
-    from smartcli.ingest.discovery import SourceFile, read_document
-
-    return read_document(SourceFile(path, kind, 0, 0))
-
-
-def _count(state, path: str, kind: str) -> int:
-    from smartcli.ingest.discovery import SourceFile, count_pages
-
-    return count_pages(SourceFile(path, kind, 0, 0))
-
-
-def _render(state, path: str, page: int, target_pixels: int, max_pixels: int, dpi):
-    renderer = state["renderer"] = _renderer(state.get("renderer"), target_pixels, max_pixels, dpi)  # keeps its document open
-    image = renderer.render(path, page)
-    return image.mode, image.size, image.tobytes()
-
-
-def _ocr(state, job):
-    from smartcli.ingest.ocr import recognize
-
-    return recognize(job)
-
-
-_OPERATIONS = {"read": _read, "count": _count, "render": _render, "ocr": _ocr}
-
-
-def _renderer(current, target_pixels: int, max_pixels: int, dpi):
-    from smartcli.ingest.render import PageRenderer
-
-    if current is not None and (current.target_pixels, current.max_pixels, current.dpi) == (target_pixels, max_pixels, dpi):
-        return current
-    if current is not None:
-        current.close()
-    return PageRenderer(target_pixels, max_pixels, dpi)
-
-
-def main(argv: list[str]) -> None:
-    requests_fd, answers_fd, memory_bytes = (int(a) for a in argv[:3])
-    _serve(requests_fd, answers_fd, memory_bytes, float(argv[3]) if len(argv) > 3 else 0.0)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

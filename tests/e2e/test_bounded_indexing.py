@@ -291,3 +291,45 @@ def test_files_without_pages_are_committed_in_batches_not_all_at_the_end(tmp_pat
     summary = Index.open(tmp_path / "store", create=True).update([docs], UpdateOptions(ocr="never", batch_pages=8), events=Events())
     assert len(summary.skipped) == 30
     assert len(commits) == 4, commits  # 8 + 8 + 8 + 6 files
+
+
+def _segments(store: Path) -> set[str]:
+    return {p.name for p in (store / SEGMENT_DIR).glob("*.h5")}
+
+
+def _rebuild_killed_after_a_segment(docs: Path, store: Path) -> set[str]:
+    """Start `smart index --rebuild`, kill -9 it once it wrote a segment; the segments it left."""
+    before = _segments(store)
+    command = [sys.executable, "-m", "smartcli", "index", str(docs), "--store", str(store), "--ocr", "never", "--batch-pages", "2"]
+    smart = subprocess.Popen([*command, "--rebuild"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=ENV)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and smart.poll() is None and not {s for s in _segments(store) - before if s.startswith("seg-")}:
+            time.sleep(0.02)
+        assert smart.poll() is None, "the rebuild ended before it could be killed"
+        smart.send_signal(signal.SIGKILL)
+        smart.wait(timeout=60)
+    finally:
+        smart.kill()
+    return _segments(store) - before
+
+
+def test_a_killed_rebuilds_segments_are_removed_by_the_next_run_of_any_kind(tmp_path):
+    """Issue 26 item 13: segments written by a killed `--rebuild` stayed until a later rebuild
+    completed; a rebuild killed again and again piled them up."""
+    from tests.corpus import make_many_pdfs
+
+    docs, store = tmp_path / "docs", tmp_path / "store"
+    make_many_pdfs(docs, 40, seed=26, max_pages=2)
+    run_smart_process("index", docs, "--store", store, "--ocr", "never", env=ENV, check=True)
+    first = _rebuild_killed_after_a_segment(docs, store)
+    assert first
+    second = _rebuild_killed_after_a_segment(docs, store)  # a later rebuild, killed as well
+    assert second and not (first & _segments(store)), "the first killed rebuild's segments are still there"
+    run_smart_process("status", "--store", store, "--verify", env=ENV, check=True)
+    # A later run of another kind (here a compaction) removes the second's.
+    run_smart_process("compact", "--store", store, env=ENV, check=True)
+    assert not (second & _segments(store))
+    with sqlite3.connect(store / CATALOG) as conn:
+        named = {f"{r[0]}.h5" for r in conn.execute("SELECT name FROM segments UNION SELECT name FROM retired_segments")}
+    assert _segments(store) <= named

@@ -39,7 +39,7 @@ def ocr_workers_of(pid):
             with open(f"/proc/{entry}/stat") as f:
                 parent = int(f.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                spawned = b"smartcli.ingest.sandbox" in f.read()
+                spawned = b"smartcli.ingest.worker" in f.read()
         except (OSError, ValueError, IndexError):
             continue
         if parent == pid and spawned:
