@@ -193,10 +193,10 @@ def run_index(index, paths, options, mirror, json_output: bool) -> int:
         try:
             mirrored = index.sync(options=mirror, events=printed_messages())
         except SmartError as exc:
-            print_summary(summary, json_output)
+            print_summary(summary, json_output, paths=paths)
             warn(f"{describe(exc)}; the local store is up to date, run the same command again to finish the Qdrant sync")
             return exit_code(exc)
-    print_summary(summary, json_output, extra={"qdrant": mirrored.as_json()} if mirrored is not None else None)
+    print_summary(summary, json_output, extra={"qdrant": mirrored.as_json()} if mirrored is not None else None, paths=paths)
     if mirrored is not None and not json_output:
         print_sync(mirrored, False)
     return EXIT_OK if summary.complete else EXIT_SKIPPED
@@ -305,7 +305,7 @@ def not_indexable_line(counts: dict) -> str | None:
     return "not indexable: " + ", ".join(f"{n} {suffix or 'without a suffix'}" for suffix, n in counts.items())
 
 
-def print_summary(summary, json_output: bool, extra: dict | None = None) -> None:
+def print_summary(summary, json_output: bool, extra: dict | None = None, paths=None) -> None:
     from smartcli.cli.present import not_encoded_warnings
 
     line = not_indexable_line(summary.as_json()["not_indexable"])
@@ -313,6 +313,8 @@ def print_summary(summary, json_output: bool, extra: dict | None = None) -> None
         warn(line)
     for line in not_encoded_warnings(summary.not_encoded, summary.ocr):
         warn(line)
+    if summary.pictures_without_text:
+        warn(pictures_hint(summary.pictures_without_text, summary.store, paths))
     if summary.compaction:
         c = summary.compaction
         warn(
@@ -347,6 +349,25 @@ def print_summary(summary, json_output: bool, extra: dict | None = None) -> None
             f"{ocr['workers']} workers)"
         )
     print_line(f"store: {summary.store}")
+
+
+# An image model that is small, fast on a CPU and reads photos (docs/vision-models.md lists others).
+PICTURE_MODEL = "openai/clip-vit-base-patch32"
+
+
+def pictures_hint(count: int, store: str, paths=None) -> str:
+    """Once at the end of a run: pictures without text cannot be found with a text model, and how to
+    search them (an image model reads their pixels; a store keeps one model, so they get their own)."""
+    import shlex
+
+    pictures = f"{count} picture{'s' if count != 1 else ''}"
+    where = " ".join(shlex.quote(str(p)) for p in paths) if paths else "PATH"
+    images_store = shlex.quote(f"{store.rstrip('/')}-images") if store else "~/pictures.smart"
+    return (
+        f"{pictures} without text cannot be found by the text model: to search {'them' if count != 1 else 'it'}, "
+        f"get an image model once (`hf download {PICTURE_MODEL}`) and index the pictures into a store of their own "
+        f"(`smart index {where} --model {PICTURE_MODEL} --store {images_store}`); other models: docs/vision-models.md"
+    )
 
 
 def reasons_line(skipped) -> str:

@@ -31,6 +31,8 @@ from smartcli.store.notes import Note
 DEFAULT_BATCH_PAGES = defaults.BATCH_PAGES
 READ_AHEAD_FILES = 2  # files read in the background while the current batch is encoded
 REASON_RACE = "changed or deleted while being indexed (left for the next run)"
+# Why an image has no vectors when a text model indexed it: it shows no text a text model can read.
+PICTURE_WITHOUT_TEXT = frozenset({Note.IMAGE_WITHOUT_TEXT, Note.OCR_NO_TEXT, Note.OCR_UNREADABLE})
 
 
 @dataclass
@@ -52,6 +54,7 @@ class IndexSummary:
     ocr: dict | None = None  # OcrStats.as_json() of the run
     renormalized: int = 0  # files read again because an older text normalization produced their text
     not_indexable: Counter = field(default_factory=Counter)  # suffix -> files under the paths of no indexable type
+    pictures_without_text: int = 0  # images recorded without vectors: no text to read (an image model would see them)
 
     @property
     def bytes_per_page(self) -> float:
@@ -82,6 +85,7 @@ class IndexSummary:
             "ocr": self.ocr,
             "renormalized": self.renormalized,
             "not_indexable": dict(self.not_indexable.most_common()),
+            "pictures_without_text": self.pictures_without_text,
         }
 
 
@@ -371,6 +375,8 @@ class Indexer:
                 summary.tokens_encoded += page.encoded.tokens.shape[0]
             else:
                 summary.not_encoded[page.note] += 1
+        if record.kind == "image" and record.pages and all(p.note in PICTURE_WITHOUT_TEXT for p in record.pages):
+            summary.pictures_without_text += 1
 
 
 class CommitCounter:

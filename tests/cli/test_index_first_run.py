@@ -54,3 +54,36 @@ def test_the_readme_main_job_indexes_the_sample_corpus_without_a_warning(tmp_pat
     assert result.returncode == 0, result.stderr
     assert "not indexable" not in result.stderr, result.stderr
     assert result.stdout.startswith("7 added"), result.stdout
+
+
+def test_pictures_without_text_are_named_once_at_the_end_with_how_to_search_them(tmp_path):
+    """Issue 23 item 5: photos were silently unsearchable with the default (text) model."""
+    from tests.cli.test_ocr import needs_language_data
+
+    photos = tmp_path / "photos"
+    shutil.copytree(SAMPLE_CORPUS / "photos", photos)
+    never = run_smart("index", photos, "--store", tmp_path / "never", "--ocr", "never", "--json")
+    assert never.returncode == 0, never.stderr
+    assert json.loads(never.stdout)["pictures_without_text"] == 2
+    hints = [line for line in never.stderr.splitlines() if "without text cannot be found by the text model" in line]
+    assert len(hints) == 1, never.stderr
+    assert hints[0].startswith("smart: 2 pictures without text cannot be found by the text model")
+    assert "`hf download openai/clip-vit-base-patch32`" in hints[0]
+    assert f"`smart index {photos} --model openai/clip-vit-base-patch32 --store {tmp_path / 'never'}-images`" in hints[0]
+    if not needs_language_data.args[0]:  # with OCR, the note's words are read: only the sunset is without text
+        auto = run_smart("index", photos, "--store", tmp_path / "auto", "--json")
+        assert json.loads(auto.stdout)["pictures_without_text"] == 1
+        assert "smart: 1 picture without text cannot be found by the text model: to search it," in auto.stderr
+    # Nothing is said when every picture has text, or on a run that adds none.
+    again = run_smart("index", photos, "--store", tmp_path / "never", "--ocr", "never")
+    assert "cannot be found by the text model" not in again.stderr
+
+
+def test_a_model_that_is_not_on_disk_is_got_with_hf_download():
+    """huggingface-hub 2.x ships `hf`; `huggingface-cli download` is gone."""
+    from smartcli.models.base import not_on_disk
+    from tests.conftest import ROOT
+
+    assert "`hf download openai/clip-vit-base-patch32`" in str(not_on_disk("openai/clip-vit-base-patch32"))
+    shipped = [p for pattern in ("smartcli/**/*.py", "docs/**/*.md", "*.md") for p in ROOT.glob(pattern)]
+    assert [p for p in shipped if "huggingface-cli" in p.read_text(encoding="utf-8")] == []
