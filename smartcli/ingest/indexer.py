@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from smartcli import defaults
 from smartcli.ingest.discovery import Skipped, SourceFile, UnreadableFile
-from smartcli.ingest.pictures import check_image_file, encode_pictures, pages_per_batch, reads_pixels
+from smartcli.ingest.pictures import encode_pictures, pages_per_batch, reads_pixels
 from smartcli.ingest.planning import Plan
 from smartcli.ingest.sandbox import SandboxedReader
 from smartcli.models.base import Encoder
@@ -233,9 +233,7 @@ class Indexer:
             record.status, record.reason = "skipped", refused
             return record
         try:
-            if self.pixels and source.kind == "image":
-                check_image_file(source.path)
-            document = self.reader.read(source)
+            document = self.reader.read(source)  # an image is decoded whole there, under the limits
         except UnreadableFile as exc:
             record.status, record.reason = "skipped", str(exc)
             return record

@@ -55,6 +55,14 @@ MAX_PIXELS = 40_000_000
 # 0.06-0.28, except the one photo that shows a line of real text.
 READABLE_SHARE = 0.3
 READABLE_MIN_WORDS = 2
+# ... and the letters of those known words must make at least this share of the text's visible
+# characters: garbage is mostly marks and one- or two-letter scraps, among which a few short
+# words turn up by chance ("am 5 eS soe St 0see-e : : A ws eee 's*ae i. . eo. — 2 "Soo", read
+# from a GNOME wallpaper, has 2 known words of 4 3+ letter ones). Measured (docs/experiments.md,
+# "OCR garbage that looks like words"): 30 scanned development pages 0.22-0.84, 58 Debian
+# wallpapers 0.00-0.16 (0.11 at most among those the share above lets through), the one
+# wallpaper that shows a line of text 1.00.
+READABLE_COVERAGE = 0.15
 _LETTERS = re.compile(r"[^\W\d_]+")
 
 _LANGUAGE = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
@@ -283,10 +291,20 @@ def readability(text: str) -> tuple[float, int]:
     return sum(map(len, known)) / sum(map(len, words)), len(known)
 
 
+def coverage(text: str) -> float:
+    """The share of ``text``'s visible characters that are letters of known 3+ letter words (:func:`word_list`)."""
+    visible = sum(1 for ch in text if not ch.isspace())
+    if not visible:
+        return 0.0
+    vocabulary = word_list()
+    return sum(len(w) for w in _LETTERS.findall(text.lower()) if len(w) >= 3 and w in vocabulary) / visible
+
+
 def is_readable(text: str) -> bool:
-    """OCR text worth indexing: enough real words (see READABLE_SHARE)."""
+    """OCR text worth indexing: enough real words (READABLE_SHARE, READABLE_MIN_WORDS), and
+    words, not marks, for the most part (READABLE_COVERAGE)."""
     share, known = readability(text)
-    return share >= READABLE_SHARE and known >= READABLE_MIN_WORDS
+    return share >= READABLE_SHARE and known >= READABLE_MIN_WORDS and coverage(text) >= READABLE_COVERAGE
 
 
 @dataclass

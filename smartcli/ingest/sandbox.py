@@ -251,6 +251,14 @@ class SandboxedReader:
         (mode, size, data), _ = self.worker.ask(("render", path, page, target_pixels, max_pixels, dpi), f"render page {page}")
         return Image.frombytes(mode, size, data)
 
+    def picture(self, path: str, max_pixels: int):
+        """The image at ``path`` as an RGB ``PIL.Image`` of at most ``max_pixels`` (render.load_image,
+        in the worker); raises UnreadableFile like :meth:`render`."""
+        from PIL import Image
+
+        (mode, size, data), _ = self.worker.ask(("picture", path, max_pixels), "decode the image")
+        return Image.frombytes(mode, size, data)
+
     def close(self) -> None:
         self.worker.stop()
 

@@ -9,7 +9,8 @@ when ``REQUESTS`` closes.
 
 Requests: ``("read", path, kind)`` (discovery.read_document), ``("count", path, kind)``
 (discovery.count_pages), ``("render", path, page, target_pixels, max_pixels, dpi)``
-(render.PageRenderer) and ``("ocr", job)`` (ocr.recognize). Answers: ``(status, value,
+(render.PageRenderer), ``("picture", path, max_pixels)`` (render.load_image) and ``("ocr", job)``
+(ocr.recognize). Answers: ``(status, value,
 messages)``, status "ok", "unreadable" (value: the reason) or "memory".
 """
 
@@ -29,7 +30,7 @@ from smartcli.errors import first_line
 from smartcli.ingest.discovery import SourceFile, count_pages, read_document
 from smartcli.ingest.files import UnreadableFile, _quiet_pymupdf
 from smartcli.ingest.ocr import recognize
-from smartcli.ingest.render import PageRenderer
+from smartcli.ingest.render import PageRenderer, load_image
 from smartcli.ingest.sandbox import receive_message, send_message
 
 # What a library may print about one file (the rest is dropped), and the warnings kept of it.
@@ -128,11 +129,16 @@ def _render(state, path: str, page: int, target_pixels: int, max_pixels: int, dp
     return image.mode, image.size, image.tobytes()
 
 
+def _picture(state, path: str, max_pixels: int):
+    image = load_image(path, max_pixels)
+    return image.mode, image.size, image.tobytes()
+
+
 def _ocr(state, job):
     return recognize(job)
 
 
-_OPERATIONS = {"read": _read, "count": _count, "render": _render, "ocr": _ocr}
+_OPERATIONS = {"read": _read, "count": _count, "render": _render, "picture": _picture, "ocr": _ocr}
 
 
 def _renderer(current, target_pixels: int, max_pixels: int, dpi):
