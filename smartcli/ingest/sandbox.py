@@ -103,8 +103,8 @@ def _worker_environment() -> dict:
 class Worker:
     """One worker process, started on the first request and replaced after a refusal.
 
-    ``timeout`` seconds per request and ``memory_bytes`` of address space (0 or None: no
-    limit). Not thread-safe: one thread asks at a time.
+    ``timeout`` seconds per request and ``memory_bytes`` of address space (0 or None: no limit
+    to either). Not thread-safe: one thread asks at a time.
     """
 
     def __init__(self, timeout: float = defaults.READ_TIMEOUT_SECONDS, memory_bytes: int = defaults.READ_MEMORY_BYTES):
@@ -129,7 +129,7 @@ class Worker:
             self._start()
             send_message(self._requests, message)
         try:
-            status, value, messages = receive_message(self._answers, time.monotonic() + self.timeout)
+            status, value, messages = receive_message(self._answers, time.monotonic() + self.timeout if self.timeout else None)
         except TimeoutError:
             self.stop()
             raise UnreadableFile(timeout_reason(self.timeout, what)) from None
@@ -291,8 +291,9 @@ def _read_exactly(fd: int, n: int, deadline: float | None) -> bytes:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
+            poller = select.poll()  # not select.select: a descriptor past 1023 (a busy host program) is fine
+            poller.register(fd, select.POLLIN)
+            if not poller.poll(left * 1000):
                 raise TimeoutError
         chunk = os.read(fd, min(n - got, 1 << 20))
         if not chunk:
