@@ -101,7 +101,7 @@ def index(
         defaults.READ_TIMEOUT_SECONDS,
         "--read-timeout",
         min=0.1,
-        help="Seconds one file's text may take to read; a file past it is skipped, and not read again until it changes.",
+        help="Seconds one file may take to open, count or read (in a worker process); a file past it is skipped, and not read again until it changes.",
     ),
 ) -> None:
     """Index PDFs and images under PATHS (new and changed files encoded, moved and copied ones recognized, gone ones removed).
