@@ -29,6 +29,7 @@ class ErrorKind(str, enum.Enum):
     NOT_FOUND = "not_found"  # a page or file asked for is not in the index
     BACKEND_UNAVAILABLE = "backend_unavailable"  # a search engine (Qdrant) cannot be reached or refused a request
     MISSING_DEPENDENCY = "missing_dependency"  # an optional package is not installed; ``package`` and ``extra`` name it
+    WORKER_FAILED = "worker_failed"  # a worker process (the sandboxed reader, OCR) could not start; no file was marked
 
 
 class SmartWarning(UserWarning):

@@ -8,7 +8,9 @@ class UpdateEvents:
 
     Subclass and override: ``message`` gets one-line reports (a skipped file, a page OCR
     could not read); with ``wants_progress`` set, ``started(total_pages)`` comes once the
-    run is planned, then ``pages_done(n)`` (pages read) and ``committed(...)`` (what is kept);
+    run is planned, then ``pages_done(n)`` (pages read), ``encoded(n)`` (pages encoded, before
+    their files are committed: a long file's slices are encoded and written ahead of its commit)
+    and ``committed(...)`` (what is kept);
     OCR work is announced by ``ocr_queued(n)`` (negative for queued pages that turned out to
     need no OCR) and ``ocr_done(n)`` (pages OCR read: the summary's ``attempted``);
     ``waiting()`` when another writer holds the store and ``wait`` is set; ``planned(plan)``
@@ -25,6 +27,9 @@ class UpdateEvents:
         pass
 
     def pages_done(self, n: int) -> None:
+        pass
+
+    def encoded(self, n: int) -> None:
         pass
 
     def ocr_queued(self, n: int) -> None:

@@ -284,6 +284,9 @@ class _Relay(UpdateEvents):
     def pages_done(self, n: int) -> None:
         self.events.pages_done(n)
 
+    def encoded(self, n: int) -> None:
+        self.events.encoded(n)
+
     def ocr_queued(self, n: int) -> None:
         self.events.ocr_queued(n)
 

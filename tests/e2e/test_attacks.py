@@ -340,3 +340,52 @@ def test_a_full_disk_under_the_qdrant_folder_is_named_as_that_disk_and_the_sync_
     again = run_smart_process("sync", "--store", store, "--qdrant", folder, "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["points"] == json.loads(run_smart("status", "--store", store, "--json").stdout)["encoded_items"]
+
+
+def test_an_svg_of_nested_use_elements_is_skipped_at_the_deadline_even_when_its_pages_are_counted(tmp_path):
+    """Issue 26 item 1: 15 levels of <use>, each drawing the one before four times (1.7 KB). The
+    progress total's page count opened it in the indexing process, outside the reader's deadline
+    and memory limit: still running at 400 s, 1.9 GB. Now it is counted in the reader's worker."""
+    import subprocess
+    import sys
+
+    from tests.attacks import svg_use_bomb
+    from tests.conftest import ROOT
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    bomb = svg_use_bomb(docs / "a-bomb.svg")
+    assert bomb.stat().st_size < 2_000
+    text_page(docs / "b-good.pdf", "sourdough starter feeding schedule")
+    command = [sys.executable, "-m", "smartcli", "index", str(docs), "--store", str(tmp_path / "store"), "--ocr", "never"]
+    try:
+        ran = subprocess.run([*command, "--read-timeout", "5", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.fail("smart index hung on the SVG of nested <use> elements")
+    assert ran.returncode == 3, ran.stderr
+    summary = json.loads(ran.stdout)
+    assert summary["added"] == 1
+    assert [(s["path"], s["reason"]) for s in summary["skipped"]] == [(str(bomb), "took longer than 5 s to read")]
+    # Refused while its pages were counted: not read a second time in the same run, nor in the next.
+    assert ran.stderr.count("a-bomb.svg") == 1, ran.stderr
+    again = subprocess.run([*command, "--json"], capture_output=True, text=True, cwd=ROOT, timeout=180)
+    assert "not read again until the file changes" in json.loads(again.stdout)["skipped"][0]["reason"]
+
+
+def test_an_svg_that_links_an_image_is_indexed_with_mupdfs_message_as_its_warning_and_json_stays_valid(tmp_path):
+    """Issue 26 item 4: MuPDF prints `svg: ignoring external image ...` on stdout, which was the
+    reader's message pipe: the parent waited out the deadline and skipped the file on every run,
+    and the line landed on `smart index --json`'s stdout (the page count read it in process)."""
+    from tests.attacks import svg_linking_an_image
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    linked = [svg_linking_an_image(docs / f"chart-{i}.svg", f"harbor tides chart number {i}") for i in range(3)]
+    result = run_smart_process("index", docs, "--store", tmp_path / "store", "--ocr", "never", "--read-timeout", "20", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)  # stdout holds the summary and nothing else
+    assert (summary["added"], summary["skipped"], summary["pages_encoded"]) == (3, [], 3)
+    for path in linked:  # each file's own warning, though MuPDF says the same for each
+        assert f"smart: {path}: svg: ignoring external image 'file:///etc/hostname'" in result.stderr.splitlines(), result.stderr
+    hits = run_smart_process("search", "harbor tides chart", "--store", tmp_path / "store", "--json", check=True)
+    assert len(json.loads(hits.stdout)["results"]) == 3

@@ -76,6 +76,11 @@ def test_index_throughput_smoke():
     assert "raw forward passes" in out and "ratio smart index / raw forward passes" in out and "ms CPU a page" in out
 
 
+def test_identical_files_smoke(tmp_path):
+    out = run_benchmark("identical_files.py", "--smoke", "--kind", "copies", "--workdir", tmp_path / "identical")
+    assert "     20 files" in out and "     40 files" in out and "CPU ms a file" in out and "start-up" in out
+
+
 def test_search_latency_smoke(tmp_path):
     out = run_benchmark("search_latency.py", "--smoke", "--workdir", tmp_path / "latency")
     assert "two-stage" in out and "exhaustive" in out and "peak resident memory" in out and "CPU median" in out

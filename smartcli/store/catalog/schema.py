@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS items (
     text_crc INTEGER,              -- CRC-32 of text (UTF-8) when committed; NULL before schema 3
     page_role TEXT                 -- a code of store/pageroles.py (NULL: not judged yet)
 );
+CREATE INDEX IF NOT EXISTS files_by_content ON files(sha256, status);  -- a copy finds the indexed file of its content
 CREATE INDEX IF NOT EXISTS items_by_file ON items(file_id);
 CREATE INDEX IF NOT EXISTS items_by_segment ON items(segment, row);
 CREATE TABLE IF NOT EXISTS segments (
