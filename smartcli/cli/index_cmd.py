@@ -70,9 +70,9 @@ def index(
     precision: str | None = typer.Option(
         None,
         "--precision",
-        help="Text models: how a new store's pages are encoded, fp32 (torch) or int8 (ONNX Runtime on an 8-bit export, on the CPU:"
-        " about 1.4x the pages per CPU second, vectors within 0.9996 cosine). A store keeps its first run's."
-        f" Default: the store's, else {defaults.PRECISION}.",
+        help="How a new store's pages are encoded: int8 (a text model's 8-bit ONNX export on the CPU: about 1.4x the pages per"
+        " CPU second, the same search quality), fp32 (torch), or auto (int8 for a text model on the CPU, else fp32)."
+        f" A store keeps its first run's. Default: the store's, else {defaults.PRECISION}.",
         show_default=False,
     ),
     rebuild: bool = typer.Option(

@@ -31,7 +31,7 @@ class UpdateOptions:
     ocr_workers: int = defaults.OCR_WORKERS
     batch_pages: int = defaults.BATCH_PAGES
     batch_size: int | None = None  # None: the model's own (defaults.TEXT_BATCH_SIZE for text models)
-    precision: str | None = None  # text models: "fp32" or "int8"; None: the store's, else defaults.PRECISION
+    precision: str | None = None  # "int8", "fp32" or "auto"; None: the store's, else defaults.PRECISION
     dpi: float | None = None
     max_pixels: int | None = None
     rebuild: bool = False

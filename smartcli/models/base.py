@@ -28,6 +28,7 @@ TEXT, PIXELS = "text", "pixels"  # what an encoder's documents are
 # export, models/onnx_export.py). A store records int8 in its ModelInfo's ``extra``.
 FP32, INT8 = "fp32", "int8"
 PRECISIONS = (FP32, INT8)
+AUTO = "auto"  # int8 where it runs (a text model on the CPU), else fp32
 
 # The version of normalize_text. A store records it per file; files indexed with an older
 # version are read and encoded again. 1: whitespace collapsed, soft hyphens dropped.

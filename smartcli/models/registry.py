@@ -23,6 +23,7 @@ from pathlib import Path
 from smartcli import defaults
 from smartcli.errors import ModelLoadError, OptionError
 from smartcli.models.base import (
+    AUTO,
     DEFAULT_MODEL,
     DEFAULT_MODEL_NAME,
     FP32,
@@ -80,14 +81,21 @@ def load_encoder(spec: str | None = None, device: str = "auto", options: dict | 
 
     Pixel families take the render settings of ``options`` (``max_pixels``, ``dpi``). A text
     model with ``options["precision"] == "int8"`` is the ONNX Runtime encoder of its int8 export
-    (on the CPU, whatever ``device``; made once and cached like the query encoder's).
+    (on the CPU, whatever ``device``; made once and cached like the query encoder's); with
+    ``"auto"`` it is that encoder when the model runs on the CPU and the export can be had (else
+    one line says why, and torch encodes in fp32). ``encoder.info.extra`` says which it is.
     """
     spec = spec or DEFAULT_MODEL
     settings = {k: v for k, v in (options or {}).items() if k in RENDER_SETTINGS}
     precision = (options or {}).get("precision") or FP32
     key = (spec, device, tuple(sorted(settings.items())), precision)
     if key not in _LOADED:
-        _LOADED[key] = _load(spec, device, settings) if precision == FP32 else _load_int8(spec)
+        if precision == INT8:
+            _LOADED[key] = _load_int8(spec)
+        elif precision == AUTO:
+            _LOADED[key] = _load_int8_where_it_runs(spec, device, settings)
+        else:
+            _LOADED[key] = _load(spec, device, settings)
     return _LOADED[key]
 
 
@@ -95,22 +103,35 @@ def document_precision(stored: ModelInfo | None, spec: str | None, given: str | 
     """The precision a store's pages are encoded in (``smart index --precision``): the store's own
     once it has a model (asking for another is refused: all its pages are encoded alike), else
     ``given``, else the default; pixel models are float32 only."""
-    if given is not None and given not in PRECISIONS:
-        raise OptionError(f"must be one of {', '.join(PRECISIONS)}, not {given!r}", option="precision")
+    if given is not None and given not in (AUTO, *PRECISIONS):
+        raise OptionError(f"must be one of {', '.join((AUTO, *PRECISIONS))}, not {given!r}", option="precision")
     if stored is not None:
         saved = stored.extra.get("precision", FP32)
-        if given is not None and given != saved:
+        if given not in (None, AUTO) and given != saved:
             raise OptionError(
                 f"this store's pages were encoded in {saved}; a store keeps its first run's precision (--rebuild indexes it anew)",
                 option="precision",
                 stored=saved,
             )
         return saved
-    if given == INT8 and reads_pixels(spec):
-        raise OptionError(f"int8 is for text models; {spec} reads pixels", option="precision", reason="pixel_model")
-    if given is None and reads_pixels(spec):
+    choice = given or defaults.PRECISION
+    if reads_pixels(spec):
+        if choice == INT8:
+            raise OptionError(f"int8 is for text models; {spec} reads pixels", option="precision", reason="pixel_model")
         return FP32
-    return given or defaults.PRECISION
+    return choice
+
+
+def _load_int8_where_it_runs(spec: str, device: str, settings: dict) -> Encoder:
+    """``precision="auto"``: the int8 encoder for a text model on the CPU, else (CUDA, a pixel
+    model, an export that cannot be had: one line says why) the fp32 one."""
+    (module, name), model_dir = family_of(spec)
+    if (module, name) == TEXT_FAMILY and model_dir is not None and _cpu(device):
+        try:
+            return _load_int8(spec)
+        except ModelLoadError as exc:
+            _log.warning("smart: pages are encoded in fp32 by torch: %s", exc)
+    return _load(spec, device, settings)
 
 
 def _load_int8(spec: str) -> Encoder:

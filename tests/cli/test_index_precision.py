@@ -33,3 +33,14 @@ def test_int8_is_refused_for_a_model_that_reads_pixels(tmp_path, tiny_checkpoint
     refused = run_smart("index", SAMPLE_CORPUS / "photos", "--store", tmp_path / "store", "--model", image_model, "--precision", "int8")
     assert refused.returncode == 2
     assert "int8 is for text models" in refused.stderr and not (tmp_path / "store").exists()
+
+
+def test_a_new_store_is_int8_on_the_cpu_and_a_store_keeps_what_it_has(tmp_path):
+    new, older = tmp_path / "new", tmp_path / "older"
+    run_smart("index", SAMPLE_CORPUS / "manuals", "--store", new, "--ocr", "never", "--device", "cpu", check=True)
+    assert json.loads(run_smart("status", "--store", new, "--json", check=True).stdout)["precision"] == "int8"
+    # A store of torch's fp32 pages (as every store made before int8 was the default) stays fp32.
+    run_smart("index", SAMPLE_CORPUS / "manuals", "--store", older, "--ocr", "never", "--precision", "fp32", check=True)
+    run_smart("index", SAMPLE_CORPUS / "manuals", SAMPLE_CORPUS / "hobbies", "--store", older, "--ocr", "never", check=True)
+    status = json.loads(run_smart("status", "--store", older, "--json", check=True).stdout)
+    assert status["precision"] == "fp32" and status["files"] == {"pdf": 4}
