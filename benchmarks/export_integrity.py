@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 from _stores import SAMPLE_JUDGED, machine, read_queries
 
+from tests.onnx_damage import damage, flip_exponents  # this checkout's, also with --code
+
 PROBE = "smart export probe: how do I change the default terminal?"
 
 
@@ -102,7 +104,6 @@ def differs(got: np.ndarray, expected: np.ndarray) -> bool:
 def trial(kind: str, seed: int, clean: Path, foreign: Path, folder: Path, model_dir: Path, queries: list[str], expected):
     """One damaged export loaded and used: (outcome, would a probe query have caught it)."""
     from smartcli.models import onnx_text
-    from tests.onnx_damage import damage, flip_exponents
 
     cache = folder / f"cache-{kind.replace(' ', '-')}-{seed}"
     (cache / "onnx").mkdir(parents=True)

@@ -115,7 +115,8 @@ def check_export(export: Path) -> Check:
         return Check(f"{stat.st_size:,} bytes where {manifest.get('bytes', 0):,} were written")
     if file_digest(export) != manifest.get("sha256"):
         return Check("its SHA-256 differs from the one recorded when it was made", hashed=True)
-    _write_manifest(export, dict(manifest, file=_identity(export.stat())))  # copied or restored whole: remember it
+    with contextlib.suppress(OSError):  # copied or restored whole: remembered where the folder may be written
+        _write_manifest(export, dict(manifest, file=_identity(export.stat())))
     return Check(None, hashed=True, unloadable=unloadable)
 
 

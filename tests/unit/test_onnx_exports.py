@@ -132,3 +132,18 @@ def test_a_cold_search_leaves_nothing_of_onnx_runtime_in_the_cache_folder(tmp_pa
     assert ran.returncode == 0, ran.stderr
     assert ran.stderr == ""
     assert sorted(p.name for p in xdg.iterdir()) == []
+
+
+def test_a_whole_export_in_a_folder_this_user_may_not_write_is_used(cache, tmp_path):
+    """A copied cache on a read-only folder: checked by its digest (its identity cannot be
+    recorded there) and used, neither refused nor made again."""
+    from tests.corpus import permissions_can_hide_a_file
+
+    if not permissions_can_hide_a_file(tmp_path):
+        pytest.skip("permission bits do not apply to this user here")
+    cache.chmod(0o555)
+    try:
+        encoder, reason, said = load(FP32)
+    finally:
+        cache.chmod(0o755)
+    assert reason is None and encoder is not None and said == []
