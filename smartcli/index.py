@@ -215,7 +215,7 @@ class Index(_Queries):
         ones removed, text-less pages OCR'd; every batch is committed whole. ``paths`` None: the
         paths the store already covers. A path that does not exist (and never held indexed
         files) is a BAD_INPUT error, and changes nothing. ``options`` (or keywords naming its
-        fields: ``ocr``, ``ocr_lang``, ``ocr_workers``, ``batch_pages``, ``batch_size``, ``dpi``,
+        fields: ``ocr``, ``ocr_lang``, ``ocr_workers``, ``batch_pages``, ``batch_size``, ``precision``, ``dpi``,
         ``max_pixels``, ``rebuild``, ``wait``, ``read_timeout``, ``read_memory``): see
         :class:`~smartcli.ingest.pipeline.UpdateOptions`. Returns an
         :class:`~smartcli.ingest.indexer.IndexSummary`.

@@ -36,12 +36,10 @@ def _onnx_query_export():
     """The default model's ONNX export for torch-free queries, made (once per machine, cached in
     the user's cache folder) before any test searches, so that no test's output carries the
     one-time "exporting" line."""
-    from smartcli.models.base import default_model_path, fingerprint_model_dir
-    from smartcli.models.onnx_text import export_onnx, exported_model_path
+    from smartcli.models.base import FP32, default_model_path, fingerprint_model_dir
+    from smartcli.models.onnx_text import ensure_export
 
-    target = exported_model_path(fingerprint_model_dir(default_model_path()))
-    if not target.is_file():
-        export_onnx(default_model_path(), target)
+    ensure_export(default_model_path(), fingerprint_model_dir(default_model_path()), FP32)
 
 
 @pytest.fixture(autouse=True)

@@ -92,7 +92,12 @@ def print_status(r: dict) -> None:
     changed = r["changed_on_disk"]
     rows = [
         ("store", r["store"]),
-        ("model", f"{r['model']} ({r['model_fingerprint']}, {r['dims']} dims, tokens as {r['token_dtype']})" if r["model"] else "-"),
+        (
+            "model",
+            f"{r['model']} ({r['model_fingerprint']}, {r['dims']} dims, pages in {r['precision']}, tokens as {r['token_dtype']})"
+            if r["model"]
+            else "-",
+        ),
         ("indexed paths", ", ".join(map(printable, r["roots"])) or "-"),
         ("files", ", ".join(f"{n} {kind}" for kind, n in sorted(r["files"].items())) or "0"),
         ("skipped files", str(r["skipped_files"])),

@@ -31,6 +31,7 @@ class UpdateOptions:
     ocr_workers: int = defaults.OCR_WORKERS
     batch_pages: int = defaults.BATCH_PAGES
     batch_size: int | None = None  # None: the model's own (defaults.TEXT_BATCH_SIZE for text models)
+    precision: str | None = None  # "int8", "fp32" or "auto"; None: the store's, else defaults.PRECISION
     dpi: float | None = None
     max_pixels: int | None = None
     rebuild: bool = False
@@ -86,7 +87,6 @@ def plan(store: Store, paths, options: UpdateOptions) -> Plan:
 def _run(store: Store, roots, settings, options: UpdateOptions, model_spec, device, token_dtype, events: UpdateEvents) -> IndexSummary:
     from smartcli.ingest.indexer import CommitCounter, Indexer
     from smartcli.ingest.ocr import OcrRunner
-    from smartcli.ingest.pictures import render_options
     from smartcli.ingest.planning import UNMOUNTED, plan_changes
 
     settings = _ocr_for_model(settings, store.model)
@@ -98,9 +98,7 @@ def _run(store: Store, roots, settings, options: UpdateOptions, model_spec, devi
     if renormalized:
         events.message(f"{renormalized} file(s) were indexed with an older text normalization: reading and encoding them again")
     spec = model_spec or (store.model.spec if store.model else None)
-    encoder = LazyEncoder(
-        store, spec, device, token_dtype, render_options(store.model, spec, dpi=options.dpi, max_pixels=options.max_pixels)
-    )
+    encoder = LazyEncoder(store, spec, device, token_dtype, _encoder_options(store, spec, options))
     _refuse_another_model(store, model_spec)
     if model_spec is not None or (plan.to_encode and store.model is None):
         encoder.load()  # check the model against the store, or bind a new store's model, before any change
@@ -135,6 +133,16 @@ def _run(store: Store, roots, settings, options: UpdateOptions, model_spec, devi
     summary.ocr = runner.stats.as_json(settings)
     summary.renormalized = renormalized
     return summary
+
+
+def _encoder_options(store: Store, spec: str | None, options: UpdateOptions) -> dict:
+    """What the model is loaded with for this store: its render settings (pixel models) and the
+    precision of its pages (text models); a store keeps its first run's (OptionError otherwise)."""
+    from smartcli.ingest.pictures import render_options
+    from smartcli.models.registry import document_precision
+
+    settings = render_options(store.model, spec, dpi=options.dpi, max_pixels=options.max_pixels)
+    return {**settings, "precision": document_precision(store.model, spec, options.precision)}
 
 
 def _compact_if_worth_it(store: Store, events: UpdateEvents) -> dict | None:

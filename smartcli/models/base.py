@@ -23,6 +23,12 @@ from smartcli.errors import ModelLoadError
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 TEXT, PIXELS = "text", "pixels"  # what an encoder's documents are
+# How a text model's forward pass runs over a store's pages (``smart index --precision``): fp32
+# (torch, or the float32 ONNX export: the same states within 1e-5) or int8 (the int8 ONNX
+# export, models/onnx_export.py). A store records int8 in its ModelInfo's ``extra``.
+FP32, INT8 = "fp32", "int8"
+PRECISIONS = (FP32, INT8)
+AUTO = "auto"  # int8 where it runs (a text model on the CPU), else fp32
 
 # The version of normalize_text. A store records it per file; files indexed with an older
 # version are read and encoded again. 1: whitespace collapsed, soft hyphens dropped.
@@ -64,7 +70,9 @@ class ModelInfo:
     dims: int
     pooling: str
     max_length: int  # text: tokens per window; pixel families: most token states per picture
-    extra: dict = field(default_factory=dict)  # pixel families: the render settings ("max_pixels", "dpi")
+    # Settings the documents were encoded with: pixel families' render settings ("max_pixels",
+    # "dpi"); a text model's "precision" when it is not fp32 (its pages' vectors differ a little).
+    extra: dict = field(default_factory=dict)
     consumes_pixels: bool = False  # True: documents are rendered pages and images, not text layers
 
     @property

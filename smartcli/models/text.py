@@ -76,12 +76,12 @@ class SentenceTransformerTextEncoder:
     def _capped_query(self, text: str) -> str:
         return capped_query(text, self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"])
 
-    def encode_documents(self, texts: Sequence[str], batch_size: int | None = None) -> list[Encoded]:
+    def encode_documents(self, texts: Sequence[str], batch_size: int | None = None, sort_by_length: bool = True) -> list[Encoded]:
         batch_size = batch_size or self.default_batch_size
         if not texts:
             return []
         tokenized = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
-        return assemble(self, texts, tokenized, batch_size)
+        return assemble(self, texts, tokenized, batch_size, sort_by_length)
 
     def _forward(self, batch_ids: list[list[int]]):
         torch = self._torch
@@ -101,10 +101,14 @@ class SentenceTransformerTextEncoder:
         return pooled.cpu().numpy(), states.cpu().numpy(), mask.numpy()
 
 
-def assemble(encoder, texts: Sequence[str], tokenized: dict, batch_size: int) -> list[Encoded]:
-    """Cut tokenized texts into windows, run ``encoder._forward`` on batches of them (longest
-    first), and put each text's pooled vector and kept token states together. Shared by the
-    torch encoder and the ONNX one (onnx_text.py), so that both cut and keep the same tokens."""
+def assemble(encoder, texts: Sequence[str], tokenized: dict, batch_size: int, sort_by_length: bool = True) -> list[Encoded]:
+    """Cut tokenized texts into windows, run ``encoder._forward`` on batches of them, and put each
+    text's pooled vector and kept token states together. Shared by the torch encoder and the ONNX
+    one (onnx_text.py), so that both cut and keep the same tokens.
+
+    Batches are of windows sorted by length, longest first, so that each batch pads little and
+    the first shows peak memory; ``sort_by_length=False`` batches them in text order instead (the
+    vectors are the same; benchmarks/index_throughput.py measures the padding it saves)."""
     windows = []  # (text index, content ids, spans)
     for index, (ids, spans) in enumerate(zip(tokenized["input_ids"], tokenized["offset_mapping"])):
         if not ids:
@@ -113,8 +117,7 @@ def assemble(encoder, texts: Sequence[str], tokenized: dict, batch_size: int) ->
             windows.append((index, ids[start : start + encoder.window], spans[start : start + encoder.window]))
     pooled_parts: list[list] = [[] for _ in texts]
     token_parts: list[list] = [[] for _ in texts]
-    # Longest first so that each batch pads little and the first batch shows peak memory.
-    order = sorted(range(len(windows)), key=lambda w: -len(windows[w][1]))
+    order = window_order([len(ids) for _, ids, _ in windows], sort_by_length)
     for batch_start in range(0, len(order), batch_size):
         batch = [windows[w] for w in order[batch_start : batch_start + batch_size]]
         pooled, states, _ = encoder._forward([ids for _, ids, _ in batch])
@@ -144,6 +147,13 @@ def assemble(encoder, texts: Sequence[str], tokenized: dict, batch_size: int) ->
             )
         )
     return results
+
+
+def window_order(lengths: Sequence[int], sort_by_length: bool = True) -> list[int]:
+    """The order windows of these token counts are batched in: longest first, or as given."""
+    if not sort_by_length:
+        return list(range(len(lengths)))
+    return sorted(range(len(lengths)), key=lambda w: -lengths[w])
 
 
 def _pool(hidden, mask, mode: str):

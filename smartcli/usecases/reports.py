@@ -45,6 +45,7 @@ class Status:
     partly_indexed: list[dict] = field(default_factory=list)
     store_problems: list[str] = field(default_factory=list)
     tuning: dict | None = None  # what tune learned: weights, adapter, held-back figures (None: untuned)
+    precision: str | None = None  # how the model encoded the pages: "fp32" or "int8" (None: no model yet)
 
     @property
     def healthy(self) -> bool:
@@ -182,6 +183,7 @@ def _status_of(store: Store) -> Status:
         partly_indexed=[_file_problem(f) for f in files if f["status"] == "indexed" and f["reason"]],
         store_problems=integrity.check(store).sentences(),
         tuning=_tuning_status(store),
+        precision=model.extra.get("precision", "fp32") if model else None,
     )
 
 

@@ -73,7 +73,16 @@ def test_maxsim_kernel_smoke():
 
 def test_index_throughput_smoke():
     out = run_benchmark("index_throughput.py", "--smoke")
-    assert "raw forward passes" in out and "ratio smart index / raw forward passes" in out and "ms CPU a page" in out
+    assert "raw torch (fp32)" in out and "raw ONNX Runtime int8" in out and "ms CPU a page" in out
+    assert "int8 states against torch's" in out and "padding, batches of 32 windows" in out
+    assert "smart index --precision int8" in out and "int8 pages, fp32 queries (smart search)" in out
+
+
+def test_export_integrity_smoke():
+    out = run_benchmark("export_integrity.py", "--smoke")
+    assert "identity check (one stat" in out and "SHA-256 of the fp32 export" in out and "probe query" in out
+    for kind in ("bit flips", "one flip", "truncated", "foreign file", "not ONNX", "no manifest"):
+        assert f"{kind:13}   1 damaged exports: 1 caught" in out
 
 
 def test_identical_files_smoke(tmp_path):

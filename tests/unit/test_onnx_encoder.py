@@ -85,20 +85,26 @@ def test_export_impossible_falls_back_to_torch_with_one_line(tmp_path, caplog):
     np.testing.assert_allclose(fallback.encode_queries(["wifi"])[0].pooled.shape, (384,))
 
 
-def test_broken_export_is_reported_not_used(tmp_path, monkeypatch):
+def test_a_file_in_the_exports_place_is_replaced_not_used(tmp_path, monkeypatch):
+    """Not an ONNX model where the export should be (and no manifest): exported again, once,
+    with one line, instead of falling back to torch on every run (tests/unit/test_onnx_exports.py
+    has the other kinds of damage)."""
     monkeypatch.setenv("SMART_CACHE_DIR", str(tmp_path / "cache"))
     model = tmp_path / "model"
     shutil.copytree(default_model_path(), model)
     from smartcli.models.base import fingerprint_model_dir
-    from smartcli.models.onnx_text import exported_model_path
+    from smartcli.models.onnx_export import exported_model_path, file_digest, read_manifest
 
     target = exported_model_path(fingerprint_model_dir(model))
     target.parent.mkdir(parents=True)
     target.write_bytes(b"not an onnx file")
-    encoder, reason = load_onnx_query_encoder(model, "m", "m")
-    assert encoder is None and reason.startswith("the ONNX model could not be loaded")
-    json.dumps(reason)  # one plain line
-    assert "\n" not in reason
+    said = []
+    encoder, reason = load_onnx_query_encoder(model, "m", "m", on_export=lambda t, damage: said.append((t, damage)))
+    assert reason is None and isinstance(encoder, OnnxTextQueryEncoder)
+    assert said == [(target, "no digest was recorded for it")]
+    assert file_digest(target) == read_manifest(target)["sha256"]
+    json.dumps(said[0][1])  # one plain line
+    assert "\n" not in said[0][1]
 
 
 @pytest.mark.parametrize("locked", ["folder", "file"])

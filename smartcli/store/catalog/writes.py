@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from smartcli import defaults
 from smartcli.errors import ModelMismatch
-from smartcli.models.base import TEXT_NORMALIZATION, ModelInfo
+from smartcli.models.base import FP32, TEXT_NORMALIZATION, ModelInfo
 from smartcli.store.catalog.connection import check_space
 from smartcli.store.catalog.layout import SEGMENT_DIR
 from smartcli.store.catalog.records import CatalogChanges, FileCopy, FileRecord, db_path, text_crc
@@ -44,6 +44,9 @@ def bind_model(store, info: ModelInfo, token_dtype: str = defaults.TOKEN_DTYPE) 
             set_meta(store.conn, "token_dtype", token_dtype)
         return
     check_same_model(current, info, store.root)
+    before, now = current.extra.get("precision", FP32), info.extra.get("precision", FP32)
+    if before != now:  # queries are float32 either way: only pages must be encoded alike
+        raise ModelMismatch(f"{store.root}'s pages were encoded by {current.name!r} in {before}, not {now}")
 
 
 def record_roots(store, roots: Iterable[str]) -> None:
