@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 # Scoring: score = lambda_anchor * cos(pooled) + lambda_late * MaxSim. Measured with
 # `smart eval --sweep` on the development set and a second collection (README, "Quality"):
 # a manual page's pooled vector averages several topics, so the late term must dominate.
@@ -149,3 +151,11 @@ MAX_FILE_BYTES = {"pdf": 4 << 30, "image": 1 << 30}
 MAX_OTHER_FILE_BYTES = 4 << 30  # kinds not named above
 SPARSE_MIN_BYTES = 16 << 20
 SPARSE_RATIO = 8
+
+
+def xdg_dir(variable: str, *under_home: str) -> str:
+    """An XDG base directory: ``$variable`` when it is an absolute path, else ``~/under_home``.
+    The XDG specification makes a relative value invalid, to be ignored: taken as given, it would
+    move the store and the caches with the working directory."""
+    value = os.environ.get(variable, "")
+    return value if os.path.isabs(value) else os.path.join(os.path.expanduser("~"), *under_home)

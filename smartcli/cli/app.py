@@ -26,7 +26,9 @@ app = typer.Typer(
 
 def _version_callback(value: bool) -> None:
     if value:
-        print(f"smart {__version__}")
+        from smartcli.cli.present import print_line
+
+        print_line(f"smart {__version__}")
         raise typer.Exit()
 
 
@@ -74,7 +76,7 @@ def _reader_went_away() -> bool:
         sys.stdout.flush()
     except BrokenPipeError:
         gone = True
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # AttributeError: stdout closed, None
         pass
     if gone:
         _silence_output()
@@ -88,6 +90,17 @@ def _silence_output() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         for stream in (sys.__stdout__, sys.__stderr__):
             os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _drop_unwritten_output() -> None:
+    """What stdout still buffers could not be written: the interpreter's last flush must not
+    fail again on it (it would print an "Exception ignored" report)."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
     except (OSError, ValueError, AttributeError):
         pass
 
@@ -108,9 +121,13 @@ def main() -> None:
         _silence_output()
         sys.exit(EXIT_BROKEN_PIPE)
     except Exception as exc:  # the last line of defence: one line, never a traceback
+        from smartcli.cli.present import OutputUnwritable, warn
+
+        if isinstance(exc, OutputUnwritable):
+            warn(f"cannot write the output: {exc}")
+            _drop_unwritten_output()
+            sys.exit(EXIT_ERROR)
         if os.environ.get("SMART_DEBUG"):
             raise
-        from smartcli.cli.present import warn
-
         warn(f"unexpected error: {type(exc).__name__}: {exc} (set SMART_DEBUG=1 to see where)")
         sys.exit(EXIT_ERROR)

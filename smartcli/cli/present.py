@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.table import Table
@@ -26,6 +27,27 @@ def _raise_broken_pipe(console: Console) -> None:
 Console.on_broken_pipe = _raise_broken_pipe
 
 
+class OutputUnwritable(Exception):
+    """Standard output cannot be written: closed (``>&-``) or on a full disk. ``main`` says so in
+    one line (a reader that went away is a BrokenPipeError: 141, quietly)."""
+
+
+def _writable_stdout():
+    if sys.stdout is None:  # the process was started with file descriptor 1 closed
+        raise OutputUnwritable("standard output is closed")
+    return sys.stdout
+
+
+@contextmanager
+def _writing():
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputUnwritable((exc.strerror or str(exc)).lower()) from exc
+
+
 class _TrimmedLines:
     """What `stdout` writes to: the process's standard output as it is now (a test runner swaps
     it), each line without the spaces rich pads table cells with, so that a pipe or a file gets
@@ -37,30 +59,32 @@ class _TrimmedLines:
 
     @property
     def _stream(self):
-        return sys.stdout
+        return _writable_stdout()
 
     def write(self, text: str) -> int:
         lines = (self._partial + text).split("\n")
         self._partial = lines.pop()
         if lines:
-            self._stream.write("\n".join(line.rstrip(" ") if self.trim else line for line in lines) + "\n")
+            with _writing():
+                self._stream.write("\n".join(line.rstrip(" ") if self.trim else line for line in lines) + "\n")
         return len(text)
 
     def flush(self) -> None:
-        if self._partial:  # a line not ended yet (rich ends what it prints): written as it is
-            self._stream.write(self._partial)
-            self._partial = ""
-        self._stream.flush()
+        with _writing():
+            if self._partial:  # a line not ended yet (rich ends what it prints): written as it is
+                self._stream.write(self._partial)
+                self._partial = ""
+            self._stream.flush()
 
     def isatty(self) -> bool:
-        return self._stream.isatty()
+        return sys.stdout is not None and sys.stdout.isatty()
 
     def fileno(self) -> int:
         return self._stream.fileno()
 
     @property
     def encoding(self) -> str:
-        return getattr(self._stream, "encoding", None) or "utf-8"
+        return getattr(sys.stdout, "encoding", None) or "utf-8"
 
 
 stdout = Console(file=_TrimmedLines(), soft_wrap=False)
@@ -149,8 +173,10 @@ def print_json_line(obj: dict) -> None:
     # \udcXX escapes the line stays valid UTF-8 and json.loads + os.fsencode give the
     # original bytes back.
     text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False))
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    out = _writable_stdout()
+    with _writing():
+        out.write(text + "\n")
+        out.flush()
 
 
 def display_path(path: str) -> str:

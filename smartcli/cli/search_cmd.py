@@ -416,7 +416,7 @@ def read_prompt_line() -> str | None:
 
 
 def history_path() -> Path:
-    state_home = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    state_home = defaults.xdg_dir("XDG_STATE_HOME", ".local", "state")
     return Path(state_home) / "smart" / "search_history"
 
 

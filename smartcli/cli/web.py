@@ -125,7 +125,7 @@ class Response:
 
 def cache_dir() -> Path:
     """Where rendered pictures are kept: ``$XDG_CACHE_HOME/smart/pictures`` (``~/.cache/...``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = defaults.xdg_dir("XDG_CACHE_HOME", ".cache")
     return Path(base) / "smart" / "pictures"
 
 

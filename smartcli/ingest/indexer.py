@@ -287,7 +287,6 @@ class Indexer:
                 end = len(todo) if last else start + step
                 part = [(r, p) for r, p in todo[start:end] if r.status == "indexed"]
                 self._encode(part)
-                self.on_encoded(sum(1 for _, p in part if p.encoded is not None))
                 if not last:
                     ahead = self._write_ahead(part)
                     if ahead is not None:
@@ -323,18 +322,24 @@ class Indexer:
             for record, _ in part:
                 if record.path in refused:  # remembered like a file the reader refused (planning.py)
                     record.status, record.reason, record.pages = "skipped", refused[record.path], []
+            self.on_encoded(sum(1 for _, p in part if p.encoded is not None))
             return
         wordless = [p for _, p in part if not any(ch.isalnum() for ch in p.text or "")]
         for page in wordless:  # a lone "~" or bullet: nothing for the model (it holds no token)
             page.note = Note.BLANK_PAGE if page.pictured is False else Note.NO_TEXT_LAYER
         part = [(r, p) for r, p in part if p.note is None]
-        texts = [p.text for _, p in part]
-        for (record, page), encoded in zip(part, self.encoder.encode_documents(texts, self.encode_batch_size) if texts else []):
-            if encoded.tokens.shape[0] == 0:
-                # Nothing for the model in its text layer; OCR (if it ran) found nothing better.
-                page.note = Note.BLANK_PAGE if page.pictured is False else Note.NO_TEXT_LAYER
-            else:
-                page.encoded = _capped(encoded, record.path, page, self.report)
+        # A forward pass's worth of pages at a time, each counted once encoded: a slice of a
+        # long file, or a batch of short ones, takes minutes on a slow CPU, and progress must move.
+        step = self.encode_batch_size or defaults.TEXT_BATCH_SIZE
+        for start in range(0, len(part), step):
+            chunk = part[start : start + step]
+            for (record, page), encoded in zip(chunk, self.encoder.encode_documents([p.text for _, p in chunk], self.encode_batch_size)):
+                if encoded.tokens.shape[0] == 0:
+                    # Nothing for the model in its text layer; OCR (if it ran) found nothing better.
+                    page.note = Note.BLANK_PAGE if page.pictured is False else Note.NO_TEXT_LAYER
+                else:
+                    page.encoded = _capped(encoded, record.path, page, self.report)
+            self.on_encoded(sum(1 for _, p in chunk if p.encoded is not None))
 
     def _write_ahead(self, part: list[tuple[FileRecord, PageRecord]]):
         """Write the encoded pages of ``part`` to a segment now and let their token states go."""

@@ -68,7 +68,7 @@ def onnx_cache_dir() -> Path:
     """Where exports are kept: ``$SMART_CACHE_DIR``, else ``$XDG_CACHE_HOME/smart``, else ``~/.cache/smart``."""
     if os.environ.get(defaults.CACHE_DIR_ENV):
         return Path(os.environ[defaults.CACHE_DIR_ENV]).expanduser() / "onnx"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = defaults.xdg_dir("XDG_CACHE_HOME", ".cache")
     return Path(base) / "smart" / "onnx"
 
 

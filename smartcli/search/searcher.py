@@ -564,7 +564,7 @@ class Searcher:
         suffix, as judged files do in evaluation: when exactly one indexed file matches, it is that
         file; several are a NOT_FOUND error listing them (``candidates``)."""
         pages = [item for item in self.items if item.path == path]
-        if not pages:
+        if not pages and "\0" not in path:  # a NUL byte names no file (realpath raises on it)
             real = os.path.realpath(path)
             pages = [item for item in self.items if os.path.realpath(item.path) == real]
         if not pages and named and not os.path.isabs(named):

@@ -3,6 +3,8 @@
 import json
 import sqlite3
 
+import pytest
+
 from tests.conftest import run_smart, run_smart_process
 from tests.corpus import make_pdf
 
@@ -237,3 +239,18 @@ def test_status_unencoded_lists_the_pages_without_vectors_and_why(tmp_path, samp
     images = run_smart("status", "--store", sample, "--unencoded", env={"COLUMNS": "300"}, check=True).stdout.splitlines()
     assert images and all(line.endswith("  image: no text for a text model") and ":1 " not in line for line in images)
     assert {line.split("  ")[0] for line in images} == {str(p) for p in (corpus / "photos").iterdir() if p.suffix in (".jpg", ".png")}
+
+
+def test_a_path_with_a_nul_byte_is_a_page_not_in_the_index_not_a_crash(sample_store):
+    """An agent's get_page or similar call may carry any string: one with a NUL byte names no file
+    (os.path.realpath raised ValueError, an MCP client got an error with no reason)."""
+    from smartcli import ErrorKind, Index, SmartError
+
+    store, corpus = sample_store
+    with Index.open(store) as index:
+        for path in ("\x00", f"{corpus}/houseplants.pdf\x00", "house\x00plants.pdf"):
+            with pytest.raises(SmartError) as caught:
+                index.item(path, 1)
+            assert caught.value.kind is ErrorKind.NOT_FOUND and "not in the index" in str(caught.value)
+            with pytest.raises(SmartError):
+                index.like(path, page=1)

@@ -64,3 +64,18 @@ def test_head_reads_one_line_and_smart_ends_with_0_or_141_never_1(sample_store):
         assert smart.wait(timeout=300) in (0, 141)
         assert smart.stderr.read() == b""
         smart.stderr.close()
+
+
+@pytest.mark.parametrize(
+    "redirect, reason",
+    [(">&-", "standard output is closed"), ("> /dev/full", "no space left on device")],
+)
+def test_an_output_that_cannot_be_written_is_one_line_naming_it_never_a_traceback(sample_store, redirect, reason):
+    """A closed stdout (a service started with `>&-`) failed at import, before main, with a
+    traceback, even for `--version`; a full one (/dev/full) was an "unexpected error"."""
+    store, _ = sample_store
+    for args in (["--version"], ["search", "terminal", "--json", "--store", str(store)]):
+        command = " ".join([sys.executable, "-m", "smartcli", *args, redirect])
+        result = subprocess.run(["bash", "-c", command], stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=300)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr == f"smart: cannot write the output: {reason}\n", (args, result.stderr)

@@ -117,3 +117,16 @@ def test_no_page_points_into_the_development_set():
     for page in user_docs():
         text = page.read_text()
         assert "../shared" not in text and "/work/shared" not in text, f"{page.relative_to(ROOT)} names a path outside the repository"
+
+
+def test_the_service_examples_start_the_smart_the_set_up_makes():
+    """A service starts with no venv activated: its command must be the full path of the `smart`
+    that scripts/setup installs (the clone's .venv/bin/smart), not a path the set-up never fills
+    (the README's unit named %h/.local/bin/smart, the plist /usr/local/bin/smart)."""
+    commands = []
+    for page in (README, COMMAND_PAGES / "watch.md"):
+        text = page.read_text(encoding="utf-8")
+        commands += re.findall(r"^ExecStart=(\S+)", text, flags=re.M)
+        commands += re.findall(r"<array><string>([^<]+)</string>", text)
+    assert len(commands) == 3
+    assert all(command.endswith("/.venv/bin/smart") for command in commands), commands

@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
+from smartcli import defaults
 from smartcli.errors import ErrorKind, StoreError
 
 MARKER = "smart-store.json"
@@ -30,7 +31,7 @@ def default_store_path() -> Path:
     """``$SMART_STORE``, else ``$XDG_DATA_HOME/smart/store`` (``~/.local/share/smart/store``)."""
     if os.environ.get("SMART_STORE"):
         return Path(os.environ["SMART_STORE"]).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    data_home = defaults.xdg_dir("XDG_DATA_HOME", ".local", "share")
     return Path(data_home) / "smart" / "store"
 
 
