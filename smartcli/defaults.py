@@ -32,12 +32,12 @@ CACHE_DIR_ENV = "SMART_CACHE_DIR"
 QUERY_THREADS = 1
 
 # Indexing.
-# How a new store's pages are encoded: "int8" (ONNX Runtime on an 8-bit export of a text model,
-# on the CPU), "fp32" (torch), or "auto": int8 for a text model on the CPU, fp32 on CUDA and for
-# image models. int8 is the default because it lost nothing measurable: nDCG@10 +0.002, +0.061
-# and 0.000 on the three development-side collections, token cosine 0.9996 to the fp32 states,
-# at about 1.4x the pages per CPU second (benchmarks/RESULTS.md, "Indexing").
-PRECISION = "auto"
+# How a new store's pages are encoded: "fp32" (torch), "int8" (ONNX Runtime on an 8-bit export of
+# a text model, on the CPU), or "auto": int8 for a text model on the CPU, fp32 on CUDA and for
+# image models. fp32 is the default: int8 cost 0.0074 nDCG@10 on the development set (the rule for
+# a default is at most 0.005) for 1.12x the pages per CPU second (benchmarks/RESULTS.md,
+# "Indexing and the ONNX exports").
+PRECISION = "fp32"
 BATCH_PAGES = 128  # pages committed per batch (an interrupted run keeps finished batches)
 TEXT_BATCH_SIZE = 32  # text windows per forward pass
 PIXEL_BATCH_SIZE = 32  # pictures per forward pass; large vision-language families set their own

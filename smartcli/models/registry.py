@@ -109,7 +109,7 @@ def document_precision(stored: ModelInfo | None, spec: str | None, given: str | 
         saved = stored.extra.get("precision", FP32)
         if given not in (None, AUTO) and given != saved:
             raise OptionError(
-                f"this store's pages were encoded in {saved}; a store keeps its first run's precision (--rebuild indexes it anew)",
+                f"this store's pages were encoded in {saved}; a store keeps its first run's precision",
                 option="precision",
                 stored=saved,
             )

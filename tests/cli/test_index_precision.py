@@ -35,12 +35,14 @@ def test_int8_is_refused_for_a_model_that_reads_pixels(tmp_path, tiny_checkpoint
     assert "int8 is for text models" in refused.stderr and not (tmp_path / "store").exists()
 
 
-def test_a_new_store_is_int8_on_the_cpu_and_a_store_keeps_what_it_has(tmp_path):
-    new, older = tmp_path / "new", tmp_path / "older"
-    run_smart("index", SAMPLE_CORPUS / "manuals", "--store", new, "--ocr", "never", "--device", "cpu", check=True)
-    assert json.loads(run_smart("status", "--store", new, "--json", check=True).stdout)["precision"] == "int8"
-    # A store of torch's fp32 pages (as every store made before int8 was the default) stays fp32.
-    run_smart("index", SAMPLE_CORPUS / "manuals", "--store", older, "--ocr", "never", "--precision", "fp32", check=True)
-    run_smart("index", SAMPLE_CORPUS / "manuals", SAMPLE_CORPUS / "hobbies", "--store", older, "--ocr", "never", check=True)
-    status = json.loads(run_smart("status", "--store", older, "--json", check=True).stdout)
-    assert status["precision"] == "fp32" and status["files"] == {"pdf": 4}
+def test_a_new_store_is_fp32_auto_is_int8_on_the_cpu_and_a_store_keeps_what_it_has(tmp_path):
+    new, auto = tmp_path / "new", tmp_path / "auto"
+    run_smart("index", SAMPLE_CORPUS / "manuals", "--store", new, "--ocr", "never", check=True)
+    assert json.loads(run_smart("status", "--store", new, "--json", check=True).stdout)["precision"] == "fp32"
+    run_smart("index", SAMPLE_CORPUS / "manuals", "--store", auto, "--ocr", "never", "--device", "cpu", "--precision", "auto", check=True)
+    assert json.loads(run_smart("status", "--store", auto, "--json", check=True).stdout)["precision"] == "int8"
+    # Later runs without --precision (or with auto) encode new pages as the store's first run did.
+    for store, kept in ((new, "fp32"), (auto, "int8")):
+        run_smart("index", SAMPLE_CORPUS / "manuals", SAMPLE_CORPUS / "hobbies", "--store", store, "--ocr", "never", check=True)
+        status = json.loads(run_smart("status", "--store", store, "--json", check=True).stdout)
+        assert status["precision"] == kept and status["files"] == {"pdf": 4}
