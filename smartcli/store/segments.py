@@ -294,6 +294,27 @@ class Segment:
         per = tokens.dtype.itemsize * int(np.prod(tokens.shape[1:]))
         return per + (4 if tokens.dtype == np.int8 else 0)
 
+    def mapped_tokens(self) -> MappedTokens | None:
+        """The segment's token states as stored, memory-mapped in place (:class:`MappedTokens`),
+        each row checked against its CRC-32 the first time it is read; None where a per-token
+        dataset is not contiguous (nothing ``smart`` writes)."""
+        data = _mapped(self.path, self._h5["tokens"])
+        if data is None:
+            return None
+        scale = None
+        if data.dtype == np.int8:
+            scale = _mapped(self.path, self._h5["token_scale"]) if "token_scale" in self._h5 else None
+            if scale is None:
+                return None
+        spans = _mapped(self.path, self._h5["spans"]) if "spans" in self._h5 else None
+        crcs = {key: self._crc_table(key) for key in ("tokens", "token_scale", "spans") if _CRC[key] in self._h5}
+        return MappedTokens(self.name, StoredTokens(data, scale, self.dims), self.offsets(), crcs, spans)
+
+    def _crc_table(self, key: str) -> np.ndarray:
+        if self._crcs.get(key) is None:
+            self._crcs[key] = self._read(_CRC[key])
+        return self._crcs[key]
+
     def tokens(self, start: int, stop: int) -> np.ndarray:
         """Token states ``[start, stop)`` as float32 (decoded from the stored format)."""
         return decode_stored([self.stored_tokens(start, stop)])
@@ -306,6 +327,70 @@ class Segment:
         if not self.has_spans:
             return np.zeros((stop - start, 2), np.int32)
         return self._rows_read("spans", start, stop)
+
+
+class MappedTokens:
+    """A segment's stored token states mapped into memory (the page cache holds them, not the
+    process), read in place by the scoring kernel. A row's bytes are checked against its CRC-32
+    the first time it is scored (:meth:`check_rows`) and never again in this process: segments
+    are immutable, and a warm process need not pay the check on every query."""
+
+    def __init__(self, name: str, stored: StoredTokens, offsets: np.ndarray, crcs: dict, spans: np.ndarray | None = None):
+        self.name = name
+        self.stored = stored
+        self.offsets = offsets
+        self.span_data = spans  # [T, 2] as stored (None: the segment keeps no spans)
+        self._crcs = crcs  # dataset -> [rows] uint32, for the datasets that have them
+        self._checked = np.zeros(max(len(offsets) - 1, 0), dtype=bool)
+        self._checked_spans = np.zeros(max(len(offsets) - 1, 0), dtype=bool)
+
+    def check_rows(self, rows: np.ndarray) -> None:
+        """Check the rows' token states not checked before; a mismatch raises :class:`StoreDamaged` naming it."""
+        rows = np.asarray(rows, dtype=np.int64)
+        todo = rows[~self._checked[rows]]
+        self._verify(todo, {"tokens": self.stored.data, "token_scale": self.stored.scale})
+        self._checked[todo] = True
+
+    def spans(self, row: int) -> np.ndarray | None:
+        """Row ``row``'s character spans [n, 2] int32, checked the first time (None: no spans kept)."""
+        if self.span_data is None:
+            return None
+        if not self._checked_spans[row]:
+            self._verify(np.array([row]), {"spans": self.span_data})
+            self._checked_spans[row] = True
+        return self.span_data[self.offsets[row] : self.offsets[row + 1]].astype(np.int32)
+
+    def _verify(self, rows: np.ndarray, arrays: dict) -> None:
+        offsets = self.offsets
+        for key, data in arrays.items():
+            expected = self._crcs.get(key)
+            if expected is None or data is None:
+                continue
+            for row in np.unique(rows).tolist():
+                if zlib.crc32(data[offsets[row] : offsets[row + 1]]) != int(expected[row]):
+                    raise damaged(self.name, f"row {row} differs from what was written (CRC-32)", dataset=key)
+
+
+def _mapped(path: Path, dataset) -> np.ndarray | None:
+    """A contiguous, unfiltered HDF5 dataset as a read-only array over the file's own bytes
+    (h5py gives its offset in the file); None for a chunked one. An empty or unallocated
+    dataset is an empty array."""
+    import mmap
+
+    if dataset.chunks is not None:
+        return None
+    shape, dtype = dataset.shape, dataset.dtype
+    size = int(np.prod(shape)) * dtype.itemsize
+    offset = dataset.id.get_offset()
+    if size == 0 or offset is None:
+        return np.zeros(shape, dtype)
+    with open(path, "rb") as file:
+        mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    if offset + size > len(mapping):
+        raise damaged(
+            path.stem, f"is cut short: {offset + size} bytes needed, the file has {len(mapping)}", dataset=dataset.name.lstrip("/")
+        )
+    return np.frombuffer(mapping, dtype=dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)
 
 
 def _unit_rows_ok(pooled: np.ndarray) -> bool:
