@@ -167,3 +167,38 @@ def hamming_minima_words(signs, parts, part_of, starts, stops, least):  # pragma
                 if distance[q] < least[p, q]:
                     least[p, q] = distance[q]
     return 0
+
+
+@numba.njit(**_FLAGS)
+def anchor_int8(q, data, scale, out):  # pragma: no cover - compiled
+    """out[i] = scale[i] * (q . data[i]): anchor cosines from int8 pooled vectors [N, D]."""
+    dims = q.shape[0]
+    for i in range(data.shape[0]):
+        acc = np.float32(0.0)
+        row = data[i]
+        for d in range(dims):
+            acc += q[d] * np.float32(row[d])
+        out[i] = acc * scale[i]
+    return 0
+
+
+@numba.njit(**_FLAGS)
+def lexical_scores(ids, weights, vocab_ids, vocab_starts, vocab_rows, item_of_row, out):  # pragma: no cover - compiled
+    """out[item] += weights[k] for every page (item) whose segment postings hold ids[k]: per
+    segment s, ``vocab_rows[s][vocab_starts[s][u]:vocab_starts[s][u + 1]]`` are the rows holding
+    ``vocab_ids[s][u]``, and ``item_of_row[s]`` their items (-1: a dead row). A row out of range
+    (a damaged posting) is ignored."""
+    for s in range(len(vocab_ids)):
+        known, starts, rows, items = vocab_ids[s], vocab_starts[s], vocab_rows[s], item_of_row[s]
+        for k in range(ids.shape[0]):
+            u = np.searchsorted(known, ids[k])
+            if u >= known.shape[0] or known[u] != ids[k]:
+                continue
+            weight = weights[k]
+            for j in range(starts[u], starts[u + 1]):
+                row = rows[j]
+                if 0 <= row < items.shape[0]:
+                    item = items[row]
+                    if item >= 0:
+                        out[item] += weight
+    return 0

@@ -13,7 +13,7 @@ from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError, SmartWarning, StoreDamaged
 from smartcli.models.base import Encoded, Encoder, ModelInfo, resolve_device
 from smartcli.search.explain import TokenMatch, best_passage, highlighted_passage, match_tokens, strong_spans
-from smartcli.search.firststage import FirstStage
+from smartcli.search.firststage import FirstStage, SegmentVocabulary, item_of_row
 from smartcli.search.kernel import compiled_kernels, hamming_late, mean_per_query, page_maxima, token_kind, typed_parts
 from smartcli.search.scoring import Weights, fuse, maxsim, navigation_penalty, top_k
 from smartcli.search.snapshot import Items, subset
@@ -155,6 +155,7 @@ class Searcher:
         self.chunk_size = chunk_size
         self.cache_bytes = cache_bytes
         self._mapped: dict[str, object] = {}  # segment -> its MappedTokens (or tokens read whole), kept across snapshots
+        self._vocabulary: dict[str, tuple] = {}  # segment -> its postings (Segment.vocabulary), kept across snapshots
         self._typed = None  # the kernels' typed lists of the parts (made on first compiled use)
         self.damaged: dict[str, str] = {}  # segment -> what is wrong: skipped, said once per process
         self._said_texts: set = set()
@@ -178,6 +179,7 @@ class Searcher:
                 self._skip_segment(exc)
         live = set(self._columns.segment_names)
         self._mapped = {name: tokens for name, tokens in self._mapped.items() if name in live and name not in self.damaged}
+        self._vocabulary = {name: v for name, v in self._vocabulary.items() if name in live and name not in self.damaged}
 
     def _set_columns(self, columns: LiveColumns) -> None:
         self._columns = columns
@@ -207,6 +209,8 @@ class Searcher:
                 offsets = segment.offsets()
                 if name not in self._mapped:
                     self._mapped[name] = segment.mapped_tokens() or _ReadWhole(segment)
+                if name not in self._vocabulary:
+                    self._vocabulary[name] = segment.vocabulary()
             starts[a:b], stops[a:b] = offsets[rows], offsets[rows + 1]
             parts.append(self._mapped[name])
         self.pooled, self._starts, self._stops, self._parts = pooled, starts, stops, parts
@@ -354,8 +358,21 @@ class Searcher:
         return Scored(columns, anchor, late, eligible, (best, arg))
 
     def first_stage(self) -> FirstStage:
+        """The snapshot's first stage (firststage.py): its anchors, and each segment's postings
+        with the items its rows are now."""
         if self._first is None:
-            self._first = FirstStage(self.pooled, self.navigation)
+            c = self._columns
+            bounds = np.searchsorted(c.segments, np.arange(len(c.segment_names) + 1))
+            vocabularies = []
+            for s, name in enumerate(c.segment_names):
+                a, b = int(bounds[s]), int(bounds[s + 1])
+                if a == b or name not in self._vocabulary:
+                    continue
+                ids, first, held = self._vocabulary[name]
+                rows = self._mapped[name].offsets if isinstance(self._mapped.get(name), MappedTokens) else None
+                count = len(rows) - 1 if rows is not None else int(c.rows[a:b].max()) + 1
+                vocabularies.append(SegmentVocabulary(ids, first, held, item_of_row(count, c.rows[a:b], np.arange(a, b))))
+            self._first = FirstStage(self.pooled, vocabularies, compiled=self._compiled(), copies=_first_copies(c))
         return self._first
 
     def _rescored(self, query: Encoded, weights: Weights, shortlist: np.ndarray, k: int) -> np.ndarray:
@@ -523,8 +540,9 @@ class Searcher:
         return mean_per_query(best, q_lengths)
 
     def _compiled(self) -> bool:
-        """Use the compiled kernels: in a long-lived process, where their import is paid once."""
-        return self.cache_bytes > 0
+        """Use the compiled kernels: in a long-lived process, and on a store large enough that their
+        import (about 0.4 s) costs less than what they save on one query."""
+        return self.cache_bytes > 0 or len(self) >= defaults.COMPILED_FROM_PAGES
 
     def _late_scores_torch(self, encoded: list[Encoded], admitted: np.ndarray) -> np.ndarray:
         """The torch path (CUDA): decode chunks of token states and score them with scoring.maxsim."""
@@ -559,10 +577,28 @@ class Searcher:
         a, b = int(self._starts[page]), int(self._stops[page])
         return StoredTokens(stored.data[a:b], None if stored.scale is None else stored.scale[a:b], stored.dims)
 
+    @property
+    def columns(self) -> LiveColumns:
+        """The snapshot's pages as columns (catalog.reads.LiveColumns), in item order."""
+        return self._columns
+
+    def stored_tokens(self, index: int) -> StoredTokens:
+        """Item ``index``'s token states as stored (checked first; arrays read in place)."""
+        self._check(np.array([index]))
+        return self._stored_rows(index)
+
     def page_tokens(self, index: int) -> np.ndarray:
         """Item ``index``'s token states, decoded to float32 (checked first)."""
-        self._check(np.array([index]))
-        return decode_stored([self._stored_rows(index)])
+        return decode_stored([self.stored_tokens(index)])
+
+    def page_spans(self, index: int) -> np.ndarray | None:
+        """Item ``index``'s token spans in its text (None: the segment keeps none)."""
+        part = self._parts[int(self._columns.segments[index])]
+        if isinstance(part, MappedTokens):
+            return part.spans(int(self._columns.rows[index]))
+        with self.store.open_segment(self._columns.segment_names[int(self._columns.segments[index])]) as segment:
+            start, stop = segment.token_range(int(self._columns.rows[index]))
+            return segment.spans(start, stop) if segment.has_spans else None
 
     def explain(self, query: Encoded, query_text: str, items: list[LiveItem], scored: list | None = None):
         """For each item: (snippet, highlighted word offsets in the snippet, token matches).
@@ -707,6 +743,15 @@ def _warn(text: str, stacklevel: int = 3) -> None:
     import warnings
 
     warnings.warn(SmartWarning(text), stacklevel=stacklevel)
+
+
+def _first_copies(columns: LiveColumns) -> np.ndarray | None:
+    """Per item, the first item sharing its segment row (copies of a file share rows); None when no two share one."""
+    key = columns.segments.astype(np.int64) * (int(columns.rows.max(initial=0)) + 1) + columns.rows
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    if len(first) == len(key):
+        return None
+    return first[inverse]
 
 
 def _argmax_of(query: Encoded, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
