@@ -45,7 +45,8 @@ DEFAULT_QUERIES = [
 
 def start_server(store: str, cache: str):
     process = subprocess.Popen(
-        [sys.executable, "-m", "smartcli", "serve", "--store", store, "--port", "0", "--no-open"],
+        # --no-token: the timed requests carry none (checking one costs microseconds).
+        [sys.executable, "-m", "smartcli", "serve", "--store", store, "--port", "0", "--no-open", "--no-token"],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,

@@ -29,6 +29,10 @@ _EXPORTS = {
     "Unencoded": "smartcli.usecases.reports",
     "VerifyReport": "smartcli.usecases.reports",
     "TuneSummary": "smartcli.usecases.tune",
+    "WatchOptions": "smartcli.usecases.watch",
+    "WatchEvents": "smartcli.usecases.watch",
+    "WatchChange": "smartcli.usecases.watch",
+    "WatchSummary": "smartcli.usecases.watch",
     "UpdateEvents": "smartcli.ingest.events",
     "Hit": "smartcli.search.searcher",
     "Scope": "smartcli.search.searcher",
@@ -44,6 +48,7 @@ _EXPORTS = {
     "SmartWarning": "smartcli.errors",
     "ErrorKind": "smartcli.errors",
     "StoreMissing": "smartcli.errors",
+    "QueryError": "smartcli.errors",
     "defaults": "smartcli.defaults",
 }
 __all__ = ["__version__", *_EXPORTS]

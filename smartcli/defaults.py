@@ -68,6 +68,25 @@ THUMBNAIL_CACHE_BYTES = 256 << 20  # rendered pictures kept in the user's cache 
 VIEW_WORD_CACHE_PAGES = 256  # pages whose word boxes a server keeps in memory
 SERVE_MAX_QUERY_CHARS = 1000
 SERVE_MAX_K = 100
+SERVE_THREADS = 4  # threads that answer requests (the index's work runs on one more, in turn)
+SERVE_MAX_CONNECTIONS = 256  # open at once; more wait in the listen backlog
+SERVE_BACKLOG = 1024
+SERVE_REQUEST_TIMEOUT = 10.0  # seconds for a whole request head, from connecting or the last answer
+SERVE_WRITE_TIMEOUT = 30.0  # seconds a client may take to read each part of an answer
+
+# The watcher (`smart watch`, `smart mcp --watch`).
+WATCH_SETTLE_SECONDS = 1.0  # a changed file is read once its size and mtime stayed the same this long
+WATCH_HOLD_SECONDS = 30.0  # settled changes wait at most this long for files still being written
+WATCH_SCAN_SECONDS = 60.0  # folders on file systems without change events are scanned this often
+WATCH_RETRY_SECONDS = 10.0  # an update that failed on the disk (full, I/O) is tried again after this
+WATCH_GROUP_MS = 1600  # the native watcher groups a burst of events for at most this long
+WATCH_QUIET_MS = 50  # ... and hands it over once no event came for this long
+
+# The Model Context Protocol server (`smart mcp`).
+MCP_HOST = "127.0.0.1"
+MCP_PORT = 8766
+MCP_PAGE_CHARS = 4000  # get_page returns at most this many characters of a page's text
+MCP_MAX_K = 50
 
 
 # Tuning (`smart tune`): pairs mined from the collection's PDF outlines, or given by the user.
@@ -118,6 +137,8 @@ MAX_PAGE_TOKENS = 8192
 # A query is cut to this many tokens (a warning says so); a --queries line longer than
 # MAX_QUERY_LINE_BYTES is answered with an error object.
 MAX_QUERY_TOKENS = 512
+# The largest fusion weight (either sign) a search takes: scores stay finite in float32.
+MAX_LAMBDA = 1e6
 MAX_QUERY_LINE_BYTES = 1 << 20
 # Folders deeper than this below an indexed path are skipped with a reason.
 MAX_DIRECTORY_DEPTH = 256

@@ -29,11 +29,17 @@ class ErrorKind(str, enum.Enum):
     NOT_FOUND = "not_found"  # a page or file asked for is not in the index
     BACKEND_UNAVAILABLE = "backend_unavailable"  # a search engine (Qdrant) cannot be reached or refused a request
     MISSING_DEPENDENCY = "missing_dependency"  # an optional package is not installed; ``package`` and ``extra`` name it
+    WORKER_FAILED = "worker_failed"  # a worker process (the sandboxed reader, OCR) could not start; no file was marked
 
 
 class SmartWarning(UserWarning):
     """Something a caller should hear about that did not stop the work (a query cut to the
-    length cap). Issued with :func:`warnings.warn`; the CLI prints each as one line."""
+    length cap, a damaged tuning searched without). Issued with :func:`warnings.warn`; the CLI
+    prints each as one line. ``details`` hold facts a presenter may word (``part``, ``reason``)."""
+
+    def __init__(self, message: str, **details):
+        super().__init__(message)
+        self.details = details
 
 
 class SmartError(Exception):
@@ -97,3 +103,11 @@ class OptionError(_KindedError):
     """A setting the engine cannot take (``option`` names the parameter)."""
 
     default_kind = ErrorKind.BAD_OPTION
+
+
+class QueryError(SmartError):
+    """A query that cannot be searched (BAD_INPUT): ``details["reason"]`` a code of
+    ``smartcli.search.queries``, ``details["index"]`` its position among the queries asked together."""
+
+    def __init__(self, message: str, reason: str, index: int = 0):
+        super().__init__(ErrorKind.BAD_INPUT, message, reason=reason, index=index)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from smartcli.usecases import store_access
 from smartcli.usecases.qdrant import SyncOptions
 from smartcli.usecases.reports import Status, Unencoded, VerifyReport
 from smartcli.usecases.tune import TuneSummary
+from smartcli.usecases.watch import WatchEvents, WatchOptions, WatchSummary
 
 __all__ = [
     "Index",
@@ -43,6 +45,9 @@ __all__ = [
     "Unencoded",
     "VerifyReport",
     "TuneSummary",
+    "WatchOptions",
+    "WatchEvents",
+    "WatchSummary",
     "Scope",
     "Weights",
     "Hit",
@@ -224,6 +229,33 @@ class Index(_Queries):
         self._fresh = False
         return summary
 
+    def watch(
+        self,
+        paths: Iterable[str | os.PathLike] | None = None,
+        options: UpdateOptions | None = None,
+        watching: WatchOptions | None = None,
+        *,
+        events: WatchEvents | None = None,
+        stop: threading.Event | None = None,
+        **fields,
+    ) -> WatchSummary:
+        """Keep the store fresh by itself (``smart watch``): :meth:`update` ``paths`` once (None:
+        the paths the store covers), then listen for changes under the store's paths and run
+        :meth:`update` on what changed, once the changed files stopped changing, until ``stop``
+        is set (another thread, a signal handler); the batch being committed then ends the run.
+
+        Paths on file systems that send no change events (network mounts) are scanned every
+        ``watching.scan_every`` seconds instead. Another writer is waited for. ``options`` (or
+        keywords naming its fields): as :meth:`update`; ``watching``: a
+        :class:`~smartcli.usecases.watch.WatchOptions`; ``events``: a
+        :class:`~smartcli.usecases.watch.WatchEvents`. Returns a
+        :class:`~smartcli.usecases.watch.WatchSummary` of the updates it ran.
+        """
+        from smartcli.usecases.watch import watch
+
+        options = _with(options or UpdateOptions(), fields)
+        return watch(self, paths, options, watching or WatchOptions(), events or WatchEvents(), stop or threading.Event())
+
     def plan(self, paths: Iterable[str | os.PathLike] | None = None, options: UpdateOptions | None = None, **fields):
         """What :meth:`update` would do, changing nothing: a :class:`~smartcli.ingest.planning.Plan`."""
         from smartcli.ingest import pipeline
@@ -374,6 +406,11 @@ class Index(_Queries):
         PNG bytes, width, height."""
         return self._page_view().picture(item, width)
 
+    def open_file(self, item):
+        """The file of ``item`` (from :meth:`item_by_id`) open for reading, and its length (None
+        for a gzipped document, read decompressed), checked again as it is opened."""
+        return self._page_view().open_file(item)
+
     def marks(self, item, matches) -> dict:
         """Where each query token's match (a :class:`~smartcli.search.explain.TokenMatch` of a hit)
         lies on the page, as fractions of its width and height.
@@ -385,6 +422,13 @@ class Index(_Queries):
         it (None for cells nothing matched) and per query token the patch it matched.
         """
         return self._page_view().marks(item, matches)
+
+    def pages(self, path: str | os.PathLike) -> list[int]:
+        """The encoded page numbers of the indexed file at ``path``, ascending ([] when none is):
+        where a page found by :meth:`search` or :meth:`item` sits among its file's pages."""
+        from smartcli.search.session import absolute
+
+        return sorted(item.page for item in self._session.current().items if item.path == absolute(path))
 
     def _page_view(self):
         if self._pages is None:

@@ -77,3 +77,31 @@ def escape_sequences_pdf(path: Path) -> Path:
     """A page whose text layer holds terminal escape sequences: set the title, clear the screen."""
     page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 400 200] /Contents 4 0 R /Resources << /Font << /F 5 0 R >> >> >>"
     return raw_pdf(path, page, b"BT /F 12 Tf 10 100 Td (harbor tides \\033]2;PWNED-TITLE\\033\\\\ ferry \\033[2J timetable) Tj ET")
+
+
+def svg_use_bomb(path: Path, levels: int = 15, fan_out: int = 4) -> Path:
+    """A ~1.4 KB SVG of ``levels`` groups, each drawing the one before it ``fan_out`` times
+    with ``<use>``: 4^15 (about a billion) copies of one word to lay out."""
+    defs = ['<g id="l0"><text y="10">lol</text></g>']
+    for level in range(1, levels):
+        uses = "".join(f'<use href="#l{level - 1}" y="{i}"/>' for i in range(fan_out))
+        defs.append(f'<g id="l{level}">{uses}</g>')
+    path.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100"><defs>'
+        + "".join(defs)
+        + f'</defs><use href="#l{levels - 1}"/></svg>',
+        encoding="utf-8",
+    )
+    return path
+
+
+def svg_linking_an_image(path: Path, text: str = "harbor tides and ferry timetable", target: str = "file:///etc/hostname") -> Path:
+    """An SVG with a line of text and an ``<image>`` that links a file outside it (MuPDF ignores
+    it, with a message printed on its own)."""
+    path.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="400" height="200">'
+        f'<text x="10" y="30" font-size="18">{text}</text>'
+        f'<image x="0" y="40" width="100" height="100" xlink:href="{target}"/></svg>',
+        encoding="utf-8",
+    )
+    return path

@@ -9,8 +9,8 @@ import sys
 import typer
 
 from smartcli import __version__
-from smartcli.cli import compact_cmd, eval_cmd, index_cmd, search_cmd, serve_cmd, status_cmd, sync_cmd, tune_cmd
-from smartcli.cli.errors import EXIT_ERROR
+from smartcli.cli import compact_cmd, eval_cmd, index_cmd, mcp_cmd, search_cmd, serve_cmd, status_cmd, sync_cmd, tune_cmd, watch_cmd
+from smartcli.cli.errors import EXIT_BROKEN_PIPE, EXIT_ERROR
 from smartcli.cli.help import ReadableHelp
 
 app = typer.Typer(
@@ -34,7 +34,9 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
 ) -> None:
-    pass
+    from smartcli.cli.present import print_engine_warnings
+
+    print_engine_warnings()
 
 
 app.command()(index_cmd.index)
@@ -45,6 +47,8 @@ app.command()(compact_cmd.compact)
 app.command()(serve_cmd.serve)
 app.command()(tune_cmd.tune)
 app.command()(sync_cmd.sync)
+app.command()(watch_cmd.watch)
+app.command()(mcp_cmd.mcp)
 
 
 def _end_at_once_after_the_prompt(code) -> None:
@@ -60,17 +64,49 @@ def _end_at_once_after_the_prompt(code) -> None:
     os._exit(code if isinstance(code, int) else 0)
 
 
+def _reader_went_away() -> bool:
+    """Whether whoever read the output closed it (``smart search ... | head -1``): Click answers
+    a broken pipe by wrapping the streams; one left unflushed breaks on its flush here. Either way
+    the rest of the output goes to /dev/null, so that nothing more is said."""
+    # Typer carries its own copy of Click: the wrapper is known by its name.
+    gone = any(type(stream).__name__ == "PacifyFlushWrapper" for stream in (sys.stdout, sys.stderr))
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        gone = True
+    except (OSError, ValueError):
+        pass
+    if gone:
+        _silence_output()
+    return gone
+
+
+def _silence_output() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.__stdout__, sys.__stderr__):
+            os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main() -> None:
     import os
 
     try:
         app()
     except SystemExit as exc:
-        _end_at_once_after_the_prompt(exc.code)
-        raise
+        code = EXIT_BROKEN_PIPE if _reader_went_away() else exc.code
+        _end_at_once_after_the_prompt(code)
+        raise SystemExit(code) from None
     except KeyboardInterrupt:
         sys.stderr.write("smart: interrupted\n")
         sys.exit(130)
+    except BrokenPipeError:
+        _silence_output()
+        sys.exit(EXIT_BROKEN_PIPE)
     except Exception as exc:  # the last line of defence: one line, never a traceback
         if os.environ.get("SMART_DEBUG"):
             raise

@@ -19,6 +19,7 @@ EXIT_READ_ONLY = 8  # the store is on a read-only file system (searching it work
 EXIT_PERMISSION = 9  # this user may not change (or read) the store
 EXIT_FOREIGN = 10  # --store names a non-empty directory that is not a smart store
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it); `smart index` keeps the batches it committed
+EXIT_BROKEN_PIPE = 141  # the reader of the output went away (`| head -1`): 128 + SIGPIPE, as `grep` and `ls` end
 
 _EXIT_CODES = {
     ErrorKind.STORE_MISSING: EXIT_NO_INDEX,
@@ -54,10 +55,18 @@ def exit_code(exc: SmartError) -> int:
 def describe(exc: SmartError) -> str:
     """The engine's message with what a person can do about it."""
     message, kind = str(exc), exc.kind
+    if kind is ErrorKind.STORE_MISSING and exc.details.get("holds_documents"):
+        path = shlex.quote(exc.details["path"])
+        return (
+            f"{message}: that folder holds documents, not a store; index them with `smart index {path}` "
+            "and search the store it fills (the default one, or pass --store a store's folder)"
+        )
     if kind in (ErrorKind.STORE_MISSING, ErrorKind.STORE_EMPTY):
         return f"{message} (run `smart index PATH` first)"
     if kind is ErrorKind.STORE_BUSY:
         return f"another `smart index` or `smart compact` is writing to {exc.details.get('path')}; try again when it ends, or pass --wait"
+    if kind is ErrorKind.STORE_DAMAGED and exc.details.get("part") == "tuning":
+        return f"{message}; {tuning_hint(exc.details)}"
     if kind in (ErrorKind.STORE_DAMAGED, ErrorKind.STORE_SCHEMA):
         return f"{message}; {rebuild_hint(exc.details.get('roots'))}"
     if kind is ErrorKind.MODEL_MISMATCH and "Qdrant" in message:
@@ -70,6 +79,8 @@ def describe(exc: SmartError) -> str:
         return f"{message}; run as the store's owner or pass another --store"
     if kind is ErrorKind.STORE_IO:
         return f"{message}; the store was not changed: check the disk and try again (do not rebuild: it does not help)"
+    if kind is ErrorKind.STORE_FOREIGN and exc.details.get("qdrant"):
+        return f"{message}; nothing in it was touched: pass --qdrant an empty or new folder, or one `smart sync` filled"
     if kind is ErrorKind.STORE_FOREIGN:
         return f"{message}; pass --store an empty or new directory, or an existing smart store"
     if kind is ErrorKind.MODEL_MISMATCH:
@@ -107,3 +118,18 @@ def rebuild_hint(roots: list[str] | None = None) -> str:
     """How to get out of damage: the rebuild command, with the paths the store indexed when known."""
     paths = " ".join(shlex.quote(r) for r in roots) if roots else "PATH..."
     return f"rebuild it with `smart index --rebuild {paths}`"
+
+
+def tuning_hint(details: dict) -> str:
+    """What to do about a damaged tuning (``details`` of TuningDamaged)."""
+    if details.get("reason") == "unreadable":
+        return "check the file's permissions, or forget the tuning with `smart tune --reset`"
+    return "`smart tune --reset` forgets it (then `smart tune` learns it again)"
+
+
+def describe_warning(warning) -> str:
+    """An engine SmartWarning with what a person can do about it."""
+    details = getattr(warning, "details", {})
+    if details.get("part") == "tuning":
+        return f"{warning}; {tuning_hint(details)}"
+    return str(warning)

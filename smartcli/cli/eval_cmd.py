@@ -76,7 +76,7 @@ def run_eval(
     else:
         stdout.print(eval_table(evaluation))
         if per_query:
-            stdout.print(per_query_table(evaluation.runs[evaluation.default_index][1], k))
+            stdout.print(per_query_table(evaluation.runs[evaluation.default_index][1], k, stdout.width))
     return EXIT_OK
 
 
@@ -106,33 +106,25 @@ def eval_table(evaluation):
     return table
 
 
-def per_query_table(run, k: int):
+def per_query_table(run, k: int, width: int):
+    """One line per query whatever the width: the figures whole, the query cut with an ellipsis
+    where it does not fit (``--json`` has every query whole)."""
     from rich.table import Table
 
-    table = Table(title=f"per query ({run.label})", title_justify="left")
-    for name, justify in (
-        ("qid", "left"),
-        ("kind", "left"),
-        ("rel", "right"),
-        ("first hit", "right"),
-        ("RR", "right"),
-        (f"R@{k}", "right"),
-        ("nDCG", "right"),
-        ("query", "left"),
-    ):
-        table.add_column(name, justify=justify, overflow="fold")
+    headers = (("qid", "left"), ("kind", "left"), ("rel", "right"), ("first hit", "right"), ("RR", "right"), (f"R@{k}", "right"))
+    headers += (("nDCG", "right"),)
+    rows = []
     for score in run.per_query:
         first = "-" if score.first_hit is None else str(score.first_hit)
-        style = "red" if score.first_hit is None else None
-        table.add_row(
-            score.qid,
-            score.kind,
-            str(score.relevant),
-            first,
-            f"{score.rr:.3f}",
-            f"{score.recall:.3f}",
-            f"{score.ndcg:.3f}",
-            score.query,
-            style=style,
-        )
+        figures = [score.qid, score.kind, str(score.relevant), first, f"{score.rr:.3f}", f"{score.recall:.3f}", f"{score.ndcg:.3f}"]
+        rows.append((figures, score.query, "red" if score.first_hit is None else None))
+    table = Table(title=f"per query ({run.label})", title_justify="left", box=None, pad_edge=False)
+    used = 0
+    for i, (name, justify) in enumerate(headers):
+        column = max([len(name)] + [len(figures[i]) for figures, _, _ in rows])
+        table.add_column(name, justify=justify, no_wrap=True, min_width=column)
+        used += column + 2  # and the padding between columns
+    table.add_column("query", justify="left", no_wrap=True, overflow="ellipsis", max_width=max(width - used, 12))
+    for figures, query, style in rows:
+        table.add_row(*figures, query, style=style)
     return table

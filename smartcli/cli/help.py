@@ -12,7 +12,7 @@ from typer.core import TyperArgument, TyperGroup
 # By parameter name, where a word says more than the type; the rest by type (see placeholder).
 NAMED = {
     "store": "DIR",
-    "paths": "PATH...",
+    "paths": "PATH",  # Typer adds the "..." of a list
     "query": "QUERY",
     "queries": "FILE",
     "pairs": "FILE",
@@ -32,6 +32,9 @@ NAMED = {
     "lambda_late": "WEIGHT",
     "min_score": "SCORE",
     "read_timeout": "SECONDS",
+    "settle": "SECONDS",
+    "scan_every": "SECONDS",
+    "transport": "stdio|http",
     "timeout": "SECONDS",
     "dpi": "DPI",
     "max_pixels": "PIXELS",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -98,7 +101,7 @@ def index(
         defaults.READ_TIMEOUT_SECONDS,
         "--read-timeout",
         min=0.1,
-        help="Seconds one file's text may take to read; a file past it is skipped, and not read again until it changes.",
+        help="Seconds one file may take to open, count or read (in a worker process); a file past it is skipped, and not read again until it changes.",
     ),
 ) -> None:
     """Index PDFs and images under PATHS (new and changed files encoded, moved and copied ones recognized, gone ones removed).
@@ -123,25 +126,49 @@ def index(
             if qdrant
             else None
         )
+        paths = list(paths) if paths else None  # none: the paths the store already covers
+        if dry_run:
+            raise typer.Exit(run_plan(lambda create: Index.open(store, create=create), paths, options, json_output))
         target = Index.open(store, create=True, model=model, device=device, token_dtype=token_dtype)
     except SmartError as exc:
         warn(describe(exc))
         raise typer.Exit(exit_code(exc)) from None
-    paths = list(paths) if paths else None  # none: the paths the store already covers
-    if dry_run:
-        raise typer.Exit(run_plan(target, paths, options, json_output))
     raise typer.Exit(run_index(target, paths, options, mirror, json_output))
 
 
-def run_plan(index, paths, options, json_output: bool) -> int:
+def run_plan(open_index, paths, options, json_output: bool) -> int:
+    """Print what a run would do, changing nothing: a store that does not exist yet is not made
+    (the plan is taken against an empty one in a scratch folder, removed with it)."""
     from smartcli import SmartError
 
     try:
-        print_plan(index.plan(paths, options), json_output)
+        with _store_to_plan(open_index) as index:
+            print_plan(index.plan(paths, options), json_output)
     except SmartError as exc:
         warn(describe(exc))
         return exit_code(exc)
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _store_to_plan(open_index):
+    """``open_index(create)``'s store; where there is none, an empty one made in a scratch folder
+    (a folder that holds other things is opened to be refused as it is: not a store)."""
+    from smartcli import ErrorKind, Index, SmartError
+
+    try:
+        index, missing = open_index(False), None
+    except SmartError as exc:
+        if exc.kind is not ErrorKind.STORE_MISSING:
+            raise
+        index, missing = None, exc.details.get("path")
+    if index is not None:
+        yield index
+    elif missing and os.path.isdir(missing) and os.listdir(missing):
+        yield open_index(True)
+    else:
+        with tempfile.TemporaryDirectory(prefix="smart-dry-run-") as scratch:
+            yield Index.open(Path(scratch) / "store", create=True)
 
 
 def run_index(index, paths, options, mirror, json_output: bool) -> int:
@@ -166,10 +193,10 @@ def run_index(index, paths, options, mirror, json_output: bool) -> int:
         try:
             mirrored = index.sync(options=mirror, events=printed_messages())
         except SmartError as exc:
-            print_summary(summary, json_output)
+            print_summary(summary, json_output, paths=paths)
             warn(f"{describe(exc)}; the local store is up to date, run the same command again to finish the Qdrant sync")
             return exit_code(exc)
-    print_summary(summary, json_output, extra={"qdrant": mirrored.as_json()} if mirrored is not None else None)
+    print_summary(summary, json_output, extra={"qdrant": mirrored.as_json()} if mirrored is not None else None, paths=paths)
     if mirrored is not None and not json_output:
         print_sync(mirrored, False)
     return EXIT_OK if summary.complete else EXIT_SKIPPED
@@ -177,7 +204,8 @@ def run_index(index, paths, options, mirror, json_output: bool) -> int:
 
 class _Progress:
     """The engine's events as progress on stderr: a live line on a terminal, else a plain line every
-    few seconds (progress.py). Both count pages committed, never pages read."""
+    few seconds when something changed (progress.py). Both count pages encoded and committed, never
+    pages read."""
 
     def __init__(self, store_path: Path):
         from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
@@ -218,6 +246,9 @@ class _Progress:
                 counts.committed(files, pages, encoded, total_pages)
                 outer.progress.update(outer.task, completed=pages, total=total_pages)
 
+            def encoded(self, n: int) -> None:
+                counts.encoded_now(n)
+
             def ocr_queued(self, n: int) -> None:
                 with counts.lock:
                     counts.ocr_queued += n
@@ -239,6 +270,8 @@ class _Progress:
         return self.events
 
     def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.counts.finish()  # the live line's last drawing: the run's average rate and time
         if self.ticker:
             self.ticker.stop(finished=exc_type is None)
         self.progress.__exit__(exc_type, *exc)
@@ -272,7 +305,7 @@ def not_indexable_line(counts: dict) -> str | None:
     return "not indexable: " + ", ".join(f"{n} {suffix or 'without a suffix'}" for suffix, n in counts.items())
 
 
-def print_summary(summary, json_output: bool, extra: dict | None = None) -> None:
+def print_summary(summary, json_output: bool, extra: dict | None = None, paths=None) -> None:
     from smartcli.cli.present import not_encoded_warnings
 
     line = not_indexable_line(summary.as_json()["not_indexable"])
@@ -280,6 +313,8 @@ def print_summary(summary, json_output: bool, extra: dict | None = None) -> None
         warn(line)
     for line in not_encoded_warnings(summary.not_encoded, summary.ocr):
         warn(line)
+    if summary.pictures_without_text:
+        warn(pictures_hint(summary.pictures_without_text, summary.store, paths))
     if summary.compaction:
         c = summary.compaction
         warn(
@@ -314,6 +349,25 @@ def print_summary(summary, json_output: bool, extra: dict | None = None) -> None
             f"{ocr['workers']} workers)"
         )
     print_line(f"store: {summary.store}")
+
+
+# An image model that is small, fast on a CPU and reads photos (docs/vision-models.md lists others).
+PICTURE_MODEL = "openai/clip-vit-base-patch32"
+
+
+def pictures_hint(count: int, store: str, paths=None) -> str:
+    """Once at the end of a run: pictures without text cannot be found with a text model, and how to
+    search them (an image model reads their pixels; a store keeps one model, so they get their own)."""
+    import shlex
+
+    pictures = f"{count} picture{'s' if count != 1 else ''}"
+    where = " ".join(shlex.quote(str(p)) for p in paths) if paths else "PATH"
+    images_store = shlex.quote(f"{store.rstrip('/')}-images") if store else "~/pictures.smart"
+    return (
+        f"{pictures} without text cannot be found by the text model: to search {'them' if count != 1 else 'it'}, "
+        f"get an image model once (`hf download {PICTURE_MODEL}`) and index the pictures into a store of their own "
+        f"(`smart index {where} --model {PICTURE_MODEL} --store {images_store}`); other models: docs/vision-models.md"
+    )
 
 
 def reasons_line(skipped) -> str:

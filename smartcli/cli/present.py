@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -13,7 +14,56 @@ from rich.text import Text
 
 from smartcli import Note
 
-stdout = Console(soft_wrap=False)
+
+def _raise_broken_pipe(console: Console) -> None:
+    console.quiet = True
+    raise BrokenPipeError(errno.EPIPE, "the reader of the output went away")
+
+
+# The reader went away (`smart search ... | head -1`). Rich's answer, in these consoles and in
+# Typer's help alike, is to end the process with code 1; raised instead, the error reaches
+# `smart`'s main, which ends quietly with 141, as `grep` and `ls` do (cli/app.py).
+Console.on_broken_pipe = _raise_broken_pipe
+
+
+class _TrimmedLines:
+    """What `stdout` writes to: the process's standard output as it is now (a test runner swaps
+    it), each line without the spaces rich pads table cells with, so that a pipe or a file gets
+    no trailing blanks (`COLUMNS=200 smart search ... > file`)."""
+
+    def __init__(self):
+        self._partial = ""
+        self.trim = True  # False while a line is printed exactly as given (print_line)
+
+    @property
+    def _stream(self):
+        return sys.stdout
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        if lines:
+            self._stream.write("\n".join(line.rstrip(" ") if self.trim else line for line in lines) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:  # a line not ended yet (rich ends what it prints): written as it is
+            self._stream.write(self._partial)
+            self._partial = ""
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+
+stdout = Console(file=_TrimmedLines(), soft_wrap=False)
 stderr = Console(stderr=True)
 
 
@@ -61,9 +111,37 @@ def warn(message: str) -> None:
     stderr.print(Text(f"smart: {printable(message)}"), highlight=False, soft_wrap=True)
 
 
+def print_engine_warnings() -> None:
+    """From now on, the engine's SmartWarnings (a query cut to the cap, a damaged tuning) are one
+    ``smart:`` line each, every time, with what a person can do about them."""
+    import warnings
+
+    from smartcli import SmartWarning
+    from smartcli.cli.errors import describe_warning
+
+    warnings.simplefilter("always", SmartWarning)
+    previous = warnings.showwarning
+    if getattr(previous, "smart_words", False):
+        return  # installed by an earlier command of this process
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SmartWarning):
+            warn(describe_warning(message))
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    show.smart_words = True
+    warnings.showwarning = show
+
+
 def print_line(text: str) -> None:
-    """One line of results on stdout: printable, never wrapped, no markup."""
-    stdout.print(printable(text), highlight=False, markup=False, soft_wrap=True)
+    """One line of results on stdout: printable, never wrapped, no markup, and exact (a file
+    name may end with a blank: it is not padding)."""
+    stdout.file.trim = False
+    try:
+        stdout.print(printable(text), highlight=False, markup=False, soft_wrap=True)
+    finally:
+        stdout.file.trim = True
 
 
 def print_json_line(obj: dict) -> None:
@@ -245,16 +323,31 @@ def highlighted(text: str, spans) -> Text:
 
 
 def explain_table(hit) -> Table:
-    """Per query token: the word of the page it matched (MaxSim arg-max) and the similarity."""
+    """Per telling query token (not a stop word, not punctuation): the word of the page it matched
+    (MaxSim arg-max) and the similarity; the others count in the late score too (``untold_line``
+    names them). A query of none but those shows them all; ``--json`` always has every token."""
     table = Table(box=None, pad_edge=False, show_header=True)
     table.add_column("query token")
     table.add_column("matched", style=HIGHLIGHT_STYLE)
     table.add_column("similarity", justify="right")
+    telling = [m for m in hit.matches if m.telling] or list(hit.matches)
     for index, match in enumerate(hit.matches):
+        if match not in telling:
+            continue
         token = match.query_token if match.query_token is not None else f"token {index}"
         matched = match.word if match.word is not None else f"token {match.doc_token}"
         table.add_row(Text(terminal_safe(token)), Text(terminal_safe(matched)), f"{match.similarity:.3f}")
     return table
+
+
+def untold_line(hit) -> Text | None:
+    """The query tokens the explain table leaves out, which count in the late score too."""
+    if not any(m.telling for m in hit.matches):
+        return None
+    others = [m.query_token or "" for m in hit.matches if not m.telling]
+    if not others:
+        return None
+    return Text(f"also in the late score: {terminal_safe(' '.join(others))} (stop words and punctuation)", style="dim")
 
 
 def file_line(hit) -> str:
@@ -335,6 +428,8 @@ class AnswerPrinter:
                 stdout.print()
                 stdout.print(Text.assemble((f"#{hit.rank} ", "dim"), (display_path(hit.item.path), "cyan"), f" page {hit.item.page}"))
                 stdout.print(explain_table(hit))
+                if untold_line(hit) is not None:
+                    stdout.print(untold_line(hit), soft_wrap=True)
 
 
 # -- why pages were not encoded ----------------------------------------------------------------

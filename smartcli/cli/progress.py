@@ -1,10 +1,13 @@
-"""What `smart index` shows while it works: counts of what is committed, and an ETA from the
-throughput measured on them.
+"""What `smart index` shows while it works: counts of what is encoded and committed, and an ETA
+from the throughput measured on them.
 
-Only what is kept counts: pages are "done" once the batch holding them is committed (encoded,
-or recorded as not encodable), never when they are read. The rate is measured on those
-commits over the last :attr:`Throughput.window` seconds, and it keeps falling while nothing
-is committed, so the ETA grows during a stall instead of freezing.
+Pages are "done" once the batch holding them is committed (encoded, or recorded as not
+encodable), never when they are read; "encoded" counts pages as they are encoded, also those of a
+long file whose slices are encoded and written ahead of its commit (indexer.py ``_commit``), so a
+file of hundreds of pages shows its progress while it is encoded. The rate is measured on pages
+finished (committed, or encoded and waiting for their file's commit) over the last
+:attr:`Throughput.window` seconds, and it keeps falling while nothing moves, so the ETA grows
+during a stall instead of freezing. The last line gives the run's average rate.
 """
 
 from __future__ import annotations
@@ -91,8 +94,10 @@ class RunCounts:
         self.lock = threading.Lock()
         self.throughput = throughput or Throughput()
         self.started_at: float | None = None
+        self.finished_at: float | None = None
         self.total = 0
         self.files = self.pages = self.encoded = 0
+        self.pending = 0  # pages encoded since the last commit (their files not committed yet)
         self.ocr_queued = self.ocr_done = 0
 
     def started(self, total: int) -> None:
@@ -101,17 +106,39 @@ class RunCounts:
             self.total = total
             self.throughput.start(self.started_at)
 
+    def encoded_now(self, n: int) -> None:
+        """``n`` more pages encoded, their files not committed yet."""
+        with self.lock:
+            self.pending += n
+            self.throughput.update(time.monotonic(), max(self.throughput.done, self.pages + self.pending))
+
     def committed(self, files: int, pages: int, encoded: int, total: int) -> None:
         with self.lock:
             self.files, self.pages, self.encoded, self.total = files, pages, encoded, total
-            self.throughput.update(time.monotonic(), pages)
+            self.pending = 0  # the batch's encoded pages are committed now (or left for the next run)
+            self.throughput.update(time.monotonic(), max(self.throughput.done, pages))
 
-    def line(self, final: bool = False) -> str:
-        """``120/877 pages done (118 encoded), 3 files committed, 14.2 pages/s, eta 0:00:54``."""
+    def finish(self) -> None:
+        """The run ended: the next :meth:`line` is the last (the run's average rate and time)."""
         with self.lock:
-            now = time.monotonic()
+            self.finished_at = time.monotonic()
+
+    def state(self) -> tuple:
+        """The counts a line shows (a line whose state did not change says nothing new)."""
+        with self.lock:
+            return (self.pages, self.total, self.encoded + self.pending, self.files, self.ocr_done, self.ocr_queued)
+
+    def line(self, final: bool | None = None) -> str:
+        """``120/877 pages done (118 encoded), 3 files committed, 14.2 pages/s, eta 0:00:54``; the
+        last line (``final``, by default once :meth:`finish` was called) gives the average rate of
+        the run and its time instead: ``877/877 pages done (870 encoded), 30 files committed, 12.9
+        pages/s, in 0:01:08``."""
+        with self.lock:
+            final = self.finished_at is not None if final is None else final
+            now = self.finished_at or time.monotonic()
             rate = self.throughput.rate(now)
-            text = f"{self.pages}/{self.total} pages done ({self.encoded} encoded), {self.files} file{'' if self.files == 1 else 's'} committed"
+            files = f"{self.files} file{'' if self.files == 1 else 's'} committed"
+            text = f"{self.pages}/{self.total} pages done ({self.encoded + self.pending} encoded), {files}"
             if final:
                 elapsed = now - (self.started_at or now)
                 average = self.pages / elapsed if elapsed > 0 else None
@@ -124,15 +151,19 @@ class RunCounts:
 
 
 class PlainTicker:
-    """Every ``interval`` seconds, ``emit(counts.line())`` (stderr is not a terminal: a log, a pipe).
+    """Every ``interval`` seconds, ``emit(counts.line())`` when the counts changed since the last
+    line (stderr is not a terminal: a log, a pipe; a stall prints nothing rather than the same
+    line again and again).
 
     Nothing is printed before the first interval has passed, so a short run stays quiet; a run
-    that printed a line prints a last one when it ends, with the counts of the summary.
+    that printed a line prints a last one when it ends, with the counts of the summary and the
+    run's average rate.
     """
 
     def __init__(self, counts: RunCounts, emit, interval: float):
         self.counts, self.emit, self.interval = counts, emit, interval
         self.printed = False
+        self._last = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="smart-progress", daemon=True)
 
@@ -141,8 +172,10 @@ class PlainTicker:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            if self.counts.started_at is not None:
-                self.emit(self.counts.line())
+            state = self.counts.state()
+            if self.counts.started_at is not None and state != self._last:
+                self.emit(self.counts.line(final=False))
+                self._last = state
                 self.printed = True
 
     def stop(self, finished: bool) -> None:

@@ -111,7 +111,6 @@ def search(
     """Search the index with plain-language QUERY, many --queries, a picture (--image) or --like an indexed page.
     With --qdrant, search that Qdrant collection instead of the local store (same scores and results)."""
     interactive = query is None and queries is None and like is None and image is None
-    _print_engine_warnings()
     problem = usage_problem(query, queries, like, image, interactive, json_output, files_only, explain, kind, mode)
     if problem:
         warn(problem)
@@ -298,24 +297,6 @@ def _lines(stream) -> Iterator[tuple[str | None, str | None]]:
             yield None, f"not UTF-8 text ({exc.reason} at byte {exc.start + 1})"
 
 
-def _print_engine_warnings() -> None:
-    """The engine's SmartWarnings (a query cut to the cap) as one ``smart:`` line each, every time."""
-    import warnings
-
-    from smartcli import SmartWarning
-
-    warnings.simplefilter("always", SmartWarning)
-    previous = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, SmartWarning):
-            warn(str(message))
-        else:
-            previous(message, category, filename, lineno, file, line)
-
-    warnings.showwarning = show
-
-
 def open_queries(source: str) -> TextIO:
     return sys.stdin if source == "-" else open(source, encoding="utf-8")
 
@@ -337,34 +318,54 @@ def run_queries(index: Index, stream: TextIO, name: str, options: SearchOptions,
             if line.error is None:
                 pending.append(line)
                 if len(pending) >= group:
-                    answer_group(index, pending, options, printer)
+                    bad_lines += answer_group(index, pending, options, printer, name)
                     pending = []
                 continue
-            answer_group(index, pending, options, printer)  # keep answers in input order
+            bad_lines += answer_group(index, pending, options, printer, name)  # keep answers in input order
             pending = []
-            warn(line.error)
-            printer.error(line.error, line.qid)
+            bad_line(printer, line.error, line.qid)
             bad_lines += 1
-        answer_group(index, pending, options, printer)
+        bad_lines += answer_group(index, pending, options, printer, name)
     except UnicodeDecodeError as exc:
         warn(f"{name}: not UTF-8 text ({exc.reason})")
         return EXIT_USAGE
     return EXIT_USAGE if bad_lines else EXIT_OK
 
 
-def answer_group(index: Index, lines: list[QueryLine], options: SearchOptions, printer: AnswerPrinter) -> None:
+def answer_group(index: Index, lines: list[QueryLine], options: SearchOptions, printer: AnswerPrinter, name: str) -> int:
+    """Answer ``lines`` in order; a query that cannot be searched (no usable characters, no
+    word the model knows) gets its error object and the others are answered. Returns how many
+    could not be."""
+    from smartcli import QueryError
+
     if not lines:
-        return
-    results = index.search_many([line.text for line in lines], options=options)
+        return 0
+    try:
+        results = index.search_many([line.text for line in lines], options=options)
+    except QueryError as exc:
+        if len(lines) == 1:
+            bad_line(printer, f"{name}:{lines[0].number}: {exc}", lines[0].qid)
+            return 1
+        # Rare: answer the group's queries one by one so that only the bad ones get errors.
+        return sum(answer_group(index, [line], options, printer, name) for line in lines)
     for line, hits in zip(lines, results):
         printer.answer(hits, query=line.text, qid=line.qid)
+    return 0
+
+
+def bad_line(printer: AnswerPrinter, message: str, qid) -> None:
+    warn(message)
+    printer.error(message, qid)
 
 
 # -- the interactive prompt -----------------------------------------------------------------
 
 
 def run_prompt(index: Index, options: SearchOptions, printer: AnswerPrinter) -> int:
-    """Read queries at a prompt until Ctrl-D, with the model and the index kept loaded."""
+    """Read queries at a prompt until Ctrl-D, with the model and the index kept loaded (a query
+    that cannot be searched gets its one line, and the prompt goes on)."""
+    from smartcli import QueryError
+
     index.load()  # the snapshot and the model, before the first prompt
     history = start_history()
     stderr.print(
@@ -386,6 +387,9 @@ def run_prompt(index: Index, options: SearchOptions, printer: AnswerPrinter) -> 
                 hits = index.search(text, options=options)
             except KeyboardInterrupt:
                 warn("interrupted")
+                continue
+            except QueryError as exc:
+                warn(describe(exc))
                 continue
             printer.answer(hits, query=text)
             elapsed = (time.perf_counter() - started) * 1000

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from smartcli.cli.errors import EXIT_ERROR, EXIT_OK, describe, exit_code, rebuild_hint
+from smartcli.cli.errors import EXIT_ERROR, EXIT_OK, describe, exit_code, rebuild_hint, tuning_hint
 from smartcli.cli.options import StoreOption
 from smartcli.cli.present import display_path, format_bytes, note_words, print_json_line, print_line, printable, stdout, warn
 
@@ -43,13 +43,15 @@ def run_status(store_path: Path | None, json_output: bool, verify: bool = False)
     hint = rebuild_hint(report.roots)
     for problem in report.store_problems:
         warn(f"the store at {report.store} is damaged: {problem}; {hint}")
-    if checked and checked.damaged:
-        for damage in checked.damaged:
-            warn(f"damaged: {damage_line(damage)}")
-        warn(
-            f"the store at {report.store} is damaged ({len(checked.damaged)} problem(s) found); searches leave damaged segments out; {hint}"
-        )
-    return EXIT_ERROR if report.store_problems or (checked and checked.damaged) else EXIT_OK
+    damage = (report.tuning or {}).get("damage")
+    elsewhere = [found for found in (checked.damaged if checked else []) if found.get("part") != "tuning"]
+    for found in elsewhere:
+        warn(f"damaged: {damage_line(found)}")
+    if elsewhere:
+        warn(f"the store at {report.store} is damaged ({len(elsewhere)} problem(s) found); searches leave damaged segments out; {hint}")
+    if damage:
+        warn(f"{damage['problem']}; searches go on untuned; {tuning_hint(damage)}")
+    return EXIT_ERROR if report.store_problems or damage or (checked and checked.damaged) else EXIT_OK
 
 
 def damage_line(d: dict) -> str:
@@ -66,7 +68,10 @@ def verify_line(v: dict) -> str:
 
 
 def describe_ocr(ocr: dict) -> str:
-    line = f"{ocr['pages']} pages read by OCR" + (f" ({', '.join(ocr['by_language'])})" if ocr["by_language"] else "")
+    """In `smart index`'s words: pages through OCR, and how many it found text on."""
+    attempted = ocr.get("attempted", ocr["pages"])
+    line = f"{attempted} pages through OCR" + (f" ({', '.join(ocr['by_language'])})" if ocr["by_language"] else "")
+    line += f", text from {ocr['pages']}"
     if ocr["missing_language_data"]:
         line += f", {ocr['missing_language_data']} waiting for OCR language data (see `smart index`)"
     if ocr["nothing_found"]:
@@ -98,7 +103,7 @@ def print_status(r: dict) -> None:
         ("size on disk", f"{format_bytes(r['bytes'])} ({format_bytes(r['bytes_per_item'] or 0)} per encoded page)"),
         ("segments", segments_line(r)),
         ("last update", updated),
-        ("changed since", f"{changed['modified']} modified, {changed['missing']} missing, {changed['new']} new"),
+        ("changed since", changed_line(changed)),
         ("tuning", tuning_line(r.get("tuning"))),
     ]
     if r["store_problems"]:
@@ -108,6 +113,11 @@ def print_status(r: dict) -> None:
     for key, value in rows:
         table.add_row(key, Text(printable(value)))
     stdout.print(table, highlight=False)
+
+
+def changed_line(changed: dict) -> str:
+    touched = f" ({changed['touched']} more with a new date, the same content)" if changed.get("touched") else ""
+    return f"{changed['modified']} modified{touched}, {changed['missing']} missing, {changed['new']} new"
 
 
 def segments_line(r: dict) -> str:
@@ -121,6 +131,8 @@ def segments_line(r: dict) -> str:
 def tuning_line(t: dict | None) -> str:
     if not t:
         return "none (the frozen model and the default weights; see `smart tune`)"
+    if t.get("damage"):
+        return f"damaged ({t['damage']['problem']}): searches go on untuned"
     what = "query adapter and weights" if t.get("adapter") else "weights"
     line = f"{what} {t['lambda_anchor']:g}/{t['lambda_late']:g}"
     held = t.get("held_back") or {}

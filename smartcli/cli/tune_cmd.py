@@ -122,8 +122,10 @@ def summary_lines(summary) -> list[str]:
             f"kept the adapter and weights {summary.lambda_anchor:g}/{summary.lambda_late:g}; `smart search` uses them ({summary.seconds:.0f} s)"
         )
     elif summary.kept == "weights":
+        why = " (the adapter did not help more)" if summary.epochs else ""
         lines.append(
-            f"kept weights {summary.lambda_anchor:g}/{summary.lambda_late:g} (the adapter did not help more); `smart search` uses them ({summary.seconds:.0f} s)"
+            f"kept weights {summary.lambda_anchor:g}/{summary.lambda_late:g}{why}; `smart search` uses them, "
+            f"scores on the same 0-6 scale ({summary.seconds:.0f} s)"
         )
     else:
         lines.append(f"nothing beat the untuned search on the held-back pairs: the store stays untuned ({summary.seconds:.0f} s)")

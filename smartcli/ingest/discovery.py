@@ -78,6 +78,7 @@ class Document:
     pages: list[PageText] = field(default_factory=list)
     damage: str | None = None  # why the file was only partly readable
     roles: dict[int, str] = field(default_factory=dict)  # page -> contents/index, as the outline names them
+    warnings: list[str] = field(default_factory=list)  # what the libraries printed while reading it (sandbox.py)
 
 
 def kind_of(path: str) -> str | None:
@@ -206,13 +207,14 @@ def _stat_reason(path: str, exc: OSError) -> str:
 
 
 # Reflowable documents get their pages from a layout of the whole text: counting them costs a
-# full read (outside the reader's sandbox), so a progress total counts them as 1 until read.
+# full read, so a progress total counts them as 1 until read.
 _LAID_OUT = (".epub", ".fb2", ".mobi")
 
 
 def count_pages(source: SourceFile) -> int:
     """Number of pages an item will yield; 1 for images, for unreadable PDFs and (an estimate,
-    until read) for reflowable documents."""
+    until read) for reflowable documents. It opens the file: run it in the sandbox's worker
+    (``SandboxedReader.count``), never in the indexing process."""
     if source.kind != "pdf" or (document_suffix(source.path) or "").removesuffix(".gz") in _LAID_OUT:
         return 1
     try:

@@ -8,10 +8,14 @@ class UpdateEvents:
 
     Subclass and override: ``message`` gets one-line reports (a skipped file, a page OCR
     could not read); with ``wants_progress`` set, ``started(total_pages)`` comes once the
-    run is planned, then ``pages_done(n)`` (pages read) and ``committed(...)`` (what is kept);
+    run is planned, then ``pages_done(n)`` (pages read), ``encoded(n)`` (pages encoded, before
+    their files are committed: a long file's slices are encoded and written ahead of its commit)
+    and ``committed(...)`` (what is kept);
     OCR work is announced by ``ocr_queued(n)`` (negative for queued pages that turned out to
     need no OCR) and ``ocr_done(n)`` (pages OCR read: the summary's ``attempted``);
-    ``waiting()`` when another writer holds the store and ``wait`` is set.
+    ``waiting()`` when another writer holds the store and ``wait`` is set; ``planned(plan)``
+    once the run knows what it will add, update, move, copy and remove (a
+    :class:`~smartcli.ingest.planning.Plan`), before it changes anything.
     """
 
     wants_progress = False
@@ -25,6 +29,9 @@ class UpdateEvents:
     def pages_done(self, n: int) -> None:
         pass
 
+    def encoded(self, n: int) -> None:
+        pass
+
     def ocr_queued(self, n: int) -> None:
         pass
 
@@ -32,6 +39,9 @@ class UpdateEvents:
         pass
 
     def waiting(self) -> None:
+        pass
+
+    def planned(self, plan) -> None:
         pass
 
     def committed(self, files: int, pages: int, encoded: int, total_pages: int) -> None:

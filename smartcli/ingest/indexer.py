@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from smartcli import defaults
-from smartcli.ingest.discovery import Skipped, SourceFile, UnreadableFile, count_pages
-from smartcli.ingest.pictures import check_image_file, encode_pictures, pages_per_batch, reads_pixels
+from smartcli.ingest.discovery import Skipped, SourceFile, UnreadableFile
+from smartcli.ingest.pictures import encode_pictures, pages_per_batch, reads_pixels
 from smartcli.ingest.planning import Plan
 from smartcli.ingest.sandbox import SandboxedReader
 from smartcli.models.base import Encoder
@@ -31,6 +31,8 @@ from smartcli.store.notes import Note
 DEFAULT_BATCH_PAGES = defaults.BATCH_PAGES
 READ_AHEAD_FILES = 2  # files read in the background while the current batch is encoded
 REASON_RACE = "changed or deleted while being indexed (left for the next run)"
+# Why an image has no vectors when a text model indexed it: it shows no text a text model can read.
+PICTURE_WITHOUT_TEXT = frozenset({Note.IMAGE_WITHOUT_TEXT, Note.OCR_NO_TEXT, Note.OCR_UNREADABLE})
 
 
 @dataclass
@@ -52,6 +54,7 @@ class IndexSummary:
     ocr: dict | None = None  # OcrStats.as_json() of the run
     renormalized: int = 0  # files read again because an older text normalization produced their text
     not_indexable: Counter = field(default_factory=Counter)  # suffix -> files under the paths of no indexable type
+    pictures_without_text: int = 0  # images recorded without vectors: no text to read (an image model would see them)
 
     @property
     def bytes_per_page(self) -> float:
@@ -82,6 +85,7 @@ class IndexSummary:
             "ocr": self.ocr,
             "renormalized": self.renormalized,
             "not_indexable": dict(self.not_indexable.most_common()),
+            "pictures_without_text": self.pictures_without_text,
         }
 
 
@@ -112,6 +116,28 @@ class Indexer:
         self._progress: Callable[[int], None] = lambda n: None
         # Called after each batch is committed with the batch's records and those committed (a CommitCounter).
         self.on_commit: Callable[[list[FileRecord], list[FileRecord]], None] = lambda batch, committed: None
+        # Called with the number of pages of each slice once it is encoded, before its files commit.
+        self.on_encoded: Callable[[int], None] = lambda n: None
+        self._refused: dict[str, str] = {}  # path -> why the reader refused it while counting its pages
+        # SHA-256 -> why a file of that content was skipped in this run: its copies are skipped alike,
+        # unread (10,000 copies of a file that hangs the reader must not cost 10,000 deadlines).
+        self._skipped_content: dict[str, str] = {}
+
+    def count_pages(self, sources: Iterable[SourceFile]) -> dict[str, int]:
+        """The pages each source will yield (an estimate for some: discovery.count_pages), counted
+        in the reader's worker. A file the worker refuses (past its deadline or memory limit, or
+        crashing it) counts 1 and is skipped with that reason when its turn comes, unread."""
+        from smartcli.ingest.sandbox import is_refusal
+
+        counts = {}
+        for source in sources:
+            try:
+                counts[source.path] = self.reader.count(source)
+            except UnreadableFile as exc:
+                counts[source.path] = 1
+                if is_refusal(str(exc)):
+                    self._refused[source.path] = str(exc)
+        return counts
 
     def run(self, plan: Plan, hashes: dict[str, str], progress: Callable[[int], None] = lambda n: None) -> IndexSummary:
         self._progress = progress
@@ -127,7 +153,7 @@ class Indexer:
     def _apply_catalog_changes(self, plan, hashes, summary, progress) -> list[SourceFile]:
         """Moves, copies, touches and removals in one transaction. Returns the copies that must be encoded
         after all (no indexed file holds their content any more)."""
-        fresh_copies = [s for s in plan.copied if not _changed_on_disk(s)]
+        fresh_copies, changed = _partition_changed(plan.copied)
         changes = CatalogChanges(
             moves=[(old, s.path, s.size, s.mtime_ns) for old, s in plan.moved],
             copies=[FileCopy(s.path, s.size, s.mtime_ns, hashes[s.path]) for s in fresh_copies],
@@ -136,9 +162,8 @@ class Indexer:
         )
         not_copied = set(writes.apply_changes(self.store, changes))
         summary.removed, summary.moved = len(plan.removed), len(plan.moved)
-        for source in plan.copied:
-            if source not in fresh_copies:
-                self._skip(summary, Skipped(source.path, REASON_RACE))
+        for source in changed:
+            self._skip(summary, Skipped(source.path, REASON_RACE))
         copied = [s for s in fresh_copies if s.path not in not_copied]
         self._count_copies(summary, copied, plan)
         progress(len(copied))
@@ -146,13 +171,15 @@ class Indexer:
 
     def _encode_all(self, sources, hashes, plan, summary, progress) -> None:
         batch: list[FileRecord] = []
+        size = 0  # pages in the batch; a file without pages (skipped) counts one, so that it commits too
         for record in self._read_ahead(sources, hashes):
             waiting_for_ocr = self.ocr.claim(record) if self.ocr else 0
             progress((len(record.pages) or 1) - waiting_for_ocr)
             batch.append(record)
-            if sum(len(r.pages) for r in batch) >= self.batch_pages:
+            size += len(record.pages) or 1
+            if size >= self.batch_pages:
                 self._commit(batch, summary, plan)
-                batch = []
+                batch, size = [], 0
         if batch:
             self._commit(batch, summary, plan)
 
@@ -177,10 +204,9 @@ class Indexer:
         """Files whose content another file of this run has: share its freshly committed rows."""
         if not plan.duplicates:
             return
-        fresh = [s for s in plan.duplicates if not _changed_on_disk(s)]
-        for source in plan.duplicates:
-            if source not in fresh:
-                self._skip(summary, Skipped(source.path, REASON_RACE))
+        fresh, changed = _partition_changed(plan.duplicates)
+        for source in changed:
+            self._skip(summary, Skipped(source.path, REASON_RACE))
         copies = [FileCopy(s.path, s.size, s.mtime_ns, hashes[s.path]) for s in fresh]
         not_copied = set(writes.apply_changes(self.store, CatalogChanges(copies=copies)))
         self._count_copies(summary, [s for s in fresh if s.path not in not_copied], plan)
@@ -202,10 +228,12 @@ class Indexer:
 
     def _read(self, source: SourceFile, sha256: str | None) -> FileRecord:
         record = FileRecord(source.path, source.kind, source.size, source.mtime_ns, sha256, pages=[])
+        refused = self._refused.get(source.path) or self._skipped_content.get(sha256)
+        if refused:  # refused while its pages were counted, or its very content was skipped already
+            record.status, record.reason = "skipped", refused
+            return record
         try:
-            if self.pixels and source.kind == "image":
-                check_image_file(source.path)
-            document = self.reader.read(source)
+            document = self.reader.read(source)  # an image is decoded whole there, under the limits
         except UnreadableFile as exc:
             record.status, record.reason = "skipped", str(exc)
             return record
@@ -229,6 +257,8 @@ class Indexer:
                 self.report(
                     f"page {page.page} of {source.path}: text cut to its first {defaults.MAX_PAGE_CHARS:,} of {page.cut_from:,} characters"
                 )
+        for warning in document.warnings:  # what a library printed while reading it
+            self.report(f"{source.path}: {warning}")
         record.reason = document.damage  # reported once the file is committed
         return record
 
@@ -257,6 +287,7 @@ class Indexer:
                 end = len(todo) if last else start + step
                 part = [(r, p) for r, p in todo[start:end] if r.status == "indexed"]
                 self._encode(part)
+                self.on_encoded(sum(1 for _, p in part if p.encoded is not None))
                 if not last:
                     ahead = self._write_ahead(part)
                     if ahead is not None:
@@ -323,6 +354,8 @@ class Indexer:
     def _count(self, record: FileRecord, summary: IndexSummary, plan: Plan) -> None:
         if record.status != "indexed":
             self._skip(summary, Skipped(record.path, record.reason))
+            if record.sha256 and record.reason and record.reason != REASON_RACE:
+                self._skipped_content.setdefault(record.sha256, record.reason)
             return
         if record.reason:
             summary.partly_indexed.append(Skipped(record.path, record.reason))
@@ -340,6 +373,8 @@ class Indexer:
                 summary.tokens_encoded += page.encoded.tokens.shape[0]
             else:
                 summary.not_encoded[page.note] += 1
+        if record.kind == "image" and record.pages and all(p.note in PICTURE_WITHOUT_TEXT for p in record.pages):
+            summary.pictures_without_text += 1
 
 
 class CommitCounter:
@@ -381,13 +416,17 @@ def _capped(encoded, path, page, report):
     return replace(encoded, tokens=encoded.tokens[:cap], token_ids=encoded.token_ids[:cap], spans=encoded.spans[:cap])
 
 
+def _partition_changed(sources: list[SourceFile]) -> tuple[list[SourceFile], list[SourceFile]]:
+    """``sources`` split into those as planned and those changed on disk since."""
+    fresh, changed = [], []
+    for source in sources:
+        (changed if _changed_on_disk(source) else fresh).append(source)
+    return fresh, changed
+
+
 def _changed_on_disk(source: SourceFile | FileRecord) -> bool:
     try:
         st = os.stat(source.path)
     except OSError:
         return True
     return (st.st_size, st.st_mtime_ns) != (source.size, source.mtime_ns)
-
-
-def total_pages(files: Iterable[SourceFile]) -> int:
-    return sum(count_pages(f) for f in files)

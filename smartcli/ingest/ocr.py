@@ -5,9 +5,10 @@ files (``eng.traineddata`` ...), found through ``TESSDATA_PREFIX`` or the usual
 install folders. A page is rendered to a pixmap, MuPDF writes it as a one-page PDF
 with Tesseract's text layer, and that text layer is read back.
 
-OCR is slow (seconds per page), so it runs in worker processes. PyMuPDF objects
-cannot be pickled: a job carries a file path and a page number and the worker opens
-the file itself. The indexer hands each freshly read file to :meth:`OcrRunner.claim`,
+OCR is slow (seconds per page), so it runs in worker processes: the sandbox's workers
+(sandbox.py: started from this package's own entry point whatever the caller is, each page
+under the reader's deadline and memory limit). PyMuPDF objects cannot be pickled: a job
+carries a file path and a page number and the worker opens the file itself. The indexer hands each freshly read file to :meth:`OcrRunner.claim`,
 which marks the pages that want OCR and queues them at once; :meth:`OcrRunner.fill`
 waits for a batch's pages before the batch is encoded and committed.
 """
@@ -16,18 +17,18 @@ from __future__ import annotations
 
 import glob
 import os
+import queue
 import re
-import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import CancelledError, Future, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
 
 from smartcli import defaults
 from smartcli.errors import OptionError, first_line
+from smartcli.ingest.files import UnreadableFile
+from smartcli.ingest.sandbox import Worker
 from smartcli.store.notes import Note
 
 OCR_MODES = ("auto", "always", "never")
@@ -54,6 +55,14 @@ MAX_PIXELS = 40_000_000
 # 0.06-0.28, except the one photo that shows a line of real text.
 READABLE_SHARE = 0.3
 READABLE_MIN_WORDS = 2
+# ... and the letters of those known words must make at least this share of the text's visible
+# characters: garbage is mostly marks and one- or two-letter scraps, among which a few short
+# words turn up by chance ("am 5 eS soe St 0see-e : : A ws eee 's*ae i. . eo. — 2 "Soo", read
+# from a GNOME wallpaper, has 2 known words of 4 3+ letter ones). Measured (docs/experiments.md,
+# "OCR garbage that looks like words"): 30 scanned development pages 0.22-0.84, 58 Debian
+# wallpapers 0.00-0.16 (0.11 at most among those the share above lets through), the one
+# wallpaper that shows a line of text 1.00.
+READABLE_COVERAGE = 0.15
 _LETTERS = re.compile(r"[^\W\d_]+")
 
 _LANGUAGE = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
@@ -176,19 +185,8 @@ class OcrResult:
 
 
 def recognize(job: OcrJob) -> OcrResult:
-    """The normalized OCR text of one PDF page or image; never raises."""
-    if job.timeout:
-        # SIGALRM's default action ends the worker even inside MuPDF or Tesseract (a Python
-        # handler would never run there); the parent sees the pool break and finds the page.
-        signal.setitimer(signal.ITIMER_REAL, job.timeout)
-    try:
-        return _recognize(job)
-    finally:
-        if job.timeout:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-def _recognize(job: OcrJob) -> OcrResult:
+    """The normalized OCR text of one PDF page or image, read in this process; never raises but
+    MemoryError. Runs in a sandbox worker (``sandbox.Worker``), which bounds its time and memory."""
     from smartcli.ingest.discovery import UnreadableFile, normalize_text
 
     start = time.process_time()
@@ -198,11 +196,15 @@ def _recognize(job: OcrJob) -> OcrResult:
             return OcrResult("", None, time.process_time() - start, ran=False)
     except UnreadableFile as exc:
         return OcrResult("", str(exc), time.process_time() - start)
+    except MemoryError:
+        raise
     except Exception as exc:
         what = "cannot render the page" if job.kind == "pdf" else "not a readable image"
         return OcrResult("", f"{what} ({_short(exc, job.path)})", time.process_time() - start)
     try:
         text = _tesseract_text(pixmap, job.language, job.tessdata)
+    except MemoryError:
+        raise
     except Exception as exc:
         return OcrResult("", f"OCR failed: {_short(exc, job.path)}", time.process_time() - start)
     return OcrResult(normalize_text(text), None, time.process_time() - start)
@@ -251,40 +253,6 @@ def _tesseract_text(pixmap, language: str, tessdata: str) -> str:
         return doc[0].get_text("text")
 
 
-def _worker_init(parent: int, memory_bytes: int = 0) -> None:
-    import resource
-
-    import pymupdf
-
-    if memory_bytes:  # the reader's address-space limit (sandbox.py): MuPDF's allocations then fail
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    # Ctrl-C is the parent's to handle; workers stop when it shuts the pool down.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _silence_stderr()
-    pymupdf.TOOLS.mupdf_display_errors(False)
-    pymupdf.TOOLS.mupdf_display_warnings(False)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-
-
-def _silence_stderr() -> None:
-    """Tesseract writes its own chatter ("Image too small to scale!!", "Detected 12 diacritics")
-    to the process's file descriptor 2, under the progress display: a worker's fd 2 goes to
-    /dev/null instead (what OCR found or failed on comes back with each page's result)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-    finally:
-        os.close(devnull)
-
-
-def _exit_with_parent(parent: int) -> None:
-    # A worker whose parent is killed would wait on its task queue forever (the queue's
-    # write end lives in every worker too), so it watches for being orphaned itself.
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(1)
-
-
 def _short(exc: Exception, path: str) -> str:
     message = first_line(exc, limit=10_000)
     message = message.replace(f"'{path}'", "").replace(path, "").replace("  ", " ").strip(" :")
@@ -323,10 +291,20 @@ def readability(text: str) -> tuple[float, int]:
     return sum(map(len, known)) / sum(map(len, words)), len(known)
 
 
+def coverage(text: str) -> float:
+    """The share of ``text``'s visible characters that are letters of known 3+ letter words (:func:`word_list`)."""
+    visible = sum(1 for ch in text if not ch.isspace())
+    if not visible:
+        return 0.0
+    vocabulary = word_list()
+    return sum(len(w) for w in _LETTERS.findall(text.lower()) if len(w) >= 3 and w in vocabulary) / visible
+
+
 def is_readable(text: str) -> bool:
-    """OCR text worth indexing: enough real words (see READABLE_SHARE)."""
+    """OCR text worth indexing: enough real words (READABLE_SHARE, READABLE_MIN_WORDS), and
+    words, not marks, for the most part (READABLE_COVERAGE)."""
     share, known = readability(text)
-    return share >= READABLE_SHARE and known >= READABLE_MIN_WORDS
+    return share >= READABLE_SHARE and known >= READABLE_MIN_WORDS and coverage(text) >= READABLE_COVERAGE
 
 
 @dataclass
@@ -391,7 +369,7 @@ class OcrRunner:
         self.on_queued = on_queued
         self.on_done = on_done
         self.stats = OcrStats()
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: _Pool | None = None
         self._waiting: list[_Waiting] = []
         self._started: float | None = None
 
@@ -436,60 +414,30 @@ class OcrRunner:
         return queued
 
     def fill(self, page_done: Callable[[int], None] = lambda n: None) -> None:
-        """Wait for the pages queued so far and put their OCR text in place (before their batch is encoded)."""
+        """Wait for the pages queued so far and put their OCR text in place (before their batch is encoded).
+
+        Raises sandbox.WorkerFailed when a worker could not start (no page is marked for it)."""
         waiting, self._waiting = self._waiting, []
         if not waiting:
             return
         by_future = {w.future: w for w in waiting}
-        broken = []
         for future in as_completed(by_future):
-            result = self._result(future)
-            if result is None:
-                broken.append(by_future[future])
-                continue
+            result = future.result()
             self._apply(by_future[future], result)
             page_done(1)
             if result.ran:
                 self.on_done(1)
             else:
                 self.on_queued(-1)  # a page with no picture was not read after all: not OCR work
-        # A worker died (a page past the deadline, out of memory, a crash): every page in flight
-        # failed with it. Each is read again alone, so that only the page that kills a worker fails.
-        for each in broken:
-            result = self._alone(each.job)
-            self._apply(each, result)
-            page_done(1)
-            if result.ran:
-                self.on_done(1)
-            else:
-                self.on_queued(-1)
         self.stats.wall_seconds += time.perf_counter() - (self._started or time.perf_counter())
         self._started = None
-
-    def _alone(self, job: OcrJob) -> OcrResult:
-        started = time.monotonic()
-        result = self._result(self._submit(job))
-        if result is not None:
-            return result
-        from smartcli.ingest.sandbox import crash_reason, timeout_reason
-
-        if job.timeout and time.monotonic() - started >= job.timeout * 0.9:
-            return OcrResult("", timeout_reason(job.timeout, f"OCR page {job.page}"), refused=True)
-        return OcrResult("", f"{crash_reason(None).split(' (')[0]} (OCR of page {job.page})", refused=True)
 
     def close(self, abort: bool = False) -> None:
         """Shut the workers down; ``abort`` (an interrupt, an error) also stops the pages being read."""
         pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        # Cancel queued pages ourselves: shutdown(cancel_futures=True) cancels nothing once
-        # the executor object is gone, and the interpreter would then wait for every page.
-        for waiting in self._waiting:
-            waiting.future.cancel()
         self._waiting = []
-        if abort:
-            _terminate_workers(pool)
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.close(abort)
 
     def __enter__(self):
         return self
@@ -499,29 +447,10 @@ class OcrRunner:
 
     def _submit(self, job: OcrJob) -> Future:
         if self._pool is None:
-            # spawn, not fork: the parent holds torch's and rich's threads, which a
-            # forked child would inherit in whatever state they were.
-            self._pool = ProcessPoolExecutor(
-                self.settings.workers, get_context("spawn"), initializer=_worker_init, initargs=(os.getpid(), int(self.memory_bytes or 0))
-            )
+            self._pool = _Pool(self.settings.workers, self.timeout, self.memory_bytes)
         if self._started is None:
             self._started = time.perf_counter()
-        try:
-            return self._pool.submit(recognize, job)
-        except BrokenProcessPool:  # a worker died since the last page was queued: a fresh pool
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-            return self._submit(job)
-
-    def _result(self, future: Future) -> OcrResult | None:
-        """The page's result; None when its worker died (the pool is then shut down)."""
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            pool, self._pool = self._pool, None
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-            return None
+        return self._pool.submit(job)
 
     def _apply(self, waiting: _Waiting, result: OcrResult) -> None:
         record, page = waiting.record, waiting.page
@@ -564,11 +493,69 @@ class OcrRunner:
             self.stats.nothing_found += 1
 
 
-def _terminate_workers(pool: ProcessPoolExecutor) -> None:
-    """Stop the workers at once, pages half-read included (Python 3.14 has a method for it)."""
-    terminate = getattr(pool, "terminate_workers", None)
-    if terminate is not None:
-        terminate()
-        return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        process.terminate()
+class _Pool:
+    """OCR worker processes: ``size`` sandbox workers (sandbox.Worker, the reader's entry point,
+    deadline and memory limit), each fed pages by a thread of its own, one page at a time. A page
+    that runs past the limits or crashes its worker is the one refused; the worker is replaced."""
+
+    def __init__(self, size: int, timeout: float, memory_bytes: int):
+        self.size = max(1, size)
+        self.timeout, self.memory_bytes = timeout, memory_bytes
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._workers: list[Worker] = []
+        self._aborted = False
+
+    def submit(self, job: OcrJob) -> Future:
+        future: Future = Future()
+        self._queue.put((job, future))
+        if len(self._threads) < self.size:
+            thread = threading.Thread(target=self._serve, name=f"smart-ocr-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return future
+
+    def _serve(self) -> None:
+        worker = Worker(self.timeout or 0, self.memory_bytes or 0)
+        self._workers.append(worker)
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                job, future = item
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    future.set_result(self._read(worker, job))
+                except BaseException as exc:  # WorkerFailed, or the run aborted under it
+                    future.set_exception(exc)
+        finally:
+            worker.stop()
+
+    def _read(self, worker: Worker, job: OcrJob) -> OcrResult:
+        try:
+            return worker.ask(("ocr", job), f"OCR page {job.page}")[0]
+        except UnreadableFile as exc:
+            if self._aborted:
+                raise CancelledError from None
+            return OcrResult("", str(exc), refused=True)
+
+    def close(self, abort: bool) -> None:
+        """Stop the workers once they are idle; ``abort``: cancel the pages queued and kill the
+        workers now (pages half-read included)."""
+        self._aborted = abort
+        if abort:
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[1].cancel()
+            for worker in list(self._workers):
+                worker.stop()
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=None if not abort else 30)

@@ -63,6 +63,7 @@ class MiningReport:
     """How many pairs the outlines gave, and why the other entries were dropped."""
 
     files: int = 0  # PDFs read
+    copies: int = 0  # PDFs not read again: copies of one read (the same pages), counted once
     with_outline: int = 0  # of which had an outline
     entries: int = 0
     pairs: int = 0
@@ -75,6 +76,7 @@ class MiningReport:
     def as_json(self) -> dict:
         return {
             "files": self.files,
+            "copies": self.copies,
             "with_outline": self.with_outline,
             "entries": self.entries,
             "pairs": self.pairs,
@@ -170,19 +172,35 @@ def mine_outlines(
 
 def mine_indexed(items, heading_path: bool = False) -> tuple[list[tuple[str, set[tuple[str, int]]]], MiningReport]:
     """The outline pairs of the indexed PDFs among ``items`` (each with ``path``, ``page``,
-    ``kind``) as (query, its indexed (path, page)s); an entry none of whose pages is indexed is
-    counted as ``not_indexed``."""
+    ``kind``, ``segment``, ``row``) as (query, its indexed (path, page)s); an entry none of whose
+    pages is indexed is counted as ``not_indexed``. Copies of a PDF (files whose pages share
+    their stored rows) are one PDF: its outline is read once, and its pages are those of every
+    copy (a search folds copies into one hit, under any of their paths)."""
     indexed = {(item.path, item.page) for item in items}
-    mined, report = mine_outlines(sorted({item.path for item in items if item.kind == "pdf"}), heading_path)
+    copies = copies_of([item for item in items if item.kind == "pdf"])
+    report = MiningReport(copies=sum(len(paths) - 1 for paths in copies.values()))
+    mined, report = mine_outlines(sorted(copies), heading_path, report)
     found = []
     for pair in mined:
-        pages = {(pair.path, page) for page in pair.pages if (pair.path, page) in indexed}
+        pages = {(path, page) for path in copies[pair.path] for page in pair.pages if (path, page) in indexed}
         if pages:
             found.append((pair.query, pages))
         else:
             report.drop("not_indexed")
     report.pairs = len(found)
     return found, report
+
+
+def copies_of(items) -> dict[str, list[str]]:
+    """Indexed files grouped by content: the first path of each group -> every path of it. Copies
+    share their pages' stored rows (planning recognises them); different files never do."""
+    rows: dict[str, set] = {}
+    for item in items:
+        rows.setdefault(item.path, set()).add((item.segment, item.row))
+    groups: dict[frozenset, list[str]] = {}
+    for path in sorted(rows):
+        groups.setdefault(frozenset(rows[path]), []).append(path)
+    return {paths[0]: paths for paths in groups.values()}
 
 
 # -- pseudo-queries from the page body (inverse cloze) -------------------------------------------

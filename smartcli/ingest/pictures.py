@@ -14,7 +14,7 @@ import numpy as np
 
 from smartcli.errors import OptionError
 from smartcli.ingest.files import UnreadableFile
-from smartcli.ingest.render import PageRenderer, load_image, probe_image
+from smartcli.ingest.render import PageRenderer, load_image
 from smartcli.models.registry import RENDER_SETTINGS
 from smartcli.models.registry import reads_pixels as spec_reads_pixels
 from smartcli.store.notes import Note
@@ -43,11 +43,6 @@ def held_dtype(token_dtype: str) -> np.dtype:
     return np.dtype(np.float16 if token_dtype == "float16" else np.float32)
 
 
-def check_image_file(path: str) -> None:
-    """Read an image file's header; raises :class:`UnreadableFile` when it cannot be pictured."""
-    probe_image(path)
-
-
 def encode_pictures(
     encoder,
     pages: Sequence[tuple[str, str, object]],
@@ -58,8 +53,8 @@ def encode_pictures(
 ) -> dict[str, str]:
     """Picture each ``(path, kind, PageRecord)`` and set its ``encoded`` (or ``note``, when it cannot be pictured).
 
-    ``sandbox``: a sandbox.SandboxedReader that renders PDF pages in its worker process, under
-    its deadline and memory limit (None: rendered in this process). Returns the files refused
+    ``sandbox``: a sandbox.SandboxedReader that renders PDF pages and decodes images in its worker
+    process, under its deadline and memory limit (None: in this process). Returns the files refused
     that way (path -> reason): their other pages are not rendered, and the caller skips them.
     """
     from smartcli.ingest.sandbox import is_refusal
@@ -74,7 +69,8 @@ def encode_pictures(
                     continue
                 try:
                     if kind == "image":
-                        pictures.append(load_image(path, encoder.pixel_cap))
+                        loaded = sandbox.picture(path, encoder.pixel_cap) if sandbox is not None else load_image(path, encoder.pixel_cap)
+                        pictures.append(loaded)
                     elif sandbox is not None:
                         pictures.append(sandbox.render(path, page.page, renderer.target_pixels, renderer.max_pixels, renderer.dpi))
                     else:

@@ -84,7 +84,6 @@ def plan(store: Store, paths, options: UpdateOptions) -> Plan:
 
 
 def _run(store: Store, roots, settings, options: UpdateOptions, model_spec, device, token_dtype, events: UpdateEvents) -> IndexSummary:
-    from smartcli.ingest.discovery import count_pages
     from smartcli.ingest.indexer import CommitCounter, Indexer
     from smartcli.ingest.ocr import OcrRunner
     from smartcli.ingest.pictures import render_options
@@ -94,6 +93,7 @@ def _run(store: Store, roots, settings, options: UpdateOptions, model_spec, devi
     old_text = _old_text(store)
     plan, hashes = plan_changes(store, roots, _awaiting_ocr(store, settings) | old_text)
     _refuse_nothing_indexable(plan, roots)
+    events.planned(plan)
     renormalized = sum(1 for s in plan.to_encode + plan.duplicates if s.path in old_text)
     if renormalized:
         events.message(f"{renormalized} file(s) were indexed with an older text normalization: reading and encoding them again")
@@ -122,9 +122,10 @@ def _run(store: Store, roots, settings, options: UpdateOptions, model_spec, devi
             read_memory=options.read_memory,
         )
         if events.wants_progress and plan.to_encode:
-            counter = CommitCounter({s.path: count_pages(s) for s in plan.to_encode}, events.committed)
+            counter = CommitCounter(indexer.count_pages(plan.to_encode), events.committed)
             events.started(counter.total)
             indexer.on_commit = counter
+            indexer.on_encoded = events.encoded
         summary = indexer.run(plan, hashes, progress=events.pages_done)
     summary.not_indexable = plan.not_indexable
     writes.record_roots(store, roots)
@@ -175,17 +176,19 @@ def _check_roots(store: Store, roots: list[str]) -> None:
 
 
 def _refuse_nothing_indexable(plan: Plan, roots: list[str]) -> None:
-    """Paths under which every file is of a type that cannot be indexed (only .txt and .md files,
-    say), and where the store holds nothing, are a mistake: a BAD_INPUT error, before any change."""
+    """Paths under which no file can be indexed (an empty folder, or only .txt and .md files, say),
+    and where the store holds nothing, are a mistake: a BAD_INPUT error, before any change (the
+    paths are not recorded)."""
     from smartcli.ingest.discovery import describe_suffixes
 
     found = plan.new or plan.changed or plan.moved or plan.copied or plan.touched or plan.unchanged or plan.duplicates
-    if found or plan.removed or plan.skipped or not plan.not_indexable:
+    if found or plan.removed or plan.skipped:
         return
     where = roots[0] if len(roots) == 1 else f"{len(roots)} paths"
+    holds = f"not indexable: {describe_suffixes(plan.not_indexable)}" if plan.not_indexable else "no files at all"
     raise SmartError(
         ErrorKind.BAD_INPUT,
-        f"no indexable files under {where} (not indexable: {describe_suffixes(plan.not_indexable)}); nothing was indexed",
+        f"no indexable files under {where} ({holds}); nothing was indexed",
         reason="nothing_indexable",
         not_indexable=dict(plan.not_indexable.most_common()),
     )

@@ -134,7 +134,7 @@ def checkpoint_dir(location: str) -> Path | None:
 def not_on_disk(spec: str) -> ModelLoadError:
     return ModelLoadError(
         f"model {spec!r} is not on disk: it is neither a folder nor in the Hugging Face cache "
-        f"(get it once with `huggingface-cli download {spec}`, or name the folder holding it)"
+        f"(get it once with `hf download {spec}`, or name the folder holding it)"
     )
 
 

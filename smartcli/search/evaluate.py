@@ -205,9 +205,12 @@ def evaluate(searcher, judged: list[JudgedQuery], configs: list[Config], k: int,
     The queries are encoded once; configs whose scores are computed alike (all smart rows of a
     sweep share one shortlist and one MaxSim pass) share them.
     """
-    from smartcli.search.queries import prepare_query
+    from smartcli.search.queries import QueryError, encode_queries
 
-    encoded = (encoder or searcher.encoder).encode_queries([prepare_query(q.query) for q in judged])
+    try:
+        _, encoded = encode_queries(encoder or searcher.encoder, [q.query for q in judged])
+    except QueryError as exc:
+        raise JudgmentError(f"query {judged[exc.details['index']].qid!r}: {exc}") from None
     cache: dict[tuple, object] = {}
     runs = []
     for config in configs:

@@ -42,6 +42,13 @@ class TokenMatch:
     span: tuple[int, int] | None
     word: str | None
 
+    @property
+    def telling(self) -> bool:
+        """The query token is (part of) a word that says something: not punctuation, not a stop
+        word (those match some "To" or "?" on every page)."""
+        token = (self.query_token or "").removeprefix("##")
+        return any(map(_is_word_char, token)) and token.lower() not in STOP_WORDS
+
     def as_json(self) -> dict:
         return {
             "query_token": self.query_token,

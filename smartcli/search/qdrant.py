@@ -26,11 +26,11 @@ from smartcli.search.scoring import Weights, navigation_penalty, top_k
 from smartcli.search.searcher import Hit, Scope, fold_copies, glob_matches
 from smartcli.store.catalog import LiveItem
 from smartcli.store.pageroles import BODY, is_navigation
-from smartcli.store.qdrant import Retrying, Target, collection_model, point_id, release
+from smartcli.store.qdrant import Retrying, Target, collection_model, local_path, payload_path, point_id, release
 
 _SCROLL_PAGE = 1024
 # What a candidate needs from its payload; text and spans are read for the top k only.
-_LIST_FIELDS = ["path", "page", "kind", "n_tokens", "role", "hash"]
+_LIST_FIELDS = ["path", "path_bytes", "page", "kind", "n_tokens", "role", "hash"]
 
 
 @dataclass
@@ -88,7 +88,7 @@ class QdrantSearcher:
             must.append(models.FieldCondition(key="kind", match=models.MatchAny(any=list(scope.kinds))))
         folders = all(p.endswith("/") for p in scope.path_prefixes)
         if scope.path_prefixes and folders:
-            must.append(models.FieldCondition(key="dirs", match=models.MatchAny(any=list(scope.path_prefixes))))
+            must.append(models.FieldCondition(key="dirs", match=models.MatchAny(any=[payload_path(p) for p in scope.path_prefixes])))
         if scope.globs or (scope.path_prefixes and not folders):
             ids = self._ids_matching(scope, models.Filter(must=must) if must else None)
             if not ids:
@@ -108,11 +108,11 @@ class QdrantSearcher:
                 scroll_filter=base,
                 limit=_SCROLL_PAGE,
                 offset=offset,
-                with_payload=["path"],
+                with_payload=["path", "path_bytes"],
                 with_vectors=False,
             )
             for p in points:
-                path = p.payload["path"]
+                path = local_path(p.payload)
                 if scope.path_prefixes and not any(path.startswith(x) for x in scope.path_prefixes):
                     continue
                 if scope.globs and not any(glob_matches(path, g) for g in scope.globs):
@@ -275,7 +275,7 @@ class QdrantSearcher:
     def stored_query(self, path: str, page: int | None, named: str | None = None) -> tuple[Encoded, LiveItem]:
         from qdrant_client import models
 
-        must = [models.FieldCondition(key="path", match=models.MatchValue(value=path))]
+        must = [models.FieldCondition(key="path", match=models.MatchValue(value=payload_path(path)))]
         if page is not None:
             must.append(models.FieldCondition(key="page", match=models.MatchValue(value=page)))
         points, _ = self.call(
@@ -311,7 +311,7 @@ def _copy_key_of(candidates: list[_Candidate], j: int) -> tuple:
 
 
 def _path_of(candidates: list[_Candidate], j: int) -> str:
-    return candidates[j].payload["path"]
+    return local_path(candidates[j].payload)
 
 
 def _copy_key(c: _Candidate) -> tuple:
@@ -324,7 +324,7 @@ def _item(c: _Candidate) -> LiveItem:
     p = c.payload
     return LiveItem(
         item_id=0,
-        path=p["path"],
+        path=local_path(p),
         page=int(p["page"]),
         kind=p.get("kind", "pdf"),
         segment="",

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from smartcli import defaults
-from smartcli.errors import ErrorKind, OptionError, SmartError, StoreError
+from smartcli.errors import ErrorKind, OptionError, SmartError, SmartWarning, StoreError
 from smartcli.models.base import Encoded, ModelInfo
-from smartcli.search.queries import prepare_query
+from smartcli.search.queries import encode_queries
 from smartcli.search.scoring import MODES, Weights
 from smartcli.search.searcher import Hit, Scope
 from smartcli.store.catalog import LiveItem
@@ -30,7 +31,8 @@ from smartcli.store.catalog.writes import check_same_model
 class SearchOptions:
     """What a search asks for (``smart search``'s options), checked once here.
 
-    ``lambda_anchor`` and ``lambda_late`` None: the store's tuned weights, else the defaults.
+    ``lambda_anchor`` and ``lambda_late`` None: the store's tuned weights, else the defaults; a
+    weight is at most ``defaults.MAX_LAMBDA`` either way (its products with cosines stay finite).
     ``min_score`` is in the scale of ``mode``."""
 
     k: int = defaults.TOP_K
@@ -49,6 +51,10 @@ class SearchOptions:
             value = getattr(self, option)
             if value is not None and not math.isfinite(value):
                 raise OptionError(f"must be a finite number, not {value}", option=option)
+            if value is not None and abs(value) > defaults.MAX_LAMBDA:
+                raise OptionError(
+                    f"must be between -{defaults.MAX_LAMBDA:,.0f} and {defaults.MAX_LAMBDA:,.0f}, not {value:g}", option=option
+                )
         if self.min_score is not None and math.isnan(self.min_score):
             raise OptionError("must be a number, not nan", option="min_score")
 
@@ -109,7 +115,8 @@ class QuerySession:
         self._backend: Backend | None = None
         self._base_encoder = None
         self.encoder = None  # the base encoder, through the store's adapter when it has one
-        self._tuning: dict | None = None
+        self._record: dict | None = None  # the backend's tuning record as last read
+        self._tuning: dict | None = None  # the record in use (None: untuned, or the record is damaged)
         self._tuning_read = False  # False: read the record (again) before the next query
         self._adapter = None
 
@@ -134,25 +141,44 @@ class QuerySession:
         return backend
 
     def _follow_tuning(self, backend: Backend) -> None:
-        """Use the backend's current tuning record: its weights, and its adapter on query tokens."""
+        """Use the backend's current tuning record: its weights, and its adapter on query tokens.
+        A damaged tuning is not used (untuned search), with one warning each time it is read."""
         from smartcli.search.tuning import AdaptedEncoder
 
         record = backend.tuning_record() if self.tuned else None
-        if record != self._tuning or not self._tuning_read:
-            self._tuning, self._tuning_read = record, True
-            self._adapter = backend.adapter(record) if record else None
+        if record != self._record or not self._tuning_read:
+            self._record, self._tuning_read = record, True
+            self._tuning, self._adapter = self._usable_tuning(backend, record)
         if self._base_encoder is not None:
             self.encoder = self._base_encoder if self._adapter is None else AdaptedEncoder(self._base_encoder, self._adapter)
+
+    @staticmethod
+    def _usable_tuning(backend: Backend, record: dict | None) -> tuple[dict | None, object]:
+        """(the record, its adapter), or (None, None) when untuned or the tuning is damaged."""
+        from smartcli.store.tuning import TuningDamaged
+
+        if not record:
+            return None, None
+        try:
+            return record, backend.adapter(record)
+        except TuningDamaged as exc:
+            warnings.warn(SmartWarning(f"{exc}; searching untuned", **exc.details), stacklevel=2)
+            return None, None
 
     def tuning_changed(self) -> None:
         """The store's tuning was written or cleared: read it again before the next query."""
         self._tuning_read = False
 
     def weights(self, options: SearchOptions) -> Weights:
-        """The weights asked for; what is not asked for comes from the store's tuning, else the defaults."""
-        tuning = self._tuning or {}
-        lambda_anchor = options.lambda_anchor if options.lambda_anchor is not None else tuning.get("lambda_anchor", defaults.LAMBDA_ANCHOR)
-        lambda_late = options.lambda_late if options.lambda_late is not None else tuning.get("lambda_late", defaults.LAMBDA_LATE)
+        """The weights asked for; what is not asked for comes from the store's tuning (on the
+        defaults' scale, also a record of a version that kept late-only as 0/1), else the defaults."""
+        from smartcli.search.tuning import on_default_scale
+
+        tuned = Weights(defaults.LAMBDA_ANCHOR, defaults.LAMBDA_LATE)
+        if self._tuning:
+            tuned = on_default_scale(Weights(self._tuning["lambda_anchor"], self._tuning["lambda_late"]))
+        lambda_anchor = options.lambda_anchor if options.lambda_anchor is not None else tuned.lambda_anchor
+        lambda_late = options.lambda_late if options.lambda_late is not None else tuned.lambda_late
         return Weights.for_mode(options.mode, lambda_anchor, lambda_late)
 
     def close(self) -> None:
@@ -167,10 +193,11 @@ class QuerySession:
 
     def search_many(self, queries: Sequence[str], options: SearchOptions) -> list[list[Hit]]:
         """The top hits of each query (a query longer than ``defaults.MAX_QUERY_TOKENS`` tokens is
-        cut to them, with a :class:`~smartcli.errors.SmartWarning`)."""
-        texts = [prepare_query(q) for q in queries]
+        cut to them, with a :class:`~smartcli.errors.SmartWarning`). A query that cannot be
+        searched raises :class:`~smartcli.search.queries.QueryError` (``details["index"]`` says
+        which) before any is scored."""
         self.current(with_encoder=True)
-        encoded = self.encoder.encode_queries(texts)
+        texts, encoded = encode_queries(self.encoder, queries)
         return self._ranked(encoded, texts, options)
 
     def search_image(self, load_picture: Callable[[int | None], object], options: SearchOptions) -> list[Hit]:

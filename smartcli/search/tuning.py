@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from smartcli import defaults
-from smartcli.errors import ErrorKind, SmartError
+from smartcli.errors import ErrorKind, QueryError, SmartError
 from smartcli.models.base import Encoded
 from smartcli.search.evaluate import JudgedQuery, matches, score_run
 from smartcli.search.scoring import Weights
@@ -88,6 +88,29 @@ class TuneResult:
     @property
     def final(self) -> Measured:
         return {"untuned": self.untuned, "weights": self.weights_only, "adapter": self.adapted}[self.chosen]
+
+
+def searchable(encoder, pairs: list[Pair]) -> tuple[list[Pair], dict[int, Encoded]]:
+    """The pairs whose query a search could answer (prepared and checked as a query session does
+    it: some characters, some word the model knows), and each one's encoding by ``id(pair)``."""
+    from smartcli.search.queries import check_encoded, encode_prepared, prepare_query
+
+    kept, texts = [], []
+    for pair in pairs:
+        try:
+            texts.append(prepare_query(pair.query))
+        except QueryError:
+            continue
+        kept.append(pair)
+    usable, encodings = [], {}
+    for pair, encoded in zip(kept, encode_prepared(encoder, texts)):
+        try:
+            check_encoded(encoded, 0, encoder.info.name)
+        except QueryError:
+            continue
+        usable.append(pair)
+        encodings[id(pair)] = encoded
+    return usable, encodings
 
 
 def split_pairs(pairs: list[Pair], held_back: float = defaults.TUNE_HELD_BACK) -> tuple[list[Pair], list[Pair]]:
@@ -159,9 +182,25 @@ def adapt(encoded: Encoded, adapter: Adapter | None) -> Encoded:
 
 
 def weight_grid() -> list[Weights]:
+    """The weights tune tries: the defaults, ``lambda_anchor`` 1 with each of ``TUNE_LAMBDA_LATE``,
+    and late-only, each scaled to the defaults' scale (:func:`on_default_scale`)."""
     grid = [Weights(defaults.LAMBDA_ANCHOR, defaults.LAMBDA_LATE)]
-    grid += [Weights(1.0, late) for late in defaults.TUNE_LAMBDA_LATE if Weights(1.0, late) not in grid]
-    return grid + [Weights(0.0, 1.0)]
+    for weights in [Weights(1.0, late) for late in defaults.TUNE_LAMBDA_LATE] + [Weights(0.0, 1.0)]:
+        scaled = on_default_scale(weights)
+        if scaled not in grid:
+            grid.append(scaled)
+    return grid
+
+
+def on_default_scale(weights: Weights) -> Weights:
+    """``weights`` times the factor that makes them sum to the defaults' sum (1 + 5): the same
+    ranking (every score is multiplied alike), and a score keeps its scale whatever tune chose
+    (6 is a page matching both ways perfectly), so a ``min_score`` keeps its meaning."""
+    total = weights.lambda_anchor + weights.lambda_late
+    if total <= 0:
+        return weights
+    factor = (defaults.LAMBDA_ANCHOR + defaults.LAMBDA_LATE) / total
+    return Weights(round(weights.lambda_anchor * factor, 4), round(weights.lambda_late * factor, 4))
 
 
 def measure(searcher, encoded: list[Encoded], pairs: list[Pair], grid: list[Weights], k: int = defaults.TOP_K) -> list[Measured]:
@@ -230,13 +269,14 @@ def hide_own_sentences(searcher, encoded: list[Encoded], pairs: list[Pair], full
             pairs[i].hidden_page = (page.pooled.astype(np.float32), as_stored(page.tokens, dtype))
     column = {index: c for c, index in enumerate(full.columns)}
     for i in wanted:
-        c = column.get(index_of[next(iter(pairs[i].pages))])
-        if c is None:
-            continue
         pooled, page_tokens = pairs[i].hidden_page
-        full.anchor[i, c] = float(encoded[i].pooled @ pooled)
         q = np.asarray(encoded[i].tokens, np.float32)
-        full.late[i, c] = float((q @ page_tokens.T).max(axis=1).mean())
+        for page in pairs[i].pages:  # every copy of the page: a search folds them into one hit
+            c = column.get(index_of[page])
+            if c is None:
+                continue
+            full.anchor[i, c] = float(encoded[i].pooled @ pooled)
+            full.late[i, c] = float((q @ page_tokens.T).max(axis=1).mean())
 
 
 def as_stored(tokens: np.ndarray, dtype: str) -> np.ndarray:
@@ -289,6 +329,9 @@ def tune(
     if init not in INITS:
         raise SmartError(ErrorKind.BAD_OPTION, f"unknown adapter initialisation {init!r} (known: {', '.join(INITS)})", option="init")
     started = time.monotonic()
+    encoder = searcher.encoder
+    report(f"encoding {len(pairs)} queries")
+    pairs, encodings = searchable(encoder, pairs)
     if len(pairs) < defaults.TUNE_MIN_PAIRS:
         raise SmartError(
             ErrorKind.BAD_INPUT,
@@ -296,10 +339,9 @@ def tune(
             pairs=len(pairs),
         )
     train, held = split_pairs(pairs)
-    encoder = searcher.encoder
-    report(f"encoding {len(pairs)} queries ({len(train)} to train on, {len(held)} held back)")
-    train_encoded = encoder.encode_queries([p.query for p in train])
-    held_encoded = encoder.encode_queries([p.query for p in held])
+    report(f"{len(train)} pairs to train on, {len(held)} held back")
+    train_encoded = [encodings[id(p)] for p in train]
+    held_encoded = [encodings[id(p)] for p in held]
     grid = weight_grid()
     measured = measure(searcher, held_encoded, held, grid)
     untuned, weights_only = measured[0], best_of(measured)

@@ -5,7 +5,8 @@ Collection layout (one point per encoded page or image)::
     vector "anchor"   [D] float32, cosine                 the page's pooled vector
     vector "tokens"   [T, D] multivector, MAX_SIM, dot    the page's token states, no HNSW graph
                       (m=0: it only rescores), float16 by default
-    payload           path, dirs (every ancestor folder, with a trailing "/"), name, page, kind, role,
+    payload           path, dirs (every ancestor folder, with a trailing "/"), name, path_bytes
+                      (only for a name that is not UTF-8), page, kind, role,
                       hash (the file's SHA-256), text, spans (character span of each token,
                       flattened), n_tokens (before reduction), pooled_from (tokens per stored
                       token, 1 when not reduced), model, fingerprint, origin (the store that wrote it)
@@ -30,6 +31,7 @@ import hashlib
 import math
 import os
 import socket
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -51,8 +53,44 @@ _NAMESPACE = uuid.UUID("5a3c1f2e-16d0-4b8e-9b0a-51a7c0ffee16")
 
 
 def point_id(path: str, page: int) -> str:
-    """The stable id of the point of ``page`` of ``path``."""
-    return str(uuid.uuid5(_NAMESPACE, f"{path}\x00{page}"))
+    """The stable id of the point of ``page`` of ``path`` (a name that is not UTF-8: by its bytes)."""
+    if is_utf8(path):
+        return str(uuid.uuid5(_NAMESPACE, f"{path}\x00{page}"))
+    # No UTF-8 path starts so (they are absolute): never the id of another page.
+    return str(uuid.uuid5(_NAMESPACE, f"bytes:{os.fsencode(path).hex()}\x00{page}"))
+
+
+# File names that are not UTF-8 reach Python as strings holding lone surrogates (os.fsdecode);
+# Qdrant's payload is UTF-8 text. Such a path is sent shown (each undecodable byte as \xNN) with
+# its exact bytes in "path_bytes", which the search side turns back into the path.
+
+
+def is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def payload_path(path: str) -> str:
+    """``path`` as UTF-8 text for Qdrant: itself, or shown with ``\\xNN`` for each byte that is not UTF-8."""
+    return path if is_utf8(path) else os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def path_fields(path: str) -> dict:
+    """The payload fields that place a point's file: path, dirs, name (and path_bytes where needed)."""
+    shown = payload_path(path)
+    fields = {"path": shown, "dirs": ancestors(shown), "name": os.path.basename(shown)}
+    if shown != path:
+        fields["path_bytes"] = os.fsencode(path).hex()
+    return fields
+
+
+def local_path(payload: dict) -> str:
+    """The file's path as this machine names it, from a point's payload."""
+    raw = payload.get("path_bytes")
+    return os.fsdecode(bytes.fromhex(raw)) if raw else payload["path"]
 
 
 def ancestors(path: str) -> list[str]:
@@ -138,13 +176,19 @@ def connect(target: Target):
     if target.local:
         entry = _LOCAL_CLIENTS.get(target.location)
         if entry is None:
+            if target.location != ":memory:":
+                check_qdrant_folder(target.location)
             try:
                 if target.location == ":memory:":
                     client = QdrantClient(location=":memory:")
                 else:
                     client = QdrantClient(path=target.location)
             except (RuntimeError, OSError) as exc:
+                if local_disk_full(exc):
+                    raise disk_full(target) from None
                 raise SmartError(ErrorKind.BACKEND_UNAVAILABLE, f"cannot open the Qdrant folder {target.location}: {_first(exc)}") from None
+            except Exception as exc:  # noqa: BLE001 - the client reading a meta.json it did not write
+                raise _foreign(target.location, f"its meta.json is not one Qdrant can read ({type(exc).__name__})") from None
             if not _LOCAL_CLIENTS:
                 import atexit
 
@@ -153,6 +197,55 @@ def connect(target: Target):
         entry[1] += 1
         return entry[0]
     return QdrantClient(url=target.location, api_key=target.api_key, timeout=int(math.ceil(target.timeout)), check_compatibility=False)
+
+
+# What Qdrant's embedded mode keeps in its folder (a lock file alone: a first open cut short).
+_QDRANT_ENTRIES = {"meta.json", "collection", ".lock"}
+
+
+def check_qdrant_folder(location: str) -> None:
+    """Refuse (STORE_FOREIGN) a folder that holds something and is not a Qdrant folder: nothing
+    in it is touched. A missing or empty folder is made one."""
+    import json
+
+    try:
+        entries = set(os.listdir(location))
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        raise _foreign(location, "it is a file, not a folder") from None
+    except OSError as exc:
+        raise SmartError(ErrorKind.BACKEND_UNAVAILABLE, f"cannot open the Qdrant folder {location}: {exc.strerror or exc}") from None
+    if entries <= {".lock"}:
+        return
+    if "meta.json" not in entries:
+        raise _foreign(location, "it holds files and no meta.json")
+    try:
+        with open(os.path.join(location, "meta.json"), encoding="utf-8") as f:
+            meta = json.load(f)
+    except OSError as exc:
+        raise SmartError(ErrorKind.BACKEND_UNAVAILABLE, f"cannot read {location}/meta.json: {exc.strerror or exc}") from None
+    except ValueError:
+        meta = None
+    if not (isinstance(meta, dict) and isinstance(meta.get("collections"), dict) and isinstance(meta.get("aliases", {}), dict)):
+        raise _foreign(location, "its meta.json is not Qdrant's")
+
+
+def _foreign(location: str, why: str) -> SmartError:
+    return SmartError(ErrorKind.STORE_FOREIGN, f"{location} is not a Qdrant folder ({why})", qdrant=True, path=location)
+
+
+def local_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc``, from Qdrant's embedded mode, says its disk is full (an OSError, or its SQLite's)."""
+    import errno
+
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower()
+
+
+def disk_full(target: Target) -> SmartError:
+    return SmartError(ErrorKind.DISK_FULL, f"no space left on the disk of the Qdrant folder {target.location}", path=target.location)
 
 
 def release(target: Target) -> None:
@@ -219,6 +312,13 @@ class Retrying:
             except SmartError:
                 raise
             except Exception as exc:  # noqa: BLE001 - sorted into transient and not below
+                if self.target.local and local_disk_full(exc):
+                    raise disk_full(self.target) from None
+                if self.target.local and isinstance(exc, sqlite3.DatabaseError):
+                    # The embedded engine's own SQLite file: not the store's catalog, never "the store is damaged".
+                    raise SmartError(
+                        ErrorKind.BACKEND_UNAVAILABLE, f"the Qdrant folder {self.target.location} failed to {what}: {_first(exc)}"
+                    ) from None
                 if not _transient(exc):
                     if isinstance(exc, UnexpectedResponse):
                         raise SmartError(
@@ -255,14 +355,25 @@ class CollectionSettings:
 
 
 def collection_model(client, collection: str, call: Retrying) -> tuple[ModelInfo, dict] | None:
-    """The model a collection was built with, and its smart metadata; None if there is no collection."""
+    """The model a collection was built with, and its smart metadata; None if there is no collection.
+    A collection without smart's metadata, or with metadata that is not smart's, is refused (BAD_INPUT)."""
     if not call("look up the collection", client.collection_exists, collection):
         return None
     config = call("read the collection", client.get_collection, collection).config
-    meta = (getattr(config, "metadata", None) or {}).get("smart")
+    metadata = getattr(config, "metadata", None)
+    meta = metadata.get("smart") if isinstance(metadata, dict) else None
     if not meta:
         raise SmartError(ErrorKind.BAD_INPUT, f"the Qdrant collection {collection!r} was not made by smart (no smart metadata)")
-    return ModelInfo(**meta["model"]), meta
+    try:
+        info = ModelInfo(**meta["model"])
+        if not (isinstance(info.fingerprint, str) and isinstance(info.dims, int) and isinstance(info.spec, str)):
+            raise TypeError("a model without its fingerprint, dims or spec")
+    except (TypeError, KeyError) as exc:
+        raise SmartError(
+            ErrorKind.BAD_INPUT,
+            f"the Qdrant collection {collection!r} has smart metadata this version cannot read, damaged or of another program ({_first(exc)})",
+        ) from None
+    return info, meta
 
 
 def ensure_collection(client, collection: str, info: ModelInfo, settings: CollectionSettings, call: Retrying, local: bool) -> dict:
@@ -337,7 +448,7 @@ class SyncSummary:
 
 def origin_of(store) -> str:
     """This store, on this machine: the tag its points carry."""
-    return hashlib.sha1(f"{socket.gethostname()}:{store.root.resolve()}".encode()).hexdigest()[:16]
+    return hashlib.sha1(f"{socket.gethostname()}:".encode() + os.fsencode(store.root.resolve())).hexdigest()[:16]
 
 
 def _versions(store) -> dict[str, tuple]:
@@ -414,7 +525,7 @@ def sync_store(
 def _points(store, items, info: ModelInfo, limit: int, origin: str):
     from qdrant_client import models
 
-    points, reduced, size = [], 0, 0
+    points, paths, reduced, size = [], [], 0, 0
     by_segment: dict[str, list] = {}
     for item in items:
         by_segment.setdefault(item.segment, []).append(item)
@@ -433,9 +544,7 @@ def _points(store, items, info: ModelInfo, limit: int, origin: str):
                         id=point_id(item.path, item.page),
                         vector={"anchor": anchor.astype(np.float32).tolist(), "tokens": tokens.tolist()},
                         payload={
-                            "path": item.path,
-                            "dirs": ancestors(item.path),
-                            "name": os.path.basename(item.path),
+                            **path_fields(item.path),
                             "page": item.page,
                             "kind": item.kind,
                             "role": item.role,
@@ -450,7 +559,8 @@ def _points(store, items, info: ModelInfo, limit: int, origin: str):
                         },
                     )
                 )
+                paths.append(item.path)
     sha = file_hashes(store)
-    for point in points:
-        point.payload["hash"] = sha.get(point.payload["path"])
+    for point, path in zip(points, paths):
+        point.payload["hash"] = sha.get(path)
     return points, reduced, size

@@ -34,6 +34,7 @@ be unit vectors.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import time
@@ -45,7 +46,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from smartcli.errors import StoreDamaged, first_line
+from smartcli.errors import ErrorKind, SmartError, StoreDamaged, first_line
 from smartcli.store.formats import BINARY_SHRINK, TOKEN_FORMATS, decode_binary, encode_binary, encode_int8
 
 # The layout above; recorded in every file (the catalog's schema has its own version).
@@ -98,6 +99,16 @@ class Damage(NamedTuple):
         return f"{where}: {self.dataset + ': ' if self.dataset else ''}{self.problem}"
 
 
+def unreadable(path: Path) -> SmartError:
+    """This user may not read segment ``path`` (PERMISSION_DENIED, never damage)."""
+    return SmartError(
+        ErrorKind.PERMISSION_DENIED,
+        f"no permission to read segment {path.name} of the store at {path.parent.parent} (permission denied)",
+        segment=path.stem,
+        path=str(path.parent.parent),
+    )
+
+
 def damaged(name: str, problem: str, dataset: str | None = None, roots=None) -> StoreDamaged:
     """The error of a damaged segment; ``details`` name it (``segment``, ``dataset``)."""
     where = f"{dataset} " if dataset else ""
@@ -133,6 +144,8 @@ class Segment:
         except (OSError, ValueError) as exc:
             if not path.exists():  # deleted (a compaction's retired file past its grace time), not damaged
                 raise StoreDamaged(f"segment {path} is missing", segment=self.name, missing=True) from None
+            if getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM) or not os.access(path, os.R_OK):
+                raise unreadable(path) from None  # a permission problem is never damage: nothing to rebuild
             raise damaged(self.name, f"cannot be read as HDF5 ({first_line(exc)})") from None
         self._offsets: np.ndarray | None = None
         self._crcs: dict = {}

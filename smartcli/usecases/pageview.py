@@ -3,7 +3,9 @@ hit's token matches lie on it."""
 
 from __future__ import annotations
 
+import gzip
 import os
+from typing import BinaryIO
 
 from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError
@@ -43,6 +45,32 @@ class PageView:
             return render_png(item.path, item.kind, item.page, width)
         except (UnreadableFile, OSError) as exc:
             raise SmartError(ErrorKind.NOT_FOUND, f"{item.path}: {exc}", path=item.path) from None
+
+    def open_file(self, item) -> tuple[BinaryIO, int | None]:
+        """The file of ``item`` (from :meth:`item_by_id`) open for reading, and its length: the
+        document itself, decompressed for a gzipped one (length None). The rules of
+        :meth:`item_by_id` are checked again on the open file, so that a file swapped between
+        the check and the open is never read. Raises a NOT_FOUND :class:`~smartcli.errors.SmartError`."""
+        from smartcli.ingest.files import GZIP_SUFFIX, UnreadableFile, document_suffix, open_regular
+
+        searcher = self.session.current()
+        origin = reads.item_origin(searcher.store, item.item_id)
+        gone = SmartError(ErrorKind.NOT_FOUND, f"{item.path} changed or moved since it was indexed", path=item.path)
+        try:
+            fd = open_regular(item.path)
+        except (UnreadableFile, OSError):
+            raise gone from None
+        try:
+            real = _real_path_of_open_file(fd, item.path)
+            if origin is None or not _unchanged(os.fstat(fd), origin) or real is None or not _inside(real, searcher.store.roots):
+                raise gone
+            f = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+        if (document_suffix(item.path) or "").endswith(GZIP_SUFFIX):
+            return _Decompressed(f), None
+        return f, origin["size"]
 
     def marks(self, item, matches) -> dict:
         """Where each query token's match lies on the page, as fractions of its width and height
@@ -112,6 +140,20 @@ def _word_marks(words, matches) -> list[dict]:
     return marked
 
 
+class _Decompressed(gzip.GzipFile):
+    """A gzipped file's content; closing it closes the file too."""
+
+    def __init__(self, source: BinaryIO):
+        super().__init__(fileobj=source, mode="rb")
+        self._source = source
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._source.close()
+
+
 def _shown_file(path: str, origin: dict, roots: list[str]) -> bool:
     """Whether the viewer may read ``path``: unchanged since indexing (same size and mtime, so not
     swapped for a link to another file) and, links resolved, under an indexed path."""
@@ -119,11 +161,30 @@ def _shown_file(path: str, origin: dict, roots: list[str]) -> bool:
         st = os.stat(path)
     except OSError:
         return False
-    if (st.st_size, st.st_mtime_ns) != (origin["size"], origin["mtime_ns"]):
-        return False
-    real = os.path.realpath(path)
+    return _unchanged(st, origin) and _inside(os.path.realpath(path), roots)
+
+
+def _unchanged(st: os.stat_result, origin: dict) -> bool:
+    return (st.st_size, st.st_mtime_ns) == (origin["size"], origin["mtime_ns"])
+
+
+def _inside(real: str, roots: list[str]) -> bool:
     for root in roots:
         top = os.path.realpath(root)
         if real == top or real.startswith(top.rstrip(os.sep) + os.sep):
             return True
     return False
+
+
+def _real_path_of_open_file(fd: int, path: str) -> str | None:
+    """The real path of the file open as ``fd``: through /proc where there is one, else ``path``
+    resolved, if it still names that very file (None otherwise)."""
+    by_descriptor = f"/proc/self/fd/{fd}"
+    if os.path.exists(by_descriptor):
+        return os.readlink(by_descriptor)
+    real = os.path.realpath(path)
+    try:
+        st, opened = os.stat(real), os.fstat(fd)
+    except OSError:
+        return None
+    return real if (st.st_dev, st.st_ino) == (opened.st_dev, opened.st_ino) else None

@@ -39,7 +39,7 @@ class Status:
     bytes: int
     bytes_per_item: int | None
     updated: float | None
-    changed_on_disk: dict[str, int]
+    changed_on_disk: dict[str, int]  # modified, missing, new, touched (a new date, the same content)
     # {"path", "code" (store/skips.py), "detail", "reason" (the code and detail in words)}
     skipped: list[dict] = field(default_factory=list)
     partly_indexed: list[dict] = field(default_factory=list)
@@ -74,7 +74,8 @@ class VerifyReport:
     """What :meth:`Index.verify` read and found (``smart status --verify``).
 
     ``damaged``: one entry per problem, ``{"segment": name or None (the catalog), "dataset":
-    the dataset, or "page P of F" for a page's text, or None, "problem": what is wrong}``.
+    the dataset, or "page P of F" for a page's text, or the tuning's adapter file, or None,
+    "problem": what is wrong, "part": "segment", "text", "catalog" or "tuning"}``.
     """
 
     store: str
@@ -109,14 +110,23 @@ def unencoded(root: Path) -> list[Unencoded]:
 def verify(root: Path, on_segment=None) -> VerifyReport:
     """Read every segment and page text and check them; nothing is changed."""
     started = time.monotonic()
+    from smartcli.store.tuning import tuning_problem
+
     with reading_snapshot(root) as store:
         found, counts = integrity.check(store, thorough=True, on_segment=on_segment)
-    return VerifyReport(
-        store=str(root),
-        seconds=round(time.monotonic() - started, 3),
-        damaged=[{"segment": d.segment, "dataset": d.dataset, "problem": d.problem} for d in found],
-        **counts,
-    )
+        tuning = tuning_problem(store)
+    damaged = [{"segment": d.segment, "dataset": d.dataset, "problem": d.problem, "part": integrity.part_of(d)} for d in found]
+    if tuning is not None:
+        damaged.append(
+            {
+                "segment": None,
+                "dataset": tuning.details["adapter"],
+                "problem": str(tuning),
+                "part": "tuning",
+                "reason": tuning.details["reason"],
+            }
+        )
+    return VerifyReport(store=str(root), seconds=round(time.monotonic() - started, 3), damaged=damaged, **counts)
 
 
 def evaluate(session: QuerySession, queries, k: int, lambda_anchor: float | None, lambda_late: float | None, sweep: bool):
@@ -179,31 +189,48 @@ def _changed_on_disk(files: list[dict], roots: list[str]) -> dict[str, int]:
     """Indexed files modified or missing since, and files under the roots not indexed yet."""
     from smartcli.ingest.discovery import discover
 
-    modified = missing = 0
+    modified = missing = touched = 0
     for f in files:
         try:
             st = os.stat(f["path"])
         except OSError:
             missing += 1
             continue
-        if (st.st_size, st.st_mtime_ns) != (f["size"], f["mtime_ns"]):
+        if (st.st_size, st.st_mtime_ns) == (f["size"], f["mtime_ns"]):
+            continue
+        # A new date on the same size: read it, as `smart index` would, before calling it modified.
+        if st.st_size == f["size"] and f["sha256"] and _sha256_or_none(f["path"]) == f["sha256"]:
+            touched += 1
+        else:
             modified += 1
     known = {f["path"] for f in files}
     sources, _ = discover(roots) if roots else ([], [])
-    return {"modified": modified, "missing": missing, "new": sum(1 for s in sources if s.path not in known)}
+    return {"modified": modified, "missing": missing, "new": sum(1 for s in sources if s.path not in known), "touched": touched}
+
+
+def _sha256_or_none(path: str) -> str | None:
+    from smartcli.ingest.files import UnreadableFile, file_sha256
+
+    try:
+        return file_sha256(path)
+    except (OSError, UnreadableFile):  # unreadable now: not known to be the same
+        return None
 
 
 def _ocr_counts(store: Store, not_encoded: dict[str, int]) -> dict:
     from smartcli.store.notes import Note
 
     by_language = reads.ocr_counts(store)
-    return {
-        "pages": sum(by_language.values()),
+    counts = {
+        "pages": sum(by_language.values()),  # text from OCR
         "by_language": by_language,
         "missing_language_data": not_encoded.get(Note.OCR_MISSING_LANGUAGE.value, 0),
         "nothing_found": not_encoded.get(Note.OCR_NO_TEXT.value, 0),
         "unreadable": not_encoded.get(Note.OCR_UNREADABLE.value, 0),
     }
+    # Pages OCR read, as `smart index` counts them ("N pages through OCR, text from M").
+    counts["attempted"] = counts["pages"] + counts["nothing_found"] + counts["unreadable"]
+    return counts
 
 
 def _file_problem(f: dict) -> dict:
@@ -211,10 +238,13 @@ def _file_problem(f: dict) -> dict:
 
 
 def _tuning_status(store: Store) -> dict | None:
-    from smartcli.store.tuning import read_tuning
+    """What tune kept, and ``damage``: why it cannot be used, ``{"problem", "reason"}`` (None: it is used)."""
+    from smartcli.store.tuning import read_tuning, tuning_problem
 
     record = read_tuning(store)
     if record is None:
         return None
     keys = ("lambda_anchor", "lambda_late", "variant", "adapter", "trained", "pairs", "held_back_pairs", "held_back")
-    return {key: record.get(key) for key in keys}
+    problem = tuning_problem(store)
+    damage = {"problem": str(problem), "reason": problem.details["reason"]} if problem else None
+    return {**{key: record.get(key) for key in keys}, "damage": damage}

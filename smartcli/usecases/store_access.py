@@ -31,10 +31,26 @@ def locate(path: str | os.PathLike | None, create: bool) -> tuple[Path, bool]:
     if found:
         return root, False
     if not create:
-        raise StoreMissing(f"no index at {root}")
+        raise StoreMissing(f"no index at {root}", path=str(root), holds_documents=holds_documents(root))
     fresh = not root.exists()
     _create(root)
     return root, fresh
+
+
+def holds_documents(root: Path, look_at: int = 1000) -> bool:
+    """Whether ``root`` is a folder of documents (a file of an indexable type among the first
+    ``look_at`` entries of it and its subfolders): a folder passed as a store by mistake."""
+    from smartcli.ingest.discovery import kind_of
+
+    seen = 0
+    for folder, subfolders, names in os.walk(root):
+        for name in names:
+            if kind_of(os.path.join(folder, name)) is not None:
+                return True
+        seen += len(names) + len(subfolders)
+        if seen >= look_at:
+            return False
+    return False
 
 
 def _create(root: Path) -> None:

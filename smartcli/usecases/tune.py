@@ -96,7 +96,7 @@ def reset(root: Path, wait: bool) -> bool:
 
 def _gather_pairs(searcher, request: TuneRequest, raw_user: list, events: UpdateEvents) -> tuple[list, dict]:
     """The pairs to learn from, and per source what was found (the summary's ``pairs``)."""
-    from smartcli.ingest.outlines import body_pairs, mine_indexed
+    from smartcli.ingest.outlines import body_pairs, copies_of, mine_indexed
     from smartcli.search.tuning import Pair, match_user_pairs
 
     used: list = []
@@ -108,14 +108,19 @@ def _gather_pairs(searcher, request: TuneRequest, raw_user: list, events: Update
         used += [Pair(query, pages) for query, pages in found]
         counts["outline"] = report.as_json()
         dropped = ", ".join(f"{n} {k}" for k, n in sorted(report.dropped.items())) or "none"
+        copies = f", {report.copies} copies counted once" if report.copies else ""
         events.message(
-            f"{report.pairs} pairs from the outlines of {report.with_outline} of {report.files} PDFs ({report.entries} entries; dropped: {dropped})"
+            f"{report.pairs} pairs from the outlines of {report.with_outline} of {report.files} PDFs{copies} "
+            f"({report.entries} entries; dropped: {dropped})"
         )
     if request.body:
-        cut = body_pairs([(item.path, item.page, item.text) for item in searcher.items])
-        used += [Pair(b.query, {(b.path, b.page)}, "body", b.hidden) for b in cut]
-        counts["body"] = {"pages": len(searcher.items), "pairs": len(cut)}
-        events.message(f"{len(cut)} pseudo-queries cut from the text of {len(searcher.items)} pages")
+        # A copy's pages are the same pages: cut once, found under any copy's path.
+        copies = copies_of(searcher.items)
+        pages = [(item.path, item.page, item.text) for item in searcher.items if item.path in copies]
+        cut = body_pairs(pages)
+        used += [Pair(b.query, {(path, b.page) for path in copies[b.path]}, "body", b.hidden) for b in cut]
+        counts["body"] = {"pages": len(pages), "pairs": len(cut)}
+        events.message(f"{len(cut)} pseudo-queries cut from the text of {len(pages)} pages")
     if raw_user:
         user, unmatched = match_user_pairs(raw_user, searcher.items)
         used += user

@@ -62,7 +62,7 @@ def test_images_are_recorded_but_not_encoded_and_said_once(sample_store, tmp_pat
     assert status["encoded_items"] == 13 and status["items"] == 15
     assert status["not_encoded"] == {"image_without_text": 2}  # a stable code; the presenter words it
     assert status["model"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert status["changed_on_disk"] == {"modified": 0, "missing": 0, "new": 0}
+    assert status["changed_on_disk"] == {"modified": 0, "missing": 0, "new": 0, "touched": 0}
 
 
 def test_bad_pdf_does_not_stop_the_run(tmp_path):

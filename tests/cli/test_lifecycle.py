@@ -46,7 +46,7 @@ def test_add_modify_delete_rename_copy_encode_only_new_content(tmp_path):
     os.utime(corpus / "hobbies" / "bicycle-maintenance.pdf", ns=(1, 1))  # touched: new mtime, same content
 
     before = status(store)
-    assert before["changed_on_disk"] == {"modified": 2, "missing": 2, "new": 3}
+    assert before["changed_on_disk"] == {"modified": 1, "missing": 2, "new": 3, "touched": 1}
     plan = json.loads(run_smart("index", corpus, "--store", store, "--dry-run", "--json", "--ocr", "never", check=True).stdout)
     assert plan["add"] == [str(corpus / "new.pdf")]
     assert plan["update"] == [str(corpus / "hobbies" / "sourdough.pdf")]
@@ -76,7 +76,7 @@ def test_add_modify_delete_rename_copy_encode_only_new_content(tmp_path):
     assert after["encoded_items"] == 13 - 2 - 3 + 1 + 1 + 3  # sourdough now has one page; copy shares three
     assert after["shared_items"] == 3
     assert after["garbage_rows"] == 0 and after["segments"] == 1
-    assert after["changed_on_disk"] == {"modified": 0, "missing": 0, "new": 0}
+    assert after["changed_on_disk"] == {"modified": 0, "missing": 0, "new": 0, "touched": 0}
 
     queries = "\n".join(
         json.dumps({"qid": qid, "query": q})

@@ -82,7 +82,14 @@ def test_scanned_page_and_picture_of_text_are_found_by_their_words(scans, tmp_pa
         ("whiteboard.png", 1),
     ]
     status = json.loads(run_smart("status", "--store", store, "--json", check=True).stdout)
-    assert status["ocr"] == {"pages": 2, "by_language": {"eng": 2}, "missing_language_data": 0, "nothing_found": 0, "unreadable": 0}
+    assert status["ocr"] == {
+        "pages": 2,
+        "by_language": {"eng": 2},
+        "missing_language_data": 0,
+        "nothing_found": 0,
+        "unreadable": 0,
+        "attempted": 2,
+    }
 
     again = json.loads(run_smart("index", scans, "--store", store, "--json").stdout)
     assert again["unchanged"] == 3 and again["ocr"]["attempted"] == 0  # OCR text is kept, not redone

@@ -2,24 +2,31 @@
 would pass them (tests/e2e/test_serve_browser.py runs the real server under a real browser)."""
 
 import contextlib
+import gzip
+import http.client
 import io
 import json
 import os
 import shutil
+import socket
+import stat
 import threading
+import time
 import urllib.request
+from pathlib import Path
 
 import pymupdf
 import pytest
 from PIL import Image
 
 from smartcli import Index
-from smartcli.cli.web import PictureCache, ViewApp, make_server
+from smartcli.cli.web import PictureCache, ViewApp
+from smartcli.cli.web_server import make_server
 from tests.conftest import SAMPLE_CORPUS, run_smart
 
 QUERY = "how do I change the default terminal"  # the README's example
 LOCAL = {"Host": "127.0.0.1:8765"}
-EXTRAS = {"id", "thumbnail", "picture", "file_url", "marks"}
+EXTRAS = {"id", "thumbnail", "picture", "file_url", "marks", "near_duplicate_of"}
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +66,7 @@ def api(app, query, **params):
 def without_extras(answer):
     """The answer without the web view's own fields, and with scores to 5 decimals: a warm server scores
     1-bit states with the compiled kernel, a one-query CLI run with numpy; they agree to 1e-5."""
+    assert answer.pop("withheld") == 0
     return rounded(dict(answer, results=[{k: v for k, v in r.items() if k not in EXTRAS} for r in answer["results"]]))
 
 
@@ -84,7 +92,7 @@ def test_search_api_returns_what_smart_search_json_prints(served):
         assert without_extras(answer) == rounded(printed)
         for result in answer["results"]:
             assert result["thumbnail"] == f"/thumb/{result['id']}.png" and result["picture"] == f"/page/{result['id']}.png"
-            assert result["file_url"].startswith("file://") and result["file_url"].endswith(f"#page={result['page']}")
+            assert result["file_url"] == f"/file/{result['id']}#page={result['page']}"
 
 
 def test_scope_and_like_follow_the_cli(served):
@@ -169,7 +177,9 @@ def test_only_indexed_pages_by_id_anything_else_is_404(served, tmp_path):
     assert get(app, "/api/search?like=../x").status == 400
 
 
-def test_a_file_swapped_for_a_link_out_of_the_indexed_folders_is_404(tmp_path):
+def test_a_file_linked_from_outside_the_indexed_folders_is_not_shown_in_any_way(tmp_path):
+    """One rule for a page's text, picture and file: a file whose real path lies outside the
+    indexed folders (or that changed since indexing) is left out of the answer, not only its picture."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(SAMPLE_CORPUS / "houseplants.pdf", corpus / "plants.pdf")
@@ -179,16 +189,26 @@ def test_a_file_swapped_for_a_link_out_of_the_indexed_folders_is_404(tmp_path):
     (corpus / "linked").symlink_to(outside)  # a folder link out of the indexed path
     store = tmp_path / "store"
     run_smart("index", corpus, "--store", store, "--ocr", "never", check=True)
+    printed = json.loads(run_smart("search", "sourdough starter", "--store", store, "--json", check=True).stdout)
+    secret_snippet = next(r["snippet"] for r in printed["results"] if r["file"] == "secret.pdf")  # the owner's CLI shows it
     with viewing(store, tmp_path / "pictures") as app:
-        results = api(app, "sourdough starter", k="10")["results"]
-        inside = next(r for r in results if r["file"] == "plants.pdf")
-        linked = next(r for r in results if r["file"] == "secret.pdf")
-        assert get(app, inside["thumbnail"]).status == 200
-        assert get(app, linked["thumbnail"]).status == 404  # resolves outside the indexed folder
+        response = get(app, "/api/search?q=sourdough+starter&k=10&explain=1")
+        answer = response.json()
+        assert {r["file"] for r in answer["results"]} == {"plants.pdf"}
+        assert answer["withheld"] == sum(r["file"] == "secret.pdf" for r in printed["results"]) >= 1
+        assert b"secret" not in response.body and secret_snippet[:40].encode() not in response.body
+        linked_id = app.call(app.index.item, str(corpus / "linked" / "secret.pdf"), 1).item_id
+        for target in (f"/thumb/{linked_id}.png", f"/page/{linked_id}.png", f"/file/{linked_id}", f"/api/search?like={linked_id}"):
+            assert get(app, target).status == 404, target
+        inside = answer["results"][0]
+        assert get(app, inside["thumbnail"]).status == 200 and inside["file_url"] == f"/file/{inside['id']}#page={inside['page']}"
+        assert get(app, inside["file_url"].split("#")[0]).read() == (corpus / "plants.pdf").read_bytes()
         os.unlink(corpus / "plants.pdf")
-        (corpus / "plants.pdf").symlink_to(outside / "secret.pdf")
-        assert get(app, inside["thumbnail"]).status == 404
-        assert get(app, inside["picture"]).status == 404
+        (corpus / "plants.pdf").symlink_to(outside / "secret.pdf")  # swapped for a link out, after indexing
+        for route in ("thumbnail", "picture"):
+            assert get(app, inside[route]).status == 404
+        assert get(app, inside["file_url"].split("#")[0]).status == 404
+        assert api(app, "sourdough starter", k="10")["results"] == []
 
 
 def test_a_hostile_file_name_reaches_the_page_escaped(tmp_path):
@@ -230,6 +250,21 @@ def check_token(guarded, known):
     assert get(guarded, "/api/search?q=wifi", {"Authorization": "Bearer s3cret-token"}).status == 200
 
 
+def test_the_token_cookie_is_named_for_the_port_so_two_servers_keep_theirs(served):
+    app, _, _ = served
+    with (
+        viewing(app.index.path, app.cache.folder, token="token-a") as first,
+        viewing(app.index.path, app.cache.folder, token="token-b") as second,
+    ):
+        first.bound(8765)
+        second.bound(9000)
+        assert get(first, "/?token=token-a", {}).headers["Set-Cookie"].startswith("smart_token_8765=token-a;")
+        assert get(second, "/?token=token-b", {}).headers["Set-Cookie"].startswith("smart_token_9000=token-b;")
+        both = {"Cookie": "smart_token_8765=token-a; smart_token_9000=token-b"}  # a browser sends a host's cookies to every port
+        assert get(first, "/api/search?q=wifi", both).status == 200 and get(second, "/api/search?q=wifi", both).status == 200
+        assert get(first, "/api/search?q=wifi", {"Cookie": "smart_token_9000=token-b"}).status == 403
+
+
 def test_loopback_server_refuses_foreign_host_headers_and_limits_queries(served):
     app, _, _ = served
     assert get(app, "/", {"Host": "evil.example:8765"}).status == 403  # DNS rebinding
@@ -242,21 +277,69 @@ def test_loopback_server_refuses_foreign_host_headers_and_limits_queries(served)
     assert app.handle("POST", "/api/search?q=wifi", LOCAL).status == 405
 
 
-def test_the_socket_server_serves_the_app(served):
-    app, _, _ = served
-    server = make_server(app, "127.0.0.1", 0)
+@contextlib.contextmanager
+def listening(app, **limits):
+    server = make_server(app, "127.0.0.1", 0, **limits)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_socket_server_serves_the_app(served):
+    app, _, _ = served
+    with listening(app) as port:
+        base = f"http://127.0.0.1:{port}"
         with urllib.request.urlopen(base + "/") as response:
             assert response.status == 200 and b"/static/app.js" in response.read()
             assert "default-src 'none'" in response.headers["Content-Security-Policy"]
         with urllib.request.urlopen(base + "/api/search?q=wifi&k=2") as response:
-            assert len(json.loads(response.read())["results"]) == 2
-    finally:
-        server.shutdown()
-        server.server_close()
+            results = json.loads(response.read())["results"]
+            assert len(results) == 2
+        # Keep-alive: several requests on one connection, a HEAD among them, and a whole file.
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("HEAD", "/static/style.css")
+        head = connection.getresponse()
+        assert head.status == 200 and head.read() == b"" and int(head.headers["Content-Length"]) > 0
+        connection.request("GET", results[0]["file_url"].split("#")[0])
+        answer = connection.getresponse()
+        assert answer.status == 200 and answer.read() == Path(results[0]["path"]).read_bytes()
+        connection.request("GET", "/nothing")
+        assert connection.getresponse().status == 404
+        connection.close()
+
+
+def raw(port: int, data: bytes, read_for: float = 5.0) -> bytes:
+    """Send ``data`` and read until the server closes the connection (or ``read_for`` passes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=read_for) as sock:
+        sock.sendall(data)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except TimeoutError:
+            received += b"<still open>"
+        return received
+
+
+def test_the_socket_server_times_out_idle_and_slow_clients_and_refuses_garbage(served):
+    app, _, _ = served
+    with listening(app, request_timeout=1.0) as port:
+        started = time.monotonic()
+        assert raw(port, b"") == b""  # connected, said nothing: closed after the request timeout
+        assert raw(port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ") == b""  # half a head: the same
+        assert time.monotonic() - started < 8
+        assert raw(port, b"NOT HTTP AT ALL\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+        assert raw(port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Big: " + b"a" * 100_000 + b"\r\n\r\n").startswith(b"HTTP/1.1 431 ")
+        # A request with a body is answered (405), then the connection is closed, not read on.
+        posted = raw(port, b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nhello")
+        assert posted.startswith(b"HTTP/1.1 405 ") and not posted.endswith(b"<still open>")
+        # An answered keep-alive connection that then idles is closed too.
+        idle = raw(port, b"GET /static/style.css HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert idle.startswith(b"HTTP/1.1 200 ") and not idle.endswith(b"<still open>")
 
 
 @pytest.fixture(scope="module")
@@ -286,3 +369,122 @@ def test_image_model_stores_get_heat_maps_of_the_matched_patches(tiny_clip_store
             for patch, similarity in best.items():
                 assert heat["cells"][patch] == pytest.approx(similarity, abs=1e-5)
             assert_png_of_page(get(app, result["thumbnail"]), result, 320)
+
+
+@pytest.fixture(scope="module")
+def kinds_store(tmp_path_factory):
+    """One file of each kind a browser opens or saves, and an EPUB whose sections repeat."""
+    from tests.corpus import make_pdf
+    from tests.formats import write_epub, write_pdf_gz, write_svg
+
+    corpus = tmp_path_factory.mktemp("kinds") / "corpus"
+    corpus.mkdir()
+    make_pdf(corpus / "harbour.pdf", ["the harbour master logs every ship", "tides and moorings of the old harbour wall"])
+    write_pdf_gz(corpus / "lighthouse.pdf.gz", ["the lighthouse keeper trims the lamp at dusk", "fog signals of the lighthouse"])
+    write_svg(corpus / "compass rose.svg", "a compass rose with thirty two points for the navigator")
+    shutil.copy(SAMPLE_CORPUS / "photos" / "sunset.png", corpus / "sunset.png")
+    passage = (
+        "Before you sail, check the weather forecast, the tide tables and the moorings; tell the harbour master "
+        "where you are going and when you will be back, carry a radio, flares and a life jacket for everyone aboard"
+    )
+    chapters = [passage + f" (part {n})" for n in range(1, 5)] + ["knots: the bowline, the clove hitch and the reef knot for sailors"]
+    write_epub(corpus / "sailing.epub", chapters)
+    store = tmp_path_factory.mktemp("kinds-store") / "store"
+    run_smart("index", corpus, "--store", store, "--ocr", "never", check=True)
+    return store, corpus
+
+
+def test_the_file_itself_is_served_by_id_under_the_rules_of_its_pages(kinds_store, tmp_path):
+    store, corpus = kinds_store
+    with viewing(store, tmp_path / "pictures") as app:
+        results = api(app, "harbour lighthouse compass sailing", k="20")["results"]
+        by_file = {r["file"]: r for r in results}
+        expected = {
+            "harbour.pdf": ("application/pdf", "inline", (corpus / "harbour.pdf").read_bytes()),
+            "lighthouse.pdf.gz": ("application/pdf", "inline", gzip.decompress((corpus / "lighthouse.pdf.gz").read_bytes())),
+            "compass rose.svg": ("image/svg+xml", "inline", (corpus / "compass rose.svg").read_bytes()),
+            "sailing.epub": ("application/epub+zip", "attachment", (corpus / "sailing.epub").read_bytes()),
+        }
+        for name, (content_type, disposition, content) in expected.items():
+            result = by_file[name]
+            link = result["file_url"]
+            assert link.startswith(f"/file/{result['id']}")
+            assert link.endswith(f"#page={result['page']}") == content_type.endswith("pdf"), link
+            response = get(app, link.split("#")[0])
+            assert response.status == 200 and response.content_type == content_type, name
+            assert response.headers["Content-Disposition"].startswith(disposition + ";")
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            if content_type != "application/pdf":  # an SVG can hold script: it runs nowhere here
+                assert response.headers["Content-Security-Policy"].startswith("sandbox;")
+            assert response.read() == content, name
+        assert "filename*=UTF-8''compass%20rose.svg" in get(app, by_file["compass rose.svg"]["file_url"]).headers["Content-Disposition"]
+        harbour = by_file["harbour.pdf"]["id"]
+        for target in (
+            f"/file/{harbour}/../../etc/passwd",
+            f"/file/{harbour}.pdf",
+            "/file/999999",
+            "/file/-1",
+            "/file/%2e%2e/x",
+            f"/file/{harbour}/",
+        ):
+            assert get(app, target).status == 404, target
+        with viewing(store, tmp_path / "pictures", token="s3cret-token") as guarded:
+            assert get(guarded, f"/file/{harbour}", {}).status == 403
+            assert get(guarded, f"/file/{harbour}", {"Cookie": "smart_token=s3cret-token"}).status == 200
+        (corpus / "harbour.pdf").write_bytes((corpus / "harbour.pdf").read_bytes() + b"\n")  # changed since indexing
+        assert get(app, f"/file/{harbour}").status == 404
+
+
+def test_near_identical_passages_are_marked_to_fold_into_one_card(kinds_store, tmp_path):
+    store, _ = kinds_store
+    with viewing(store, tmp_path / "pictures") as app:
+        results = api(app, "check the weather and tide tables before you sail", k="8")["results"]
+        parts = [r for r in results if r["file"] == "sailing.epub" and "tide tables" in r["snippet"]]
+        assert len(parts) == 4
+        head = parts[0]
+        assert head["near_duplicate_of"] is None and all(r["near_duplicate_of"] == head["id"] for r in parts[1:])
+        others = [r for r in results if r not in parts]
+        assert others and all(r["near_duplicate_of"] is None for r in others)
+
+
+def test_near_duplicates_are_judged_by_shared_word_sequences():
+    from smartcli.cli.web import near_duplicates
+
+    passage = "tell the harbour master where you are going and when you will be back with the boat"
+    texts = [
+        passage,
+        "knots for sailors: the bowline and the clove hitch and the reef knot",
+        passage + " (part 2)",
+        passage.upper(),
+        "short",
+        "short",
+    ]
+    assert near_duplicates(texts) == [None, None, 0, 0, None, None]
+
+
+def test_the_picture_cache_is_private(sample_store, tmp_path):
+    store, _ = sample_store
+    folder = tmp_path / "cache" / "smart" / "pictures"
+    folder.mkdir(parents=True, mode=0o755)  # as an older version left it
+    folder.chmod(0o755)
+    (folder / "old.png").write_bytes(b"x")
+    with viewing(store, folder) as app:
+        result = api(app, QUERY, k="1")["results"][0]
+        assert get(app, result["thumbnail"]).status == 200
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    made = [p for p in folder.glob("*.png") if p.name != "old.png"]
+    assert made and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in made)
+    fresh = tmp_path / "fresh" / "smart" / "pictures"
+    fresh.parent.parent.mkdir()
+    with viewing(store, fresh) as app:
+        assert get(app, result["thumbnail"]).status == 200
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700 and stat.S_IMODE(fresh.parent.stat().st_mode) == 0o700
+
+
+def test_a_query_the_engine_cannot_take_is_an_answer_not_a_dropped_connection(served):
+    app, _, _ = served
+    for query in ("%01", "%E2%80%8B", "%C2%AD", "%7F", "%F0%9F%99%82"):
+        response = get(app, f"/api/search?q={query}")
+        assert response.status in (200, 400, 500) and response.content_type == "application/json", query
+        answer = json.loads(response.body, parse_constant=lambda name, query=query: pytest.fail(f"{name} in the answer to {query}"))
+        assert "error" in answer or "results" in answer

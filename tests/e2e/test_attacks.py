@@ -10,7 +10,7 @@ import pytest
 
 from smartcli import defaults
 from tests.attacks import text_bomb, text_page, xobject_bomb
-from tests.conftest import run_smart, run_smart_process
+from tests.conftest import copy_store, run_smart, run_smart_process
 
 
 def test_a_pdf_whose_text_never_ends_is_skipped_remembered_and_the_rest_committed(tmp_path):
@@ -322,3 +322,70 @@ def test_a_schema_2_store_on_a_read_only_mount_is_still_searched_and_verified(sm
     verified = run_smart_process("status", "--store", store, "--verify", "--json")
     assert verified.returncode == 0, verified.stderr
     assert json.loads(verified.stdout)["verify"]["damaged"] == []
+
+
+def test_a_full_disk_under_the_qdrant_folder_is_named_as_that_disk_and_the_sync_resumes(small_disk, sample_store, tmp_path):
+    """Issue 26, item 12: it was "no space left on the disk of the store" (the store's disk had room)."""
+    pytest.importorskip("qdrant_client")
+    store = copy_store(sample_store[0], tmp_path / "store")  # a sync records what Qdrant acknowledged
+    folder = small_disk / "qdrant"
+    filler = fill(small_disk, 40 * 1024)
+    full = run_smart_process("sync", "--store", store, "--qdrant", folder)
+    assert full.returncode == 7, full.stderr
+    assert full.stderr.strip() == (
+        f"smart: no space left on the disk of the Qdrant folder {folder}; free some space and run the same command again "
+        "(it resumes where it stopped)"
+    )
+    filler.unlink()
+    again = run_smart_process("sync", "--store", store, "--qdrant", folder, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["points"] == json.loads(run_smart("status", "--store", store, "--json").stdout)["encoded_items"]
+
+
+def test_an_svg_of_nested_use_elements_is_skipped_at_the_deadline_even_when_its_pages_are_counted(tmp_path):
+    """Issue 26 item 1: 15 levels of <use>, each drawing the one before four times (1.7 KB). The
+    progress total's page count opened it in the indexing process, outside the reader's deadline
+    and memory limit: still running at 400 s, 1.9 GB. Now it is counted in the reader's worker."""
+    import subprocess
+    import sys
+
+    from tests.attacks import svg_use_bomb
+    from tests.conftest import ROOT
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    bomb = svg_use_bomb(docs / "a-bomb.svg")
+    assert bomb.stat().st_size < 2_000
+    text_page(docs / "b-good.pdf", "sourdough starter feeding schedule")
+    command = [sys.executable, "-m", "smartcli", "index", str(docs), "--store", str(tmp_path / "store"), "--ocr", "never"]
+    try:
+        ran = subprocess.run([*command, "--read-timeout", "5", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.fail("smart index hung on the SVG of nested <use> elements")
+    assert ran.returncode == 3, ran.stderr
+    summary = json.loads(ran.stdout)
+    assert summary["added"] == 1
+    assert [(s["path"], s["reason"]) for s in summary["skipped"]] == [(str(bomb), "took longer than 5 s to read")]
+    # Refused while its pages were counted: not read a second time in the same run, nor in the next.
+    assert ran.stderr.count("a-bomb.svg") == 1, ran.stderr
+    again = subprocess.run([*command, "--json"], capture_output=True, text=True, cwd=ROOT, timeout=180)
+    assert "not read again until the file changes" in json.loads(again.stdout)["skipped"][0]["reason"]
+
+
+def test_an_svg_that_links_an_image_is_indexed_with_mupdfs_message_as_its_warning_and_json_stays_valid(tmp_path):
+    """Issue 26 item 4: MuPDF prints `svg: ignoring external image ...` on stdout, which was the
+    reader's message pipe: the parent waited out the deadline and skipped the file on every run,
+    and the line landed on `smart index --json`'s stdout (the page count read it in process)."""
+    from tests.attacks import svg_linking_an_image
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    linked = [svg_linking_an_image(docs / f"chart-{i}.svg", f"harbor tides chart number {i}") for i in range(3)]
+    result = run_smart_process("index", docs, "--store", tmp_path / "store", "--ocr", "never", "--read-timeout", "20", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)  # stdout holds the summary and nothing else
+    assert (summary["added"], summary["skipped"], summary["pages_encoded"]) == (3, [], 3)
+    for path in linked:  # each file's own warning, though MuPDF says the same for each
+        assert f"smart: {path}: svg: ignoring external image 'file:///etc/hostname'" in result.stderr.splitlines(), result.stderr
+    hits = run_smart_process("search", "harbor tides chart", "--store", tmp_path / "store", "--json", check=True)
+    assert len(json.loads(hits.stdout)["results"]) == 3

@@ -76,6 +76,11 @@ def test_index_throughput_smoke():
     assert "raw forward passes" in out and "ratio smart index / raw forward passes" in out and "ms CPU a page" in out
 
 
+def test_identical_files_smoke(tmp_path):
+    out = run_benchmark("identical_files.py", "--smoke", "--kind", "copies", "--workdir", tmp_path / "identical")
+    assert "     20 files" in out and "     40 files" in out and "CPU ms a file" in out and "start-up" in out
+
+
 def test_search_latency_smoke(tmp_path):
     out = run_benchmark("search_latency.py", "--smoke", "--workdir", tmp_path / "latency")
     assert "two-stage" in out and "exhaustive" in out and "peak resident memory" in out and "CPU median" in out
@@ -131,3 +136,19 @@ def test_tune_time_smoke(sample_store, judged):
 def test_long_file_memory_smoke(tmp_path):
     out = run_benchmark("long_file_memory.py", "--smoke", "--workdir", tmp_path / "long")
     assert "peak memory ratio" in out and "32 pages" in out and "CPU s" in out
+
+
+def test_watch_freshness_smoke():
+    out = run_benchmark("watch_freshness.py", "--smoke")
+    assert (
+        "freshness,     1-page PDF: median" in out
+        and "5-page PDF" in out
+        and "of one core (goal: under 1%)" in out
+        and "MB resident" in out
+    )
+
+
+def test_mcp_roundtrip_smoke(sample_store):
+    pytest.importorskip("mcp.server.mcpserver")
+    out = run_benchmark("mcp_roundtrip.py", "--smoke", "--store", sample_store[0])
+    assert "same pages in the same order for 3 of them" in out and "MCP round trip / smart search, median" in out and "server CPU" in out

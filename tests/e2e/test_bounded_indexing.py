@@ -226,3 +226,110 @@ def test_pages_without_text_are_read_again_only_when_the_ocr_mode_lets_them_be_r
     assert plan["update"] == [str(docs / "mixed.pdf")]
     now, _ = update_in_a_process(store, docs, "auto")
     assert now["updated"] == 1 and now["ocr"]["attempted"] == 2, now
+
+
+def _calls_to_index_identical_files(root: Path, count: int) -> tuple[int, dict]:
+    """Python function calls one `Index.update` makes over ``count`` empty PDFs and ``count`` copies
+    of an indexed PDF (no model work: the store's one real page is indexed first), and its summary."""
+    import cProfile
+    import pstats
+    import shutil
+
+    from smartcli import Index
+
+    docs = root / "docs"
+    docs.mkdir(parents=True)
+    original = make_pdf(docs / "original.pdf", ["the harbor timetable lists every ferry to the islands"])
+    index = Index.open(root / "store", create=True)
+    index.update([docs], ocr="never")
+    for i in range(count):
+        (docs / f"empty-{i:04d}.pdf").touch()
+        shutil.copy(original, docs / f"copy-{i:04d}.pdf")
+    profile = cProfile.Profile()
+    summary = profile.runcall(index.update, [docs], ocr="never")
+    return pstats.Stats(profile).total_calls, summary
+
+
+def test_identical_files_cost_each_the_same_so_a_run_is_linear_in_their_number(tmp_path):
+    """Issue 26 item 5: 10,000 copies took 52 s against 23 s for 5,000, and 100,000 empty PDFs were
+    still CPU-bound after 262 s with nothing committed: each file was looked up in lists of the
+    others, and a batch of files without pages was summed again for every file (and never full).
+    The shape without a clock: twice the files, twice the calls (benchmarks/identical_files.py times it)."""
+    small_calls, small = _calls_to_index_identical_files(tmp_path / "small", 150)
+    large_calls, large = _calls_to_index_identical_files(tmp_path / "large", 300)
+    assert (large.copied, len(large.skipped)) == (300, 300) and (small.copied, len(small.skipped)) == (150, 150)
+    assert {s.reason for s in large.skipped} == {"empty file"}
+    assert large_calls < 2.3 * small_calls, (small_calls, large_calls)
+
+    # A copy finds its content's indexed file through an index, never by scanning every file.
+    from smartcli.store.catalog import Store
+
+    with Store.open(tmp_path / "large" / "store") as store:
+        plan = store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM files WHERE sha256 = ? AND status = 'indexed' AND path != ? ORDER BY id LIMIT 1", ("x", "y")
+        ).fetchall()
+    assert "USING INDEX files_by_content (sha256=? AND status=?)" in str(plan), plan
+
+
+def test_files_without_pages_are_committed_in_batches_not_all_at_the_end(tmp_path):
+    """Issue 26 item 5: 100,000 empty files made one batch that was committed only at the run's
+    end. A file of no pages (skipped) counts one page toward the batch."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(30):
+        (docs / f"broken-{i:02d}.pdf").write_bytes(b"not a pdf %d" % i)  # each its own content: each read
+    from smartcli import Index, UpdateEvents, UpdateOptions
+
+    commits = []
+
+    class Events(UpdateEvents):
+        wants_progress = True
+
+        def committed(self, files, pages, encoded, total_pages):
+            commits.append(files)
+
+    summary = Index.open(tmp_path / "store", create=True).update([docs], UpdateOptions(ocr="never", batch_pages=8), events=Events())
+    assert len(summary.skipped) == 30
+    assert len(commits) == 4, commits  # 8 + 8 + 8 + 6 files
+
+
+def _segments(store: Path) -> set[str]:
+    return {p.name for p in (store / SEGMENT_DIR).glob("*.h5")}
+
+
+def _rebuild_killed_after_a_segment(docs: Path, store: Path) -> set[str]:
+    """Start `smart index --rebuild`, kill -9 it once it wrote a segment; the segments it left."""
+    before = _segments(store)
+    command = [sys.executable, "-m", "smartcli", "index", str(docs), "--store", str(store), "--ocr", "never", "--batch-pages", "2"]
+    smart = subprocess.Popen([*command, "--rebuild"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=ENV)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and smart.poll() is None and not {s for s in _segments(store) - before if s.startswith("seg-")}:
+            time.sleep(0.02)
+        assert smart.poll() is None, "the rebuild ended before it could be killed"
+        smart.send_signal(signal.SIGKILL)
+        smart.wait(timeout=60)
+    finally:
+        smart.kill()
+    return _segments(store) - before
+
+
+def test_a_killed_rebuilds_segments_are_removed_by_the_next_run_of_any_kind(tmp_path):
+    """Issue 26 item 13: segments written by a killed `--rebuild` stayed until a later rebuild
+    completed; a rebuild killed again and again piled them up."""
+    from tests.corpus import make_many_pdfs
+
+    docs, store = tmp_path / "docs", tmp_path / "store"
+    make_many_pdfs(docs, 40, seed=26, max_pages=2)
+    run_smart_process("index", docs, "--store", store, "--ocr", "never", env=ENV, check=True)
+    first = _rebuild_killed_after_a_segment(docs, store)
+    assert first
+    second = _rebuild_killed_after_a_segment(docs, store)  # a later rebuild, killed as well
+    assert second and not (first & _segments(store)), "the first killed rebuild's segments are still there"
+    run_smart_process("status", "--store", store, "--verify", env=ENV, check=True)
+    # A later run of another kind (here a compaction) removes the second's.
+    run_smart_process("compact", "--store", store, env=ENV, check=True)
+    assert not (second & _segments(store))
+    with sqlite3.connect(store / CATALOG) as conn:
+        named = {f"{r[0]}.h5" for r in conn.execute("SELECT name FROM segments UNION SELECT name FROM retired_segments")}
+    assert _segments(store) <= named

@@ -74,3 +74,19 @@ def test_ctrl_d_at_the_first_prompt_exits_cleanly(sample_store, tmp_path):
         term.send("\x04")
         assert term.wait() == 0
     assert "Traceback" not in term.output and "Error" not in term.output
+
+
+def test_a_query_that_cannot_be_searched_gets_its_line_and_the_prompt_goes_on(sample_store, tmp_path):
+    """Issue 26, item 2: it ended the prompt with `unexpected error: ValueError` (exit 1)."""
+    store, _ = sample_store
+    env = {"TERM": "xterm-256color", "XDG_STATE_HOME": str(tmp_path / "state")}
+    with Terminal("search", "--store", store, "-k", "1", env=env, columns=300) as term:
+        term.expect(PROMPT)
+        term.send("\U0001f99c\U0001f99c\n")
+        said = plain(term.expect(PROMPT))
+        assert "smart: the query has no word" in said
+        term.send("tyre pressure\n")
+        assert "bicycle-maintenance.pdf" in plain(term.expect(PROMPT))
+        term.send("\x04")
+        assert term.wait() == 0
+    assert "Traceback" not in term.output and "unexpected error" not in term.output

@@ -32,14 +32,14 @@ def running(pid):
 
 
 def ocr_workers_of(pid):
-    """Live OCR worker processes whose parent is ``pid`` (from /proc)."""
+    """Live worker processes (OCR, the reader) whose parent is ``pid`` (from /proc)."""
     workers = []
     for entry in os.listdir("/proc"):
         try:
             with open(f"/proc/{entry}/stat") as f:
                 parent = int(f.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                spawned = b"spawn_main" in f.read()
+                spawned = b"smartcli.ingest.worker" in f.read()
         except (OSError, ValueError, IndexError):
             continue
         if parent == pid and spawned:

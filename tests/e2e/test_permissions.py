@@ -106,3 +106,17 @@ def test_a_store_others_may_not_enter_is_refused_with_exit_9(other_user, foreign
         result = smart_as_other_user(other_user, *args)
         assert result.returncode == 9, (args, result.stderr)
         assert _one_error_line(result) == expected
+
+
+def test_a_segment_this_user_may_not_read_is_a_permission_problem_never_damage(other_user, foreign_store):
+    """Issue 26, item 12: a segment unreadable to this user was "damaged", and `--verify` advised
+    a rebuild; it is exit 9 with the permission hint, for search and --verify alike."""
+    _, store = foreign_store
+    (segment,) = (store / "segments").glob("*.h5")
+    segment.chmod(0)
+    expected = f"smart: no permission to read segment {segment.name} of the store at {store} (permission denied){HINT}"
+    for args in (("search", "sourdough", "--store", store), ("status", "--verify", "--store", store)):
+        result = smart_as_other_user(other_user, *args)
+        assert result.returncode == 9, (args, result.stderr)
+        assert _one_error_line(result) == expected
+        assert "damaged" not in result.stderr and "rebuild" not in result.stderr

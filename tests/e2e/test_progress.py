@@ -43,6 +43,51 @@ def test_a_piped_run_prints_plain_progress_whose_last_line_equals_the_summary(tm
     assert "\r" not in result.stderr and "\x1b" not in result.stderr  # plain lines, no bar drawing
 
 
+def test_progress_lines_during_a_long_file_show_its_pages_encoded_rising(tmp_path):
+    """Issue 23 item 3: a long file's slices are encoded and written ahead of its commit, but were
+    counted only at the commit: `0/703 pages done (0 encoded)` for 8 minutes, then a jump. Now pages
+    count as they are encoded, a stall repeats no line, and the last line's rate is the average."""
+    from tests.corpus import make_pdf
+
+    (tmp_path / "docs").mkdir()
+    make_pdf(tmp_path / "docs" / "long.pdf", [f"page {i} of the harbor ledger: ships, grain and timber" for i in range(1, 121)])
+    result = run_smart_process(
+        "index", tmp_path / "docs", "--store", tmp_path / "store", "--ocr", "never", "--batch-pages", "8", "--json", env=FAST
+    )
+    assert result.returncode == 0, result.stderr
+    lines = progress_lines(result.stderr)
+    during = [encoded for done, total, encoded, files in lines if files == 0]  # before the file's commit
+    assert len(set(during)) >= 3 and during == sorted(during) and during[-1] > 8, result.stderr
+    assert all(done == 0 for done, _, _, files in lines if files == 0)  # done: committed, and nothing is yet
+    assert lines[-1] == (120, 120, 120, 1)
+    printed = [line for line in result.stderr.splitlines() if LINE.match(line)]
+    assert all(a != b for a, b in zip(printed, printed[1:])), result.stderr  # no run of identical lines
+    last = re.search(r"([\d.]+) pages/s, in (\d+):(\d\d):(\d\d)$", printed[-1])
+    assert last, printed[-1]
+    rate, seconds = float(last.group(1)), int(last.group(2)) * 3600 + int(last.group(3)) * 60 + int(last.group(4))
+    assert 120 / (seconds + 0.5) - 0.05 <= rate <= 120 / max(seconds - 0.5, 0.1) + 0.05, printed[-1]
+
+
+def test_a_plain_ticker_prints_a_line_only_when_the_counts_changed():
+    from smartcli.cli.progress import PlainTicker, RunCounts
+
+    counts, emitted = RunCounts(), []
+    ticker = PlainTicker(counts, emitted.append, interval=0.05)
+    counts.started(100)
+    ticker.start()
+    time.sleep(0.5)  # a stall: one line, not ten
+    counts.encoded_now(8)
+    time.sleep(0.3)
+    counts.committed(1, 8, 8, 100)
+    time.sleep(0.3)
+    counts.finish()
+    ticker.stop(finished=True)
+    assert emitted[0].startswith("0/100 pages done (0 encoded)")
+    assert any(line.startswith("0/100 pages done (8 encoded)") for line in emitted), emitted
+    assert all(a != b for a, b in zip(emitted, emitted[1:])) and len(emitted) == 4, emitted
+    assert emitted[-1].startswith("8/100 pages done (8 encoded), 1 file committed") and ", in 0:00:0" in emitted[-1]
+
+
 def test_ctrl_c_says_how_many_files_were_committed_and_the_next_run_resumes(tmp_path):
     made = make_many_pdfs(tmp_path / "docs", 60, seed=15, max_pages=2)
     store = tmp_path / "store"

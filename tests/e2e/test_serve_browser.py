@@ -2,13 +2,11 @@
 Chromium driven by Selenium (chromium + chromium-driver, installed by .ci/run; no browser is
 downloaded). Screenshots are saved in tests/artifacts/ (and $SMART_SCREENSHOTS when set)."""
 
+import contextlib
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import threading
+import stat
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SAMPLE_CORPUS, run_smart
+from tests.serving import Served, status_of
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -29,54 +28,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-class Served:
-    """A `smart serve` process; ``url`` is the address it printed (with its token, if any)."""
-
-    def __init__(self, *args, env=None):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "smartcli", "serve", "--port", "0", "--no-open", *map(str, args)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env=dict(os.environ, **(env or {})),
-        )
-        self.lines = []
-        self.url = None
-        deadline = time.monotonic() + 300  # the model loads first, on a busy machine
-        while time.monotonic() < deadline:
-            line = self.process.stderr.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            found = re.search(r"at (http://\S+) \(Ctrl-C stops\)", line)
-            if found:
-                self.url = found.group(1)
-                break
-        assert self.url, "".join(self.lines)
-        threading.Thread(target=self.process.stderr.read, daemon=True).start()  # keep the pipe drained
-
-    @property
-    def base(self) -> str:
-        return self.url.split("?")[0].rstrip("/")
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(30)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-
-
-def status_of(url: str, headers=None) -> int:
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {})) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 @pytest.fixture(scope="module")
 def browser():
     from selenium import webdriver
@@ -86,6 +37,7 @@ def browser():
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000", "--disable-gpu"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console: refused loads show there
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     yield driver
     driver.quit()
@@ -185,9 +137,12 @@ def test_search_cards_thumbnails_and_boxed_words_in_a_real_browser(sample_store,
         rows = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#tokens tbody tr")]
         assert any(row.startswith("terminal terminal") for row in rows), rows
         assert any(row.startswith("default default") for row in rows), rows
-        link = browser.find_element(By.ID, "open-file").get_attribute("href")
-        assert link.startswith("file://") and link.endswith("terminal-guide.pdf#page=1")
+        link = browser.find_element(By.ID, "open-file")
+        assert link.get_attribute("href") == f"{served.base}/file/{answer['results'][0]['id']}#page=1"
+        assert link.text == "open the file at page 1"
         screenshot(browser, "serve-page.png")
+        opened = open_link_in_new_tab(browser, link)
+        assert opened == {"url": link.get_attribute("href"), "type": "application/pdf", "refused": []}, opened
 
         browser.find_element(By.ID, "more-like").click()
         wait_for(lambda: "pages like terminal-guide.pdf page 1" in browser.find_element(By.ID, "status").text, what="more like this")
@@ -195,6 +150,189 @@ def test_search_cards_thumbnails_and_boxed_words_in_a_real_browser(sample_store,
         assert cards and all("terminal-guide.pdf — page 1" not in c.text for c in cards)
     finally:
         assert served.stop() == 0
+
+
+@contextlib.contextmanager
+def clicked_into_new_tab(browser, link):
+    """Click ``link`` (it opens a tab) and look at the new tab until the block ends; yields the
+    loads the browser refused meanwhile ("Not allowed to load local resource")."""
+    first = browser.current_window_handle
+    browser.get_log("browser")  # what was logged before is not this link's
+    before = set(browser.window_handles)
+    link.click()
+    tab = wait_for(lambda: (set(browser.window_handles) - before or {None}).pop(), seconds=10, what="a new tab")
+    browser.switch_to.window(tab)
+    try:
+        wait_for(lambda: browser.execute_script("return document.readyState") == "complete", what="the file")
+        yield [entry["message"] for entry in browser.get_log("browser") if "Not allowed to load" in entry["message"]]
+    finally:
+        browser.close()
+        browser.switch_to.window(first)
+
+
+def open_link_in_new_tab(browser, link) -> dict:
+    """What clicking ``link`` shows: the new tab's address, its document's type, refused loads."""
+    with clicked_into_new_tab(browser, link) as refused:
+        return {"url": browser.current_url, "type": browser.execute_script("return document.contentType"), "refused": refused}
+
+
+def text_on_screen(browser) -> str:
+    """What the browser window shows, read by OCR (the PDF viewer draws the page; its text is not in the DOM)."""
+    import pymupdf
+
+    from smartcli.ingest.ocr import find_tessdata
+
+    picture = pymupdf.Pixmap(browser.get_screenshot_as_png())
+    data = picture.pdfocr_tobytes(compress=False, language="eng", tessdata=find_tessdata(["eng"]))
+    with pymupdf.open("pdf", data) as doc:
+        return " ".join(doc[0].get_text("text").split())
+
+
+def test_the_file_opens_in_the_browser_at_the_page(sample_store, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    store, _ = sample_store
+    served = Served("--store", store, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    try:
+        browser.get(served.url + "#q=wifi%20channels%20and%20interference")
+        cards = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#results .card"), what="result cards")
+        card = next(c for c in cards if "home-network.pdf — page 2" in c.text)
+        card.click()
+        link = wait_for(lambda: browser.find_element(By.ID, "open-file"), what="the page view")
+        with clicked_into_new_tab(browser, link) as refused:  # a file:// link: no tab, "Not allowed to load local resource"
+            assert refused == [] and browser.execute_script("return document.contentType") == "application/pdf"
+            shown = wait_for(
+                lambda: (lambda text: text if "Wi-Fi channels" in text else None)(text_on_screen(browser)), seconds=60, what="page 2"
+            )
+            assert "Setting up the router" not in shown  # page 1's heading: the viewer opened at page 2
+            screenshot(browser, "serve-file.png")
+        assert link.get_attribute("href") == f"{served.base}/file/{card.get_attribute('data-id')}#page=2"
+        assert link.text == "open the file at page 2"
+        browser.get(served.base + "/file/999999")
+        assert "not found" in browser.find_element(By.TAG_NAME, "body").text
+    finally:
+        assert served.stop() == 0
+
+
+def test_cards_titles_legend_and_near_identical_passages(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from tests.corpus import make_pdf
+    from tests.formats import write_epub
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    long_name = "Annual maintenance schedule for the community garden and its tool shed.pdf"
+    make_pdf(corpus / long_name, ["sharpen the garden shears and oil the hinges of the tool shed", "compost bins and the rain barrel"])
+    passage = (
+        "Before you sail, check the weather forecast, the tide tables and the moorings; tell the harbour master "
+        "where you are going and when you will be back, carry a radio, flares and a life jacket for everyone aboard"
+    )
+    write_epub(corpus / "sailing.epub", [passage + f" (part {n})" for n in range(1, 5)] + ["the bowline and the reef knot"])
+    store = tmp_path / "store"
+    run_smart("index", corpus, "--store", store, "--ocr", "never", check=True)
+    served = Served("--store", store, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    try:
+        browser.get(served.url + "#q=" + "check the tide tables before you sail and oil the tool shed hinges".replace(" ", "%20"))
+        cards = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#results .card"), what="result cards")
+        answer = api(served, "check the tide tables before you sail and oil the tool shed hinges")
+        repeated = [r for r in answer["results"] if "tide tables" in r["snippet"]]
+        assert len(repeated) == 4
+        folded = [c for c in cards if c.get_attribute("data-repeats")]
+        assert len(folded) == 1 and folded[0].get_attribute("data-repeats") == "4"
+        note = folded[0].find_element(By.CSS_SELECTOR, ".repeats").text
+        assert note.startswith("4 near-identical passages") and note.count("sailing.epub") == 3, note
+        assert len(cards) == len(answer["results"]) - 3
+        # Titles wrap between words: every line break of a title falls at a space.
+        titles = browser.find_elements(By.CSS_SELECTOR, "#results .card .file")
+        breaks = browser.execute_script(LINE_BREAKS, titles)
+        assert any(breaks), "no title is long enough to wrap: the test shows nothing"
+        for title, at in zip(titles, breaks):
+            text = title.text
+            assert all(text[i - 1] == " " or text[i] == " " for i in at), (text, at)
+        # The colour legend, from weak (blue) to strong (red), as the boxes are coloured.
+        legend = browser.find_element(By.ID, "legend")
+        assert legend.is_displayed() and "0.3 weak" in legend.text and "0.9 strong" in legend.text
+        scale = browser.find_element(By.CSS_SELECTOR, "#legend .legend-scale")
+        gradient = scale.value_of_css_property("background-image")
+        stops = [tuple(map(int, c)) for c in re.findall(r"rgb\((\d+), (\d+), (\d+)\)", gradient)]
+        assert gradient.startswith("linear-gradient") and len(stops) >= 2, gradient
+        assert max(stops[0]) == stops[0][2] and max(stops[-1]) == stops[-1][0], stops  # blue (weak) to red (strong)
+        screenshot(browser, "serve-cards.png")
+    finally:
+        assert served.stop() == 0
+
+
+# For each element, the offsets in its text where a new line starts (a character whose box sits
+# lower than the previous one's).
+LINE_BREAKS = """
+return arguments[0].map((element) => {
+  const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+  const tops = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (let i = 0; i < node.length; i++) {
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      const rects = range.getClientRects();
+      tops.push(rects.length ? rects[rects.length - 1].top : null);
+    }
+  }
+  const breaks = [];
+  let last = null;
+  tops.forEach((top, i) => {
+    if (top === null) return;
+    if (last !== null && top > last + 2) breaks.push(i);
+    last = top;
+  });
+  return breaks;
+});
+"""
+
+
+def test_the_token_is_required_on_loopback_and_the_browser_opens_with_it(sample_store, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    store, _ = sample_store
+    recorded = tmp_path / "browser-argv"
+    fake_browser = tmp_path / "browser"
+    fake_browser.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> {recorded}\n')
+    fake_browser.chmod(0o755)
+    served = Served("--store", store, no_open=False, env={"XDG_CACHE_HOME": str(tmp_path / "cache"), "BROWSER": str(fake_browser)})
+    try:
+        token = served.token
+        assert token and len(token) >= 24
+        answer = api(served, QUERY)
+        for target in ("/", "/api/search?q=wifi", answer["results"][0]["thumbnail"], answer["results"][0]["file_url"].split("#")[0]):
+            assert status_of(served.base + target) == 403, target
+            assert status_of(served.base + target, {"Authorization": f"Bearer {token}"}) == 200, target
+        # The browser was opened on a file only this user can read, which sends it on with the
+        # token: the token is on no command line (other users can list those).
+        opened = wait_for(lambda: recorded.exists() and recorded.read_text().split(), seconds=30, what="the browser to be opened")
+        assert len(opened) == 1 and opened[0].startswith("file://") and token not in opened[0]
+        redirect = Path(opened[0][len("file://") :])
+        assert stat.S_IMODE(redirect.stat().st_mode) == 0o600 and stat.S_IMODE(redirect.parent.stat().st_mode) == 0o700
+        assert served.url in redirect.read_text()
+        browser.get(opened[0])
+        wait_for(lambda: browser.current_url.startswith(served.base), what="the redirect")
+        wait_for(lambda: "token" not in browser.current_url, what="the token to leave the address bar")
+        browser.find_element(By.ID, "q").send_keys("wifi\n")
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#results .card"), what="results (the cookie carries the token)")
+    finally:
+        assert served.stop() == 0
+    assert not redirect.exists()  # removed when the server stops
+
+
+def test_no_token_is_an_explicit_choice_and_loopback_only(sample_store, tmp_path):
+    store, _ = sample_store
+    served = Served("--store", store, "--no-token", env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    try:
+        assert served.token is None and any("every user of this computer" in line for line in served.lines)
+        assert status_of(served.base + "/api/search?q=wifi") == 200
+    finally:
+        assert served.stop() == 0
+    refused = run_smart("serve", "--store", store, "--no-token", "--host", "0.0.0.0", "--no-open")
+    assert refused.returncode == 2 and "--no-token works on loopback only" in refused.stderr
 
 
 def test_a_hostile_file_name_is_shown_as_text(browser, tmp_path):

@@ -35,6 +35,77 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     assert (tmp_path / "papers.smart" / "catalog.sqlite").exists()
 
 
+def indexed_pages(store) -> dict[str, tuple]:
+    """File name -> (status, pages, pages encoded, skip reason) of a store's catalog."""
+    import sqlite3
+
+    with sqlite3.connect(store / "catalog.sqlite") as conn:
+        rows = conn.execute(
+            "SELECT f.path, f.status, COUNT(i.id), COUNT(i.segment), f.reason FROM files f LEFT JOIN items i ON i.file_id = f.id GROUP BY f.id"
+        ).fetchall()
+    return {os.path.basename(os.fsdecode(path)): rest for path, *rest in rows}
+
+
+@pytest.mark.parametrize("how", ["script", "stdin"])
+def test_the_readme_example_as_a_script_without_a_guard_indexes_what_the_cli_indexes(tmp_path, how):
+    """Issue 23 item 1: workers (the reader, OCR) start from the library's own entry point. Spawned
+    from the caller's script, they ran it again (a second writer: StoreBusy) or could not find it
+    (stdin: FileNotFoundError '<stdin>'), and both images were recorded as crashing the reader."""
+    from tests.cli.test_ocr import needs_language_data
+
+    if needs_language_data.args[0]:
+        pytest.skip(needs_language_data.kwargs["reason"])
+    home = tmp_path / "home"
+    shutil.copytree(SAMPLE_CORPUS, home / "papers", ignore=shutil.ignore_patterns("*.py"))
+    script = tmp_path / "api.py"
+    script.write_text(readme_example())  # as a user saves it: no `if __name__ == "__main__":`
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    if how == "script":
+        ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    else:
+        ran = subprocess.run([sys.executable, "-"], input=script.read_text(), capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert ran.stdout.splitlines()[0] == "7 files added, 14 pages encoded", ran.stdout
+
+    cli_store = tmp_path / "cli-store"
+    run_smart("index", home / "papers", "--store", cli_store, check=True)
+    by_library, by_cli = indexed_pages(home / "papers.smart"), indexed_pages(cli_store)
+    assert by_library == by_cli
+    assert all(status == "indexed" for status, *_ in by_library.values()), by_library
+    assert by_library["note.jpg"][2] == 1  # the photo of a note is OCR'd and encoded
+
+
+def test_a_worker_that_cannot_start_stops_the_run_and_marks_no_file(tmp_path, monkeypatch):
+    """A worker failing to start is no file's fault: the run ends with WORKER_FAILED and the
+    next run reads every file (before, the file at hand was recorded as crashing the reader)."""
+    from smartcli.ingest import sandbox
+
+    docs = tmp_path / "docs"
+    shutil.copytree(SAMPLE_CORPUS / "manuals", docs)
+    index = Index.open(tmp_path / "store", create=True)
+    monkeypatch.setattr(sandbox, "python_executable", lambda: "/bin/false")  # an interpreter that exits at once
+    with pytest.raises(SmartError) as failed:
+        index.update([docs], ocr="never")
+    assert failed.value.kind is ErrorKind.WORKER_FAILED
+    assert "could not start" in str(failed.value)
+    monkeypatch.undo()
+    summary = Index.open(tmp_path / "store", create=True).update([docs], ocr="never")
+    assert (summary.added, summary.skipped) == (2, [])
+
+
+def test_workers_start_when_python_is_embedded_in_another_program(tmp_path, monkeypatch):
+    """In an application that embeds Python, sys.executable names the application (or nothing):
+    the workers still start on this interpreter."""
+    import sys as system
+
+    monkeypatch.setattr(system, "executable", "")
+    docs = tmp_path / "docs"
+    shutil.copytree(SAMPLE_CORPUS / "manuals", docs)
+    summary = Index.open(tmp_path / "store", create=True).update([docs], ocr="never")
+    assert (summary.added, summary.skipped) == (2, [])
+
+
 def test_opening_a_missing_store_is_a_typed_error(tmp_path):
     with pytest.raises(StoreMissing) as raised:
         Index.open(tmp_path / "nowhere")

@@ -225,7 +225,7 @@ def test_the_cheap_and_the_thorough_check_agree_on_what_both_can_see(three_segme
 
     with Index.open(store) as index:
         assert index.status().store_problems == cheap.sentences()
-        assert index.verify().damaged == [d._asdict() for d in thorough.damage]
+        assert index.verify().damaged == [dict(d._asdict(), part=integrity.part_of(d)) for d in thorough.damage]
     assert f"segment {a.stem}.h5 is missing" in cheap.sentences()
     with pytest.raises(StoreDamaged, match=r"and 2 more problem\(s\)"):
         Store.open(store)

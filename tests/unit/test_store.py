@@ -107,3 +107,35 @@ def test_catalog_that_is_not_sqlite_gives_a_clear_error(tmp_path):
     assert info.value.kind is ErrorKind.STORE_DAMAGED and "damaged" in str(info.value)
     assert "smart index --rebuild" in describe(info.value)  # the CLI's wording of it
     assert not isinstance(info.value, sqlite3.DatabaseError)
+
+
+def test_a_writer_killed_while_creating_the_tables_leaves_none_or_all(tmp_path):
+    """The tables of a new catalog are made in one transaction: a process killed between two
+    CREATE TABLE statements leaves a catalog a reader calls empty, never one without `segments`."""
+    import subprocess
+    import sys
+
+    from smartcli import ErrorKind, SmartError
+    from smartcli.store.catalog import Store
+
+    child = f"""
+import os, sqlite3
+from smartcli.store.catalog import connection, store
+
+real = connection.connect
+def dying(path, reading=False):
+    conn = real(path, reading)
+    conn.set_trace_callback(lambda sql: os._exit(137) if "CREATE TABLE IF NOT EXISTS segments" in sql else None)
+    return conn
+store.connect = dying
+store.Store.open_for_writing({str(tmp_path)!r})
+"""
+    killed = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
+    assert killed.returncode == 137, killed.stderr
+    with pytest.raises(SmartError) as empty:
+        Store.open(tmp_path)
+    assert empty.value.kind is ErrorKind.STORE_EMPTY
+    with Store.open_for_writing(tmp_path):  # the next writer makes the tables
+        pass
+    with Store.open(tmp_path) as opened:
+        assert opened.model is None

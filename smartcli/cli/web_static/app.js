@@ -44,7 +44,8 @@ async function run(p, label) {
   }
   lastAnswer = answer;
   const ms = Math.round(performance.now() - started);
-  $("status").textContent = `${answer.results.length} results for ${label} in ${ms} ms`;
+  const withheld = answer.withheld ? ` (${answer.withheld} more not shown: their files changed, moved or lie outside the indexed folders)` : "";
+  $("status").textContent = `${answer.results.length} results for ${label} in ${ms} ms${withheld}`;
   showResults(answer);
 }
 
@@ -62,7 +63,7 @@ function moreLike(result) {
   const p = params();
   p.set("like", String(result.id));
   history.replaceState(null, "", "#like=" + result.id);
-  run(p, `pages like ${result.file} page ${result.page}`);
+  run(p, `pages like ${where(result)}`);
 }
 
 // The picture of a page with its marks: word boxes (text pages) or a patch heat map (pictures).
@@ -133,18 +134,72 @@ function scores(result) {
   return `score ${result.score.toFixed(3)} · anchor ${result.anchor.toFixed(3)}${late}`;
 }
 
+// A card's title: rank, file name and page. Breaks fall between words (a long name breaks where
+// it must), never inside "page 61".
+function title(result) {
+  const node = el("div", "file");
+  node.appendChild(el("span", "rank", `${result.rank}.`));
+  node.appendChild(document.createTextNode(" "));
+  node.appendChild(el("span", "name", result.file));
+  if (result.kind === "pdf") {
+    node.appendChild(document.createTextNode(" "));
+    node.appendChild(el("span", "where", `— page ${result.page}`));
+  }
+  return node;
+}
+
+function where(result) {
+  return result.kind === "pdf" ? `${result.file} page ${result.page}` : result.file;
+}
+
+// Results that nearly repeat a better one (an EPUB's repeated sections) fold into its card.
+function folded(results) {
+  const repeats = new Map();
+  for (const result of results) {
+    if (result.near_duplicate_of === null || result.near_duplicate_of === undefined) continue;
+    if (!repeats.has(result.near_duplicate_of)) repeats.set(result.near_duplicate_of, []);
+    repeats.get(result.near_duplicate_of).push(result);
+  }
+  return results
+    .filter((r) => r.near_duplicate_of === null || r.near_duplicate_of === undefined)
+    .map((r) => ({ result: r, repeats: repeats.get(r.id) || [] }));
+}
+
+function repeatsNote(repeats) {
+  const note = el("div", "repeats");
+  const count = repeats.length + 1;
+  note.appendChild(el("span", null, `${count} near-identical passages: this one and `));
+  repeats.forEach((repeat, i) => {
+    const link = el("a", null, where(repeat));
+    link.href = "#";
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      event.stopPropagation();
+      showPage(repeat);
+    });
+    if (i) note.appendChild(document.createTextNode(", "));
+    note.appendChild(link);
+  });
+  return note;
+}
+
 function showResults(answer) {
   $("viewer").hidden = true;
   $("results").hidden = false;
-  const cards = answer.results.map((result) => {
+  $("legend").hidden = !answer.results.some((r) => r.marks && (r.marks.words || r.marks.heat));
+  const cards = folded(answer.results).map(({ result, repeats }) => {
     const card = el("article", "card");
     card.tabIndex = 0;
     card.dataset.id = result.id;
     card.appendChild(pageWithMarks(result, result.thumbnail, CARD_MIN_SIMILARITY));
     const meta = el("div", "meta");
-    meta.appendChild(el("div", "file", `${result.rank}. ${result.file}` + (result.kind === "pdf" ? ` — page ${result.page}` : "")));
+    meta.appendChild(title(result));
     meta.appendChild(el("div", "scores", scores(result)));
     meta.appendChild(snippet(result.snippet, result.highlights));
+    if (repeats.length) {
+      card.dataset.repeats = repeats.length + 1;
+      meta.appendChild(repeatsNote(repeats));
+    }
     card.appendChild(meta);
     const open = () => showPage(result);
     card.addEventListener("click", open);
@@ -160,7 +215,9 @@ function showPage(result) {
   $("viewer").hidden = false;
   $("viewer-title").textContent = result.path + (result.kind === "pdf" ? ` — page ${result.page}` : "");
   const link = $("open-file");
-  if (typeof result.file_url === "string" && result.file_url.startsWith("file://")) link.href = result.file_url;
+  // The file itself, served by this server (a browser refuses file:// links from a web page).
+  if (typeof result.file_url === "string" && result.file_url.startsWith("/file/")) link.href = result.file_url;
+  link.textContent = result.kind === "pdf" && result.file_url.includes("#page=") ? `open the file at page ${result.page}` : "open the file";
   $("more-like").onclick = () => moreLike(result);
   $("viewer-page").replaceChildren(pageWithMarks(result, result.picture, -Infinity));
   const rows = (result.matches || []).map((match, i) => {
@@ -178,6 +235,10 @@ function showPage(result) {
   $("tokens").tBodies[0].replaceChildren(...rows);
   window.scrollTo(0, 0);
 }
+
+// The token came in the address (?token=); the page set it as a cookie, so it leaves the address
+// bar, the history and any screenshot.
+if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname + location.hash);
 
 $("search").addEventListener("submit", search);
 $("back").addEventListener("click", () => { if (lastAnswer) showResults(lastAnswer); });

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from smartcli.errors import StoreDamaged
 from smartcli.models.base import TEXT_NORMALIZATION, normalize_text
 from smartcli.store.catalog.layout import CATALOG
 from smartcli.store.catalog.records import LiveItem, checked_text, fs_path
@@ -37,6 +38,11 @@ def live_items(store) -> list[LiveItem]:
     ).fetchall()
     items = []
     for r in rows:
+        if type(r[5]) is not int:  # the cheap integrity check sees rows out of range, not a real number within it
+            raise StoreDamaged(
+                f"the store at {store.root} is damaged: row of page {r[2]} of {fs_path(r[1])}: is {r[5]!r}, not a row of segment {r[4]}.h5",
+                roots=store.roots,
+            )
         text, problem = checked_text(r[7], r[8])
         items.append(LiveItem(r[0], fs_path(r[1]), r[2], r[3], r[4], r[5], r[6], text, r[9] or text_role(text), problem))
     return items

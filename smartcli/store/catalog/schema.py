@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS items (
     text_crc INTEGER,              -- CRC-32 of text (UTF-8) when committed; NULL before schema 3
     page_role TEXT                 -- a code of store/pageroles.py (NULL: not judged yet)
 );
+CREATE INDEX IF NOT EXISTS files_by_content ON files(sha256, status);  -- a copy finds the indexed file of its content
 CREATE INDEX IF NOT EXISTS items_by_file ON items(file_id);
 CREATE INDEX IF NOT EXISTS items_by_segment ON items(segment, row);
 CREATE TABLE IF NOT EXISTS segments (
@@ -125,7 +126,9 @@ def prepare_for_writing(store) -> None:
     conn = store.conn
     if "meta" in tables(conn):
         check(store, upgrade=True)
-    conn.executescript(_TABLES)
+    # One transaction: a writer killed half-way through must not leave a catalog with some
+    # tables and not others (a reader would take it for a store and fail on the missing one).
+    conn.executescript(f"BEGIN;\n{_TABLES}\nCOMMIT;")
     for table, column, kind in _ADDED_IN_PLACE:
         if column not in columns(conn, table):
             with conn:

@@ -22,7 +22,7 @@ from smartcli.store.catalog import schema
 from smartcli.store.catalog.connection import connect, connect_replacing, damaged_catalog, storage_error
 from smartcli.store.catalog.integrity import raise_if_damaged
 from smartcli.store.catalog.layout import CATALOG, LOCK, REBUILD_CATALOG, SEGMENT_DIR, check_is_store, remove_catalog
-from smartcli.store.catalog.retirement import remove_leftovers, retire
+from smartcli.store.catalog.retirement import remove_leftovers, remove_leftovers_before_rebuild, retire
 from smartcli.store.segments import Expected, Segment
 
 
@@ -100,7 +100,8 @@ class Store:
             (root / SEGMENT_DIR).mkdir(exist_ok=True)
             schema.write_marker(root)
             if rebuild:
-                remove_catalog(root / REBUILD_CATALOG)  # an interrupted rebuild's
+                remove_catalog(root / REBUILD_CATALOG)  # an interrupted rebuild's, and its segments:
+                remove_leftovers_before_rebuild(root)
             store = cls(root, connect(root / (REBUILD_CATALOG if rebuild else CATALOG)), lock_file, rebuilding=rebuild)
             try:
                 schema.prepare_for_writing(store)

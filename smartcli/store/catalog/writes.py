@@ -47,9 +47,12 @@ def bind_model(store, info: ModelInfo, token_dtype: str = defaults.TOKEN_DTYPE) 
 
 
 def record_roots(store, roots: Iterable[str]) -> None:
-    known = set(store.meta.get("roots", []))
+    """Add ``roots`` to the paths the store covers; a path under another is covered by it (the
+    watcher updates single files and folders under the roots: they must not become roots)."""
+    merged = sorted(set(store.meta.get("roots", [])) | set(roots))
+    covering = [r for r in merged if not any(r != other and r.startswith(other.rstrip(os.sep) + os.sep) for other in merged)]
     with store.conn:
-        set_meta(store.conn, "roots", sorted(known | set(roots)))
+        set_meta(store.conn, "roots", covering)
 
 
 def record_mounts(store, roots: Iterable[str], mounts: dict[str, int], unmounted: Iterable[str] = ()) -> None:

@@ -1,6 +1,8 @@
-"""Regenerate the sample corpus: small PDFs and images written for this project.
+"""Regenerate the sample corpus (sample_corpus/): small PDFs and images written for this project.
 
-    python sample_corpus/generate.py
+    python scripts/make_sample_corpus.py
+
+It lives outside the corpus, so that `smart index sample_corpus` finds nothing it cannot index.
 
 The texts are our own; the PDFs are written with PyMuPDF and the images with Pillow,
 so the corpus is reproducible byte for byte apart from PDF timestamps.
@@ -13,7 +15,7 @@ from pathlib import Path
 import pymupdf
 from PIL import Image, ImageDraw
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent / "sample_corpus"
 
 DOCUMENTS = {
     "manuals/terminal-guide.pdf": [
