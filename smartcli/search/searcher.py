@@ -12,6 +12,7 @@ import numpy as np
 from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError, SmartWarning, StoreDamaged
 from smartcli.models.base import Encoded, Encoder, ModelInfo, resolve_device
+from smartcli.search import firststage
 from smartcli.search.explain import TokenMatch, best_passage, highlighted_passage, match_tokens, strong_spans
 from smartcli.search.firststage import FirstStage, SegmentVocabulary, item_of_row
 from smartcli.search.kernel import compiled_kernels, hamming_late, mean_per_query, page_maxima, token_kind, typed_parts
@@ -155,7 +156,7 @@ class Searcher:
         self.chunk_size = chunk_size
         self.cache_bytes = cache_bytes
         self._mapped: dict[str, object] = {}  # segment -> its MappedTokens (or tokens read whole), kept across snapshots
-        self._vocabulary: dict[str, tuple] = {}  # segment -> its postings (Segment.vocabulary), kept across snapshots
+        self._vocabulary: dict[str, tuple | None] = {}  # segment -> its postings (Segment.vocabulary), kept across snapshots
         self._typed = None  # the kernels' typed lists of the parts (made on first compiled use)
         self.damaged: dict[str, str] = {}  # segment -> what is wrong: skipped, said once per process
         self._said_texts: set = set()
@@ -209,8 +210,6 @@ class Searcher:
                 offsets = segment.offsets()
                 if name not in self._mapped:
                     self._mapped[name] = segment.mapped_tokens() or _ReadWhole(segment)
-                if name not in self._vocabulary:
-                    self._vocabulary[name] = segment.vocabulary()
             starts[a:b], stops[a:b] = offsets[rows], offsets[rows + 1]
             parts.append(self._mapped[name])
         self.pooled, self._starts, self._stops, self._parts = pooled, starts, stops, parts
@@ -366,7 +365,7 @@ class Searcher:
             vocabularies = []
             for s, name in enumerate(c.segment_names):
                 a, b = int(bounds[s]), int(bounds[s + 1])
-                if a == b or name not in self._vocabulary:
+                if a == b or len(self) < firststage.LEXICAL_FROM_PAGES or self._read_vocabulary(name) is None:
                     continue
                 ids, first, held = self._vocabulary[name]
                 rows = self._mapped[name].offsets if isinstance(self._mapped.get(name), MappedTokens) else None
@@ -374,6 +373,18 @@ class Searcher:
                 vocabularies.append(SegmentVocabulary(ids, first, held, item_of_row(count, c.rows[a:b], np.arange(a, b))))
             self._first = FirstStage(self.pooled, vocabularies, compiled=self._compiled(), copies=_first_copies(c))
         return self._first
+
+    def _read_vocabulary(self, name: str) -> tuple | None:
+        """A segment's postings, read once per process (None: damaged; its pages are then ranked by
+        their anchors alone, and scored as ever)."""
+        if name not in self._vocabulary:
+            try:
+                with self.store.open_segment(name) as segment:
+                    self._vocabulary[name] = segment.vocabulary()
+            except StoreDamaged as exc:
+                _warn(f"{name}: its vocabulary postings are unreadable ({exc}); its pages are shortlisted by their anchors alone")
+                self._vocabulary[name] = None
+        return self._vocabulary[name]
 
     def _rescored(self, query: Encoded, weights: Weights, shortlist: np.ndarray, k: int) -> np.ndarray:
         """The pages of ``shortlist`` to score exactly: all of them when they are few, else the
