@@ -108,7 +108,7 @@ def measure_store(store_path: str, queries_path: str, truth_queries: int) -> dic
 
     def two_stage(query):
         (hits,) = searcher.search_encoded([query], weights, 10, snippets=False)
-        return {h.item.item_id for h in hits}
+        return hits
 
     got, cpu, wall = timed_queries(two_stage, encoded)
     after = memory_mb()
@@ -117,9 +117,14 @@ def measure_store(store_path: str, queries_path: str, truth_queries: int) -> dic
     for query in encoded[:truth_queries]:
         with clock() as timing:
             (hits,) = exhaustive.search_encoded([query], weights, 10, snippets=False)
-        truth.append({h.item.item_id for h in hits})
+        truth.append(hits)
         truth_cpu.append(timing.cpu)
-    pairs = list(zip(got[: len(truth)], truth))
+    pairs = [({h.item.item_id for h in a}, {h.item.item_id for h in b}) for a, b in zip(got, truth)]
+    # A synthetic page is a perturbed copy of a real one (the same text): the share of the
+    # two-stage hits whose real page is among the exhaustive hits' real pages, and how far the
+    # two-stage 10th score falls below the exhaustive 10th.
+    same_content = [len([h for h in a if h.item.text in {t.item.text for t in b}]) / max(len(a), 1) for a, b in zip(got, truth)]
+    shortfall = [b[-1].score - a[-1].score for a, b in zip(got, truth) if a and b]
     whole, segments = store_kb_per_page(Path(store_path), pages)
     return {
         "pages": pages,
@@ -131,6 +136,9 @@ def measure_store(store_path: str, queries_path: str, truth_queries: int) -> dic
         "overlap": float(np.mean([len(a & b) / max(len(b), 1) for a, b in pairs])) if pairs else None,
         "equal": float(np.mean([a == b for a, b in pairs])) if pairs else None,
         "truth_queries": len(pairs),
+        "same_content": float(np.mean(same_content)) if same_content else None,
+        "shortfall_median": float(np.median(shortfall)) if shortfall else None,
+        "copies_in_truth": float(np.mean([len(b) - len({t.item.text for t in b}) for b in truth])) if truth else None,
         "exhaustive_cpu_median": ms(truth_cpu, 50) if truth_cpu else None,
         "rss_anon_mb": after.get("RssAnon"),
         "rss_file_mb": after.get("RssFile"),
@@ -183,6 +191,10 @@ def print_synthetic(row: dict) -> None:
         print(
             f"  top 10 vs exhaustive SMART ({row['truth_queries']} queries, exhaustive CPU median {row['exhaustive_cpu_median']:.0f} ms): "
             f"overlap {row['overlap']:.3f}, equal on {row['equal']:.0%} of queries   target equal >= 95%: {verdict(row['equal'] >= 0.95)}"
+        )
+        print(
+            f"    same real page (a copy of an exhaustive hit's text): {row['same_content']:.3f}; exhaustive top 10 holds "
+            f"{row['copies_in_truth']:.1f} copies of pages already in it; 10th score below the exhaustive 10th by {row['shortfall_median']:.4f} (median)"
         )
     grew = row["rss_anon_mb"] - row["rss_anon_before_store_mb"]
     print(
