@@ -86,6 +86,12 @@ def live_columns(store) -> LiveColumns:
     judged = {item_id: text_role(text) for item_id, (text, _) in item_texts(store, unjudged).items()} if unjudged else {}
     roles = []
     for r in rows:
+        if type(r[4]) is not int:  # as live_items: the cheap integrity check sees rows out of range, not a real number within it
+            path = next((fs_path(f[1]) for f in file_rows if f[0] == r[1]), "?")
+            raise StoreDamaged(
+                f"the store at {store.root} is damaged: row of page {r[2]} of {path}: is {r[4]!r}, not a row of segment {r[3]}.h5",
+                roots=store.roots,
+            )
         name = r[6] or judged.get(r[0], BODY)
         if name not in role_index:
             role_index[name] = len(role_names)
