@@ -79,9 +79,7 @@ def test_searches_during_an_index_run_see_committed_whole_files_and_a_second_wri
 
 def test_index_with_wait_waits_for_the_lock_then_runs(tmp_path):
     corpus, store = tmp_path / "docs", tmp_path / "store"
-    corpus.mkdir()
-    # An empty folder: nothing to encode, so no model is loaded in this test (a folder holding
-    # only files of other types is refused, exit 2, before the lock is taken).
+    make_many_pdfs(corpus, 1, seed=5, max_pages=1)  # an empty folder is refused (exit 2) once the lock is had
     holder = Store.lock_only(store)
     waiting = index_process(corpus, store, "--wait")
     try:
@@ -92,7 +90,7 @@ def test_index_with_wait_waits_for_the_lock_then_runs(tmp_path):
         holder.close()
     out, err = waiting.communicate()
     assert waiting.returncode == 0, err
-    assert json.loads(out)["added"] == 0
+    assert json.loads(out)["added"] == 1
     # Without --wait the same situation is an immediate, explained refusal.
     holder = Store.lock_only(store)
     try:
