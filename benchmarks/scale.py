@@ -23,7 +23,7 @@ file of pages in memory at a time; exhaustive truth takes minutes a query, so gi
 
     df -h /work   # about 40 GB free
     python benchmarks/scale.py --dev-store DEV --queries dev_queries.jsonl \\
-        --synthetic /work/scale-data/synth --pages 1000000 --truth-queries 5
+        --synthetic /tmp/synth --pages 1000000 --truth-queries 5
 """
 
 from __future__ import annotations
