@@ -21,7 +21,7 @@ The 1,000,000-page run is opt-in (about 40 GB of disk and 20 minutes to build on
 file of pages in memory at a time; exhaustive truth takes minutes a query, so give
 ``--truth-queries 5``)::
 
-    df -h /work   # about 40 GB free
+    df -h /tmp    # about 40 GB free where the stores go
     python benchmarks/scale.py --dev-store DEV --queries dev_queries.jsonl \\
         --synthetic /tmp/synth --pages 1000000 --truth-queries 5
 """
