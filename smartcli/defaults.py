@@ -13,6 +13,12 @@ LAMBDA_LATE = 5.0
 # (K = 200 keeps every exhaustive top-10 hit on both collections; benchmarks/two_stage.py).
 CANDIDATES = 200
 TOP_K = 10
+# Of a shortlist, the pages scored exactly: the best RESCORED (at least twice k) by a SMART score
+# whose late term is estimated from popcounts of the query's signs (1-bit stores, warm processes).
+RESCORED = 40
+# From this many pages on, even a one-query process runs the compiled kernels (their import,
+# about 0.4 s, then costs less than the numpy paths it replaces).
+COMPILED_FROM_PAGES = 20_000
 # Contents and index pages (store/pageroles.py) lose this share of the weights' sum
 # (lambda_anchor + lambda_late) from their fused score: they rank below body pages that match
 # about as well, and stay first when nothing matches better (measured: README, "Quality").

@@ -40,8 +40,9 @@ def build_random_store(root, rng, token_counts, dims, token_dtype="float16", pag
 def snapshot(root):
     """Everything a store's last committed state holds, keyed by (path, page), read through the real store code.
 
-    Values: (kind, text, pooled, tokens, token_ids, spans) with arrays as float32 / int32;
-    pages without vectors have None arrays.
+    Values: (kind, text, pooled, tokens, vocabulary, spans) with arrays as float32 / int32 (the
+    vocabulary: the page's distinct token ids, as the segment's postings keep them); pages without
+    vectors have None arrays.
     """
     store = Store.open(root)
     try:
@@ -67,14 +68,21 @@ def snapshot(root):
                 text,
                 segment_file.pooled([row])[0],
                 segment_file.tokens(start, stop),
-                segment_file.token_ids(start, stop),
-                segment_file.spans(start, stop),
+                page_vocabulary(segment_file, row),
+                segment_file.spans(start, stop).astype(np.int32),
             )
         for h5 in segments.values():
             h5.close()
         return result
     finally:
         store.close()
+
+
+def page_vocabulary(segment, row: int) -> np.ndarray:
+    """The distinct vocabulary ids of a segment's row, from its postings (Segment.vocabulary)."""
+    ids, starts, rows = segment.vocabulary()
+    holding = np.repeat(np.asarray(ids), np.diff(np.asarray(starts)))
+    return np.sort(holding[np.asarray(rows) == row]).astype(np.int32)
 
 
 def assert_same_index(actual, expected, pooled_atol=1e-5, token_atol=2e-3):

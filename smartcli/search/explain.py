@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from smartcli.models.base import Encoded
-from smartcli.store.catalog import LiveItem
 
 SNIPPET_CHARS = 160
 # Matched words at least this similar are highlighted and place the snippet. With the default
@@ -59,21 +59,16 @@ class TokenMatch:
         }
 
 
-def match_tokens(query: Encoded, query_text: str, item: LiveItem, segment, textual: bool = True, scored=None) -> list[TokenMatch]:
-    """Per query token, the item token it matched best and the similarity (the MaxSim arg-max).
-    ``textual``: the item's tokens have character spans in its text (not so for pixel models).
-    ``scored``: (similarities [q], arg-max [q]) as the scoring kernel found them; without it the
-    item's token states are read and multiplied here."""
-    start, stop = segment.token_range(item.row)
-    spans = segment.spans(start, stop) if textual and item.text and segment.has_spans else None
-    if scored is None:
-        return match_arrays(query, query_text, item.text, segment.tokens(start, stop), spans)
-    return _matches(query, query_text, item.text, *scored, spans)
+def match_tokens(query: Encoded, query_text: str, text: str, spans: np.ndarray | None, scored) -> list[TokenMatch]:
+    """Per query token, the item token it matched best and the similarity, as the scoring kernel
+    found them: ``scored`` is (similarities [q], arg-max [q]); ``spans`` the item's token spans in
+    ``text`` (None: no text behind its tokens, as for pixel models)."""
+    return _matches(query, query_text, text, *scored, spans)
 
 
 def match_arrays(query: Encoded, query_text: str, text: str, tokens: np.ndarray, spans: np.ndarray | None) -> list[TokenMatch]:
-    """:func:`match_tokens` for an item's token states and spans given as arrays (``spans`` None:
-    no text behind the tokens)."""
+    """Per query token, the item token it matched best, from the item's token states (``spans``
+    None: no text behind the tokens)."""
     similarity = query.tokens @ tokens.T  # [q, t]
     best = similarity.argmax(axis=1)
     return _matches(query, query_text, text, similarity[np.arange(len(best)), best], best, spans)
@@ -154,7 +149,9 @@ def best_passage(
     ``tokens``/``spans``: the page's token states and their character spans in ``text``. A query
     word is the whole word its tokens lie in ("branch", "tm_lim"); its match at a page token is the
     best similarity of its tokens there. Unlike the MaxSim arg-max, which is one token anywhere on
-    the page per query token, this looks for one passage where the words meet.
+    the page per query token, this looks for one passage where the words meet. Every candidate
+    passage is judged at once (arrays over passages, words and page tokens): a shown hit costs
+    tens of microseconds, not a Python loop over its page's tokens.
     """
     if not text:
         return "", []
@@ -164,39 +161,90 @@ def best_passage(
     similarity = query.tokens @ tokens.T  # [q, t]
     per_word = np.stack([similarity[rows].max(axis=0) for rows in words.values()])  # [w, t]
     # Page words that are stop words or punctuation match nothing.
-    usable = np.array([_usable_page_word(text, span) for span in spans], dtype=bool)
-    per_word = np.where(usable[None, :], per_word, -1.0)
+    per_word = np.where(usable_page_words(text, spans)[None, :], per_word, np.float32(-1.0))
     starts = spans[:, 0].astype(np.int64)
     ends = spans[:, 1].astype(np.int64)
     candidates = np.flatnonzero(per_word.max(axis=0) >= STRONG_MATCH)
     if candidates.size == 0:
         candidates = np.argsort(-per_word.max(axis=0))[:8]
+    # Each candidate token places a passage; several often place the same one: judge each once,
+    # in the order of the first candidate placing it (the first best one wins, as in a loop).
+    windows = list(dict.fromkeys(passage_bounds(text, int(starts[t]) - 20, width) for t in candidates))
+    begins = np.array([w[0] for w in windows], dtype=np.int64)
+    stops = np.array([w[1] for w in windows], dtype=np.int64)
+    inside = (starts[None, :] >= begins[:, None]) & (ends[None, :] <= stops[:, None])  # [c, t]
+    held = inside.any(axis=1)
+    masked = np.where(inside[:, None, :], per_word[None, :, :], -np.inf)  # [c, w, t]
+    maxima = masked.max(axis=2)  # [c, w]
+    at = starts[masked.argmax(axis=2)]  # [c, w]: where each word matches best in the passage
+    strong = maxima >= STRONG_MATCH
     best_key, best_window = None, (0, min(len(text), width))
-    for t in candidates:
-        begin, end = passage_bounds(text, int(starts[t]) - 20, width)
-        inside = (starts >= begin) & (ends <= end)
-        if not inside.any():
-            continue
-        maxima = per_word[:, inside].max(axis=1)
+    for c in np.flatnonzero(held).tolist():
         # Most words matched strongly, then the strongest matches (to a tenth), then the words
         # closest together, then the passage that leads in to them (starts 20 characters before).
-        strong = maxima >= STRONG_MATCH
-        at = starts[inside][per_word[:, inside].argmax(axis=1)][strong]
-        spread = int(at.max() - at.min()) if at.size else 0
-        lead_in = abs(begin - (int(at.min()) - 20)) if at.size else begin
-        key = (int(strong.sum()), round(float(np.clip(maxima, 0.0, None).sum()), 1), -spread, -lead_in)
+        placed = at[c][strong[c]]
+        spread = int(placed.max() - placed.min()) if placed.size else 0
+        lead_in = abs(int(begins[c]) - (int(placed.min()) - 20)) if placed.size else int(begins[c])
+        key = (int(strong[c].sum()), round(float(np.clip(maxima[c], 0.0, None).sum()), 1), -spread, -lead_in)
         if best_key is None or key > best_key:
-            best_key, best_window = key, (begin, end)
+            best_key, best_window = key, windows[c]
     begin, end = best_window
-    inside = np.flatnonzero((starts >= begin) & (ends <= end))
+    shown = np.flatnonzero((starts >= begin) & (ends <= end))
     marked = []
-    for row in per_word:
-        if inside.size == 0:
-            break
-        top = row[inside].max()
-        if top >= STRONG_MATCH:
-            marked += [(int(starts[t]), int(ends[t])) for t in inside if row[t] >= max(STRONG_MATCH, top - SAME_MATCH)]
+    if shown.size:
+        values = per_word[:, shown]  # [w, s]
+        tops = values.max(axis=1)
+        keep = (tops[:, None] >= STRONG_MATCH) & (values >= np.maximum(STRONG_MATCH, tops - SAME_MATCH)[:, None])
+        for row in range(values.shape[0]):
+            marked += [(int(starts[t]), int(ends[t])) for t in shown[keep[row]]]
     return _passage(text, begin, end, marked)
+
+
+_WORD_RUN = re.compile(r"\w+")
+
+
+def usable_page_words(text: str, spans: np.ndarray) -> np.ndarray:
+    """Per token span, whether the page word it lies in (:func:`word_around`) holds a letter or a
+    digit and is no stop word: what may match a query word. Computed for all the page's tokens at
+    once from the text's runs of word characters."""
+    spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    n = len(text)
+    matched = list(_WORD_RUN.finditer(text))
+    runs = np.array([m.span() for m in matched], dtype=np.int64).reshape(-1, 2)
+    # A stop word standing as a whole word is a run of word characters that is one, in ASCII
+    # upper or lower case (every stop word is lower-case ASCII letters). A regular expression of
+    # the stop words cost 13 ms on a 4,800-character page, the runs 0.7 ms.
+    stop_run = np.array([m.group().isascii() and m.group().lower() in STOP_WORDS for m in matched], dtype=bool)
+    run_starts, run_ends = runs[:, 0], runs[:, 1]
+
+    def run_at(x):
+        """The run holding character x, or -1 (x may be out of the text)."""
+        index = np.searchsorted(run_starts, x, side="right") - 1
+        safe = np.clip(index, 0, max(len(runs) - 1, 0))
+        holds = (index >= 0) & (x >= 0) & (x < n) & (len(runs) > 0)
+        if len(runs):
+            holds &= x < run_ends[safe]
+        return np.where(holds, safe, -1)
+
+    start = np.maximum(spans[:, 0], 0)
+    end = np.minimum(spans[:, 1], n)
+    empty = start == end
+    at_start, before = run_at(start), run_at(start - 1)
+    # word_around: a span that starts on a word character (or an empty one after one) widens to
+    # its word's start, and one that ends on a word character (or is still empty) to its end.
+    start = np.where(~empty & (at_start >= 0), run_starts[np.maximum(at_start, 0)] if len(runs) else start, start)
+    start = np.where(empty & (before >= 0), run_starts[np.maximum(before, 0)] if len(runs) else start, start)
+    at_end, last = run_at(end), run_at(end - 1)
+    still_empty = start == end
+    widen = (at_end >= 0) & (still_empty | (last >= 0))
+    end = np.where(widen, run_ends[np.maximum(at_end, 0)] if len(runs) else end, end)
+    # A word holds a word character when some run begins before its end and ends after its start.
+    following = np.searchsorted(run_ends, start, side="right")
+    has_word_char = following < len(runs)
+    has_word_char &= np.where(has_word_char, run_starts[np.minimum(following, max(len(runs) - 1, 0))] < end, False) if len(runs) else False
+    stops = runs[stop_run]
+    is_stop = np.isin(start * (n + 1) + end, stops[:, 0] * (n + 1) + stops[:, 1])
+    return has_word_char & ~is_stop
 
 
 def query_words(query: Encoded, query_text: str) -> dict[str, list[int]]:
@@ -209,11 +257,6 @@ def query_words(query: Encoded, query_text: str) -> dict[str, list[int]]:
         if any(map(_is_word_char, word)) and word not in STOP_WORDS:
             words.setdefault(word, []).append(qi)
     return words
-
-
-def _usable_page_word(text: str, span) -> bool:
-    word = _slice(text, word_around(text, (int(span[0]), int(span[1]))))
-    return any(map(_is_word_char, word)) and word.lower() not in STOP_WORDS
 
 
 def passage_bounds(text: str, begin: int, width: int = SNIPPET_CHARS) -> tuple[int, int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,13 +12,16 @@ import numpy as np
 from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError, SmartWarning, StoreDamaged
 from smartcli.models.base import Encoded, Encoder, ModelInfo, resolve_device
+from smartcli.search import firststage
 from smartcli.search.explain import TokenMatch, best_passage, highlighted_passage, match_tokens, strong_spans
-from smartcli.search.kernel import mean_per_query, page_maxima
+from smartcli.search.firststage import FirstStage, SegmentVocabulary, item_of_row
+from smartcli.search.kernel import compiled_kernels, hamming_late, mean_per_query, page_maxima, token_kind, typed_parts
 from smartcli.search.scoring import Weights, fuse, maxsim, navigation_penalty, top_k
+from smartcli.search.snapshot import Items, subset
 from smartcli.store.catalog import LiveItem, Store
-from smartcli.store.catalog.reads import live_items
+from smartcli.store.catalog.reads import LiveColumns, live_columns
 from smartcli.store.pageroles import is_navigation
-from smartcli.store.segments import StoredTokens, decode_stored
+from smartcli.store.segments import MappedTokens, StoredTokens, decode_stored
 
 
 @dataclass(frozen=True)
@@ -32,13 +34,15 @@ class Scope:
     exclude: frozenset = frozenset()  # (path, page) pairs never returned, e.g. the --like source
 
     def admits(self, item: LiveItem) -> bool:
-        if self.kinds and item.kind not in self.kinds:
+        return self.admits_file(item.path, item.kind) and (item.path, item.page) not in self.exclude
+
+    def admits_file(self, path: str, kind: str) -> bool:
+        """Whether the pages of the file at ``path`` may be returned (``exclude`` aside)."""
+        if self.kinds and kind not in self.kinds:
             return False
-        if self.path_prefixes and not any(item.path.startswith(p) for p in self.path_prefixes):
+        if self.path_prefixes and not any(path.startswith(p) for p in self.path_prefixes):
             return False
-        if self.globs and not any(glob_matches(item.path, g) for g in self.globs):
-            return False
-        return (item.path, item.page) not in self.exclude
+        return not self.globs or any(glob_matches(path, g) for g in self.globs)
 
 
 def glob_matches(path: str, pattern: str) -> bool:
@@ -112,11 +116,6 @@ def fold_copies(order, copy_key, path_of, k: int) -> tuple[list, dict]:
     return kept, also
 
 
-def _copy_key(item: LiveItem) -> tuple:
-    """Copies of a file share its rows: one page, whichever path reached it."""
-    return (item.segment, item.row, item.page)
-
-
 def page_ranges(pages: list[int]) -> str:
     """``1-61`` rather than 61 numbers; ``1-3, 5, 7-9`` where pages are missing."""
     runs: list[list[int]] = []
@@ -129,8 +128,9 @@ def page_ranges(pages: list[int]) -> str:
 
 
 class Searcher:
-    """Holds the committed snapshot of a store (items and pooled vectors) for many queries: the
-    local backend of a query session (session.py)."""
+    """Holds the committed snapshot of a store (its pages as columns, their pooled vectors, and
+    their token states mapped in place) for many queries: the local backend of a query session
+    (session.py)."""
 
     def __init__(
         self,
@@ -141,11 +141,13 @@ class Searcher:
         cache_bytes: int = 0,
         shortlist: int | None = defaults.CANDIDATES,
     ):
-        """``cache_bytes``: how much of the token states to keep in memory between queries, for
-        long-lived processes (segments never change, so a cached chunk never goes stale).
-        ``shortlist``: two-stage search — each query's top ``shortlist`` items by anchor cosine
-        are scored with SMART, and only their token states are read; None scores every item.
-        ``encoder``: the model tuning trains with (query sessions hold their own)."""
+        """``cache_bytes`` > 0: a long-lived process (many queries), which pays for the compiled
+        kernels' import once; token states are memory-mapped either way, so the page cache, not
+        the process, holds what queries read. ``shortlist``: two-stage search — each query's
+        first stage picks ``shortlist`` pages (by anchor cosine, and on large stores by the
+        query's words too: firststage.py), their SMART scores are estimated and the best of them
+        scored exactly; None scores every page exactly. ``encoder``: the model tuning trains with
+        (query sessions hold their own)."""
         self.shortlist = shortlist
         self.store = store
         self.path = str(store.root)
@@ -153,9 +155,9 @@ class Searcher:
         self.device = resolve_device(device)
         self.chunk_size = chunk_size
         self.cache_bytes = cache_bytes
-        self._offsets: dict[str, np.ndarray] = {}
-        self._resident: dict[str, object] = {}  # warm: segment name -> its StoredTokens, whole
-        self._cached_bytes = 0
+        self._mapped: dict[str, object] = {}  # segment -> its MappedTokens (or tokens read whole), kept across snapshots
+        self._vocabulary: dict[str, tuple | None] = {}  # segment -> its postings (Segment.vocabulary), kept across snapshots
+        self._typed = None  # the kernels' typed lists of the parts (made on first compiled use)
         self.damaged: dict[str, str] = {}  # segment -> what is wrong: skipped, said once per process
         self._said_texts: set = set()
         self.last_match = None  # (max, arg-max) [n, Q] of the last late_scores on the CPU, per column
@@ -163,25 +165,56 @@ class Searcher:
         self.textual = not (store.model and store.model.consumes_pixels)
         self._load_snapshot()
 
+    # -- the snapshot --------------------------------------------------------------------------
+
     def _load_snapshot(self) -> None:
         self.version = self.store.meta.get("updated")
-        self.items = live_items(self.store)
-        for item in self.items:
-            if item.text_problem and (where := f"page {item.page} of {item.path}") not in self._said_texts:
-                self._said_texts.add(where)
-                _warn(f"{where}: {item.text_problem}; its snippets may show wrong characters")
-        self.items = [item for item in self.items if item.segment not in self.damaged]
+        columns = live_columns(self.store)
+        damaged = [i for i, name in enumerate(columns.segment_names) if name in self.damaged]
+        self._set_columns(subset(columns, ~np.isin(columns.segments, damaged)))
         while True:
             try:
-                self.pooled = self._load_pooled()
+                self._load_segments()
                 break
             except StoreDamaged as exc:
                 self._skip_segment(exc)
-        self.navigation = np.array([is_navigation(item.role) for item in self.items], dtype=bool)
-        live = {item.segment for item in self.items}
-        for name in [name for name in self._resident if name not in live]:
-            self._cached_bytes -= self._resident.pop(name).nbytes
-        self._offsets = {name: offsets for name, offsets in self._offsets.items() if name in live}
+        live = set(self._columns.segment_names)
+        self._mapped = {name: tokens for name, tokens in self._mapped.items() if name in live and name not in self.damaged}
+        self._vocabulary = {name: v for name, v in self._vocabulary.items() if name in live and name not in self.damaged}
+
+    def _set_columns(self, columns: LiveColumns) -> None:
+        self._columns = columns
+        self.items = Items(self.store, columns, self._said_text_problem)
+        navigation = [i for i, role in enumerate(columns.role_names) if is_navigation(role)]
+        self.navigation = np.isin(columns.roles, navigation)
+        self._first = None
+
+    def _load_segments(self) -> None:
+        """Every live segment opened once (checked against the catalog): the pooled vectors of
+        its pages read, its token states mapped, and where each page's token rows are in them."""
+        c = self._columns
+        dims = self.store.model.dims if self.store.model else 0
+        n = len(c.item_ids)
+        pooled = np.zeros((n, dims), dtype=np.float32)
+        starts, stops = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        parts: list = []
+        bounds = np.searchsorted(c.segments, np.arange(len(c.segment_names) + 1))
+        for s, name in enumerate(c.segment_names):
+            a, b = int(bounds[s]), int(bounds[s + 1])
+            if a == b:
+                parts.append(None)
+                continue
+            rows = c.rows[a:b]
+            with self.store.open_segment(name) as segment:
+                pooled[a:b] = segment.pooled(rows)
+                offsets = segment.offsets()
+                if name not in self._mapped:
+                    self._mapped[name] = segment.mapped_tokens() or _ReadWhole(segment)
+            starts[a:b], stops[a:b] = offsets[rows], offsets[rows + 1]
+            parts.append(self._mapped[name])
+        self.pooled, self._starts, self._stops, self._parts = pooled, starts, stops, parts
+        self._checked = np.zeros(n, dtype=bool)  # rows whose CRC-32 this snapshot checked
+        self._typed = None
 
     def _skip_segment(self, exc: StoreDamaged) -> None:
         """Leave a damaged segment's pages out of this snapshot (and later ones), with one warning."""
@@ -189,17 +222,21 @@ class Searcher:
         if not name or name in self.damaged or exc.details.get("missing") or self.store.expected(name) is None:
             raise exc  # not a damaged segment of the current catalog: the caller takes a new snapshot
         self.damaged[name] = str(exc)
-        pages = sum(1 for item in self.items if item.segment == name)
-        keep = [i for i, item in enumerate(self.items) if item.segment != name]
-        self.items = [self.items[i] for i in keep]
-        if getattr(self, "pooled", None) is not None and len(self.pooled) == len(keep) + pages:
-            self.pooled = self.pooled[keep]
-        if getattr(self, "navigation", None) is not None and len(self.navigation) == len(keep) + pages:
-            self.navigation = self.navigation[keep]
-        self._offsets.pop(name, None)
-        if name in self._resident:
-            self._cached_bytes -= self._resident.pop(name).nbytes
+        self._mapped.pop(name, None)
+        c = self._columns
+        keep = c.segments != (c.segment_names.index(name) if name in c.segment_names else -1)
+        pages = int((~keep).sum())
+        sized = getattr(self, "pooled", None) is not None and len(self.pooled) == len(keep)
+        self._set_columns(subset(c, keep))
+        if sized:
+            self.pooled, self._starts, self._stops = self.pooled[keep], self._starts[keep], self._stops[keep]
+            self._checked = self._checked[keep]
         _warn(f"{exc}; its {pages} page(s) are left out of the results (the rest of the store answers)")
+
+    def _said_text_problem(self, item: LiveItem) -> None:
+        if (where := f"page {item.page} of {item.path}") not in self._said_texts:
+            self._said_texts.add(where)
+            _warn(f"{where}: {item.text_problem}; its snippets may show wrong characters", stacklevel=4)
 
     def refresh(self, force: bool = False) -> bool:
         """Take a new snapshot if an index run committed since the last one (for long-lived
@@ -226,24 +263,10 @@ class Searcher:
     def close(self) -> None:
         self.store.close()
 
-    def _load_pooled(self) -> np.ndarray:
-        dims = self.store.model.dims if self.store.model else 0
-        pooled = np.zeros((len(self.items), dims), dtype=np.float32)
-        for name, indexes in self._by_segment(range(len(self.items))).items():
-            rows = np.array([self.items[i].row for i in indexes])
-            with self.store.open_segment(name) as segment:
-                pooled[indexes] = segment.pooled(rows)
-        return pooled
-
-    def _by_segment(self, indexes) -> dict[str, list[int]]:
-        """Item indexes grouped by segment, in row order (items are sorted by segment and row)."""
-        groups: dict[str, list[int]] = defaultdict(list)
-        for index in indexes:
-            groups[self.items[index].segment].append(index)
-        return groups
-
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self._columns.item_ids)
+
+    # -- queries -------------------------------------------------------------------------------
 
     def search(
         self, queries: list[str], weights: Weights, k: int = 10, scope: Scope = Scope(), min_score: float | None = None
@@ -269,47 +292,166 @@ class Searcher:
         # An exhaustive scan of every page keeps the default thread pools.
         while True:  # a segment found damaged on the way is left out, and the query asked again
             try:
-                with query_threads(self.two_stage(weights, len(self.items))):
-                    scored = self.score(encoded, weights, scope)
+                with query_threads(self.two_stage(weights, len(self))):
+                    scored = self.score(encoded, weights, scope, k=k)
                     return self.rank(encoded, scored, weights, k, snippets=snippets, texts=texts, min_score=min_score)
             except StoreDamaged as exc:
                 self._skip_segment(exc)
 
-    def score(self, encoded: list[Encoded], weights: Weights, scope: Scope = Scope()) -> Scored:
+    def score(self, encoded: list[Encoded], weights: Weights, scope: Scope = Scope(), k: int = defaults.TOP_K) -> Scored:
         """The scores search ranks by, for every query against the pages it may return.
 
-        Two-stage when ``shortlist`` is set and the weights use both terms: each query's top
-        ``shortlist`` pages by anchor cosine get MaxSim, the others are not eligible. MaxSim
-        alone (``lambda_anchor`` 0) scores every page: a shortlist taken from the anchor would
-        not be "MaxSim only". The scores of one ``Scored`` serve any weights of the same kind.
+        Two-stage when ``shortlist`` is set, the weights use both terms and the store has more
+        pages than that: each query's first stage picks its shortlist (firststage.py); when the
+        shortlist holds more pages than ``defaults.RESCORED`` (or twice ``k``), their SMART scores
+        are estimated with Hamming similarities of the query's signs and the best of them are
+        scored exactly; only exactly scored pages are eligible. MaxSim alone (``lambda_anchor``
+        0) scores every page: a shortlist taken from the anchor would not be "MaxSim only". The
+        scores of one ``Scored`` serve any weights of the same kind.
         """
         admitted = self.admitted(scope)
-        if not admitted or not encoded:
+        if not len(admitted) or not encoded:
             empty = np.zeros((len(encoded), 0), np.float32)
             return Scored(admitted, empty, None, np.zeros((len(encoded), 0), bool))
-        anchor_all = np.stack([e.pooled for e in encoded]) @ self._pooled_of(admitted).T
         if not weights.needs_tokens:
+            anchor_all = self._anchor(encoded, admitted)
             return Scored(admitted, anchor_all, None, np.ones(anchor_all.shape, bool))
         if not self.two_stage(weights, len(admitted)):
+            anchor_all = self._anchor(encoded, admitted)
             late = self.late_scores(encoded, admitted)
             return Scored(admitted, anchor_all, late, np.ones(anchor_all.shape, bool), self.last_match)
-        own = [np.argpartition(-row, self.shortlist - 1)[: self.shortlist] for row in anchor_all]
-        columns = np.unique(np.concatenate(own))  # sorted, so token states are read in offset order
-        shortlisted = [admitted[j] for j in columns]
-        late = self.late_scores(encoded, shortlisted)
-        # With several queries the union is scored; each query keeps only its own shortlist.
-        eligible = np.stack([np.isin(columns, mine) for mine in own])
-        return Scored(shortlisted, anchor_all[:, columns], late, eligible, self.last_match)
+        return self._two_stage(encoded, weights, admitted, k)
 
     def two_stage(self, weights: Weights, admitted: int) -> bool:
-        return self.shortlist is not None and weights.lambda_anchor != 0.0 and self.shortlist <= admitted
+        return self.shortlist is not None and weights.lambda_anchor != 0.0 and self.shortlist < admitted
 
-    def _pooled_of(self, admitted: list[int]) -> np.ndarray:
-        return self.pooled if len(admitted) == len(self.items) else self.pooled[admitted]
+    def _anchor(self, encoded: list[Encoded], columns: np.ndarray) -> np.ndarray:
+        """Anchor cosines [m, n] of the queries against the pages ``columns``, exact (float32)."""
+        pooled = self.pooled if len(columns) == len(self) else self.pooled[columns]
+        return np.stack([e.pooled for e in encoded]).astype(np.float32, copy=False) @ pooled.T
 
-    def admitted(self, scope: Scope = Scope()) -> list[int]:
+    def _two_stage(self, encoded: list[Encoded], weights: Weights, admitted: np.ndarray, k: int) -> Scored:
+        first = self.first_stage()
+        mask = None if len(admitted) == len(self) else np.isin(np.arange(len(self)), admitted)
+        chosen, maxima = [], []
+        for query in encoded:
+            shortlist = first.shortlist(query, self.shortlist, mask)
+            pages = self._rescored(query, weights, shortlist, k)
+            chosen.append(pages)
+            maxima.append(self._maxima(query.tokens, pages))
+        columns = np.unique(np.concatenate(chosen))
+        anchor = self._anchor(encoded, columns)
+        widths = [e.tokens.shape[0] for e in encoded]
+        late = np.zeros(anchor.shape, np.float32)
+        eligible = np.zeros(anchor.shape, bool)
+        best = np.zeros((len(columns), sum(widths)), np.float32)
+        arg = np.zeros((len(columns), sum(widths)), np.int64)
+        first_column = 0
+        for qi, (pages, (page_best, page_arg)) in enumerate(zip(chosen, maxima)):
+            at = np.searchsorted(columns, pages)
+            eligible[qi, at] = True
+            late[qi, at] = mean_per_query(page_best, [widths[qi]])[0]
+            best[at, first_column : first_column + widths[qi]] = page_best
+            arg[at, first_column : first_column + widths[qi]] = page_arg
+            first_column += widths[qi]
+        return Scored(columns, anchor, late, eligible, (best, arg))
+
+    def first_stage(self) -> FirstStage:
+        """The snapshot's first stage (firststage.py): its anchors, and each segment's postings
+        with the items its rows are now."""
+        if self._first is None:
+            c = self._columns
+            bounds = np.searchsorted(c.segments, np.arange(len(c.segment_names) + 1))
+            vocabularies = []
+            for s, name in enumerate(c.segment_names):
+                a, b = int(bounds[s]), int(bounds[s + 1])
+                if a == b or len(self) < firststage.LEXICAL_FROM_PAGES or self._read_vocabulary(name) is None:
+                    continue
+                ids, first, held = self._vocabulary[name]
+                rows = self._mapped[name].offsets if isinstance(self._mapped.get(name), MappedTokens) else None
+                count = len(rows) - 1 if rows is not None else int(c.rows[a:b].max()) + 1
+                vocabularies.append(SegmentVocabulary(ids, first, held, item_of_row(count, c.rows[a:b], np.arange(a, b))))
+            self._first = FirstStage(self.pooled, vocabularies, compiled=self._compiled(), copies=_first_copies(c))
+        return self._first
+
+    def _read_vocabulary(self, name: str) -> tuple | None:
+        """A segment's postings, read once per process (None: damaged; its pages are then ranked by
+        their anchors alone, and scored as ever)."""
+        if name not in self._vocabulary:
+            try:
+                with self.store.open_segment(name) as segment:
+                    self._vocabulary[name] = segment.vocabulary()
+            except StoreDamaged as exc:
+                _warn(f"{name}: its vocabulary postings are unreadable ({exc}); its pages are shortlisted by their anchors alone")
+                self._vocabulary[name] = None
+        return self._vocabulary[name]
+
+    def _rescored(self, query: Encoded, weights: Weights, shortlist: np.ndarray, k: int) -> np.ndarray:
+        """The pages of ``shortlist`` to score exactly: all of them when they are few, else the
+        best ``max(RESCORED, 2k)`` by a SMART score whose late term is estimated from Hamming
+        similarities (1-bit stores, compiled kernels), in item order."""
+        keep = max(defaults.RESCORED, 2 * k)
+        if len(shortlist) <= keep or not self._estimates():
+            return shortlist
+        late = self._estimated_late(query, shortlist)
+        anchor = self.pooled[shortlist] @ query.pooled.astype(np.float32, copy=False)
+        estimate = fuse(anchor, late, weights) - self.navigation_penalty(shortlist, weights)
+        return np.sort(shortlist[top_k(estimate, keep)])
+
+    def _estimates(self) -> bool:
+        """Whether the Hamming estimate runs: compiled kernels on a 1-bit store's states."""
+        return self._compiled() and self.device == "cpu" and self._token_kind() == "binary" and compiled_kernels() is not None
+
+    def _token_kind(self) -> str | None:
+        part = next((p for p in self._parts if p is not None), None)
+        return None if part is None else token_kind(part.stored.data.dtype)
+
+    def _estimated_late(self, query: Encoded, pages: np.ndarray) -> np.ndarray:
+        """MaxSim estimated from the signs of the query's tokens (kernel.hamming_late)."""
+        self._check(pages)
+        parts = self._kernel_parts()
+        return hamming_late(query.tokens, parts, self._columns.segments[pages], self._starts[pages], self._stops[pages])
+
+    def _maxima(self, q_tokens: np.ndarray, pages: np.ndarray):
+        """The kernel's (max [n, Q], arg-max [n, Q]) of ``q_tokens`` over the pages ``pages``."""
+        self._check(pages)
+        q = np.asarray(q_tokens, dtype=np.float32)
+        segments = self._columns.segments[pages]
+        if self._compiled() and compiled_kernels() is not None:
+            return page_maxima(q, self._kernel_parts(), self._starts[pages], self._stops[pages], part_of=segments, typed=True)
+        stored = [None if p is None else p.stored for p in self._parts]
+        return page_maxima(q, stored, self._starts[pages], self._stops[pages], compiled=False, part_of=segments)
+
+    def _kernel_parts(self):
+        """The segments' stored token states as the compiled kernels take them (made once per snapshot)."""
+        if self._typed is None:
+            self._typed = typed_parts([None if p is None else p.stored for p in self._parts])
+        return self._typed
+
+    def _check(self, pages: np.ndarray) -> None:
+        """Check the CRC-32 of the token rows of ``pages`` not checked before (once per process)."""
+        pages = np.asarray(pages, dtype=np.int64)
+        todo = pages[~self._checked[pages]]
+        if not len(todo):
+            return
+        segments = self._columns.segments[todo]
+        for s in np.unique(segments).tolist():
+            part = self._parts[s]
+            if isinstance(part, MappedTokens):
+                part.check_rows(self._columns.rows[todo[segments == s]])
+        self._checked[todo] = True
+
+    def admitted(self, scope: Scope = Scope()) -> np.ndarray:
         """Indexes of the items ``scope`` admits."""
-        return [i for i, item in enumerate(self.items) if scope.admits(item)]
+        c = self._columns
+        if scope == Scope():
+            return np.arange(len(c.item_ids))
+        by_file = np.array([scope.admits_file(path, kind) for path, kind in zip(c.paths, c.kinds)], dtype=bool)
+        admitted = by_file[c.files] if len(c.paths) else np.zeros(len(c.item_ids), bool)
+        for path, page in scope.exclude:
+            files = [f for f, p in enumerate(c.paths) if p == path]
+            admitted &= ~(np.isin(c.files, files) & (c.pages == page))
+        return np.flatnonzero(admitted)
 
     def rank(
         self,
@@ -329,7 +471,7 @@ class Searcher:
         results = []
         for qi, query in enumerate(encoded):
             order, also = self._distinct_top(fused[qi], scored, qi, k, min_score)
-            items = [self.items[scored.columns[j]] for j in order]
+            items = self.items.many(np.asarray(scored.columns)[order]) if len(order) else []
             found = None
             if scored.matched is not None:  # the kernel's max and arg-max of this query's tokens
                 best, arg = scored.matched
@@ -354,7 +496,7 @@ class Searcher:
             )
         return results
 
-    def navigation_penalty(self, columns: list[int], weights: Weights) -> np.ndarray:
+    def navigation_penalty(self, columns, weights: Weights) -> np.ndarray:
         """Per column, what its fused score loses for being a contents or index page (scoring.navigation_penalty)."""
         share = navigation_penalty(weights)
         return (
@@ -368,10 +510,10 @@ class Searcher:
         items, columns = self.items, scored.columns
 
         def key_of(j):
-            return _copy_key(items[columns[j]])
+            return items.copy_key(columns[j])
 
         def path_of(j):
-            return items[columns[j]].path
+            return items.path(columns[j])
 
         wanted = k
         while True:
@@ -387,161 +529,126 @@ class Searcher:
                 return np.asarray(kept, dtype=np.int64), also
             wanted *= 2
 
-    def late_scores(self, encoded: list[Encoded], admitted: list[int] | None = None) -> np.ndarray:
+    def late_scores(self, encoded: list[Encoded], admitted=None) -> np.ndarray:
         """MaxSim of every query against every admitted item (all items by default): [m, A].
 
         On the CPU token states are scored as stored (1-bit states by byte lookup, never
         decoded; see kernel.py), without torch; on CUDA by the torch kernel. The arg-max of
         each query token on each item is kept in ``last_match`` for explaining the hits."""
-        if admitted is None:
-            admitted = list(range(len(self.items)))
+        admitted = np.arange(len(self)) if admitted is None else np.asarray(admitted, dtype=np.int64)
         if self.device != "cpu":
             return self._late_scores_torch(encoded, admitted)
-        q_tokens = np.concatenate([e.tokens for e in encoded]).astype(np.float32, copy=False)
         q_lengths = [e.tokens.shape[0] for e in encoded]
-        best = np.zeros((len(admitted), q_tokens.shape[0]), np.float32)
-        arg = np.zeros((len(admitted), q_tokens.shape[0]), np.int64)
-        column = {index: c for c, index in enumerate(admitted)}
-        for name, indexes in self._by_segment(admitted).items():
-            with _LazySegment(self.store, name) as segment:
-                offsets = self._segment_offsets(name, segment)
-                resident = self._resident_tokens(name, segment, offsets)
-                if resident is not None:  # warm: the segment's packed tokens are in memory, read in place
-                    rows = np.array([self.items[i].row for i in indexes])
-                    cols = np.array([column[i] for i in indexes])
-                    best[cols], arg[cols] = page_maxima(q_tokens, resident, offsets[rows], offsets[rows + 1], self._compiled())
-                    continue
-                pending: list[tuple] = []  # (stored tokens of a run of rows, its rows' columns, their lengths)
-                for chunk in self._chunks(indexes, offsets):
-                    first, last = self.items[chunk[0]].row, self.items[chunk[-1]].row
-                    tokens = segment.file.stored_tokens(offsets[first], offsets[last + 1])
-                    lengths = np.diff(offsets[first : last + 2])
-                    pending.append((tokens, np.array([column[i] for i in chunk]), lengths))
-                    if sum(p[0].data.shape[0] for p in pending) >= defaults.CHUNK_TOKENS:
-                        self._score_runs(q_tokens, pending, best, arg)
-                if pending:
-                    self._score_runs(q_tokens, pending, best, arg)
+        if self._compiled() and compiled_kernels() is not None:
+            # Per query: its tables are built once and every page is scored in one call.
+            maxima = [self._maxima(e.tokens, admitted) for e in encoded]
+            best = np.concatenate([m[0] for m in maxima], axis=1) if maxima else np.zeros((len(admitted), 0), np.float32)
+            arg = np.concatenate([m[1] for m in maxima], axis=1) if maxima else np.zeros((len(admitted), 0), np.int64)
+        else:  # numpy: decode each block of pages once for all queries' tokens
+            q_tokens = np.concatenate([e.tokens for e in encoded]).astype(np.float32, copy=False)
+            best, arg = self._maxima(q_tokens, admitted)
         self.last_match = (best, arg)
         return mean_per_query(best, q_lengths)
 
-    def _score_runs(self, q_tokens: np.ndarray, pending: list[tuple], best: np.ndarray, arg: np.ndarray) -> None:
-        """Score the gathered runs of rows in one kernel call, into their columns of ``best`` and
-        ``arg``; ``pending`` is emptied."""
-        stored = _concat_stored([p[0] for p in pending])
-        lengths = np.concatenate([p[2] for p in pending])
-        stops = np.cumsum(lengths)
-        cols = np.concatenate([p[1] for p in pending])
-        best[cols], arg[cols] = page_maxima(q_tokens, stored, stops - lengths, stops, self._compiled())
-        pending.clear()
-
     def _compiled(self) -> bool:
-        """Use the compiled 1-bit kernel: in a long-lived process, where its import is paid once."""
-        return self.cache_bytes > 0
+        """Use the compiled kernels: in a long-lived process, and on a store large enough that their
+        import (about 0.4 s) costs less than what they save on one query."""
+        return self.cache_bytes > 0 or len(self) >= defaults.COMPILED_FROM_PAGES
 
-    def _resident_tokens(self, name: str, segment: _LazySegment, offsets: np.ndarray):
-        """A warm process's copy of a whole segment's stored token states (None when not warm,
-        or when it would not fit the cache budget)."""
-        if name in self._resident:
-            return self._resident[name]
-        size = int(offsets[-1]) * segment.file.token_bytes()
-        if self._cached_bytes + size > self.cache_bytes:
-            return None
-        stored = segment.file.stored_tokens(0, int(offsets[-1]))
-        self._resident[name] = stored
-        self._cached_bytes += stored.nbytes
-        return stored
-
-    def _late_scores_torch(self, encoded: list[Encoded], admitted: list[int]) -> np.ndarray:
+    def _late_scores_torch(self, encoded: list[Encoded], admitted: np.ndarray) -> np.ndarray:
         """The torch path (CUDA): decode chunks of token states and score them with scoring.maxsim."""
         import torch
 
         self.last_match = None
-        column = {index: c for c, index in enumerate(admitted)}
+        admitted = np.asarray(admitted, dtype=np.int64)
+        self._check(admitted)
         q_tokens = torch.from_numpy(np.concatenate([e.tokens for e in encoded])).to(self.device)
         q_lengths = torch.tensor([e.tokens.shape[0] for e in encoded], device=self.device)
         late = np.zeros((len(encoded), len(admitted)), dtype=np.float32)
-        # Runs of rows are gathered until about one chunk's worth of tokens and scored in one
-        # call: a shortlist is hundreds of short runs, and each call has a fixed cost.
-        pending: list[tuple] = []  # (tokens, lengths, late columns)
-
-        def score_pending() -> None:
-            tokens = torch.from_numpy(decode_stored([p[0] for p in pending])).to(self.device)
-            lengths = torch.from_numpy(np.concatenate([p[1] for p in pending])).to(self.device)
-            scores = maxsim(q_tokens, tokens, lengths, q_lengths).cpu().numpy()
-            start = 0
-            for _, lengths, columns in pending:
-                late[:, columns] = scores[:, start : start + len(lengths)]
-                start += len(lengths)
-            pending.clear()
-
-        for name, indexes in self._by_segment(admitted).items():
-            with _LazySegment(self.store, name) as segment:
-                offsets = self._segment_offsets(name, segment)
-                for chunk in self._chunks(indexes, offsets):
-                    first, last = self.items[chunk[0]].row, self.items[chunk[-1]].row
-                    tokens = segment.file.stored_tokens(offsets[first], offsets[last + 1])
-                    lengths = np.diff(offsets[first : last + 2])
-                    pending.append((tokens, lengths, [column[i] for i in chunk]))
-                    if sum(p[0].data.shape[0] for p in pending) >= defaults.CHUNK_TOKENS:
-                        score_pending()
-        if pending:
-            score_pending()
+        # Pages are gathered until about one chunk's worth of tokens and scored in one call: a
+        # shortlist is hundreds of short runs, and each call has a fixed cost.
+        budget = self.chunk_size
+        start = 0
+        while start < len(admitted):
+            stop, tokens = start, 0
+            while stop < len(admitted) and (stop == start or (tokens < defaults.CHUNK_TOKENS if budget is None else stop - start < budget)):
+                page = admitted[stop]
+                tokens += int(self._stops[page] - self._starts[page])
+                stop += 1
+            pages = admitted[start:stop]
+            pieces = [self._stored_rows(int(p)) for p in pages]
+            decoded = torch.from_numpy(decode_stored(pieces)).to(self.device)
+            lengths = torch.from_numpy(np.array([p.data.shape[0] for p in pieces], np.int64)).to(self.device)
+            late[:, start:stop] = maxsim(q_tokens, decoded, lengths, q_lengths).cpu().numpy()
+            start = stop
         return late
 
-    def _segment_offsets(self, name: str, segment: _LazySegment) -> np.ndarray:
-        if name not in self._offsets:
-            self._offsets[name] = segment.file.offsets()
-        return self._offsets[name]
+    def _stored_rows(self, page: int) -> StoredTokens:
+        stored = self._parts[int(self._columns.segments[page])].stored
+        a, b = int(self._starts[page]), int(self._stops[page])
+        return StoredTokens(stored.data[a:b], None if stored.scale is None else stored.scale[a:b], stored.dims)
 
-    def _chunks(self, indexes: list[int], offsets: np.ndarray):
-        """Split a segment's items (in row order) into runs that fit the chunk budget."""
-        chunk: list[int] = []
-        start_token = 0
-        for index in indexes:
-            row = self.items[index].row
-            if chunk:
-                too_many_items = self.chunk_size is not None and len(chunk) >= self.chunk_size
-                too_many_tokens = self.chunk_size is None and offsets[row + 1] - start_token > defaults.CHUNK_TOKENS
-                gap = row != self.items[chunk[-1]].row + 1  # never read the rows in between
-                if too_many_items or too_many_tokens or gap:
-                    yield chunk
-                    chunk = []
-            if not chunk:
-                start_token = offsets[row]
-            chunk.append(index)
-        if chunk:
-            yield chunk
+    @property
+    def columns(self) -> LiveColumns:
+        """The snapshot's pages as columns (catalog.reads.LiveColumns), in item order."""
+        return self._columns
+
+    def stored_tokens(self, index: int) -> StoredTokens:
+        """Item ``index``'s token states as stored (checked first; arrays read in place)."""
+        self._check(np.array([index]))
+        return self._stored_rows(index)
+
+    def page_tokens(self, index: int) -> np.ndarray:
+        """Item ``index``'s token states, decoded to float32 (checked first)."""
+        return decode_stored([self.stored_tokens(index)])
+
+    def page_spans(self, index: int) -> np.ndarray | None:
+        """Item ``index``'s token spans in its text (None: the segment keeps none)."""
+        part = self._parts[int(self._columns.segments[index])]
+        if isinstance(part, MappedTokens):
+            return part.spans(int(self._columns.rows[index]))
+        with self.store.open_segment(self._columns.segment_names[int(self._columns.segments[index])]) as segment:
+            start, stop = segment.token_range(int(self._columns.rows[index]))
+            return segment.spans(start, stop) if segment.has_spans else None
 
     def explain(self, query: Encoded, query_text: str, items: list[LiveItem], scored: list | None = None):
         """For each item: (snippet, highlighted word offsets in the snippet, token matches).
 
-        The snippet is the passage where the query's tokens found their best matches; the
+        The snippet is the passage where the query's words meet (explain.best_passage); the
         matches say, per query token, which item token it matched and how closely.
         ``scored``: per item, the kernel's (similarities, arg-max) of the query's tokens, which
-        spare reading and multiplying the item's token states again.
+        spare multiplying the item's token states again. Only these items' token states and
+        spans are read (in place, from the mapped segments).
         """
         explained = []
-        with contextlib.ExitStack() as stack:
-            segments: dict = {}
-            for item in items:
-                if item.segment not in segments:
-                    segments[item.segment] = stack.enter_context(self.store.open_segment(item.segment))
-                found = None if scored is None else scored[len(explained)]
-                segment = segments[item.segment]
-                matches = match_tokens(query, query_text, item, segment, self.textual, found)
-                if self.textual and item.text and query_text and segment.has_spans:
-                    # The passage where the most query words meet (explain.best_passage).
-                    start, stop = segment.token_range(item.row)
-                    snippet, highlights = best_passage(
-                        query, query_text, item.text, segment.tokens(start, stop), segment.spans(start, stop)
-                    )
-                else:
-                    spans = [m.span for m in matches if m.span is not None]
-                    strong = strong_spans(matches)
-                    # The strong matches place the snippet; only without any do the weak ones.
-                    snippet, highlights = highlighted_passage(item.text, strong or spans, strong)
-                explained.append((snippet, highlights, matches))
+        for n, item in enumerate(items):
+            tokens, spans = self._page_arrays(item)
+            if not (self.textual and item.text):
+                spans = None
+            found = scored[n] if scored is not None else _argmax_of(query, tokens)
+            matches = match_tokens(query, query_text, item.text, spans, found)
+            if spans is not None and query_text:
+                snippet, highlights = best_passage(query, query_text, item.text, tokens, spans)
+            else:
+                located = [m.span for m in matches if m.span is not None]
+                strong = strong_spans(matches)
+                # The strong matches place the snippet; only without any do the weak ones.
+                snippet, highlights = highlighted_passage(item.text, strong or located, strong)
+            explained.append((snippet, highlights, matches))
         return explained
+
+    def _page_arrays(self, item: LiveItem) -> tuple[np.ndarray, np.ndarray | None]:
+        """An item's token states (decoded, float32) and character spans (None: none kept)."""
+        part = self._mapped.get(item.segment)
+        if not isinstance(part, MappedTokens):  # not in this snapshot, or not mappable: read it
+            with self.store.open_segment(item.segment) as segment:
+                start, stop = segment.token_range(item.row)
+                return segment.tokens(start, stop), (segment.spans(start, stop) if segment.has_spans else None)
+        part.check_rows(np.array([item.row]))
+        a, b = int(part.offsets[item.row]), int(part.offsets[item.row + 1])
+        stored = part.stored
+        tokens = decode_stored([StoredTokens(stored.data[a:b], None if stored.scale is None else stored.scale[a:b], stored.dims)])
+        return tokens, part.spans(item.row)
 
     def stored_query(self, path: str, page: int | None, named: str | None = None) -> tuple[Encoded, LiveItem]:
         """The stored vectors of an indexed item, as a query ("more like this"); SmartError NOT_FOUND if absent.
@@ -563,14 +670,16 @@ class Searcher:
         ``named`` (the path as the user gave it, relative) may name one by base name or by a path
         suffix, as judged files do in evaluation: when exactly one indexed file matches, it is that
         file; several are a NOT_FOUND error listing them (``candidates``)."""
-        pages = [item for item in self.items if item.path == path]
-        if not pages and "\0" not in path:  # a NUL byte names no file (realpath raises on it)
+        c = self._columns
+        live_files = set(np.unique(c.files).tolist())
+        indexed = [c.paths[f] for f in sorted(live_files)]
+        if path not in indexed and "\0" not in path:  # a NUL byte names no file (realpath raises on it)
             real = os.path.realpath(path)
-            pages = [item for item in self.items if os.path.realpath(item.path) == real]
-        if not pages and named and not os.path.isabs(named):
+            path = next((p for p in indexed if os.path.realpath(p) == real), path)
+        if path not in indexed and named and not os.path.isabs(named):
             from smartcli.search.evaluate import matches
 
-            candidates = sorted({item.path for item in self.items if matches(named, item.path)})
+            candidates = sorted({p for p in indexed if matches(named, p)})
             if len(candidates) > 1:
                 raise SmartError(
                     ErrorKind.NOT_FOUND,
@@ -580,23 +689,25 @@ class Searcher:
                 )
             if candidates:
                 path = candidates[0]
-                pages = [item for item in self.items if item.path == path]
-        if not pages:
+        files = [f for f in live_files if c.paths[f] == path]
+        pages = np.flatnonzero(np.isin(c.files, files))
+        if not len(pages):
             raise SmartError(ErrorKind.NOT_FOUND, f"{path} is not in the index, or none of its pages is encoded", path=path)
+        numbers = c.pages[pages]
         if page is None:
             if len(pages) > 1:
                 raise SmartError(
-                    ErrorKind.NOT_FOUND, f"{path} has {len(pages)} encoded pages; name one", path=path, pages=[i.page for i in pages]
+                    ErrorKind.NOT_FOUND, f"{path} has {len(pages)} encoded pages; name one", path=path, pages=[int(p) for p in numbers]
                 )
-            return pages[0]
-        for item in pages:
-            if item.page == page:
-                return item
+            return self.items[int(pages[0])]
+        for index, number in zip(pages, numbers):
+            if number == page:
+                return self.items[int(index)]
         raise SmartError(
             ErrorKind.NOT_FOUND,
-            f"page {page} of {path} is not in the index (encoded pages: {page_ranges(sorted(i.page for i in pages))})",
+            f"page {page} of {path} is not in the index (encoded pages: {page_ranges(sorted(int(p) for p in numbers))})",
             path=path,
-            pages=[i.page for i in pages],
+            pages=[int(p) for p in numbers],
         )
 
 
@@ -604,33 +715,19 @@ class Searcher:
 class Scored:
     """Scores of queries (rows) against pages (columns: indexes into ``Searcher.items``)."""
 
-    columns: list[int]
+    columns: np.ndarray  # item indexes (Searcher.items), ascending
     anchor: np.ndarray  # [m, n] anchor cosines
     late: np.ndarray | None  # [m, n] MaxSim, None when the weights need no token states
     eligible: np.ndarray  # [m, n] bool: the page may be returned for the query (its shortlist)
     matched: tuple | None = None  # (max [n, Q], arg-max [n, Q]) per page and query token, from the kernel
 
 
-class _LazySegment:
-    """A segment file opened on first use, so that a chunk served from memory costs no open()."""
+class _ReadWhole:
+    """A segment's token states read into memory whole: for a per-token dataset that cannot be
+    memory-mapped (nothing ``smart`` writes is such), checked as it is read."""
 
-    def __init__(self, store: Store, name: str):
-        self.store = store
-        self.name = name
-        self._file = None
-
-    @property
-    def file(self):
-        if self._file is None:
-            self._file = self.store.open_segment(self.name)
-        return self._file
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self._file is not None:
-            self._file.close()
+    def __init__(self, segment):
+        self.stored = segment.stored_tokens(0, int(segment.offsets()[-1]))
 
 
 _THREADPOOLS = None
@@ -653,17 +750,26 @@ def query_threads(limit: bool = True):
     return _THREADPOOLS.limit(limits=defaults.QUERY_THREADS, user_api="blas")
 
 
-def _warn(text: str) -> None:
+def _warn(text: str, stacklevel: int = 3) -> None:
     import warnings
 
-    warnings.warn(SmartWarning(text), stacklevel=3)
+    warnings.warn(SmartWarning(text), stacklevel=stacklevel)
 
 
-def _concat_stored(parts: list) -> StoredTokens:
-    if len(parts) == 1:
-        return parts[0]
-    scale = None if parts[0].scale is None else np.concatenate([p.scale for p in parts])
-    return StoredTokens(np.concatenate([p.data for p in parts]), scale, parts[0].dims)
+def _first_copies(columns: LiveColumns) -> np.ndarray | None:
+    """Per item, the first item sharing its segment row (copies of a file share rows); None when no two share one."""
+    key = columns.segments.astype(np.int64) * (int(columns.rows.max(initial=0)) + 1) + columns.rows
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    if len(first) == len(key):
+        return None
+    return first[inverse]
+
+
+def _argmax_of(query: Encoded, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(similarity, arg-max) of each query token over a page's token states."""
+    similarity = query.tokens @ tokens.T
+    best = similarity.argmax(axis=1)
+    return similarity[np.arange(len(best)), best], best
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:

@@ -51,11 +51,20 @@ from smartcli.store.formats import BINARY_SHRINK, TOKEN_FORMATS, decode_binary, 
 
 # The layout above; recorded in every file (the catalog's schema has its own version).
 # 2: an identity in the attributes, Fletcher-32 on the datasets read whole, row CRCs of the rest.
-SEGMENT_FORMAT = 2
+# 3: no per-token vocabulary ids; each page's distinct ids kept as postings (``vocab_*``) for the
+#    first stage; spans as uint16 where the page texts allow (MAX_PAGE_CHARS); datasets aligned
+#    to 64 bytes in the file (memory-mapped, read as 64-bit words). Formats 2 and 1 are read.
+SEGMENT_FORMAT = 3
 _PER_TOKEN = ("tokens", "token_scale", "token_ids", "spans")
 _PER_ROW = ("pooled", "item_path", "item_page")
 _CRC = {key: f"crc_{key}" for key in _PER_TOKEN}  # per-token dataset -> its per-row CRC-32 dataset
 _CHUNK_BYTES = 1 << 20  # Fletcher-32 chunks of the datasets read whole
+# Format 3's postings of vocabulary ids: the segment's distinct ids (ascending), where each one's
+# rows start in ``vocab_rows``, and the rows (ascending per id). Read in place, covered by the
+# datasets' SHA-256 digests; a wrong posting could only change which pages a first stage
+# proposes, never a score.
+_VOCAB = ("vocab_ids", "vocab_starts", "vocab_rows")
+_ALIGN = 64  # every dataset starts at a multiple of this in the file (a cache line: 64-bit words read in place)
 
 
 class SegmentFile(NamedTuple):
@@ -307,18 +316,125 @@ class Segment:
         per = tokens.dtype.itemsize * int(np.prod(tokens.shape[1:]))
         return per + (4 if tokens.dtype == np.int8 else 0)
 
+    def mapped_tokens(self) -> MappedTokens | None:
+        """The segment's token states as stored, memory-mapped in place (:class:`MappedTokens`),
+        each row checked against its CRC-32 the first time it is read; None where a per-token
+        dataset is not contiguous (nothing ``smart`` writes)."""
+        data = _mapped(self.path, self._h5["tokens"])
+        if data is None:
+            return None
+        scale = None
+        if data.dtype == np.int8:
+            scale = _mapped(self.path, self._h5["token_scale"]) if "token_scale" in self._h5 else None
+            if scale is None:
+                return None
+        spans = _mapped(self.path, self._h5["spans"]) if "spans" in self._h5 else None
+        crcs = {key: self._crc_table(key) for key in ("tokens", "token_scale", "spans") if _CRC[key] in self._h5}
+        return MappedTokens(self.name, StoredTokens(data, scale, self.dims), self.offsets(), crcs, spans)
+
+    def _crc_table(self, key: str) -> np.ndarray:
+        if self._crcs.get(key) is None:
+            self._crcs[key] = self._read(_CRC[key])
+        return self._crcs[key]
+
     def tokens(self, start: int, stop: int) -> np.ndarray:
         """Token states ``[start, stop)`` as float32 (decoded from the stored format)."""
         return decode_stored([self.stored_tokens(start, stop)])
 
     def token_ids(self, start: int, stop: int) -> np.ndarray:
+        """Vocabulary ids of tokens ``[start, stop)``; -1 where the segment keeps none (format 3
+        keeps each page's distinct ids as postings instead: :meth:`vocabulary`)."""
+        if "token_ids" not in self._h5:
+            return np.full(stop - start, -1, np.int32)
         return self._rows_read("token_ids", start, stop)
+
+    def vocabulary(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The postings of the segment's vocabulary ids: (distinct ids [U] ascending, starts [U + 1],
+        rows [nnz]): the rows holding ``ids[u]`` are ``rows[starts[u]:starts[u + 1]]``. Read in place
+        from a format-3 file; made from the per-token ids of an older one (image patches, id -1,
+        are no vocabulary)."""
+        if all(key in self._h5 for key in _VOCAB):
+            ids, starts, rows = (_mapped(self.path, self._h5[key]) for key in _VOCAB)
+            if ids is None or starts is None or rows is None:
+                ids, starts, rows = (self._read(key) for key in _VOCAB)
+            if len(starts) != len(ids) + 1 or (len(starts) and (starts[0] != 0 or starts[-1] != len(rows))) or (np.diff(starts) < 0).any():
+                raise damaged(self.name, "do not fit their ids and rows", dataset="vocab_starts")
+            return ids, starts, rows
+        if "token_ids" not in self._h5:
+            return np.zeros(0, np.int32), np.zeros(1, np.int64), np.zeros(0, np.int32)
+        offsets = self.offsets()
+        ids = self._rows_read("token_ids", 0, int(offsets[-1]))
+        return postings([ids[offsets[r] : offsets[r + 1]] for r in range(len(offsets) - 1)])
 
     def spans(self, start: int, stop: int) -> np.ndarray:
         """Character spans of tokens ``[start, stop)``; zeros where the segment has none."""
         if not self.has_spans:
             return np.zeros((stop - start, 2), np.int32)
         return self._rows_read("spans", start, stop)
+
+
+class MappedTokens:
+    """A segment's stored token states mapped into memory (the page cache holds them, not the
+    process), read in place by the scoring kernel. A row's bytes are checked against its CRC-32
+    the first time it is scored (:meth:`check_rows`) and never again in this process: segments
+    are immutable, and a warm process need not pay the check on every query."""
+
+    def __init__(self, name: str, stored: StoredTokens, offsets: np.ndarray, crcs: dict, spans: np.ndarray | None = None):
+        self.name = name
+        self.stored = stored
+        self.offsets = offsets
+        self.span_data = spans  # [T, 2] as stored (None: the segment keeps no spans)
+        self._crcs = crcs  # dataset -> [rows] uint32, for the datasets that have them
+        self._checked = np.zeros(max(len(offsets) - 1, 0), dtype=bool)
+        self._checked_spans = np.zeros(max(len(offsets) - 1, 0), dtype=bool)
+
+    def check_rows(self, rows: np.ndarray) -> None:
+        """Check the rows' token states not checked before; a mismatch raises :class:`StoreDamaged` naming it."""
+        rows = np.asarray(rows, dtype=np.int64)
+        todo = rows[~self._checked[rows]]
+        self._verify(todo, {"tokens": self.stored.data, "token_scale": self.stored.scale})
+        self._checked[todo] = True
+
+    def spans(self, row: int) -> np.ndarray | None:
+        """Row ``row``'s character spans [n, 2] int32, checked the first time (None: no spans kept)."""
+        if self.span_data is None:
+            return None
+        if not self._checked_spans[row]:
+            self._verify(np.array([row]), {"spans": self.span_data})
+            self._checked_spans[row] = True
+        return self.span_data[self.offsets[row] : self.offsets[row + 1]].astype(np.int32)
+
+    def _verify(self, rows: np.ndarray, arrays: dict) -> None:
+        offsets = self.offsets
+        for key, data in arrays.items():
+            expected = self._crcs.get(key)
+            if expected is None or data is None:
+                continue
+            for row in np.unique(rows).tolist():
+                if zlib.crc32(data[offsets[row] : offsets[row + 1]]) != int(expected[row]):
+                    raise damaged(self.name, f"row {row} differs from what was written (CRC-32)", dataset=key)
+
+
+def _mapped(path: Path, dataset) -> np.ndarray | None:
+    """A contiguous, unfiltered HDF5 dataset as a read-only array over the file's own bytes
+    (h5py gives its offset in the file); None for a chunked one. An empty or unallocated
+    dataset is an empty array."""
+    import mmap
+
+    if dataset.chunks is not None:
+        return None
+    shape, dtype = dataset.shape, dataset.dtype
+    size = int(np.prod(shape)) * dtype.itemsize
+    offset = dataset.id.get_offset()
+    if size == 0 or offset is None:
+        return np.zeros(shape, dtype)
+    with open(path, "rb") as file:
+        mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    if offset + size > len(mapping):
+        raise damaged(
+            path.stem, f"is cut short: {offset + size} bytes needed, the file has {len(mapping)}", dataset=dataset.name.lstrip("/")
+        )
+    return np.frombuffer(mapping, dtype=dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)
 
 
 def _unit_rows_ok(pooled: np.ndarray) -> bool:
@@ -388,7 +504,7 @@ def new_segment_file(directory: Path, attrs: dict) -> Iterator[NewSegment]:
     final = directory / f"{name}.h5"
     tmp = final.with_name(f".tmp-{name}.h5")
     try:
-        with h5py.File(tmp, "w", locking=False) as h5:
+        with h5py.File(tmp, "w", locking=False, alignment_threshold=1, alignment_interval=_ALIGN) as h5:
             h5.attrs.update(segment_format=SEGMENT_FORMAT, created=time.time(), **attrs, segment_id=uid, segment_name=name)
             new = NewSegment(name, h5, uid)
             yield new
@@ -403,7 +519,8 @@ def new_segment_file(directory: Path, attrs: dict) -> Iterator[NewSegment]:
 
 
 def write_pages(h5, pages: Sequence[tuple[str, int, object]], token_dtype: str) -> int:
-    """Write ``(path, page, Encoded)`` rows into a new segment; returns the token count."""
+    """Write ``(path, page, Encoded)`` rows into a new segment; returns the token count. Each page's
+    distinct token ids go into the segment's postings (format 3: no per-token ids)."""
     import h5py
 
     counts = np.array([encoded.tokens.shape[0] for _, _, encoded in pages], dtype=np.int64)
@@ -411,12 +528,35 @@ def write_pages(h5, pages: Sequence[tuple[str, int, object]], token_dtype: str) 
     put(h5, "pooled", np.stack([encoded.pooled for _, _, encoded in pages]).astype(np.float32))
     put(h5, "offsets", offsets)
     _write_tokens(h5, np.concatenate([encoded.tokens for _, _, encoded in pages]), token_dtype, offsets)
-    put_tokens(h5, "token_ids", np.concatenate([encoded.token_ids for _, _, encoded in pages]).astype(np.int32), offsets)
-    put_tokens(h5, "spans", np.concatenate([encoded.spans for _, _, encoded in pages]).astype(np.int32), offsets)
+    put_tokens(h5, "spans", compact_spans(np.concatenate([encoded.spans for _, _, encoded in pages])), offsets)
+    put_vocabulary(h5, postings([encoded.token_ids for _, _, encoded in pages]))
     # Variable-length: in the global heap, which no filter covers (its digest does).
     h5["item_path"] = np.array([os.fsencode(path) for path, _, _ in pages], dtype=h5py.special_dtype(vlen=bytes))
     put(h5, "item_page", np.array([page for _, page, _ in pages], dtype=np.int32))
     return int(offsets[-1])
+
+
+def compact_spans(spans: np.ndarray) -> np.ndarray:
+    """Character spans as uint16 when every offset fits (a page's text is at most
+    ``defaults.MAX_PAGE_CHARS`` characters), else int32."""
+    spans = np.asarray(spans).reshape(-1, 2)
+    fits = not len(spans) or (int(spans.min()) >= 0 and int(spans.max()) < 1 << 16)
+    return spans.astype(np.uint16 if fits else np.int32)
+
+
+def postings(row_ids: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct ids, starts, rows) of the vocabulary ids of each row (negative ids, image
+    patches, left out): see :meth:`Segment.vocabulary`."""
+    pairs = [(np.unique(np.asarray(ids, dtype=np.int64)), row) for row, ids in enumerate(row_ids)]
+    ids = np.concatenate([u[u >= 0] for u, _ in pairs]) if pairs else np.zeros(0, np.int64)
+    rows = np.concatenate([np.full(int((u >= 0).sum()), row, np.int64) for u, row in pairs]) if pairs else np.zeros(0, np.int64)
+    return _postings_of_pairs(rows, ids)
+
+
+def put_vocabulary(h5, vocabulary: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """The postings, contiguous (read in place; the digests cover them)."""
+    for key, data in zip(_VOCAB, vocabulary):
+        h5[key] = data
 
 
 def put(h5, key: str, data: np.ndarray) -> None:
@@ -450,23 +590,29 @@ def _write_tokens(h5, tokens: np.ndarray, dtype: str, offsets: np.ndarray) -> No
         put_tokens(h5, "tokens", data, offsets)
         put_tokens(h5, "token_scale", scale, offsets)
     elif dtype == "binary":
-        put_tokens(h5, "tokens", encode_binary(tokens), offsets)
+        # Already packed (uint8, D/8 bytes a row): states copied from a segment, written as they are.
+        put_tokens(h5, "tokens", tokens if tokens.dtype == np.uint8 else encode_binary(tokens), offsets)
     else:
         raise ValueError(f"unknown token dtype {dtype!r}; choose one of {TOKEN_FORMATS}")
 
 
 def copy_rows(out, sources: Sequence[tuple[Segment, list[tuple[int, int]]]], counts: np.ndarray) -> None:
-    """Fill a new segment ``out`` with rows copied bit for bit from open segments.
+    """Fill a new segment ``out`` with rows copied from open segments, in the current format.
 
     ``sources`` holds, per source segment, ``(new row, old row)`` pairs whose new rows are
-    consecutive; ``counts`` is the token count of every new row.
+    consecutive; ``counts`` is the token count of every new row. Token states, scales and
+    pooled vectors are copied bit for bit; spans keep their values (uint16 where they fit);
+    each page's vocabulary becomes the new segment's postings (from the source's postings, or
+    from its per-token ids: an older segment is rewritten in format 3).
     """
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     n_rows, n_tokens = len(counts), int(offsets[-1])
+    spans = np.zeros((n_tokens, 2), np.int64)
+    vocab_rows, vocab_ids = [], []
     for index, (source, pairs) in enumerate(sources):
         src = source._h5
         if index == 0:
-            for key in (*_PER_TOKEN, *_PER_ROW):
+            for key in ("tokens", "token_scale", *_PER_ROW):
                 if key in src:
                     length = n_tokens if key in _PER_TOKEN else n_rows
                     dtype, shape = src[key].dtype, (length, *src[key].shape[1:])
@@ -480,16 +626,37 @@ def copy_rows(out, sources: Sequence[tuple[Segment, list[tuple[int, int]]]], cou
         src_offsets = source.offsets()
         token_index = np.concatenate([np.arange(src_offsets[r], src_offsets[r + 1]) for r in old_rows])
         first, last = int(new_rows[0]), int(new_rows[-1]) + 1
-        for key in _PER_TOKEN:
+        for key in ("tokens", "token_scale"):
             if key in src:
                 out[key][offsets[first] : offsets[last]] = source._rows_read(key, 0, int(src_offsets[-1]))[token_index]
+        if "spans" in src:
+            spans[offsets[first] : offsets[last]] = source._rows_read("spans", 0, int(src_offsets[-1]))[token_index]
         for key in _PER_ROW:
             if key in src:
                 out[key][first:last] = source._read(key)[old_rows]
+        ids, starts, rows = source.vocabulary()
+        new_of_old = np.full(len(src_offsets) - 1, -1, np.int64)
+        new_of_old[old_rows] = new_rows
+        entry_rows = new_of_old[np.asarray(rows, dtype=np.int64)]
+        entry_ids = np.repeat(np.asarray(ids, dtype=np.int64), np.diff(np.asarray(starts, dtype=np.int64)))
+        vocab_rows.append(entry_rows[entry_rows >= 0])
+        vocab_ids.append(entry_ids[entry_rows >= 0])
     put(out, "offsets", offsets)
-    for key in _PER_TOKEN:
+    put_tokens(out, "spans", compact_spans(spans), offsets)
+    rows = np.concatenate(vocab_rows) if vocab_rows else np.zeros(0, np.int64)
+    ids = np.concatenate(vocab_ids) if vocab_ids else np.zeros(0, np.int64)
+    put_vocabulary(out, _postings_of_pairs(rows, ids))  # each (row, id) once: a new row has one source
+    for key in ("tokens", "token_scale"):
         if key in out:
             put(out, _CRC[key], row_crcs(out[key][()], offsets))
+
+
+def _postings_of_pairs(rows: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`postings` from (row, id) pairs, each pair once."""
+    order = np.lexsort((rows, ids))
+    ids, rows = ids[order], rows[order]
+    distinct, first = np.unique(ids, return_index=True)
+    return distinct.astype(np.int32), np.append(first, len(ids)).astype(np.int64), rows.astype(np.int32)
 
 
 def fsync_dir(path: Path) -> None:

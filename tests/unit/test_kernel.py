@@ -76,10 +76,10 @@ def test_searcher_late_scores_equal_the_torch_path(tmp_path, fmt, cache_bytes):
     searcher = Searcher(store, None, device="cpu", cache_bytes=cache_bytes, shortlist=None)
     queries = [random_encoded(rng, 6, 48), random_encoded(rng, 3, 48)]
     admitted = [0, 2, 3, 5, 6]  # gaps: runs of rows, and a segment left out
-    for _ in range(2):  # warm: the second pass reads the resident segments
+    for _ in range(2):  # the second pass reads rows already checked
         got = searcher.late_scores(queries, admitted)
         np.testing.assert_allclose(got, searcher._late_scores_torch(queries, admitted), atol=1e-5, rtol=0)
-    assert (searcher._cached_bytes > 0) == (cache_bytes > 0)
+    assert (searcher._typed is not None) == (cache_bytes > 0)  # a warm process runs the compiled kernels
     hits = searcher.search_encoded(queries, Weights(), k=3)
     assert all(len(h) == 3 for h in hits)
 
@@ -98,3 +98,94 @@ def test_explanations_from_the_kernel_equal_reading_the_tokens_again(tmp_path, c
             assert [m.doc_token for m in hit.matches] == [m.doc_token for m in matches]
             np.testing.assert_allclose([m.similarity for m in hit.matches], [m.similarity for m in matches], atol=1e-5)
             assert (hit.snippet, hit.highlights) == (snippet, highlights)
+
+
+@pytest.fixture(scope="module")
+def real_pages(sample_store, encoder):
+    """Real pages of the sample corpus encoded by the real model, as (path, page, text, Encoded)."""
+    from smartcli.store.catalog import Store
+    from smartcli.store.catalog.reads import live_items
+
+    with Store.open(sample_store[0]) as store:
+        items = [i for i in live_items(store) if i.text][:14]
+    encoded = encoder.encode_documents([i.text for i in items])
+    return [(i.path, i.page, i.text, e) for i, e in zip(items, encoded)], encoder
+
+
+def _store_of(root, pages, encoder, fmt):
+    """The real pages written into a store of token format ``fmt``, three pages per segment."""
+    from smartcli.store.catalog import FileRecord, PageRecord, Store, writes
+
+    store = Store.open_for_writing(root)
+    writes.bind_model(store, encoder.info, fmt)
+    for start in range(0, len(pages), 3):
+        records = [PageRecord(page=n, text=text, encoded=e) for _, n, text, e in pages[start : start + 3]]
+        record = FileRecord(f"/real/part-{start}.pdf", "pdf", 1, 1, str(start), records)
+        writes.commit_files(store, [record], writes.write_segment(store, [record]))
+    return store
+
+
+@pytest.mark.parametrize("fmt", ["binary", "int8", "float16"])
+@pytest.mark.parametrize("warm", [True, False])
+def test_the_kernels_on_mapped_segments_equal_the_reference_scorer_on_real_pages(tmp_path, real_pages, fmt, warm):
+    """Every page of every segment in one call, read in place from the memory-mapped files, equals
+    scoring.maxsim on the decoded states within 1e-5, with the arg-max naming a maximal token."""
+    pages, encoder = real_pages
+    store = _store_of(tmp_path / fmt, pages, encoder, fmt)
+    searcher = Searcher(store, None, device="cpu", cache_bytes=(1 << 20) if warm else 0, shortlist=None)
+    queries = encoder.encode_queries(["how do I change the default terminal", "tyre pressure", "watering houseplants in winter"])
+    admitted = np.array([i for i in (0, 2, 3, 5, 6, 7, 10, 11) if i < len(searcher)])  # runs, gaps, segments left out
+    got = searcher.late_scores(queries, admitted)
+    decoded = [searcher.page_tokens(int(i)) for i in admitted]
+    lengths = torch.tensor([len(d) for d in decoded])
+    q_lengths = torch.tensor([len(q.tokens) for q in queries])
+    q_all = torch.from_numpy(np.concatenate([q.tokens for q in queries]))
+    reference = maxsim(q_all, torch.from_numpy(np.concatenate(decoded)), lengths, q_lengths).numpy()
+    np.testing.assert_allclose(got, reference, atol=1e-5, rtol=0)
+    best, arg = searcher.last_match
+    for column, page in enumerate(decoded):
+        sims = page @ q_all.numpy().T
+        np.testing.assert_allclose(sims[arg[column], np.arange(sims.shape[1])], best[column], atol=1e-5, rtol=0)
+
+
+def test_the_hamming_estimate_is_what_the_query_signs_give_on_real_pages(tmp_path, real_pages):
+    """kernel.hamming_late: each query token taken as mean|q| * sign(q) against the stored signs,
+    max over the page's tokens, mean over the query's tokens (the numpy reference)."""
+    pages, encoder = real_pages
+    store = _store_of(tmp_path / "binary", pages, encoder, "binary")
+    searcher = Searcher(store, None, device="cpu", cache_bytes=1 << 20)
+    (query,) = encoder.encode_queries(["how do I change the default terminal"])
+    everything = np.arange(len(searcher))
+    got = searcher._estimated_late(query, everything)
+    dims = encoder.info.dims
+    q_signs = np.where(query.tokens >= 0, 1.0, -1.0) * np.abs(query.tokens).mean(axis=1, keepdims=True)
+    for index, value in zip(everything, got):
+        signs = np.sign(searcher.page_tokens(int(index)))  # the stored bits as ±1
+        expected = (signs @ q_signs.T).max(axis=0).mean() / (np.sqrt(dims) * kernel.BINARY_SHRINK)
+        assert value == pytest.approx(expected, abs=1e-5)
+    # And it ranks like the exact MaxSim: the estimate's best pages are the exact best ones.
+    exact = searcher.late_scores([query], everything)[0]
+    assert set(np.argsort(-got)[:3]) & set(np.argsort(-exact)[:3])
+
+
+def test_a_flipped_token_byte_is_caught_when_its_row_is_first_read(tmp_path, real_pages):
+    from smartcli.errors import StoreDamaged
+
+    pages, encoder = real_pages
+    store = _store_of(tmp_path / "binary", pages, encoder, "binary")
+    searcher = Searcher(store, None, device="cpu", cache_bytes=1 << 20, shortlist=None)
+    name = searcher.items[4].segment
+    path = store.segment_path(name)
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        offset = h5["tokens"].id.get_offset()
+        row_start = int(h5["offsets"][searcher.items[4].row])
+    with open(path, "r+b") as f:
+        f.seek(offset + row_start * 48 + 5)
+        byte = f.read(1)
+        f.seek(offset + row_start * 48 + 5)
+        f.write(bytes([byte[0] ^ 0x10]))
+    fresh = Searcher(store, None, device="cpu", cache_bytes=1 << 20, shortlist=None)
+    with pytest.raises(StoreDamaged, match="CRC-32"):
+        fresh._maxima(encoder.encode_queries(["terminal"])[0].tokens, np.array([4]))

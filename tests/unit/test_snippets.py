@@ -88,3 +88,97 @@ def test_a_query_of_stop_words_only_still_gets_a_passage():
     query = _encoded(np.eye(4, dtype=np.float32)[:2], [(0, 2), (3, 5)])
     snippet, highlights = best_passage(query, "to be", text, vectors, spans, width=40)
     assert snippet and highlights == []
+
+
+# -- the vectorized snippet search against the plain loops it replaced ------------------------
+
+
+def _usable_reference(text, span):
+    from smartcli.search.explain import _is_word_char, word_around
+
+    word = text[slice(*word_around(text, (int(span[0]), int(span[1]))))]
+    return any(map(_is_word_char, word)) and word.lower() not in STOP_WORDS
+
+
+def _best_passage_reference(query, query_text, text, tokens, spans, width=160):
+    """best_passage as a loop over candidate tokens and page tokens (the code before issue 24)."""
+    from smartcli.search.explain import (
+        SAME_MATCH,
+        STRONG_MATCH,
+        _passage,
+        highlighted_passage,
+        passage_bounds,
+        query_words,
+    )
+
+    if not text:
+        return "", []
+    words = query_words(query, query_text)
+    if not words or tokens.shape[0] == 0:
+        return highlighted_passage(text, [])
+    similarity = query.tokens @ tokens.T
+    per_word = np.stack([similarity[rows].max(axis=0) for rows in words.values()])
+    usable = np.array([_usable_reference(text, span) for span in spans], dtype=bool)
+    per_word = np.where(usable[None, :], per_word, -1.0)
+    starts, ends = spans[:, 0].astype(np.int64), spans[:, 1].astype(np.int64)
+    candidates = np.flatnonzero(per_word.max(axis=0) >= STRONG_MATCH)
+    if candidates.size == 0:
+        candidates = np.argsort(-per_word.max(axis=0))[:8]
+    best_key, best_window = None, (0, min(len(text), width))
+    for t in candidates:
+        begin, end = passage_bounds(text, int(starts[t]) - 20, width)
+        inside = (starts >= begin) & (ends <= end)
+        if not inside.any():
+            continue
+        maxima = per_word[:, inside].max(axis=1)
+        strong = maxima >= STRONG_MATCH
+        at = starts[inside][per_word[:, inside].argmax(axis=1)][strong]
+        spread = int(at.max() - at.min()) if at.size else 0
+        lead_in = abs(begin - (int(at.min()) - 20)) if at.size else begin
+        key = (int(strong.sum()), round(float(np.clip(maxima, 0.0, None).sum()), 1), -spread, -lead_in)
+        if best_key is None or key > best_key:
+            best_key, best_window = key, (begin, end)
+    begin, end = best_window
+    inside = np.flatnonzero((starts >= begin) & (ends <= end))
+    marked = []
+    for row in per_word:
+        if inside.size == 0:
+            break
+        top = row[inside].max()
+        if top >= STRONG_MATCH:
+            marked += [(int(starts[t]), int(ends[t])) for t in inside if row[t] >= max(STRONG_MATCH, top - SAME_MATCH)]
+    return _passage(text, begin, end, marked)
+
+
+def test_usable_page_words_at_once_equal_the_word_by_word_rule():
+    import random
+
+    from smartcli.search.explain import usable_page_words
+
+    rng = random.Random(7)
+    pieces = list("abeTHIO_-.,()é9 \u00a0") + ["the", "The", "of", "İ", "ß", "wi-fi", "THE"]
+    for _ in range(2000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        spans = []
+        for _ in range(rng.randint(0, 12)):
+            a = rng.randint(0, len(text))
+            spans.append((a, rng.randint(a, len(text))))
+        spans = np.array(spans, dtype=np.int64).reshape(-1, 2)
+        expected = [_usable_reference(text, span) for span in spans]
+        assert usable_page_words(text, spans).tolist() == expected, (text, spans)
+
+
+def test_snippets_of_real_pages_equal_the_loop_they_replaced(sample_store, encoder):
+    from smartcli.store.catalog import Store
+    from smartcli.store.catalog.reads import live_items
+
+    queries = ["how do I change the default terminal", "tyre pressure", "what temperature is the loaf baked at", "wifi channel"]
+    encoded = encoder.encode_queries(queries)
+    with Store.open(sample_store[0]) as store:
+        for item in live_items(store):
+            with store.open_segment(item.segment) as segment:
+                start, stop = segment.token_range(item.row)
+                tokens, spans = segment.tokens(start, stop), segment.spans(start, stop)
+            for query, text in zip(encoded, queries):
+                expected = _best_passage_reference(query, text, item.text, tokens, spans)
+                assert best_passage(query, text, item.text, tokens, spans) == expected, (item.path, item.page, text)

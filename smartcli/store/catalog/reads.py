@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
 
 from smartcli.errors import StoreDamaged
 from smartcli.models.base import TEXT_NORMALIZATION, normalize_text
@@ -15,7 +18,7 @@ from smartcli.store.catalog.layout import CATALOG
 from smartcli.store.catalog.records import LiveItem, checked_text, fs_path
 from smartcli.store.catalog.schema import column_or_null, v3
 from smartcli.store.notes import Note
-from smartcli.store.pageroles import text_role
+from smartcli.store.pageroles import BODY, text_role
 from smartcli.store.skips import skip_words, stored_skip
 
 
@@ -43,6 +46,90 @@ def live_items(store) -> list[LiveItem]:
         text, problem = checked_text(r[7], r[8])
         items.append(LiveItem(r[0], fs_path(r[1]), r[2], r[3], r[4], r[5], r[6], text, r[9] or text_role(text), problem))
     return items
+
+
+@dataclass
+class LiveColumns:
+    """The encoded items of the last committed state as columns (what :func:`live_items` returns,
+    without the texts), ordered by segment and row: a search over a million pages holds these
+    arrays, not a million objects, and reads a page's text only when it shows the page."""
+
+    item_ids: np.ndarray  # int64
+    files: np.ndarray  # int32: index into ``paths`` and ``kinds``
+    pages: np.ndarray  # int32
+    segments: np.ndarray  # int32: index into ``segment_names``
+    rows: np.ndarray  # int64
+    n_tokens: np.ndarray  # int64
+    roles: np.ndarray  # int8: index into ``role_names``
+    paths: list[str]
+    kinds: list[str]
+    segment_names: list[str]
+    role_names: list[str]
+
+
+def live_columns(store) -> LiveColumns:
+    """:func:`live_items` as columns, texts left in the catalog (:func:`item_texts` reads them).
+    A page whose role is not recorded (a store written before roles were kept, opened for
+    reading) is judged from its text here, as live_items judges it."""
+    role = column_or_null(store.conn, "items", "page_role")
+    rows = store.conn.execute(
+        f"""SELECT items.id, items.file_id, items.page, items.segment, items.row, items.n_tokens, {role}
+           FROM items WHERE items.segment IS NOT NULL ORDER BY items.segment, items.row"""
+    ).fetchall()
+    file_rows = store.conn.execute("SELECT id, path, kind FROM files").fetchall()
+    file_index = {r[0]: i for i, r in enumerate(file_rows)}
+    segment_names = sorted({r[3] for r in rows})
+    segment_index = {name: i for i, name in enumerate(segment_names)}
+    role_names = [BODY]
+    role_index = {BODY: 0}
+    unjudged = [r[0] for r in rows if r[6] is None]
+    judged = {item_id: text_role(text) for item_id, (text, _) in item_texts(store, unjudged).items()} if unjudged else {}
+    roles = []
+    for r in rows:
+        if type(r[4]) is not int:  # as live_items: the cheap integrity check sees rows out of range, not a real number within it
+            path = next((fs_path(f[1]) for f in file_rows if f[0] == r[1]), "?")
+            raise StoreDamaged(
+                f"the store at {store.root} is damaged: row of page {r[2]} of {path}: is {r[4]!r}, not a row of segment {r[3]}.h5",
+                roots=store.roots,
+            )
+        name = r[6] or judged.get(r[0], BODY)
+        if name not in role_index:
+            role_index[name] = len(role_names)
+            role_names.append(name)
+        roles.append(role_index[name])
+    return LiveColumns(
+        item_ids=np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+        files=np.fromiter((file_index[r[1]] for r in rows), np.int32, len(rows)),
+        pages=np.fromiter((r[2] for r in rows), np.int32, len(rows)),
+        segments=np.fromiter((segment_index[r[3]] for r in rows), np.int32, len(rows)),
+        rows=np.fromiter((r[4] for r in rows), np.int64, len(rows)),
+        n_tokens=np.fromiter((r[5] for r in rows), np.int64, len(rows)),
+        roles=np.array(roles, dtype=np.int8),
+        paths=[fs_path(r[1]) for r in file_rows],
+        kinds=[r[2] for r in file_rows],
+        segment_names=segment_names,
+        role_names=role_names,
+    )
+
+
+def item_texts(store, item_ids) -> dict[int, tuple[str, str | None]]:
+    """item id -> (its text, what is wrong with it or None), for the ids still in the catalog
+    (``records.checked_text``: a text that is not what was committed is decoded all the same)."""
+    ids = [int(i) for i in item_ids]
+    found: dict[int, tuple[str, str | None]] = {}
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = ids[start : start + _IDS_PER_QUERY]
+        rows = store.conn.execute(
+            f"""SELECT id, CAST(COALESCE(text, '') AS BLOB), {v3(store, "text_crc")} FROM items
+                WHERE id IN ({",".join("?" * len(chunk))})""",
+            chunk,
+        )
+        for item_id, raw, crc in rows:
+            found[item_id] = checked_text(raw, crc)
+    return found
+
+
+_IDS_PER_QUERY = 500  # under SQLite's limit on a statement's parameters
 
 
 def unencoded_items(store) -> list[dict]:
