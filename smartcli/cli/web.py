@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import stat
@@ -474,6 +475,8 @@ def _search_request(params: dict) -> dict:
             min_score = float(min_score)
         except ValueError:
             raise ValueError("min_score must be a number") from None
+        if not math.isfinite(min_score):
+            raise ValueError(f"min_score must be a finite number, not {min_score}")
     prefixes = [p for p in params.get("path_prefix", []) if p]
     globs = [g for g in params.get("glob", []) if g]
     if any(len(v) > defaults.SERVE_MAX_QUERY_CHARS for v in prefixes + globs) or len(prefixes) + len(globs) > 32:

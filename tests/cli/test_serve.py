@@ -275,6 +275,9 @@ def test_loopback_server_refuses_foreign_host_headers_and_limits_queries(served)
     assert get(app, "/api/search?q=wifi&mode=fast").status == 400
     assert get(app, "/api/search?q=%20").status == 400
     assert app.handle("POST", "/api/search?q=wifi", LOCAL).status == 405
+    for bad in ("nan", "inf", "-inf", "ten"):  # the error names the parameter (the first-hour pass: NaN's did not)
+        refused = get(app, f"/api/search?q=wifi&min_score={bad}")
+        assert refused.status == 400 and "min_score" in refused.json()["error"], refused.body
 
 
 @contextlib.contextmanager
