@@ -1,6 +1,7 @@
 """`smart index --token-pooling`: Ward-pooled token states, kept in the store's settings and
 used by every update of the store."""
 
+import json
 import shutil
 import sqlite3
 
@@ -61,3 +62,6 @@ def test_a_pooled_store_keeps_its_pooling_for_updates_refuses_another_and_search
         assert conn.execute("SELECT value FROM meta WHERE key = 'token_pooling'").fetchone() == ("0.5",)
     with Index.open(pooled) as index:
         assert index.verify().healthy  # the catalog's token counts are the segments'
+    assert json.loads(run_smart("status", "--store", pooled, "--json", check=True).stdout)["token_pooling"] == 0.5
+    assert "tokens as binary, pooled at 0.5)" in run_smart("status", "--store", pooled, env={"COLUMNS": "200"}, check=True).stdout
+    assert json.loads(run_smart("status", "--store", plain, "--json", check=True).stdout)["token_pooling"] == 0
