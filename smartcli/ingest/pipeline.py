@@ -219,10 +219,8 @@ def _refuse_other_pooling(store: Store, token_pooling: float | None) -> None:
     """A store keeps its first run's token pooling (its pages must be pooled alike): another is refused."""
     if store.model is None or token_pooling is None or float(token_pooling) == store.token_pooling:
         return
-    raise OptionError(
-        f"this store pools token states at {store.token_pooling:g} (0: none), kept from its first run; a rebuild indexes everything anew",
-        option="token_pooling",
-    )
+    kept = f"pools token states at {store.token_pooling:g}" if store.token_pooling else "does not pool token states"
+    raise OptionError(f"this store {kept}, kept from its first run; a rebuild indexes everything anew", option="token_pooling")
 
 
 def _ocr_for_model(settings, info):

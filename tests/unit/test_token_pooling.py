@@ -55,7 +55,7 @@ def test_a_pooled_store_keeps_its_pooling_for_updates_refuses_another_and_search
 
     refused = run_smart("index", "--store", pooled, "--token-pooling", "0.3")
     assert refused.returncode != 0
-    assert "--token-pooling: this store pools token states at 0.5 (0: none), kept from its first run" in refused.stderr
+    assert "--token-pooling: this store pools token states at 0.5, kept from its first run" in refused.stderr
     found = run_smart("search", "watering", "--store", pooled, "--json", check=True)
     assert '"snippet"' in found.stdout and "houseplants.pdf" in found.stdout
     with sqlite3.connect(pooled / "catalog.sqlite") as conn:
@@ -65,3 +65,8 @@ def test_a_pooled_store_keeps_its_pooling_for_updates_refuses_another_and_search
     assert json.loads(run_smart("status", "--store", pooled, "--json", check=True).stdout)["token_pooling"] == 0.5
     assert "tokens as binary, pooled at 0.5)" in run_smart("status", "--store", pooled, env={"COLUMNS": "200"}, check=True).stdout
     assert json.loads(run_smart("status", "--store", plain, "--json", check=True).stdout)["token_pooling"] == 0
+
+    refused = run_smart("index", "--store", plain, "--ocr", "never", "--token-pooling", "0.5")
+    assert refused.returncode != 0 and "this store does not pool token states, kept from its first run" in refused.stderr
+    run_smart("index", corpus, "--store", plain, "--ocr", "never", "--token-pooling", "0.5", "--rebuild", check=True)
+    assert token_counts(plain) == after  # the way to pool an existing store: pages pooled as a new store's
