@@ -32,13 +32,13 @@ class UpdateOptions:
     batch_pages: int = defaults.BATCH_PAGES
     batch_size: int | None = None  # None: the model's own (defaults.TEXT_BATCH_SIZE for text models)
     precision: str | None = None  # "int8", "fp32" or "auto"; None: the store's, else defaults.PRECISION
-    token_pooling: float | None = None  # Ward distance (store/pooling.py), 0: none; None: the store's, else 0
     dpi: float | None = None
     max_pixels: int | None = None
     rebuild: bool = False
     wait: bool = False
     read_timeout: float = defaults.READ_TIMEOUT_SECONDS
     read_memory: int = defaults.READ_MEMORY_BYTES
+    token_pooling: float | None = None  # Ward distance (store/pooling.py), 0: none; None: the store's, else 0
 
     def __post_init__(self):
         from smartcli.ingest.ocr import check_ocr_options
