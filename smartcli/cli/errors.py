@@ -42,6 +42,7 @@ FLAGS = {
     "ocr": "--ocr",
     "ocr_lang": "--ocr-lang",
     "token_dtype": "--token-dtype",
+    "token_pooling": "--token-pooling",
     "mode": "--mode",
     "device": "--device",
     "qdrant_format": "--qdrant-format",

@@ -23,6 +23,7 @@ NAMED = {
     "ocr": "auto|always|never",
     "ocr_lang": "LANG",
     "token_dtype": "binary|int8|float16",
+    "token_pooling": "DISTANCE",
     "qdrant_format": "float16|float32|scalar|binary",
     "collection": "NAME",
     "host": "ADDRESS",

@@ -94,7 +94,8 @@ def print_status(r: dict) -> None:
         ("store", r["store"]),
         (
             "model",
-            f"{r['model']} ({r['model_fingerprint']}, {r['dims']} dims, pages in {r['precision']}, tokens as {r['token_dtype']})"
+            f"{r['model']} ({r['model_fingerprint']}, {r['dims']} dims, pages in {r['precision']}, tokens as {r['token_dtype']}"
+            + (f", pooled at {r['token_pooling']:g})" if r.get("token_pooling") else ")")
             if r["model"]
             else "-",
         ),

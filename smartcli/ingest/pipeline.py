@@ -38,6 +38,7 @@ class UpdateOptions:
     wait: bool = False
     read_timeout: float = defaults.READ_TIMEOUT_SECONDS
     read_memory: int = defaults.READ_MEMORY_BYTES
+    token_pooling: float | None = None  # Ward distance (store/pooling.py), 0: none; None: the store's, else 0
 
     def __post_init__(self):
         from smartcli.ingest.ocr import check_ocr_options
@@ -46,6 +47,8 @@ class UpdateOptions:
         _at_least(0, ocr_workers=self.ocr_workers)
         _at_least(1, batch_pages=self.batch_pages, batch_size=self.batch_size, max_pixels=self.max_pixels, read_memory=self.read_memory)
         _positive(dpi=self.dpi, read_timeout=self.read_timeout)
+        if self.token_pooling is not None and not 0 <= self.token_pooling < float("inf"):
+            raise OptionError(f"must be a number of at least 0, not {self.token_pooling}", option="token_pooling")
 
 
 def _at_least(low: int, **values) -> None:
@@ -98,8 +101,9 @@ def _run(store: Store, roots, settings, options: UpdateOptions, model_spec, devi
     if renormalized:
         events.message(f"{renormalized} file(s) were indexed with an older text normalization: reading and encoding them again")
     spec = model_spec or (store.model.spec if store.model else None)
-    encoder = LazyEncoder(store, spec, device, token_dtype, _encoder_options(store, spec, options))
+    encoder = LazyEncoder(store, spec, device, token_dtype, _encoder_options(store, spec, options), options.token_pooling or 0.0)
     _refuse_another_model(store, model_spec)
+    _refuse_other_pooling(store, options.token_pooling)
     if model_spec is not None or (plan.to_encode and store.model is None):
         encoder.load()  # check the model against the store, or bind a new store's model, before any change
     batch_size = options.batch_size
@@ -211,6 +215,14 @@ def _refuse_another_model(store: Store, spec: str | None) -> None:
     raise ModelMismatch(f"{store.root} was built with model {stored.name!r}, not {spec!r}")
 
 
+def _refuse_other_pooling(store: Store, token_pooling: float | None) -> None:
+    """A store keeps its first run's token pooling (its pages must be pooled alike): another is refused."""
+    if store.model is None or token_pooling is None or float(token_pooling) == store.token_pooling:
+        return
+    kept = f"pools token states at {store.token_pooling:g}" if store.token_pooling else "does not pool token states"
+    raise OptionError(f"this store {kept}, kept from its first run; a rebuild indexes everything anew", option="token_pooling")
+
+
 def _ocr_for_model(settings, info):
     """OCR is for text models: a store of a model that reads pixels pictures its pages instead."""
     if info is not None and info.consumes_pixels:
@@ -240,8 +252,11 @@ class LazyEncoder:
     A run that only moves, copies or removes files never pays for loading the model.
     """
 
-    def __init__(self, store: Store, spec: str | None, device: str, token_dtype: str, options: dict | None = None):
+    def __init__(
+        self, store: Store, spec: str | None, device: str, token_dtype: str, options: dict | None = None, token_pooling: float = 0.0
+    ):
         self.store, self.spec, self.device, self.token_dtype = store, spec, device, token_dtype
+        self.token_pooling = token_pooling
         self.options = options
         self._encoder = None
 
@@ -250,7 +265,7 @@ class LazyEncoder:
 
         if self._encoder is None:
             encoder = load_encoder(self.spec, self.device, self.options)
-            writes.bind_model(self.store, encoder.info, self.token_dtype)
+            writes.bind_model(self.store, encoder.info, self.token_dtype, self.token_pooling)
             self._encoder = encoder
         return self._encoder
 

@@ -46,6 +46,7 @@ class Status:
     store_problems: list[str] = field(default_factory=list)
     tuning: dict | None = None  # what tune learned: weights, adapter, held-back figures (None: untuned)
     precision: str | None = None  # how the model encoded the pages: "fp32" or "int8" (None: no model yet)
+    token_pooling: float = 0.0  # the Ward distance pages' token states are pooled at (0: none; store/pooling.py)
 
     @property
     def healthy(self) -> bool:
@@ -184,6 +185,7 @@ def _status_of(store: Store) -> Status:
         store_problems=integrity.check(store).sentences(),
         tuning=_tuning_status(store),
         precision=model.extra.get("precision", "fp32") if model else None,
+        token_pooling=store.token_pooling,
     )
 
 

@@ -67,11 +67,11 @@ def test_search_skips_a_damaged_segment_with_one_warning_per_run(three_segments,
 def test_compact_leaves_a_damaged_segment_out_and_says_so(three_segments, tmp_path):
     store = copy_store(three_segments, tmp_path / "store")
     b = segment_files(store)[1]
-    flip_in_dataset(b, "spans", element=0, byte=1, bit=2)
+    flip_in_dataset(b, "span_bytes", element=0, byte=0, bit=2)
     result = run_smart("compact", "--store", store)
     assert result.returncode == 1
     assert (
-        f"smart: segment {b.stem}.h5 is damaged (spans: row 0 differs from what was written (CRC-32)): left out of the compaction, as it is"
+        f"smart: segment {b.stem}.h5 is damaged (span_bytes: row 0 differs from what was written (CRC-32)): left out of the compaction, as it is"
         in result.stderr
     )
     assert result.stdout.startswith("2 segment(s) rewritten into 1")

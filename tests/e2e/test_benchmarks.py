@@ -105,6 +105,11 @@ def test_token_formats_smoke(judged):
     )
 
 
+def test_token_pooling_smoke():
+    lines = run_benchmark("token_pooling.py", "--smoke").splitlines()
+    assert lines[1].startswith("reduction") and [line.split()[0] for line in lines[2:]] == ["none", "ward:0.5", "adjacent:2", "nopunct"]
+
+
 def test_two_stage_and_bm25_smoke(sample_store, judged):
     store, _ = sample_store
     out = run_benchmark("two_stage.py", "--smoke", "--store", store, "--queries", judged)

@@ -60,11 +60,11 @@ def test_each_new_segment_has_an_identity_in_the_file_and_the_catalog_and_checks
         with h5py.File(path, "r") as h5:
             assert h5.attrs["segment_id"] == recorded[path.stem] and h5.attrs["segment_name"] == path.stem
             # Read whole: Fletcher-32 chunks; read in small runs: contiguous, with a CRC-32 per row.
-            assert all(h5[key].fletcher32 for key in ("pooled", "offsets", "item_page", "crc_tokens", "crc_spans"))
-            assert all(h5[key].chunks is None and h5[f"crc_{key}"].shape == h5["item_page"].shape for key in ("tokens", "spans"))
+            assert all(h5[key].fletcher32 for key in ("pooled", "offsets", "item_page", "crc_tokens", "span_offsets", "crc_span_bytes"))
+            assert all(h5[key].chunks is None and h5[f"crc_{key}"].shape == h5["item_page"].shape for key in ("tokens", "span_bytes"))
             # Format 3: the page vocabularies as postings, read in place; the token states mapped
-            # at an offset aligned for 64-bit reads.
-            assert h5.attrs["segment_format"] == 3 and "token_ids" not in h5
+            # at an offset aligned for 64-bit reads. Format 4: the spans packed per row.
+            assert h5.attrs["segment_format"] == 4 and "token_ids" not in h5 and "spans" not in h5
             assert all(h5[key].chunks is None for key in ("vocab_ids", "vocab_starts", "vocab_rows"))
             assert h5["tokens"].id.get_offset() % 64 == 0
     with Index.open(three_segments) as index:

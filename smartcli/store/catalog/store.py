@@ -177,6 +177,11 @@ class Store:
         return self.meta.get("token_dtype", defaults.TOKEN_DTYPE)
 
     @property
+    def token_pooling(self) -> float:
+        """The Ward distance a page's token states are pooled at before they are stored (0: none; store/pooling.py)."""
+        return float(self.meta.get("token_pooling", 0.0))
+
+    @property
     def roots(self) -> list[str]:
         """The paths this store was asked to index."""
         try:

@@ -22,6 +22,7 @@ from smartcli.store.catalog.retirement import retire, retire_unused
 from smartcli.store.catalog.schema import TUNING_KEY, set_meta
 from smartcli.store.notes import Note
 from smartcli.store.pageroles import page_role
+from smartcli.store.pooling import pool_tokens
 from smartcli.store.segments import SegmentFile, new_segment_file, write_pages
 from smartcli.store.skips import skip_code
 
@@ -35,13 +36,15 @@ def check_same_model(stored: ModelInfo, loaded: ModelInfo, root) -> None:
         )
 
 
-def bind_model(store, info: ModelInfo, token_dtype: str = defaults.TOKEN_DTYPE) -> None:
-    """Record the store's model on first use; refuse a different one afterwards."""
+def bind_model(store, info: ModelInfo, token_dtype: str = defaults.TOKEN_DTYPE, token_pooling: float = 0.0) -> None:
+    """Record the store's model (and how it keeps token states) on first use; refuse a different one afterwards."""
     current = store.model
     if current is None:
         with store.conn:
             set_meta(store.conn, "model", info.__dict__)
             set_meta(store.conn, "token_dtype", token_dtype)
+            if token_pooling:
+                set_meta(store.conn, "token_pooling", float(token_pooling))
         return
     check_same_model(current, info, store.root)
     before, now = current.extra.get("precision", FP32), info.extra.get("precision", FP32)
@@ -100,7 +103,12 @@ def new_segment(store, expected_bytes: int = 0):
 
 
 def write_segment(store, records: Sequence[FileRecord]) -> SegmentFile | None:
-    """Write the encoded pages of ``records`` to a new, complete segment file."""
+    """Write the encoded pages of ``records`` to a new, complete segment file. With the store's
+    token pooling (store/pooling.py) each page's token states are pooled first, in its record:
+    the catalog then counts the tokens the segment holds."""
+    if store.token_pooling:
+        for page in (p for f in records for p in f.pages if p.encoded is not None):
+            page.encoded = pool_tokens(page.encoded, store.token_pooling)
     pages = [(f.path, p.page, p.encoded) for f in records for p in f.pages if p.encoded is not None]
     if not pages:
         return None
