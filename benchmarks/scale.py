@@ -103,7 +103,8 @@ def measure_store(store_path: str, queries_path: str, truth_queries: int) -> dic
     encoded = encoder.encode_queries(texts)
     before = memory_mb()
     weights = Weights(defaults.LAMBDA_ANCHOR, defaults.LAMBDA_LATE)
-    searcher = Searcher(store, None, device="cpu", cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=defaults.CANDIDATES)
+    with clock() as loading:
+        searcher = Searcher(store, None, device="cpu", cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=defaults.CANDIDATES)
     pages = len(searcher)
 
     def two_stage(query):
@@ -143,6 +144,10 @@ def measure_store(store_path: str, queries_path: str, truth_queries: int) -> dic
         "rss_anon_mb": after.get("RssAnon"),
         "rss_file_mb": after.get("RssFile"),
         "rss_anon_before_store_mb": before.get("RssAnon"),
+        "pooled_held_mb": searcher.pooled.nbytes / 2**20,
+        "pooled_in_place": searcher.pooled.in_place,
+        "load_wall_s": loading.wall,
+        "load_cpu_s": loading.cpu,
         "kb_per_page": whole,
         "segment_kb_per_page": segments,
     }
@@ -200,6 +205,10 @@ def print_synthetic(row: dict) -> None:
     print(
         f"  resident memory: private {row['rss_anon_mb']:.0f} MB ({grew:+.0f} MB for the store), mapped from files {row['rss_file_mb']:.0f} MB"
         f"   target private <= {MEMORY_TARGET_MB} MB: {verdict(row['rss_anon_mb'] <= MEMORY_TARGET_MB)}"
+    )
+    where = "read in place from the segment files, an int8 copy held" if row["pooled_in_place"] else "held in the process"
+    print(
+        f"  pooled vectors: {where} ({row['pooled_held_mb']:.0f} MB held); snapshot loaded in {row['load_wall_s']:.1f} s wall, {row['load_cpu_s']:.1f} s CPU"
     )
 
 
