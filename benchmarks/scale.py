@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -107,11 +108,24 @@ def measure_store(store_path: str, queries_path: str, truth_queries: int) -> dic
         searcher = Searcher(store, None, device="cpu", cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=defaults.CANDIDATES)
     pages = len(searcher)
 
+    split = []  # per query: (user, system) CPU seconds, and the page faults (major, minor)
+
     def two_stage(query):
+        before = resource.getrusage(resource.RUSAGE_SELF)
         (hits,) = searcher.search_encoded([query], weights, 10, snippets=False)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        split.append(
+            (
+                after.ru_utime - before.ru_utime,
+                after.ru_stime - before.ru_stime,
+                after.ru_majflt - before.ru_majflt,
+                after.ru_minflt - before.ru_minflt,
+            )
+        )
         return hits
 
     got, cpu, wall = timed_queries(two_stage, encoded)
+    user, system, major, minor = np.array(split[-len(encoded) :]).T if encoded else np.zeros((4, 0))
     after = memory_mb()
     exhaustive = Searcher(store, None, device="cpu", cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=None)
     truth, truth_cpu = [], []
@@ -134,6 +148,10 @@ def measure_store(store_path: str, queries_path: str, truth_queries: int) -> dic
         "cpu_p90": ms(cpu, 90),
         "wall_median": ms(wall, 50),
         "wall_p90": ms(wall, 90),
+        "user_median": ms(list(user), 50),
+        "system_median": ms(list(system), 50),
+        "major_faults_median": float(np.median(major)) if len(major) else 0.0,
+        "minor_faults_median": float(np.median(minor)) if len(minor) else 0.0,
         "overlap": float(np.mean([len(a & b) / max(len(b), 1) for a, b in pairs])) if pairs else None,
         "equal": float(np.mean([a == b for a, b in pairs])) if pairs else None,
         "truth_queries": len(pairs),
@@ -191,6 +209,10 @@ def print_synthetic(row: dict) -> None:
     print(
         f"  two-stage search without encode: CPU median {row['cpu_median']:.1f} ms, p90 {row['cpu_p90']:.1f} "
         f"(wall median {row['wall_median']:.1f}, p90 {row['wall_p90']:.1f})   {judged}"
+    )
+    print(
+        f"    of the CPU: user {row['user_median']:.1f} ms, system {row['system_median']:.1f} (medians; the system part is page faults: "
+        f"{row['major_faults_median']:.0f} major, {row['minor_faults_median']:.0f} minor a query, where the segments are not resident)"
     )
     if row["overlap"] is not None:
         print(

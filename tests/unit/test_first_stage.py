@@ -47,7 +47,7 @@ def test_the_lexical_term_on_real_pages_counts_the_query_words_each_page_holds(t
     order = [by_text[text] for _, _, text, _ in pages]
     for query in encoder.encode_queries(QUERIES):
         got = first.lexical(query.token_ids)
-        np.testing.assert_allclose(got[order], expected_lexical(pages, query.token_ids), atol=1e-6)
+        np.testing.assert_allclose(got[order], expected_lexical(pages, query.token_ids, firststage.COMMON_SHARE), atol=1e-6)
 
 
 @pytest.mark.parametrize("compiled", [True, False])
