@@ -95,7 +95,9 @@ class PooledVectors:
             return queries @ pooled.T
         if items is not None and len(items) * 4 <= self._n:  # few rows: gather them once
             return queries @ self[items].T
-        return np.stack([self.dot(q, items) for q in queries]) if len(queries) else np.zeros((0, len(items)), np.float32)
+        if not len(queries):
+            return np.zeros((0, self._n if items is None else len(items)), np.float32)
+        return np.stack([self.dot(q, items) for q in queries])
 
     def int8(self) -> tuple[np.ndarray, np.ndarray]:
         """(data [n, D] int8, scale [n] float32): each vector over its largest coordinate, in 127 steps."""
