@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -103,14 +104,28 @@ def measure_store(store_path: str, queries_path: str, truth_queries: int) -> dic
     encoded = encoder.encode_queries(texts)
     before = memory_mb()
     weights = Weights(defaults.LAMBDA_ANCHOR, defaults.LAMBDA_LATE)
-    searcher = Searcher(store, None, device="cpu", cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=defaults.CANDIDATES)
+    with clock() as loading:
+        searcher = Searcher(store, None, device="cpu", cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=defaults.CANDIDATES)
     pages = len(searcher)
 
+    split = []  # per query: (user, system) CPU seconds, and the page faults (major, minor)
+
     def two_stage(query):
+        before = resource.getrusage(resource.RUSAGE_SELF)
         (hits,) = searcher.search_encoded([query], weights, 10, snippets=False)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        split.append(
+            (
+                after.ru_utime - before.ru_utime,
+                after.ru_stime - before.ru_stime,
+                after.ru_majflt - before.ru_majflt,
+                after.ru_minflt - before.ru_minflt,
+            )
+        )
         return hits
 
     got, cpu, wall = timed_queries(two_stage, encoded)
+    user, system, major, minor = np.array(split[-len(encoded) :]).T if encoded else np.zeros((4, 0))
     after = memory_mb()
     exhaustive = Searcher(store, None, device="cpu", cache_bytes=defaults.WARM_CACHE_BYTES, shortlist=None)
     truth, truth_cpu = [], []
@@ -133,6 +148,10 @@ def measure_store(store_path: str, queries_path: str, truth_queries: int) -> dic
         "cpu_p90": ms(cpu, 90),
         "wall_median": ms(wall, 50),
         "wall_p90": ms(wall, 90),
+        "user_median": ms(list(user), 50),
+        "system_median": ms(list(system), 50),
+        "major_faults_median": float(np.median(major)) if len(major) else 0.0,
+        "minor_faults_median": float(np.median(minor)) if len(minor) else 0.0,
         "overlap": float(np.mean([len(a & b) / max(len(b), 1) for a, b in pairs])) if pairs else None,
         "equal": float(np.mean([a == b for a, b in pairs])) if pairs else None,
         "truth_queries": len(pairs),
@@ -143,6 +162,10 @@ def measure_store(store_path: str, queries_path: str, truth_queries: int) -> dic
         "rss_anon_mb": after.get("RssAnon"),
         "rss_file_mb": after.get("RssFile"),
         "rss_anon_before_store_mb": before.get("RssAnon"),
+        "pooled_held_mb": searcher.pooled.nbytes / 2**20,
+        "pooled_in_place": searcher.pooled.in_place,
+        "load_wall_s": loading.wall,
+        "load_cpu_s": loading.cpu,
         "kb_per_page": whole,
         "segment_kb_per_page": segments,
     }
@@ -187,6 +210,10 @@ def print_synthetic(row: dict) -> None:
         f"  two-stage search without encode: CPU median {row['cpu_median']:.1f} ms, p90 {row['cpu_p90']:.1f} "
         f"(wall median {row['wall_median']:.1f}, p90 {row['wall_p90']:.1f})   {judged}"
     )
+    print(
+        f"    of the CPU: user {row['user_median']:.1f} ms, system {row['system_median']:.1f} (medians; the system part is page faults: "
+        f"{row['major_faults_median']:.0f} major, {row['minor_faults_median']:.0f} minor a query, where the segments are not resident)"
+    )
     if row["overlap"] is not None:
         print(
             f"  top 10 vs exhaustive SMART ({row['truth_queries']} queries, exhaustive CPU median {row['exhaustive_cpu_median']:.0f} ms): "
@@ -200,6 +227,10 @@ def print_synthetic(row: dict) -> None:
     print(
         f"  resident memory: private {row['rss_anon_mb']:.0f} MB ({grew:+.0f} MB for the store), mapped from files {row['rss_file_mb']:.0f} MB"
         f"   target private <= {MEMORY_TARGET_MB} MB: {verdict(row['rss_anon_mb'] <= MEMORY_TARGET_MB)}"
+    )
+    where = "read in place from the segment files, an int8 copy held" if row["pooled_in_place"] else "held in the process"
+    print(
+        f"  pooled vectors: {where} ({row['pooled_held_mb']:.0f} MB held); snapshot loaded in {row['load_wall_s']:.1f} s wall, {row['load_cpu_s']:.1f} s CPU"
     )
 
 

@@ -202,3 +202,32 @@ def lexical_scores(ids, weights, vocab_ids, vocab_starts, vocab_rows, item_of_ro
                     if item >= 0:
                         out[item] += weight
     return 0
+
+
+@numba.njit(**_FLAGS)
+def pooled_dot(q, parts, part_of, starts, items, out):  # pragma: no cover - compiled
+    """out[i] = q . the pooled vector of item ``items[i]``, read in place: the float32 words
+    ``parts[part_of[item]][starts[item]:starts[item] + D]`` (a segment file mapped)."""
+    dims = q.shape[0]
+    for i in range(items.shape[0]):
+        item = items[i]
+        words = parts[part_of[item]]
+        at = starts[item]
+        acc = np.float32(0.0)
+        for d in range(dims):
+            acc += q[d] * words[at + d]
+        out[i] = acc
+    return 0
+
+
+@numba.njit(**_FLAGS)
+def pooled_rows(parts, part_of, starts, items, out):  # pragma: no cover - compiled
+    """out[i] = the pooled vector of item ``items[i]`` (as :func:`pooled_dot` reads it)."""
+    dims = out.shape[1]
+    for i in range(items.shape[0]):
+        item = items[i]
+        words = parts[part_of[item]]
+        at = starts[item]
+        for d in range(dims):
+            out[i, d] = words[at + d]
+    return 0

@@ -16,6 +16,7 @@ from smartcli.search import firststage
 from smartcli.search.explain import TokenMatch, best_passage, highlighted_passage, match_tokens, strong_spans
 from smartcli.search.firststage import FirstStage, SegmentVocabulary, item_of_row
 from smartcli.search.kernel import compiled_kernels, hamming_late, mean_per_query, page_maxima, token_kind, typed_parts
+from smartcli.search.pooled import PooledVectors, quantize
 from smartcli.search.scoring import Weights, fuse, maxsim, navigation_penalty, top_k
 from smartcli.search.snapshot import Items, subset
 from smartcli.store.catalog import LiveItem, Store
@@ -191,11 +192,15 @@ class Searcher:
 
     def _load_segments(self) -> None:
         """Every live segment opened once (checked against the catalog): the pooled vectors of
-        its pages read, its token states mapped, and where each page's token rows are in them."""
+        its pages read (held, or mapped in place with an int8 copy held: :meth:`_maps_pooled`),
+        its token states mapped, and where each page's token rows are in them."""
         c = self._columns
         dims = self.store.model.dims if self.store.model else 0
         n = len(c.item_ids)
-        pooled = np.zeros((n, dims), dtype=np.float32)
+        in_place = self._maps_pooled()
+        pooled = np.zeros((0 if in_place else n, dims), dtype=np.float32)
+        int8, scale = (np.zeros((n, dims), np.int8), np.zeros(n, np.float32)) if in_place else (None, None)
+        words, word_starts = [], np.zeros(n if in_place else 0, np.int64)
         starts, stops = np.zeros(n, np.int64), np.zeros(n, np.int64)
         parts: list = []
         bounds = np.searchsorted(c.segments, np.arange(len(c.segment_names) + 1))
@@ -203,18 +208,37 @@ class Searcher:
             a, b = int(bounds[s]), int(bounds[s + 1])
             if a == b:
                 parts.append(None)
+                words.append(np.zeros(0, np.float32))
                 continue
             rows = c.rows[a:b]
             with self.store.open_segment(name) as segment:
-                pooled[a:b] = segment.pooled(rows)
+                vectors = segment.pooled(rows)  # read through HDF5: checked (Fletcher-32, unit rows)
+                mapped = segment.mapped_pooled() if in_place else None
+                if in_place:
+                    int8[a:b], scale[a:b] = quantize(vectors)
+                    # A segment whose vectors cannot be read in place keeps its own in the process.
+                    file_words, row_starts = mapped if mapped is not None else (vectors.reshape(-1), np.arange(len(rows)) * dims)
+                    words.append(file_words)
+                    word_starts[a:b] = row_starts[rows] if mapped is not None else row_starts
+                else:
+                    pooled[a:b] = vectors
                 offsets = segment.offsets()
                 if name not in self._mapped:
                     self._mapped[name] = segment.mapped_tokens() or _ReadWhole(segment)
             starts[a:b], stops[a:b] = offsets[rows], offsets[rows + 1]
             parts.append(self._mapped[name])
-        self.pooled, self._starts, self._stops, self._parts = pooled, starts, stops, parts
+        if in_place:
+            self.pooled = PooledVectors.mapped(words, c.segments, word_starts, int8, scale, dims)
+        else:
+            self.pooled = PooledVectors.held(pooled)
+        self._starts, self._stops, self._parts = starts, stops, parts
         self._checked = np.zeros(n, dtype=bool)  # rows whose CRC-32 this snapshot checked
         self._typed = None
+
+    def _maps_pooled(self) -> bool:
+        """Whether the pooled vectors stay in the segment files (read in place, an int8 copy
+        held): where the first stage scans int8 (large stores, compiled kernels)."""
+        return self._compiled() and len(self) >= firststage.INT8_SCAN_PAGES and compiled_kernels() is not None
 
     def _skip_segment(self, exc: StoreDamaged) -> None:
         """Leave a damaged segment's pages out of this snapshot (and later ones), with one warning."""
@@ -229,7 +253,7 @@ class Searcher:
         sized = getattr(self, "pooled", None) is not None and len(self.pooled) == len(keep)
         self._set_columns(subset(c, keep))
         if sized:
-            self.pooled, self._starts, self._stops = self.pooled[keep], self._starts[keep], self._stops[keep]
+            self.pooled, self._starts, self._stops = self.pooled.subset(keep), self._starts[keep], self._stops[keep]
             self._checked = self._checked[keep]
         _warn(f"{exc}; its {pages} page(s) are left out of the results (the rest of the store answers)")
 
@@ -327,8 +351,8 @@ class Searcher:
 
     def _anchor(self, encoded: list[Encoded], columns: np.ndarray) -> np.ndarray:
         """Anchor cosines [m, n] of the queries against the pages ``columns``, exact (float32)."""
-        pooled = self.pooled if len(columns) == len(self) else self.pooled[columns]
-        return np.stack([e.pooled for e in encoded]).astype(np.float32, copy=False) @ pooled.T
+        queries = np.stack([e.pooled for e in encoded]).astype(np.float32, copy=False)
+        return self.pooled.matmul(queries, None if len(columns) == len(self) else np.asarray(columns, dtype=np.int64))
 
     def _two_stage(self, encoded: list[Encoded], weights: Weights, admitted: np.ndarray, k: int) -> Scored:
         first = self.first_stage()
@@ -394,7 +418,7 @@ class Searcher:
         if len(shortlist) <= keep or not self._estimates():
             return shortlist
         late = self._estimated_late(query, shortlist)
-        anchor = self.pooled[shortlist] @ query.pooled.astype(np.float32, copy=False)
+        anchor = self.pooled.dot(query.pooled, shortlist)
         estimate = fuse(anchor, late, weights) - self.navigation_penalty(shortlist, weights)
         return np.sort(shortlist[top_k(estimate, keep)])
 

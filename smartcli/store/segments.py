@@ -359,6 +359,46 @@ class Segment:
         crcs = {key: self._crc_table(key) for key in ("tokens", "token_scale", "spans") if _CRC[key] in self._h5}
         return MappedTokens(self.name, StoredTokens(data, scale, self.dims), self.offsets(), crcs, spans, self.packed_spans())
 
+    def mapped_pooled(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The pooled vectors as stored, in place: (the file mapped as float32 words, each row's
+        first word in it). A chunked dataset's chunks hold the raw rows (Fletcher-32 appends its
+        checksum after them); None where that is not so (another filter, another byte order,
+        chunks off a 4-byte boundary, chunks of part of a row). The words are read unchecked:
+        the caller reads the dataset through :meth:`pooled` once, which checks it."""
+        import mmap
+
+        dataset = self._h5["pooled"]
+        rows, dims = dataset.shape
+        row_bytes = dims * 4
+        if dataset.dtype != np.dtype("<f4") or (dataset.chunks is not None and dataset.chunks[1] != dims):
+            return None
+        if dataset.chunks is None:
+            offset = dataset.id.get_offset()
+            pieces = [] if offset is None else [(0, rows, offset, rows * row_bytes)]
+        else:
+            plist = dataset.id.get_create_plist()
+            if any(plist.get_filter(i)[0] != h5z_fletcher32() for i in range(plist.get_nfilters())):
+                return None
+            pieces = []
+            for i in range(dataset.id.get_num_chunks()):
+                info = dataset.id.get_chunk_info(i)
+                first = info.chunk_offset[0]
+                count = min(dataset.chunks[0], rows - first)
+                pieces.append((first, count, info.byte_offset, info.size))
+        starts = np.full(rows, -1, np.int64)
+        with open(self.path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if not rows or not size:
+                return (np.zeros(0, np.float32), starts) if not rows else None
+            mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        for first, count, offset, stored in pieces:
+            if offset is None or offset % 4 or stored < count * row_bytes or offset + count * row_bytes > size:
+                return None
+            starts[first : first + count] = offset // 4 + np.arange(count, dtype=np.int64) * dims
+        if (starts < 0).any():
+            return None
+        return np.frombuffer(mapping, dtype=np.float32, count=size // 4), starts
+
     def _crc_table(self, key: str) -> np.ndarray:
         if self._crcs.get(key) is None:
             self._crcs[key] = self._read(_CRC[key])
@@ -767,3 +807,9 @@ def fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def h5z_fletcher32() -> int:
+    import h5py
+
+    return h5py.h5z.FILTER_FLETCHER32

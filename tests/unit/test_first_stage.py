@@ -19,14 +19,15 @@ from tests.unit.test_migration import schema1_copy
 QUERIES = ["how do I change the default terminal", "tyre pressure", "watering houseplants in winter", "bash"]
 
 
-def expected_lexical(pages, query_ids) -> np.ndarray:
-    """Per page: sum over the query's tokens of idf(v) / ln(N) where the page holds v, over the query's token count."""
+def expected_lexical(pages, query_ids, common_share=None) -> np.ndarray:
+    """Per page: sum over the query's tokens of idf(v) / ln(N) where the page holds v, over the
+    query's token count; a word on more than ``common_share`` of the pages counts nothing."""
     held = [set(np.asarray(e.token_ids).tolist()) for _, _, _, e in pages]
     n = len(held)
     out = np.zeros(n)
     for v in np.asarray(query_ids).tolist():
         df = sum(v in h for h in held)
-        if not df:
+        if not df or (common_share is not None and df > common_share * n):
             continue
         weight = max(math.log(n / df), 0.0) / math.log(n) / len(query_ids)
         out += [weight if v in h else 0.0 for h in held]
@@ -46,7 +47,36 @@ def test_the_lexical_term_on_real_pages_counts_the_query_words_each_page_holds(t
     order = [by_text[text] for _, _, text, _ in pages]
     for query in encoder.encode_queries(QUERIES):
         got = first.lexical(query.token_ids)
-        np.testing.assert_allclose(got[order], expected_lexical(pages, query.token_ids), atol=1e-6)
+        np.testing.assert_allclose(got[order], expected_lexical(pages, query.token_ids, firststage.COMMON_SHARE), atol=1e-6)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_words_on_most_pages_are_skipped_and_the_shortlist_is_its_definitions(tmp_path, real_pages, compiled, monkeypatch):  # noqa: F811
+    """With COMMON_SHARE, a word held by more than that share of the pages adds nothing (its
+    postings are not read), and the shortlist is still exactly the top pages by anchor cosine +
+    LEXICAL_WEIGHT * that lexical term, computed here from the pages themselves (the int8 scan
+    and the in-place anchors included when compiled)."""
+    pages, encoder = real_pages
+    monkeypatch.setattr(firststage, "LEXICAL_FROM_PAGES", 0)
+    monkeypatch.setattr(firststage, "INT8_SCAN_PAGES", 0)
+    monkeypatch.setattr(firststage, "COMMON_SHARE", 0.4)
+    store = _store_of(tmp_path / "s", pages, encoder, "binary")
+    searcher = Searcher(store, None, device="cpu", cache_bytes=(1 << 20) if compiled else 0, shortlist=None)
+    first = searcher.first_stage()
+    assert first.compiled == compiled and searcher.pooled.in_place == compiled
+    by_text = {i.text: n for n, i in enumerate(searcher.items.many(range(len(searcher))))}
+    order = np.array([by_text[text] for _, _, text, _ in pages])
+    anchors = np.stack([e.pooled for _, _, _, e in pages]).astype(np.float32)
+    skipped = 0
+    for query in encoder.encode_queries(QUERIES + ["the terminal of the shell and its default settings"]):
+        lexical = expected_lexical(pages, query.token_ids, common_share=0.4)
+        skipped += int(np.abs(lexical - expected_lexical(pages, query.token_ids)).max() > 1e-6)
+        np.testing.assert_allclose(first.lexical(query.token_ids)[order], lexical, atol=1e-6)
+        score = anchors @ query.pooled + firststage.LEXICAL_WEIGHT * lexical
+        for size in (3, 6):
+            expected = np.sort(order[np.argsort(-score, kind="stable")[:size]])
+            np.testing.assert_array_equal(first.shortlist(query, size), expected)
+    assert skipped  # common words were left out, and it changed the lexical term
 
 
 def test_the_int8_scan_gives_the_float32_shortlist(monkeypatch):
