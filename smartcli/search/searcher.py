@@ -13,9 +13,9 @@ from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError, SmartWarning, StoreDamaged
 from smartcli.models.base import Encoded, Encoder, ModelInfo, resolve_device
 from smartcli.search import firststage
-from smartcli.search.explain import TokenMatch, best_passage, highlighted_passage, match_tokens, strong_spans
+from smartcli.search.explain import PageText, QueryTerms, TokenMatch, highlighted_passage, match_tokens, passage_of, strong_spans
 from smartcli.search.firststage import FirstStage, SegmentVocabulary, item_of_row
-from smartcli.search.kernel import compiled_kernels, hamming_late, mean_per_query, page_maxima, token_kind, typed_parts
+from smartcli.search.kernel import compiled_kernels, hamming_late, mean_per_query, page_maxima, token_kind, token_similarities, typed_parts
 from smartcli.search.scoring import Weights, fuse, maxsim, navigation_penalty, top_k
 from smartcli.search.snapshot import Items, subset
 from smartcli.store.catalog import LiveItem, Store
@@ -618,17 +618,38 @@ class Searcher:
         matches say, per query token, which item token it matched and how closely.
         ``scored``: per item, the kernel's (similarities, arg-max) of the query's tokens, which
         spare multiplying the item's token states again. Only these items' token states and
-        spans are read (in place, from the mapped segments).
+        spans are read (in place, from the mapped segments); the query's words are found once,
+        and with ``scored`` on a 1-bit store the similarities of the words' tokens with every
+        item's tokens come from one compiled call, none decoded.
         """
-        explained = []
+        terms = QueryTerms(query, query_text)
+        looked_up = self._word_similarities(query, terms, items) if scored is not None else None
+        arrays = []
         for n, item in enumerate(items):
-            tokens, spans = self._page_arrays(item)
-            if not (self.textual and item.text):
-                spans = None
-            found = scored[n] if scored is not None else _argmax_of(query, tokens)
-            matches = match_tokens(query, query_text, item.text, spans, found)
+            if looked_up is not None:
+                similarity, spans = looked_up[n]
+            else:
+                tokens, spans = self._page_arrays(item)
+                similarity = query.tokens @ tokens.T  # [q, t]
+            arrays.append((similarity, spans if self.textual and item.text else None))
+        # The hits' texts as arrays in one pass, and which of their tokens may match a word.
+        page = PageText([item.text if spans is not None else "" for item, (_, spans) in zip(items, arrays)])
+        usable = self._usable(page, [spans for _, spans in arrays]) if query_text and terms.words else None
+        explained = []
+        for n, (item, (similarity, spans)) in enumerate(zip(items, arrays)):
+            found = scored[n] if scored is not None else _argmax_of(similarity)
+            matches = match_tokens(query, query_text, item.text, spans, found, terms, page, n)
             if spans is not None and query_text:
-                snippet, highlights = best_passage(query, query_text, item.text, tokens, spans)
+                snippet, highlights = passage_of(
+                    terms,
+                    item.text,
+                    spans,
+                    similarity,
+                    rows_given=looked_up is not None,
+                    page=page,
+                    which=n,
+                    usable=None if usable is None else usable[n],
+                )
             else:
                 located = [m.span for m in matches if m.span is not None]
                 strong = strong_spans(matches)
@@ -636,6 +657,43 @@ class Searcher:
                 snippet, highlights = highlighted_passage(item.text, strong or located, strong)
             explained.append((snippet, highlights, matches))
         return explained
+
+    @staticmethod
+    def _usable(page: PageText, spans: list) -> list:
+        """Per hit (None: no spans), :meth:`PageText.usable` of its token spans, all in one call."""
+        held = [n for n, s in enumerate(spans) if s is not None]
+        if not held:
+            return [None] * len(spans)
+        joined = np.concatenate([np.asarray(spans[n], dtype=np.int64).reshape(-1, 2) for n in held])
+        which = np.repeat(np.array(held, dtype=np.int64), [len(spans[n]) for n in held])
+        pieces = np.split(page.usable(joined, which), np.cumsum([len(spans[n]) for n in held])[:-1])
+        usable = [None] * len(spans)
+        for n, piece in zip(held, pieces):
+            usable[n] = piece
+        return usable
+
+    def _word_similarities(self, query: Encoded, terms: QueryTerms, items: list[LiveItem]) -> list | None:
+        """Per item, (the similarities [len(terms.rows), t] of the query words' tokens with its
+        tokens, its spans), from one compiled call over all the items' token rows; None where
+        that cannot be (not a 1-bit store, no compiled kernels, an item not in the snapshot)."""
+        if not (len(items) and self.device == "cpu" and self._estimates()):
+            return None
+        index = {name: i for i, name in enumerate(self._columns.segment_names)}
+        parts = [self._mapped.get(item.segment) for item in items]
+        if not all(isinstance(p, MappedTokens) and self._parts[index.get(item.segment, -1)] is p for p, item in zip(parts, items)):
+            return None
+        rows = np.array([item.row for item in items], dtype=np.int64)
+        starts = np.array([p.offsets[r] for p, r in zip(parts, rows.tolist())], dtype=np.int64)
+        stops = np.array([p.offsets[r + 1] for p, r in zip(parts, rows.tolist())], dtype=np.int64)
+        for part, row in zip(parts, rows.tolist()):
+            part.check_rows(np.array([row]))
+        spans = [part.spans(row) for part, row in zip(parts, rows.tolist())]
+        if not len(terms.rows):
+            return [(None, s) for s in spans]
+        part_of = np.array([index[item.segment] for item in items], dtype=np.int64)
+        similarity = token_similarities(query.tokens[terms.rows], self._kernel_parts(), part_of, starts, stops)
+        bounds = np.cumsum(stops - starts)[:-1]
+        return [(block.T, s) for block, s in zip(np.split(similarity, bounds), spans)]
 
     def _page_arrays(self, item: LiveItem) -> tuple[np.ndarray, np.ndarray | None]:
         """An item's token states (decoded, float32) and character spans (None: none kept)."""
@@ -765,9 +823,8 @@ def _first_copies(columns: LiveColumns) -> np.ndarray | None:
     return first[inverse]
 
 
-def _argmax_of(query: Encoded, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(similarity, arg-max) of each query token over a page's token states."""
-    similarity = query.tokens @ tokens.T
+def _argmax_of(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(similarity, arg-max) of each query token over a page's token states, from their similarities [q, t]."""
     best = similarity.argmax(axis=1)
     return similarity[np.arange(len(best)), best], best
 
