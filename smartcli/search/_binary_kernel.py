@@ -232,3 +232,25 @@ def similarities_binary(tables, parts, part_of, starts, stops, out):  # pragma: 
                 j += 1
             at += 1
     return 0
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)  # no fastmath: -inf marks a word not found
+def window_maxima(per_word, starts, ends, begins, stops, maxima, at, held):  # pragma: no cover - compiled
+    """For each candidate passage ``[begins[c], stops[c])`` of a page: per query word ``w``, its
+    best similarity at a page token lying inside (``maxima[c, w]``, -inf where none does), the
+    start of the first token reaching it (``at[c, w]``), and whether any token lies inside
+    (``held[c]``). per_word [W, T] float32; starts, ends [T]: the tokens' character spans."""
+    nw, nt = per_word.shape
+    for c in range(begins.shape[0]):
+        for w in range(nw):
+            maxima[c, w] = -np.inf
+            at[c, w] = starts[0] if nt else 0
+        held[c] = False
+        for t in range(nt):
+            if starts[t] >= begins[c] and ends[t] <= stops[c]:
+                held[c] = True
+                for w in range(nw):
+                    if per_word[w, t] > maxima[c, w]:
+                        maxima[c, w] = per_word[w, t]
+                        at[c, w] = starts[t]
+    return 0

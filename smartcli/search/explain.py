@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from smartcli.models.base import Encoded
+from smartcli.search.kernel import loaded_kernels
 
 SNIPPET_CHARS = 160
 # Matched words at least this similar are highlighted and place the snippet. With the default
@@ -67,12 +68,14 @@ def match_tokens(
     terms: QueryTerms | None = None,
     page: PageText | None = None,
     which: int = 0,
+    words: tuple | None = None,
 ) -> list[TokenMatch]:
     """Per query token, the item token it matched best and the similarity, as the scoring kernel
     found them: ``scored`` is (similarities [q], arg-max [q]); ``spans`` the item's token spans in
     ``text`` (None: no text behind its tokens, as for pixel models). ``terms`` and ``page``: the
-    query's and the page's arrays when the caller has them already (``which`` of its pages)."""
-    return _matches(query, query_text, text, *scored, spans, terms, page, which)
+    query's and the page's arrays when the caller has them already (``which`` of its pages;
+    ``words``: :meth:`PageText.token_words` of ``spans``)."""
+    return _matches(query, query_text, text, *scored, spans, terms, page, which, words)
 
 
 def match_arrays(query: Encoded, query_text: str, text: str, tokens: np.ndarray, spans: np.ndarray | None) -> list[TokenMatch]:
@@ -83,7 +86,9 @@ def match_arrays(query: Encoded, query_text: str, text: str, tokens: np.ndarray,
     return _matches(query, query_text, text, similarity[np.arange(len(best)), best], best, spans)
 
 
-def _matches(query: Encoded, query_text: str, text: str, values, best, spans, terms=None, page=None, which=0) -> list[TokenMatch]:
+def _matches(
+    query: Encoded, query_text: str, text: str, values, best, spans, terms=None, page=None, which=0, words=None
+) -> list[TokenMatch]:
     terms = terms or QueryTerms(query, query_text)
     best = np.asarray(best, dtype=np.int64)
     values = np.asarray(values).tolist()
@@ -92,7 +97,9 @@ def _matches(query: Encoded, query_text: str, text: str, values, best, spans, te
     else:
         chosen = np.asarray(spans, dtype=np.int64).reshape(-1, 2)[best]
         located = [tuple(span) for span in chosen.tolist()]
-        if text:
+        if text and words is not None:
+            words = [text[a:b] for a, b in zip(words[0][best].tolist(), words[1][best].tolist())]
+        elif text:
             starts, ends = page.words(chosen, which) if page is not None else PageText(text).words(chosen)
             words = [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
         else:
@@ -196,13 +203,13 @@ def passage_of(
     rows_given: bool = False,
     page: PageText | None = None,
     which: int = 0,
-    usable: np.ndarray | None = None,
+    words: tuple | None = None,
 ) -> tuple[str, list[tuple[int, int]]]:
     """:func:`best_passage` from the similarities of the query's tokens (or, with ``rows_given``, of
     ``terms.rows``) with the page's tokens. Every candidate passage is judged at once (arrays
     over passages, words and page tokens), the page's text read once as arrays (``page``, made
-    here when not given; ``which`` of its pages this is; ``usable``: its :meth:`PageText.usable`
-    when known): no Python loop over tokens, candidates or characters."""
+    here when not given; ``which`` of its pages this is; ``words``: its
+    :meth:`PageText.token_words` when known): no Python loop over tokens, candidates or characters."""
     if not text:
         return "", []
     if not terms.words or similarity is None or similarity.shape[1] == 0:
@@ -211,7 +218,7 @@ def passage_of(
     spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
     per_word = terms.per_word(similarity, rows_given)
     # Page words that are stop words or punctuation match nothing.
-    usable = page.usable(spans, which) if usable is None else usable
+    word_starts, word_ends, usable = page.token_words(spans, which) if words is None else words
     per_word = np.where(usable[None, :], per_word, np.float32(-1.0))
     starts, ends = spans[:, 0], spans[:, 1]
     best_of_token = per_word.max(axis=0)
@@ -220,14 +227,14 @@ def passage_of(
         candidates = np.argsort(-best_of_token)[:8]
     begin, end = _best_window(page, which, per_word, starts, ends, candidates, width)
     shown = np.flatnonzero((starts >= begin) & (ends <= end))
-    marked = []
+    marked = set()
     if shown.size:
         values = per_word[:, shown]  # [w, s]
         tops = values.max(axis=1)
         keep = (tops[:, None] >= STRONG_MATCH) & (values >= np.maximum(STRONG_MATCH, tops - SAME_MATCH)[:, None])
-        for row in range(values.shape[0]):
-            marked += [(int(starts[t]), int(ends[t])) for t in shown[keep[row]]]
-    return _passage(text, begin, end, marked, page, which)
+        chosen = shown[keep.any(axis=0)]
+        marked = set(zip(word_starts[chosen].tolist(), word_ends[chosen].tolist()))
+    return _passage_of_words(text, begin, end, marked)
 
 
 def _best_window(page: PageText, which: int, per_word, starts, ends, candidates, width: int) -> tuple[int, int]:
@@ -240,17 +247,10 @@ def _best_window(page: PageText, which: int, per_word, starts, ends, candidates,
     _, first = np.unique(begins * (n + 1) + stops, return_index=True)
     first.sort()
     begins, stops = begins[first], stops[first]
-    inside = (starts[None, :] >= begins[:, None]) & (ends[None, :] <= stops[:, None])  # [c, t]
-    held = inside.any(axis=1)
+    maxima, at, held = _window_maxima(per_word, starts, ends, begins, stops)
     if not held.any():
         return 0, min(n, width)
-    # Only tokens some word matches above zero can change a passage's key: a word's best there at
-    # or below zero counts as zero, and is no strong match.
-    useful = np.flatnonzero(per_word.max(axis=0) > 0)
-    masked = np.where(inside[:, None, useful], per_word[None, :, useful], -np.inf)  # [c, w, u]
-    maxima = masked.max(axis=2) if useful.size else np.full((len(begins), per_word.shape[0]), -np.inf, np.float32)
     strong = maxima >= STRONG_MATCH
-    at = starts[useful][masked.argmax(axis=2)] if useful.size else np.zeros(maxima.shape, np.int64)  # [c, w]
     placed = strong.any(axis=1)
     first_at = np.where(strong, at, np.iinfo(np.int64).max).min(axis=1)
     last_at = np.where(strong, at, np.iinfo(np.int64).min).max(axis=1)
@@ -267,6 +267,31 @@ def _best_window(page: PageText, which: int, per_word, starts, ends, candidates,
 
 _WORD_ASCII = np.array([chr(c).isalnum() or chr(c) == "_" for c in range(128)], dtype=bool)
 _STOP_CHARS = max(map(len, STOP_WORDS))
+
+
+def _window_maxima(per_word, starts, ends, begins, stops) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per candidate passage: each word's best similarity there [c, w] (-inf: no token inside), the
+    start of the first token reaching it [c, w], and whether a token lies inside [c]. By the
+    compiled kernel when this process has loaded it, else as arrays [c, w, t]."""
+    kernels = loaded_kernels()
+    if kernels is not None:
+        maxima = np.empty((len(begins), per_word.shape[0]), np.float32)
+        at = np.empty(maxima.shape, np.int64)
+        held = np.empty(len(begins), np.bool_)
+        kernels.window_maxima(np.ascontiguousarray(per_word, np.float32), starts, ends, begins, stops, maxima, at, held)
+        return maxima, at, held
+    inside = (starts[None, :] >= begins[:, None]) & (ends[None, :] <= stops[:, None])  # [c, t]
+    # Only tokens some word matches above zero can change a passage's key: a word's best there at
+    # or below zero counts as zero, and is no strong match.
+    useful = np.flatnonzero(per_word.max(axis=0) > 0)
+    if not useful.size:
+        return (
+            np.full((len(begins), per_word.shape[0]), -np.inf, np.float32),
+            np.zeros((len(begins), per_word.shape[0]), np.int64),
+            inside.any(axis=1),
+        )
+    masked = np.where(inside[:, None, useful], per_word[None, :, useful], -np.inf)  # [c, w, u]
+    return masked.max(axis=2), starts[useful][masked.argmax(axis=2)], inside.any(axis=1)
 
 
 def _ascii_key(codes: np.ndarray) -> np.ndarray:
@@ -355,7 +380,15 @@ class PageText:
     def usable(self, spans: np.ndarray, page=0) -> np.ndarray:
         """Per token span, whether the page word it lies in holds a letter or a digit and is no
         stop word: what may match a query word."""
+        return self._usable(*self._words(spans, page))
+
+    def token_words(self, spans: np.ndarray, page=0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per token span, its word's [start, end) (:meth:`words`) and whether it is usable (:meth:`usable`)."""
         start, end = self._words(spans, page)
+        offset = self.offsets[page]
+        return start - offset, end - offset, self._usable(start, end)
+
+    def _usable(self, start: np.ndarray, end: np.ndarray) -> np.ndarray:
         runs = len(self.run_starts)
         # A word holds a word character when some run begins before its end and ends after its start.
         following = np.searchsorted(self.run_ends, start, side="right")
@@ -416,17 +449,15 @@ def passage_bounds(text: str, begin: int, width: int = SNIPPET_CHARS) -> tuple[i
     return begin, end
 
 
-def _passage(
-    text: str, begin: int, end: int, marked: list[tuple[int, int]], page: PageText | None = None, which: int = 0
-) -> tuple[str, list[tuple[int, int]]]:
+def _passage(text: str, begin: int, end: int, marked: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
+    return _passage_of_words(text, begin, end, {word_around(text, span) for span in marked})
+
+
+def _passage_of_words(text: str, begin: int, end: int, words: set) -> tuple[str, list[tuple[int, int]]]:
+    """The passage [begin, end) of ``text`` and, as offsets in it, the ``words`` it shows (merged where they touch)."""
     prefix = "…" if begin > 0 else ""
     snippet = prefix + text[begin:end] + ("…" if end < len(text) else "")
     highlights: list[tuple[int, int]] = []
-    if page is not None and marked:
-        starts, stops = page.words(np.array(marked, dtype=np.int64), which)
-        words = set(zip(starts.tolist(), stops.tolist()))
-    else:
-        words = {word_around(text, span) for span in marked}
     for start, stop in sorted(words):
         start, stop = max(start, begin), min(stop, end)
         if start >= stop:

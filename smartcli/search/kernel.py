@@ -63,6 +63,12 @@ def compiled_kernels():
     return _kernels or None
 
 
+def loaded_kernels():
+    """The numba kernels module when this process has loaded it already (None otherwise): for work
+    too small to pay for numba's import by itself, such as explaining the shown hits."""
+    return _kernels or None
+
+
 def compiled_kernel():
     """The compiled 1-bit kernel (None without numba)."""
     kernels = compiled_kernels()

@@ -634,11 +634,11 @@ class Searcher:
             arrays.append((similarity, spans if self.textual and item.text else None))
         # The hits' texts as arrays in one pass, and which of their tokens may match a word.
         page = PageText([item.text if spans is not None else "" for item, (_, spans) in zip(items, arrays)])
-        usable = self._usable(page, [spans for _, spans in arrays]) if query_text and terms.words else None
+        words = self._token_words(page, [spans for _, spans in arrays])
         explained = []
         for n, (item, (similarity, spans)) in enumerate(zip(items, arrays)):
             found = scored[n] if scored is not None else _argmax_of(similarity)
-            matches = match_tokens(query, query_text, item.text, spans, found, terms, page, n)
+            matches = match_tokens(query, query_text, item.text, spans, found, terms, page, n, words[n])
             if spans is not None and query_text:
                 snippet, highlights = passage_of(
                     terms,
@@ -648,7 +648,7 @@ class Searcher:
                     rows_given=looked_up is not None,
                     page=page,
                     which=n,
-                    usable=None if usable is None else usable[n],
+                    words=words[n],
                 )
             else:
                 located = [m.span for m in matches if m.span is not None]
@@ -659,18 +659,19 @@ class Searcher:
         return explained
 
     @staticmethod
-    def _usable(page: PageText, spans: list) -> list:
-        """Per hit (None: no spans), :meth:`PageText.usable` of its token spans, all in one call."""
+    def _token_words(page: PageText, spans: list) -> list:
+        """Per hit (None: no spans), :meth:`PageText.token_words` of its token spans, all in one call."""
         held = [n for n, s in enumerate(spans) if s is not None]
+        found: list = [None] * len(spans)
         if not held:
-            return [None] * len(spans)
+            return found
         joined = np.concatenate([np.asarray(spans[n], dtype=np.int64).reshape(-1, 2) for n in held])
         which = np.repeat(np.array(held, dtype=np.int64), [len(spans[n]) for n in held])
-        pieces = np.split(page.usable(joined, which), np.cumsum([len(spans[n]) for n in held])[:-1])
-        usable = [None] * len(spans)
-        for n, piece in zip(held, pieces):
-            usable[n] = piece
-        return usable
+        bounds = np.cumsum([len(spans[n]) for n in held])[:-1]
+        starts, ends, usable = (np.split(x, bounds) for x in page.token_words(joined, which))
+        for n, start, end, ok in zip(held, starts, ends, usable):
+            found[n] = (start, end, ok)
+        return found
 
     def _word_similarities(self, query: Encoded, terms: QueryTerms, items: list[LiveItem]) -> list | None:
         """Per item, (the similarities [len(terms.rows), t] of the query words' tokens with its
