@@ -205,32 +205,28 @@ def lexical_scores(ids, weights, vocab_ids, vocab_starts, vocab_rows, item_of_ro
 
 
 @numba.njit(**_FLAGS)
-def similarities_binary(tables, parts, part_of, starts, stops, out):  # pragma: no cover - compiled
-    """Every similarity of the query tokens with the 1-bit token rows ``starts[p]:stops[p]`` of
-    ``parts[part_of[p]]``, the pages one after another: out [sum of the rows, Q], by the byte
-    lookups of :func:`maxsim_binary` (the shown hits' snippets need all of them, not the max)."""
+def similarities_binary(tables, parts, part_of, rows, out):  # pragma: no cover - compiled
+    """Each query token's similarity with the 1-bit token row ``rows[i]`` of ``parts[part_of[i]]``:
+    out [len(rows), Q], by the byte lookups of :func:`maxsim_binary` (the shown hits' snippets
+    need every similarity, not the max)."""
     nbytes, nq = tables.shape[0], tables.shape[2]
-    at = 0
-    for p in range(starts.shape[0]):
-        packed = parts[part_of[p]]
-        for t in range(starts[p], stops[p]):
-            row = packed[t]
-            acc = out[at]
+    for i in range(rows.shape[0]):
+        row = parts[part_of[i]][rows[i]]
+        acc = out[i]
+        for q in range(nq):
+            acc[q] = 0.0
+        j = 0
+        while j + 8 <= nbytes:
+            e0, e1, e2, e3 = tables[j, row[j]], tables[j + 1, row[j + 1]], tables[j + 2, row[j + 2]], tables[j + 3, row[j + 3]]
+            e4, e5, e6, e7 = tables[j + 4, row[j + 4]], tables[j + 5, row[j + 5]], tables[j + 6, row[j + 6]], tables[j + 7, row[j + 7]]
             for q in range(nq):
-                acc[q] = 0.0
-            j = 0
-            while j + 8 <= nbytes:
-                e0, e1, e2, e3 = tables[j, row[j]], tables[j + 1, row[j + 1]], tables[j + 2, row[j + 2]], tables[j + 3, row[j + 3]]
-                e4, e5, e6, e7 = tables[j + 4, row[j + 4]], tables[j + 5, row[j + 5]], tables[j + 6, row[j + 6]], tables[j + 7, row[j + 7]]
-                for q in range(nq):
-                    acc[q] += ((e0[q] + e1[q]) + (e2[q] + e3[q])) + ((e4[q] + e5[q]) + (e6[q] + e7[q]))
-                j += 8
-            while j < nbytes:
-                entry = tables[j, row[j]]
-                for q in range(nq):
-                    acc[q] += entry[q]
-                j += 1
-            at += 1
+                acc[q] += ((e0[q] + e1[q]) + (e2[q] + e3[q])) + ((e4[q] + e5[q]) + (e6[q] + e7[q]))
+            j += 8
+        while j < nbytes:
+            entry = tables[j, row[j]]
+            for q in range(nq):
+                acc[q] += entry[q]
+            j += 1
     return 0
 
 

@@ -170,16 +170,15 @@ def page_maxima(
     return best[:, : tables.columns], arg[:, : tables.columns]
 
 
-def token_similarities(q_tokens: np.ndarray, parts: KernelParts, part_of: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """[sum of stops - starts, Q] float32: each query token's similarity with every token row of
-    the pages (rows ``starts[p]:stops[p]`` of segment ``part_of[p]``), pages one after another, by
-    the compiled byte lookups (1-bit parts only), the tables of the query built once."""
+def token_similarities(q_tokens: np.ndarray, parts: KernelParts, part_of: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """[len(rows), Q] float32: each query token's similarity with the 1-bit token row ``rows[i]``
+    of segment ``part_of[i]``, by the compiled byte lookups, the tables of the query built once."""
     q = np.ascontiguousarray(q_tokens, dtype=np.float32)
-    starts = np.ascontiguousarray(starts, dtype=np.int64)
-    stops = np.ascontiguousarray(stops, dtype=np.int64)
     tables = QueryTables(q, parts.kind, parts.dims)
-    out = np.empty((int((stops - starts).sum()), tables.values.shape[-1]), np.float32)
-    compiled_kernels().similarities_binary(tables.values, parts.arrays, np.ascontiguousarray(part_of, dtype=np.int64), starts, stops, out)
+    out = np.empty((len(rows), tables.values.shape[-1]), np.float32)
+    compiled_kernels().similarities_binary(
+        tables.values, parts.arrays, np.ascontiguousarray(part_of, dtype=np.int64), np.ascontiguousarray(rows, dtype=np.int64), out
+    )
     return out[:, : tables.columns]
 
 

@@ -623,11 +623,11 @@ class Searcher:
         item's tokens come from one compiled call, none decoded.
         """
         terms = QueryTerms(query, query_text)
-        looked_up = self._word_similarities(query, terms, items) if scored is not None else None
+        hit_rows = self._hit_rows(items) if scored is not None else None
         arrays = []
         for n, item in enumerate(items):
-            if looked_up is not None:
-                similarity, spans = looked_up[n]
+            if hit_rows is not None:
+                similarity, spans = None, hit_rows[3][n]
             else:
                 tokens, spans = self._page_arrays(item)
                 similarity = query.tokens @ tokens.T  # [q, t]
@@ -635,6 +635,8 @@ class Searcher:
         # The hits' texts as arrays in one pass, and which of their tokens may match a word.
         page = PageText([item.text if spans is not None else "" for item, (_, spans) in zip(items, arrays)])
         words = self._token_words(page, [spans for _, spans in arrays])
+        if hit_rows is not None and query_text and len(terms.rows):
+            arrays = self._word_similarities(query, terms, hit_rows, arrays, words)
         explained = []
         for n, (item, (similarity, spans)) in enumerate(zip(items, arrays)):
             found = scored[n] if scored is not None else _argmax_of(similarity)
@@ -645,7 +647,7 @@ class Searcher:
                     item.text,
                     spans,
                     similarity,
-                    rows_given=looked_up is not None,
+                    rows_given=hit_rows is not None,
                     page=page,
                     which=n,
                     words=words[n],
@@ -673,28 +675,43 @@ class Searcher:
             found[n] = (start, end, ok)
         return found
 
-    def _word_similarities(self, query: Encoded, terms: QueryTerms, items: list[LiveItem]) -> list | None:
-        """Per item, (the similarities [len(terms.rows), t] of the query words' tokens with its
-        tokens, its spans), from one compiled call over all the items' token rows; None where
-        that cannot be (not a 1-bit store, no compiled kernels, an item not in the snapshot)."""
+    def _hit_rows(self, items: list[LiveItem]) -> tuple | None:
+        """Where the items' token rows are in the snapshot's segments: (segment per item, first
+        row, end row, the items' spans), their rows checked; None where the similarities cannot
+        come from the compiled byte lookups (not a 1-bit store, no compiled kernels, an item not
+        in this snapshot)."""
         if not (len(items) and self.device == "cpu" and self._estimates()):
             return None
         index = {name: i for i, name in enumerate(self._columns.segment_names)}
         parts = [self._mapped.get(item.segment) for item in items]
         if not all(isinstance(p, MappedTokens) and self._parts[index.get(item.segment, -1)] is p for p, item in zip(parts, items)):
             return None
-        rows = np.array([item.row for item in items], dtype=np.int64)
-        starts = np.array([p.offsets[r] for p, r in zip(parts, rows.tolist())], dtype=np.int64)
-        stops = np.array([p.offsets[r + 1] for p, r in zip(parts, rows.tolist())], dtype=np.int64)
-        for part, row in zip(parts, rows.tolist()):
+        rows = [item.row for item in items]
+        for part, row in zip(parts, rows):
             part.check_rows(np.array([row]))
-        spans = [part.spans(row) for part, row in zip(parts, rows.tolist())]
-        if not len(terms.rows):
-            return [(None, s) for s in spans]
+        starts = np.array([p.offsets[r] for p, r in zip(parts, rows)], dtype=np.int64)
+        stops = np.array([p.offsets[r + 1] for p, r in zip(parts, rows)], dtype=np.int64)
         part_of = np.array([index[item.segment] for item in items], dtype=np.int64)
-        similarity = token_similarities(query.tokens[terms.rows], self._kernel_parts(), part_of, starts, stops)
-        bounds = np.cumsum(stops - starts)[:-1]
-        return [(block.T, s) for block, s in zip(np.split(similarity, bounds), spans)]
+        return part_of, starts, stops, [part.spans(row) for part, row in zip(parts, rows)]
+
+    def _word_similarities(self, query: Encoded, terms: QueryTerms, located: tuple, arrays: list, words: list) -> list:
+        """``arrays`` with each textual hit's similarities [len(terms.rows), t] of the query words'
+        tokens with its tokens: from one compiled call over the tokens of all the hits that may
+        match a word (:meth:`PageText.usable`); the others, which a snippet never counts, -1."""
+        part_of, starts, stops, _ = located
+        chosen = [n for n, (_, spans) in enumerate(arrays) if spans is not None]
+        if not chosen:
+            return arrays
+        usable = [np.flatnonzero(words[n][2]) for n in chosen]
+        rows = np.concatenate([starts[n] + u for n, u in zip(chosen, usable)])
+        segments = np.repeat(part_of[chosen], [len(u) for u in usable])
+        similarity = token_similarities(query.tokens[terms.rows], self._kernel_parts(), segments, rows)
+        arrays = list(arrays)
+        for n, u, block in zip(chosen, usable, np.split(similarity, np.cumsum([len(u) for u in usable])[:-1])):
+            full = np.full((len(terms.rows), int(stops[n] - starts[n])), -1.0, np.float32)
+            full[:, u] = block.T
+            arrays[n] = (full, arrays[n][1])
+        return arrays
 
     def _page_arrays(self, item: LiveItem) -> tuple[np.ndarray, np.ndarray | None]:
         """An item's token states (decoded, float32) and character spans (None: none kept)."""

@@ -251,7 +251,7 @@ def test_token_similarities_equal_the_decoded_states_multiplied():
     rng = np.random.default_rng(3)
     parts = [StoredTokens(encode_binary(rng.standard_normal((n, 64)).astype(np.float32)), None, 64) for n in (40, 25)]
     q = rng.standard_normal((5, 64)).astype(np.float32)
-    part_of, starts, stops = np.array([1, 0, 1]), np.array([3, 0, 10]), np.array([9, 40, 10])
-    got = token_similarities(q, typed_parts(parts), part_of, starts, stops)
-    expected = np.concatenate([q @ decode_binary(parts[p].data[a:b], 64).T for p, a, b in zip(part_of, starts, stops)], axis=1).T
+    part_of, rows = np.array([1, 0, 0, 1, 1]), np.array([3, 0, 39, 24, 3])
+    got = token_similarities(q, typed_parts(parts), part_of, rows)
+    expected = np.stack([decode_binary(parts[p].data[r : r + 1], 64)[0] @ q.T for p, r in zip(part_of, rows)])
     np.testing.assert_allclose(got, expected, atol=1e-5)
