@@ -231,18 +231,15 @@ def similarities_binary(tables, parts, part_of, rows, out):  # pragma: no cover 
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)  # no fastmath: -inf marks a word not found
-def window_maxima(per_word, starts, ends, begins, stops, maxima, at, held):  # pragma: no cover - compiled
-    """For each candidate passage ``[begins[c], stops[c])`` of a page: per query word ``w``, its
-    best similarity at a page token lying inside (``maxima[c, w]``, -inf where none does), the
-    start of the first token reaching it (``at[c, w]``), and whether any token lies inside
-    (``held[c]``). per_word [W, T] float32; starts, ends [T]: the tokens' character spans."""
-    nw, nt = per_word.shape
+def window_maxima(per_word, starts, ends, first, last, begins, stops, maxima, at, held):  # pragma: no cover - compiled
+    """For each candidate passage ``[begins[c], stops[c])`` of the page whose tokens are
+    ``first[c]:last[c]``: per query word ``w``, its best similarity at a token lying inside
+    (``maxima[c, w]``, left as given, -inf, where none does), the start of the first token
+    reaching it (``at[c, w]``), and whether any token lies inside (``held[c]``). per_word
+    [W, T] float32; starts, ends [T]: the tokens' character spans in their page."""
+    nw = per_word.shape[0]
     for c in range(begins.shape[0]):
-        for w in range(nw):
-            maxima[c, w] = -np.inf
-            at[c, w] = starts[0] if nt else 0
-        held[c] = False
-        for t in range(nt):
+        for t in range(first[c], last[c]):
             if starts[t] >= begins[c] and ends[t] <= stops[c]:
                 held[c] = True
                 for w in range(nw):

@@ -201,55 +201,78 @@ def passage_of(
     similarity: np.ndarray | None,
     width: int = SNIPPET_CHARS,
     rows_given: bool = False,
-    page: PageText | None = None,
-    which: int = 0,
-    words: tuple | None = None,
 ) -> tuple[str, list[tuple[int, int]]]:
     """:func:`best_passage` from the similarities of the query's tokens (or, with ``rows_given``, of
-    ``terms.rows``) with the page's tokens. Every candidate passage is judged at once (arrays
-    over passages, words and page tokens), the page's text read once as arrays (``page``, made
-    here when not given; ``which`` of its pages this is; ``words``: its
-    :meth:`PageText.token_words` when known): no Python loop over tokens, candidates or characters."""
+    ``terms.rows``) with the page's tokens (:func:`passages_of` of one page)."""
     if not text:
         return "", []
     if not terms.words or similarity is None or similarity.shape[1] == 0:
         return highlighted_passage(text, [])
-    page = page or PageText(text)
-    spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
-    per_word = terms.per_word(similarity, rows_given)
+    return passages_of(terms, PageText([text]), [0], [spans], [similarity], None, width, rows_given)[0]
+
+
+def passages_of(
+    terms: QueryTerms,
+    page: PageText,
+    which: list[int],
+    spans: list[np.ndarray],
+    similarities: list[np.ndarray],
+    words: list | None = None,
+    width: int = SNIPPET_CHARS,
+    rows_given: bool = False,
+) -> list[tuple[str, list[tuple[int, int]]]]:
+    """:func:`best_passage` of several pages at once (the shown hits): page ``which[i]`` of
+    ``page``, its token spans ``spans[i]`` and the similarities [q or len(terms.rows), t] of the
+    query's tokens with its tokens (every page with text and tokens, the query with words);
+    ``words[i]``: :meth:`PageText.token_words` of its spans, when known. Every page's tokens,
+    candidate passages and words are judged together, as arrays (the passages by a compiled
+    loop when this process has loaded the kernels): no Python loop over tokens or passages."""
+    which = np.asarray(which, dtype=np.int64)
+    sizes = np.array([len(s) for s in spans], dtype=np.int64)
+    first_token = np.cumsum(sizes) - sizes
+    hit_of = np.repeat(np.arange(len(spans)), sizes)  # per token, its page's place in ``which``
+    joined = np.concatenate([np.asarray(s, dtype=np.int64).reshape(-1, 2) for s in spans])
+    starts, ends = joined[:, 0], joined[:, 1]
+    if words is None:
+        word_starts, word_ends, usable = page.token_words(joined, which[hit_of])
+    else:
+        word_starts, word_ends, usable = (np.concatenate(x) for x in zip(*words))
+    per_word = terms.per_word(np.concatenate(similarities, axis=1), rows_given)  # [w, T]
     # Page words that are stop words or punctuation match nothing.
-    word_starts, word_ends, usable = page.token_words(spans, which) if words is None else words
     per_word = np.where(usable[None, :], per_word, np.float32(-1.0))
-    starts, ends = spans[:, 0], spans[:, 1]
     best_of_token = per_word.max(axis=0)
-    candidates = np.flatnonzero(best_of_token >= STRONG_MATCH)
-    if candidates.size == 0:
-        candidates = np.argsort(-best_of_token)[:8]
-    begin, end = _best_window(page, which, per_word, starts, ends, candidates, width)
-    shown = np.flatnonzero((starts >= begin) & (ends <= end))
-    marked = set()
-    if shown.size:
-        values = per_word[:, shown]  # [w, s]
-        tops = values.max(axis=1)
-        keep = (tops[:, None] >= STRONG_MATCH) & (values >= np.maximum(STRONG_MATCH, tops - SAME_MATCH)[:, None])
-        chosen = shown[keep.any(axis=0)]
-        marked = set(zip(word_starts[chosen].tolist(), word_ends[chosen].tolist()))
-    return _passage_of_words(text, begin, end, marked)
-
-
-def _best_window(page: PageText, which: int, per_word, starts, ends, candidates, width: int) -> tuple[int, int]:
-    """Of the passages the candidate tokens place (each starting 20 characters before one), the
-    one with most words matched strongly, then the strongest matches (to a tenth), then the words
-    closest together, then the one that leads in to them; the first placed wins a tie."""
-    n = int(page.lengths[which])
-    begins, stops = page.bounds(starts[candidates] - 20, which, width)
+    strong_token = best_of_token >= STRONG_MATCH
+    bounds = list(zip(first_token.tolist(), (first_token + sizes).tolist()))
+    candidates = [np.flatnonzero(strong_token[a:b]) for a, b in bounds]
+    candidates = [c if c.size else np.argsort(-best_of_token[a:b])[:8] for c, (a, b) in zip(candidates, bounds)]
+    window_hit = np.repeat(np.arange(len(spans)), [len(c) for c in candidates])
+    placed = np.concatenate(candidates) + first_token[window_hit]
+    begins, stops = page.bounds(starts[placed] - 20, which[window_hit], width)
     # Several candidates often place the same passage: judge each once, in the order first placed.
-    _, first = np.unique(begins * (n + 1) + stops, return_index=True)
+    span_of = int(page.lengths.max(initial=0)) + 2
+    _, first = np.unique((window_hit * span_of + begins) * span_of + stops, return_index=True)
     first.sort()
-    begins, stops = begins[first], stops[first]
-    maxima, at, held = _window_maxima(per_word, starts, ends, begins, stops)
-    if not held.any():
-        return 0, min(n, width)
+    window_hit, begins, stops = window_hit[first], begins[first], stops[first]
+    maxima, at, held = _window_maxima(
+        per_word, starts, ends, first_token[window_hit], first_token[window_hit] + sizes[window_hit], begins, stops
+    )
+    chosen = _best_windows(maxima, at, held, window_hit, begins, len(spans))
+    window_begin = np.where(chosen >= 0, begins[np.maximum(chosen, 0)], 0)
+    window_end = np.where(chosen >= 0, stops[np.maximum(chosen, 0)], np.minimum(page.lengths[which], width))
+    marked = _marked_tokens(per_word, starts, ends, hit_of, window_begin, window_end)
+    marked_hit = hit_of[marked]
+    found = []
+    for i, (begin, end) in enumerate(zip(window_begin.tolist(), window_end.tolist())):
+        mine = marked[marked_hit == i]
+        words_shown = set(zip(word_starts[mine].tolist(), word_ends[mine].tolist()))
+        found.append(_passage_of_words(page.texts[which[i]], begin, end, words_shown))
+    return found
+
+
+def _best_windows(maxima, at, held, window_hit, begins, pages: int) -> np.ndarray:
+    """Per page, the index of its chosen passage (-1: none holds a token): most words matched
+    strongly, then the strongest matches (to a tenth), then the words closest together, then the
+    one that leads in to them (starts 20 characters before them); the first placed wins a tie."""
     strong = maxima >= STRONG_MATCH
     placed = strong.any(axis=1)
     first_at = np.where(strong, at, np.iinfo(np.int64).max).min(axis=1)
@@ -259,39 +282,56 @@ def _best_window(page: PageText, which: int, per_word, starts, ends, candidates,
     total = np.array([round(float(x), 1) for x in np.clip(maxima, 0.0, None).sum(axis=1).tolist()])
     count = strong.sum(axis=1)
     order = np.flatnonzero(held)
-    # np.lexsort sorts by its last key first: most strong words, highest total, least spread,
-    # least lead-in, then the first placed.
-    best = order[np.lexsort((order, lead_in[order], spread[order], -total[order], -count[order]))[0]]
-    return int(begins[best]), int(stops[best])
+    # np.lexsort sorts by its last key first: the page, then most strong words, highest total,
+    # least spread, least lead-in, and the first placed.
+    ranked = order[np.lexsort((order, lead_in[order], spread[order], -total[order], -count[order], window_hit[order]))]
+    chosen = np.full(pages, -1, np.int64)
+    pages_held, first = np.unique(window_hit[ranked], return_index=True)
+    chosen[pages_held] = ranked[first]
+    return chosen
+
+
+def _marked_tokens(per_word, starts, ends, hit_of, window_begin, window_end) -> np.ndarray:
+    """The tokens to highlight, ascending: in its page's passage, each word's best match there
+    when strong, and its matches within ``SAME_MATCH`` of it."""
+    shown = np.flatnonzero((starts >= window_begin[hit_of]) & (ends <= window_end[hit_of]))
+    if not shown.size:
+        return shown
+    values = per_word[:, shown]  # [w, s]
+    new_page = np.diff(hit_of[shown], prepend=-1) != 0
+    tops = np.maximum.reduceat(values, np.flatnonzero(new_page), axis=1)[:, np.cumsum(new_page) - 1]  # [w, s]
+    keep = (tops >= STRONG_MATCH) & (values >= np.maximum(STRONG_MATCH, tops - SAME_MATCH))
+    return shown[keep.any(axis=0)]
 
 
 _WORD_ASCII = np.array([chr(c).isalnum() or chr(c) == "_" for c in range(128)], dtype=bool)
 _STOP_CHARS = max(map(len, STOP_WORDS))
 
 
-def _window_maxima(per_word, starts, ends, begins, stops) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per candidate passage: each word's best similarity there [c, w] (-inf: no token inside), the
-    start of the first token reaching it [c, w], and whether a token lies inside [c]. By the
-    compiled kernel when this process has loaded it, else as arrays [c, w, t]."""
+def _window_maxima(per_word, starts, ends, first, last, begins, stops) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per candidate passage (of the page whose tokens are ``first[c]:last[c]``): each word's best
+    similarity there [c, w] (-inf: no token inside), the start of the first token reaching it
+    [c, w], and whether a token lies inside [c]. By the compiled kernel when this process has
+    loaded it, else as arrays [c, w, t] page by page."""
+    n, nw = len(begins), per_word.shape[0]
+    maxima = np.full((n, nw), -np.inf, np.float32)
+    at = np.zeros((n, nw), np.int64)
+    held = np.zeros(n, np.bool_)
     kernels = loaded_kernels()
     if kernels is not None:
-        maxima = np.empty((len(begins), per_word.shape[0]), np.float32)
-        at = np.empty(maxima.shape, np.int64)
-        held = np.empty(len(begins), np.bool_)
-        kernels.window_maxima(np.ascontiguousarray(per_word, np.float32), starts, ends, begins, stops, maxima, at, held)
+        kernels.window_maxima(np.ascontiguousarray(per_word, np.float32), starts, ends, first, last, begins, stops, maxima, at, held)
         return maxima, at, held
-    inside = (starts[None, :] >= begins[:, None]) & (ends[None, :] <= stops[:, None])  # [c, t]
-    # Only tokens some word matches above zero can change a passage's key: a word's best there at
-    # or below zero counts as zero, and is no strong match.
-    useful = np.flatnonzero(per_word.max(axis=0) > 0)
-    if not useful.size:
-        return (
-            np.full((len(begins), per_word.shape[0]), -np.inf, np.float32),
-            np.zeros((len(begins), per_word.shape[0]), np.int64),
-            inside.any(axis=1),
-        )
-    masked = np.where(inside[:, None, useful], per_word[None, :, useful], -np.inf)  # [c, w, u]
-    return masked.max(axis=2), starts[useful][masked.argmax(axis=2)], inside.any(axis=1)
+    for a, b in sorted(set(zip(first.tolist(), last.tolist()))):
+        mine = np.flatnonzero(first == a)
+        inside = (starts[None, a:b] >= begins[mine, None]) & (ends[None, a:b] <= stops[mine, None])  # [c, t]
+        held[mine] = inside.any(axis=1)
+        # Only tokens some word matches above zero can change a passage's key: a word's best
+        # there at or below zero counts as zero, and is no strong match.
+        useful = a + np.flatnonzero(per_word[:, a:b].max(axis=0, initial=-np.inf) > 0)
+        if useful.size:
+            masked = np.where(inside[:, None, useful - a], per_word[None, :, useful], -np.inf)  # [c, w, u]
+            maxima[mine], at[mine] = masked.max(axis=2), starts[useful][masked.argmax(axis=2)]
+    return maxima, at, held
 
 
 def _ascii_key(codes: np.ndarray) -> np.ndarray:
@@ -397,9 +437,9 @@ class PageText:
             has_word_char &= self.run_starts[np.minimum(following, runs - 1)] < end
         return has_word_char & ~np.isin(start * (self.n + 1) + end, self.stop_keys)
 
-    def bounds(self, begins: np.ndarray, page: int = 0, width: int = SNIPPET_CHARS) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`passage_bounds` of many ``begins`` in one page at once: (begins, ends)."""
-        n, offset, spaces = int(self.lengths[page]), int(self.offsets[page]), self.spaces
+    def bounds(self, begins: np.ndarray, page=0, width: int = SNIPPET_CHARS) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`passage_bounds` of many ``begins`` at once (``page``: one page, or one per begin): (begins, ends)."""
+        n, offset, spaces = self.lengths[page], self.offsets[page], self.spaces
         begin = np.maximum(0, np.minimum(np.asarray(begins, dtype=np.int64), n - width))
         if len(spaces):
             # text.find(" ", begin): the first space at or after begin (one past this page's end

@@ -13,7 +13,7 @@ from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError, SmartWarning, StoreDamaged
 from smartcli.models.base import Encoded, Encoder, ModelInfo, resolve_device
 from smartcli.search import firststage
-from smartcli.search.explain import PageText, QueryTerms, TokenMatch, highlighted_passage, match_tokens, passage_of, strong_spans
+from smartcli.search.explain import PageText, QueryTerms, TokenMatch, highlighted_passage, match_tokens, passages_of, strong_spans
 from smartcli.search.firststage import FirstStage, SegmentVocabulary, item_of_row
 from smartcli.search.kernel import compiled_kernels, hamming_late, mean_per_query, page_maxima, token_kind, token_similarities, typed_parts
 from smartcli.search.scoring import Weights, fuse, maxsim, navigation_penalty, top_k
@@ -637,21 +637,36 @@ class Searcher:
         words = self._token_words(page, [spans for _, spans in arrays])
         if hit_rows is not None and query_text and len(terms.rows):
             arrays = self._word_similarities(query, terms, hit_rows, arrays, words)
+        # The passages of the hits with text and tokens, all at once.
+        passaged = [
+            n
+            for n, (sim, spans) in enumerate(arrays)
+            if spans is not None and query_text and terms.words and sim is not None and sim.shape[1]
+        ]
+        passages = dict(
+            zip(
+                passaged,
+                passages_of(
+                    terms,
+                    page,
+                    passaged,
+                    [arrays[n][1] for n in passaged],
+                    [arrays[n][0] for n in passaged],
+                    [words[n] for n in passaged],
+                    rows_given=hit_rows is not None,
+                )
+                if passaged
+                else [],
+            )
+        )
         explained = []
         for n, (item, (similarity, spans)) in enumerate(zip(items, arrays)):
             found = scored[n] if scored is not None else _argmax_of(similarity)
             matches = match_tokens(query, query_text, item.text, spans, found, terms, page, n, words[n])
-            if spans is not None and query_text:
-                snippet, highlights = passage_of(
-                    terms,
-                    item.text,
-                    spans,
-                    similarity,
-                    rows_given=hit_rows is not None,
-                    page=page,
-                    which=n,
-                    words=words[n],
-                )
+            if n in passages:
+                snippet, highlights = passages[n]
+            elif spans is not None and query_text:
+                snippet, highlights = highlighted_passage(item.text, [])  # no query words, or no tokens
             else:
                 located = [m.span for m in matches if m.span is not None]
                 strong = strong_spans(matches)
