@@ -334,6 +334,14 @@ def _window_maxima(per_word, starts, ends, first, last, begins, stops) -> tuple[
     return maxima, at, held
 
 
+def _among(values: np.ndarray, ascending: np.ndarray) -> np.ndarray:
+    """np.isin(values, ascending) for an ascending array, by binary search (np.isin sorts both)."""
+    if not len(ascending):
+        return np.zeros(values.shape, bool)
+    at = np.minimum(np.searchsorted(ascending, values), len(ascending) - 1)
+    return ascending[at] == values
+
+
 def _ascii_key(codes: np.ndarray) -> np.ndarray:
     """[n, k] character codes (0 past a word's end) -> one integer per row (8 bits a character)."""
     shifts = np.arange(codes.shape[1], dtype=np.uint64) * np.uint64(8)
@@ -381,7 +389,7 @@ class PageText:
         within = at < self.run_ends[short, None]
         chars = np.where(within, codes[np.minimum(at, len(codes) - 1)], 0)
         chars = np.where((chars >= 65) & (chars <= 90), chars + 32, chars)  # ASCII upper to lower case
-        stop = (chars < 128).all(axis=1) & np.isin(_ascii_key(chars), _STOP_KEYS)
+        stop = (chars < 128).all(axis=1) & _among(_ascii_key(chars), _STOP_KEYS)
         return self.run_starts[short[stop]] * (self.n + 1) + self.run_ends[short[stop]]
 
     def _run_at(self, x: np.ndarray) -> np.ndarray:
@@ -435,7 +443,7 @@ class PageText:
         has_word_char = following < runs
         if runs:
             has_word_char &= self.run_starts[np.minimum(following, runs - 1)] < end
-        return has_word_char & ~np.isin(start * (self.n + 1) + end, self.stop_keys)
+        return has_word_char & ~_among(start * (self.n + 1) + end, self.stop_keys)
 
     def bounds(self, begins: np.ndarray, page=0, width: int = SNIPPET_CHARS) -> tuple[np.ndarray, np.ndarray]:
         """:func:`passage_bounds` of many ``begins`` at once (``page``: one page, or one per begin): (begins, ends)."""
