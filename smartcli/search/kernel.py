@@ -43,11 +43,13 @@ def binary_tables(q_tokens: np.ndarray, dims: int, shrink: float = BINARY_SHRINK
     position j holding byte value v, in the scale of the decoded 1-bit states."""
     q = np.asarray(q_tokens, dtype=np.float32)
     nbytes = (dims + 7) // 8
-    padded = np.zeros((q.shape[0], nbytes * 8), np.float32)
-    padded[:, :dims] = q[:, :dims]  # packbits pads with zero bits; a zero weight ignores them
-    tables = padded.reshape(q.shape[0], nbytes, 8) @ _BYTE_SIGNS.T  # [Q, J, 256]
-    tables = tables.transpose(1, 2, 0) / np.float32(math.sqrt(dims) * shrink)
-    return np.ascontiguousarray(tables, dtype=np.float32)
+    padded = np.zeros((nbytes * 8, q.shape[0]), np.float32)
+    padded[:dims] = q[:, :dims].T  # packbits pads with zero bits; a zero weight ignores them
+    # Made in the kernels' layout at once (48 products [256, 8] @ [8, Q]): transposing a
+    # [Q, J, 256] product afterwards cost 0.4 ms a query, seven times the products themselves.
+    tables = _BYTE_SIGNS @ padded.reshape(nbytes, 8, q.shape[0])  # [J, 256, Q]
+    tables /= np.float32(math.sqrt(dims) * shrink)
+    return tables
 
 
 def compiled_kernels():
