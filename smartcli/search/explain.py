@@ -365,10 +365,12 @@ class PageText:
         joined = "\n".join(self.texts)
         self.n = len(joined)
         codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        word = np.zeros(len(codes), dtype=bool)
         ascii_ = codes < 128
-        word[ascii_] = _WORD_ASCII[codes[ascii_]]
-        if not ascii_.all():
+        if ascii_.all():
+            word = _WORD_ASCII[codes]
+        else:
+            word = np.zeros(len(codes), dtype=bool)
+            word[ascii_] = _WORD_ASCII[codes[ascii_]]
             wide = np.flatnonzero(~ascii_)
             values, inverse = np.unique(codes[wide], return_inverse=True)
             word[wide] = np.array([_is_word_char(chr(v)) for v in values.tolist()], dtype=bool)[inverse]
