@@ -377,6 +377,10 @@ class PageText:
         edges = np.diff(np.concatenate(([0], word.view(np.int8), [0])))
         self.run_starts = np.flatnonzero(edges == 1)
         self.run_ends = np.flatnonzero(edges == -1)
+        # Per character: whether it is a word character, and how many runs start at or before it
+        # (a character's run, and the runs a position follows, without a binary search per token).
+        self._word = word
+        self._runs_so_far = np.cumsum(edges[:-1] == 1)
         self.spaces = np.flatnonzero(codes == 32)
         self.stop_keys = self._stop_runs(codes)
 
@@ -395,12 +399,9 @@ class PageText:
         return self.run_starts[short[stop]] * (self.n + 1) + self.run_ends[short[stop]]
 
     def _run_at(self, x: np.ndarray) -> np.ndarray:
-        """The run holding character x of the joined text, or -1."""
-        runs = len(self.run_starts)
-        index = np.searchsorted(self.run_starts, x, side="right") - 1
-        safe = np.clip(index, 0, runs - 1)
-        holds = (index >= 0) & (x >= 0) & (x < self.n) & (x < self.run_ends[safe])
-        return np.where(holds, safe, -1)
+        """The run holding character x of the joined text, or -1 (the text has runs)."""
+        at = np.clip(x, 0, self.n - 1)
+        return np.where((x >= 0) & (x < self.n) & self._word[at], self._runs_so_far[at] - 1, -1)
 
     def _words(self, spans: np.ndarray, page) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`words` as offsets in the joined text."""
@@ -440,8 +441,13 @@ class PageText:
 
     def _usable(self, start: np.ndarray, end: np.ndarray) -> np.ndarray:
         runs = len(self.run_starts)
-        # A word holds a word character when some run begins before its end and ends after its start.
-        following = np.searchsorted(self.run_ends, start, side="right")
+        # A word holds a word character when some run begins before its end and ends after its
+        # start: the first run ending after ``start`` (np.searchsorted(run_ends, start, "right")).
+        at = np.clip(start, 0, max(self.n - 1, 0))
+        if self.n:
+            following = np.where(start >= self.n, runs, self._runs_so_far[at] - self._word[at])
+        else:
+            following = np.zeros(start.shape, np.int64)
         has_word_char = following < runs
         if runs:
             has_word_char &= self.run_starts[np.minimum(following, runs - 1)] < end
