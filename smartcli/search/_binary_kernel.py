@@ -231,3 +231,48 @@ def pooled_rows(parts, part_of, starts, items, out):  # pragma: no cover - compi
         for d in range(dims):
             out[i, d] = words[at + d]
     return 0
+
+
+@numba.njit(**_FLAGS)
+def similarities_binary(tables, parts, part_of, rows, out):  # pragma: no cover - compiled
+    """Each query token's similarity with the 1-bit token row ``rows[i]`` of ``parts[part_of[i]]``:
+    out [len(rows), Q], by the byte lookups of :func:`maxsim_binary` (the shown hits' snippets
+    need every similarity, not the max)."""
+    nbytes, nq = tables.shape[0], tables.shape[2]
+    for i in range(rows.shape[0]):
+        row = parts[part_of[i]][rows[i]]
+        acc = out[i]
+        for q in range(nq):
+            acc[q] = 0.0
+        j = 0
+        while j + 8 <= nbytes:
+            e0, e1, e2, e3 = tables[j, row[j]], tables[j + 1, row[j + 1]], tables[j + 2, row[j + 2]], tables[j + 3, row[j + 3]]
+            e4, e5, e6, e7 = tables[j + 4, row[j + 4]], tables[j + 5, row[j + 5]], tables[j + 6, row[j + 6]], tables[j + 7, row[j + 7]]
+            for q in range(nq):
+                acc[q] += ((e0[q] + e1[q]) + (e2[q] + e3[q])) + ((e4[q] + e5[q]) + (e6[q] + e7[q]))
+            j += 8
+        while j < nbytes:
+            entry = tables[j, row[j]]
+            for q in range(nq):
+                acc[q] += entry[q]
+            j += 1
+    return 0
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)  # no fastmath: -inf marks a word not found
+def window_maxima(per_word, starts, ends, first, last, begins, stops, maxima, at, held):  # pragma: no cover - compiled
+    """For each candidate passage ``[begins[c], stops[c])`` of the page whose tokens are
+    ``first[c]:last[c]``: per query word ``w``, its best similarity at a token lying inside
+    (``maxima[c, w]``, left as given, -inf, where none does), the start of the first token
+    reaching it (``at[c, w]``), and whether any token lies inside (``held[c]``). per_word
+    [W, T] float32; starts, ends [T]: the tokens' character spans in their page."""
+    nw = per_word.shape[0]
+    for c in range(begins.shape[0]):
+        for t in range(first[c], last[c]):
+            if starts[t] >= begins[c] and ends[t] <= stops[c]:
+                held[c] = True
+                for w in range(nw):
+                    if per_word[w, t] > maxima[c, w]:
+                        maxima[c, w] = per_word[w, t]
+                        at[c, w] = starts[t]
+    return 0

@@ -13,9 +13,9 @@ from smartcli import defaults
 from smartcli.errors import ErrorKind, SmartError, SmartWarning, StoreDamaged
 from smartcli.models.base import Encoded, Encoder, ModelInfo, resolve_device
 from smartcli.search import firststage
-from smartcli.search.explain import TokenMatch, best_passage, highlighted_passage, match_tokens, strong_spans
+from smartcli.search.explain import PageText, QueryTerms, TokenMatch, highlighted_passage, match_tokens, passages_of, strong_spans
 from smartcli.search.firststage import FirstStage, SegmentVocabulary, item_of_row
-from smartcli.search.kernel import compiled_kernels, hamming_late, mean_per_query, page_maxima, token_kind, typed_parts
+from smartcli.search.kernel import compiled_kernels, hamming_late, mean_per_query, page_maxima, token_kind, token_similarities, typed_parts
 from smartcli.search.pooled import PooledVectors, quantize
 from smartcli.search.scoring import Weights, fuse, maxsim, navigation_penalty, top_k
 from smartcli.search.snapshot import Items, subset
@@ -642,17 +642,55 @@ class Searcher:
         matches say, per query token, which item token it matched and how closely.
         ``scored``: per item, the kernel's (similarities, arg-max) of the query's tokens, which
         spare multiplying the item's token states again. Only these items' token states and
-        spans are read (in place, from the mapped segments).
+        spans are read (in place, from the mapped segments); the query's words are found once,
+        and with ``scored`` on a 1-bit store the similarities of the words' tokens with every
+        item's tokens come from one compiled call, none decoded.
         """
-        explained = []
+        terms = QueryTerms(query, query_text)
+        hit_rows = self._hit_rows(items) if scored is not None else None
+        arrays = []
         for n, item in enumerate(items):
-            tokens, spans = self._page_arrays(item)
-            if not (self.textual and item.text):
-                spans = None
-            found = scored[n] if scored is not None else _argmax_of(query, tokens)
-            matches = match_tokens(query, query_text, item.text, spans, found)
-            if spans is not None and query_text:
-                snippet, highlights = best_passage(query, query_text, item.text, tokens, spans)
+            if hit_rows is not None:
+                similarity, spans = None, hit_rows[3][n]
+            else:
+                tokens, spans = self._page_arrays(item)
+                similarity = query.tokens @ tokens.T  # [q, t]
+            arrays.append((similarity, spans if self.textual and item.text else None))
+        # The hits' texts as arrays in one pass, and which of their tokens may match a word.
+        page = PageText([item.text if spans is not None else "" for item, (_, spans) in zip(items, arrays)])
+        words = self._token_words(page, [spans for _, spans in arrays])
+        if hit_rows is not None and query_text and len(terms.rows):
+            arrays = self._word_similarities(query, terms, hit_rows, arrays, words)
+        # The passages of the hits with text and tokens, all at once.
+        passaged = [
+            n
+            for n, (sim, spans) in enumerate(arrays)
+            if spans is not None and query_text and terms.words and sim is not None and sim.shape[1]
+        ]
+        passages = dict(
+            zip(
+                passaged,
+                passages_of(
+                    terms,
+                    page,
+                    passaged,
+                    [arrays[n][1] for n in passaged],
+                    [arrays[n][0] for n in passaged],
+                    [words[n] for n in passaged],
+                    rows_given=hit_rows is not None,
+                )
+                if passaged
+                else [],
+            )
+        )
+        explained = []
+        for n, (item, (similarity, spans)) in enumerate(zip(items, arrays)):
+            found = scored[n] if scored is not None else _argmax_of(similarity)
+            matches = match_tokens(query, query_text, item.text, spans, found, terms, page, n, words[n])
+            if n in passages:
+                snippet, highlights = passages[n]
+            elif spans is not None and query_text:
+                snippet, highlights = highlighted_passage(item.text, [])  # no query words, or no tokens
             else:
                 located = [m.span for m in matches if m.span is not None]
                 strong = strong_spans(matches)
@@ -660,6 +698,59 @@ class Searcher:
                 snippet, highlights = highlighted_passage(item.text, strong or located, strong)
             explained.append((snippet, highlights, matches))
         return explained
+
+    @staticmethod
+    def _token_words(page: PageText, spans: list) -> list:
+        """Per hit (None: no spans), :meth:`PageText.token_words` of its token spans, all in one call."""
+        held = [n for n, s in enumerate(spans) if s is not None]
+        found: list = [None] * len(spans)
+        if not held:
+            return found
+        joined = np.concatenate([np.asarray(spans[n], dtype=np.int64).reshape(-1, 2) for n in held])
+        which = np.repeat(np.array(held, dtype=np.int64), [len(spans[n]) for n in held])
+        bounds = np.cumsum([len(spans[n]) for n in held])[:-1]
+        starts, ends, usable = (np.split(x, bounds) for x in page.token_words(joined, which))
+        for n, start, end, ok in zip(held, starts, ends, usable):
+            found[n] = (start, end, ok)
+        return found
+
+    def _hit_rows(self, items: list[LiveItem]) -> tuple | None:
+        """Where the items' token rows are in the snapshot's segments: (segment per item, first
+        row, end row, the items' spans), their rows checked; None where the similarities cannot
+        come from the compiled byte lookups (not a 1-bit store, no compiled kernels, an item not
+        in this snapshot)."""
+        if not (len(items) and self.device == "cpu" and self._estimates()):
+            return None
+        index = {name: i for i, name in enumerate(self._columns.segment_names)}
+        parts = [self._mapped.get(item.segment) for item in items]
+        if not all(isinstance(p, MappedTokens) and self._parts[index.get(item.segment, -1)] is p for p, item in zip(parts, items)):
+            return None
+        rows = [item.row for item in items]
+        for part, row in zip(parts, rows):
+            part.check_rows(np.array([row]))
+        starts = np.array([p.offsets[r] for p, r in zip(parts, rows)], dtype=np.int64)
+        stops = np.array([p.offsets[r + 1] for p, r in zip(parts, rows)], dtype=np.int64)
+        part_of = np.array([index[item.segment] for item in items], dtype=np.int64)
+        return part_of, starts, stops, [part.spans(row) for part, row in zip(parts, rows)]
+
+    def _word_similarities(self, query: Encoded, terms: QueryTerms, located: tuple, arrays: list, words: list) -> list:
+        """``arrays`` with each textual hit's similarities [len(terms.rows), t] of the query words'
+        tokens with its tokens: from one compiled call over the tokens of all the hits that may
+        match a word (:meth:`PageText.usable`); the others, which a snippet never counts, -1."""
+        part_of, starts, stops, _ = located
+        chosen = [n for n, (_, spans) in enumerate(arrays) if spans is not None]
+        if not chosen:
+            return arrays
+        usable = [np.flatnonzero(words[n][2]) for n in chosen]
+        rows = np.concatenate([starts[n] + u for n, u in zip(chosen, usable)])
+        segments = np.repeat(part_of[chosen], [len(u) for u in usable])
+        similarity = token_similarities(query.tokens[terms.rows], self._kernel_parts(), segments, rows)
+        arrays = list(arrays)
+        for n, u, block in zip(chosen, usable, np.split(similarity, np.cumsum([len(u) for u in usable])[:-1])):
+            full = np.full((len(terms.rows), int(stops[n] - starts[n])), -1.0, np.float32)
+            full[:, u] = block.T
+            arrays[n] = (full, arrays[n][1])
+        return arrays
 
     def _page_arrays(self, item: LiveItem) -> tuple[np.ndarray, np.ndarray | None]:
         """An item's token states (decoded, float32) and character spans (None: none kept)."""
@@ -789,9 +880,8 @@ def _first_copies(columns: LiveColumns) -> np.ndarray | None:
     return first[inverse]
 
 
-def _argmax_of(query: Encoded, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(similarity, arg-max) of each query token over a page's token states."""
-    similarity = query.tokens @ tokens.T
+def _argmax_of(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(similarity, arg-max) of each query token over a page's token states, from their similarities [q, t]."""
     best = similarity.argmax(axis=1)
     return similarity[np.arange(len(best)), best], best
 

@@ -172,7 +172,7 @@ def test_scale_smoke():
     """benchmarks/scale.py prints every target of issue 24 (the synthetic-store builder and the
     first-stage benchmark run inside it)."""
     out = run_benchmark("scale.py", "--smoke")
-    for line in ("search without encode", "search with encode", "snippets + explain", "nDCG@10", "KB a page"):
+    for line in ("search without encode", "search with encode", "snippets + explain", "the query encode alone", "nDCG@10", "KB a page"):
         assert line in out
     assert "synthetic store, 200 pages" in out and "overlap" in out and "resident memory: private" in out
     assert "first-stage recall of the exhaustive top 10" in out and "target" in out

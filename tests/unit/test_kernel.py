@@ -189,3 +189,25 @@ def test_a_flipped_token_byte_is_caught_when_its_row_is_first_read(tmp_path, rea
     fresh = Searcher(store, None, device="cpu", cache_bytes=1 << 20, shortlist=None)
     with pytest.raises(StoreDamaged, match="CRC-32"):
         fresh._maxima(encoder.encode_queries(["terminal"])[0].tokens, np.array([4]))
+
+
+def test_binary_tables_hold_each_byte_values_dot_product_with_each_query_token():
+    """Entry (j, v, q) is query token q's dot product with byte position j holding byte value v,
+    in the decoded 1-bit scale (dims not a multiple of 8 included)."""
+    from smartcli.search.kernel import binary_tables
+    from smartcli.store.formats import decode_binary
+
+    rng = np.random.default_rng(9)
+    for dims, n_q in ((64, 3), (100, 8), (384, 12)):
+        q = rng.standard_normal((n_q, dims)).astype(np.float32)
+        tables = binary_tables(q, dims)
+        nbytes = (dims + 7) // 8
+        assert tables.shape == (nbytes, 256, n_q) and tables.flags.c_contiguous and tables.dtype == np.float32
+        for j in (0, nbytes - 1):
+            for v in (0, 1, 170, 255):
+                packed = np.zeros((1, nbytes), np.uint8)
+                packed[0, j] = v
+                decoded = decode_binary(packed, dims)[0]
+                lo, hi = 8 * j, min(dims, 8 * j + 8)  # the dimensions byte j holds
+                expected = q[:, lo:hi] @ decoded[lo:hi]
+                np.testing.assert_allclose(tables[j, v], expected, atol=1e-6)

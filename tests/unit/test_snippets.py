@@ -182,3 +182,76 @@ def test_snippets_of_real_pages_equal_the_loop_they_replaced(sample_store, encod
             for query, text in zip(encoded, queries):
                 expected = _best_passage_reference(query, text, item.text, tokens, spans)
                 assert best_passage(query, text, item.text, tokens, spans) == expected, (item.path, item.page, text)
+
+
+def test_a_warm_search_explains_its_hits_as_the_reference_computation_does(sample_store, encoder):
+    """A long-lived searcher (compiled kernels) explains the shown hits from one kernel call over
+    their tokens and one pass over their texts; each hit's snippet, highlights and token matches
+    equal the reference: the loop over candidate passages on the decoded token states, and
+    word_around of each matched span."""
+    from smartcli import defaults
+    from smartcli.search.explain import word_around
+    from smartcli.search.scoring import Weights
+    from smartcli.search.searcher import Searcher
+    from smartcli.store.catalog import Store
+
+    queries = ["how do I change the default terminal", "tyre pressure", "what temperature is the loaf baked at", "wifi channel"]
+    with Store.open(sample_store[0]) as store:
+        searcher = Searcher(store, encoder, device="cpu", cache_bytes=defaults.WARM_CACHE_BYTES)
+        assert searcher._estimates()  # a 1-bit store scored by the compiled kernels: the batched path
+        for query, text in zip(encoder.encode_queries(queries), queries):
+            (hits,) = searcher.search_encoded([query], Weights(), 6, texts=[text])
+            assert hits
+            for hit in hits:
+                with store.open_segment(hit.item.segment) as segment:
+                    start, stop = segment.token_range(hit.item.row)
+                    tokens, spans = segment.tokens(start, stop), segment.spans(start, stop)
+                assert (hit.snippet, hit.highlights) == _best_passage_reference(query, text, hit.item.text, tokens, spans)
+                similarity = query.tokens @ tokens.T
+                assert [m.doc_token for m in hit.matches] == similarity.argmax(axis=1).tolist()
+                np.testing.assert_allclose([m.similarity for m in hit.matches], similarity.max(axis=1), atol=1e-5)
+                for m, q_span in zip(hit.matches, query.spans):
+                    assert m.span == tuple(int(x) for x in spans[m.doc_token])
+                    assert m.word == hit.item.text[slice(*word_around(hit.item.text, m.span))]
+                    assert m.query_token == (text[q_span[0] : q_span[1]] if q_span[1] > q_span[0] else None)
+
+
+def test_several_pages_read_as_one_text_answer_as_each_page_alone():
+    """PageText of many pages (joined) gives every page the words, usable tokens and passage
+    bounds that word_around, the word-by-word rule and passage_bounds give on that page alone."""
+    import random
+
+    from smartcli.search.explain import PageText, passage_bounds, word_around
+
+    rng = random.Random(11)
+    pieces = list("abeTHIO_-.,()é9 \u00a0") + ["the", "The", "of", "İ", "ß", "wi-fi", "THE", "   "]
+    for _ in range(300):
+        texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 60))) for _ in range(rng.randint(1, 5))]
+        page = PageText(texts)
+        for which, text in enumerate(texts):
+            spans = []
+            for _ in range(rng.randint(0, 10)):
+                a = rng.randint(0, len(text))
+                spans.append((a, rng.randint(a, len(text))))
+            spans = np.array(spans, dtype=np.int64).reshape(-1, 2)
+            starts, ends = page.words(spans, which)
+            assert list(zip(starts.tolist(), ends.tolist())) == [word_around(text, tuple(s)) for s in spans.tolist()]
+            assert page.usable(spans, which).tolist() == [_usable_reference(text, s) for s in spans]
+            for width in (8, 25):
+                begins = np.array([rng.randint(-30, len(text) + 5) for _ in range(6)], dtype=np.int64)
+                got = page.bounds(begins, which, width)
+                assert list(zip(*(x.tolist() for x in got))) == [passage_bounds(text, int(b), width) for b in begins]
+
+
+def test_token_similarities_equal_the_decoded_states_multiplied():
+    from smartcli.search.kernel import token_similarities, typed_parts
+    from smartcli.store.formats import decode_binary, encode_binary
+    from smartcli.store.segments import StoredTokens
+
+    rng = np.random.default_rng(3)
+    parts = [StoredTokens(encode_binary(rng.standard_normal((n, 64)).astype(np.float32)), None, 64) for n in (40, 25)]
+    q = rng.standard_normal((5, 64)).astype(np.float32)
+    part_of, rows = np.array([1, 0, 0, 1, 1]), np.array([3, 0, 39, 24, 3])
+    got = token_similarities(q, typed_parts(parts), part_of, rows)
+    expected = np.stack([decode_binary(parts[p].data[r : r + 1], 64)[0] @ q.T for p, r in zip(part_of, rows)])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
