@@ -12,6 +12,13 @@ LAMBDA_LATE = 5.0
 # Two-stage search: each query's top CANDIDATES pages by anchor cosine are scored with SMART
 # (K = 200 keeps every exhaustive top-10 hit on both collections; benchmarks/two_stage.py).
 CANDIDATES = 200
+# Above CANDIDATES_GROW_FROM pages the shortlist grows: K * sqrt(pages / CANDIDATES_GROW_FROM), at
+# most CANDIDATES_MAX (searcher.shortlist_size). Measured (benchmarks/RESULTS.md, issue 24): on
+# 10,628 real pages K=200 kept the exact top 10 on 92.2% of 90 queries, every miss a page outside
+# the shortlist (never one the Hamming estimate dropped); K=300 96.7%, K=600 100%; on the
+# development store K=200 already kept all of it and K=300 cost 3 ms more a query.
+CANDIDATES_GROW_FROM = 5_000
+CANDIDATES_MAX = 1_000
 TOP_K = 10
 # Of a shortlist, the pages scored exactly: the best RESCORED (at least twice k) by a SMART score
 # whose late term is estimated from popcounts of the query's signs (1-bit stores, warm processes).
