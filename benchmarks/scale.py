@@ -97,7 +97,7 @@ def timed_queries(fn, queries: list, rounds: int = 2) -> tuple[list, list[float]
 
 def measure_store(store_path: str, queries_path: str, truth_queries: int, copies: bool) -> dict:
     from smartcli.models.registry import load_query_encoder
-    from smartcli.search.searcher import Searcher
+    from smartcli.search.searcher import Searcher, shortlist_size
     from smartcli.store.catalog import Store
 
     store = Store.open(store_path)
@@ -133,6 +133,7 @@ def measure_store(store_path: str, queries_path: str, truth_queries: int, copies
     return {
         "pages": pages,
         "queries": len(encoded),
+        "shortlist": shortlist_size(defaults.CANDIDATES, pages),
         "cpu_median": ms(cpu, 50),
         "cpu_p90": ms(cpu, 90),
         "wall_median": ms(wall, 50),
@@ -191,7 +192,7 @@ def print_synthetic(row: dict, mode: str) -> None:
         f"synthetic store, {pages:,} pages, {mode} ({row['queries']} queries; {row['kb_per_page']:.1f} KB a page, segments {row['segment_kb_per_page']:.1f})"
     )
     print(
-        f"  two-stage search without encode: CPU median {row['cpu_median']:.1f} ms, p90 {row['cpu_p90']:.1f} "
+        f"  two-stage search without encode (shortlist K={row['shortlist']}, {defaults.RESCORED} scored exactly): CPU median {row['cpu_median']:.1f} ms, p90 {row['cpu_p90']:.1f} "
         f"(wall median {row['wall_median']:.1f}, p90 {row['wall_p90']:.1f})   {judged}"
     )
     if row["overlap"] is not None:
