@@ -171,6 +171,7 @@ def test_scale_smoke():
         assert line in out
     assert "synthetic store, 200 pages" in out and "overlap" in out and "resident memory: private" in out
     assert "first-stage recall of the exhaustive top 10" in out and "target" in out
+    assert "equal top 10 on" in out and "outside the shortlist" in out and "dropped by the estimate" in out
 
 
 def test_synthetic_mixed_pages_are_distinct_and_stored_as_smart_stores_them(sample_store, tmp_path):
