@@ -1,12 +1,15 @@
 """Every target of issue 24 ("A million pages on a laptop") in one run, met or not.
 
     python benchmarks/scale.py --dev-store DEV --queries dev_queries.jsonl --synthetic DIR \\
-        [--pages 10000,100000] [--real-store STORE] [--truth-queries 20]
+        [--pages 10000,100000] [--source STORE ...] [--mode mix|copies] [--real-store STORE] [--truth-queries 20]
     python benchmarks/scale.py --smoke
 
-- Synthetic stores of ``--pages`` pages (benchmarks/synthetic_store.py: the development store's
-  pages replicated with flipped bits; built under ``--synthetic`` as ``s<N>`` when missing), each
-  measured in a fresh process: the warm two-stage search without the query encoding, CPU per
+- Synthetic stores of ``--pages`` pages (benchmarks/synthetic_store.py; built under
+  ``--synthetic`` when missing): ``--mode mix`` (the default; ``mix<N>``) pages that each mix runs
+  of 2-4 real pages of the ``--source`` stores (the development store when none is given; give a
+  real store of thousands of pages too, or large stores repeat pairs of source pages), so every
+  page has content of its own; ``--mode copies`` (``s<N>``) the development store's pages
+  replicated with flipped bits (N / 317 near-copies of each). Each is measured in a fresh process: the warm two-stage search without the query encoding, CPU per
   query on one thread (median, p90) with the wall time beside it; the overlap of its top 10 with
   the exhaustive SMART top 10 (every page scored, on the first ``--truth-queries`` queries) and
   the share of queries whose top 10 is the exhaustive one; the process's resident memory: private
@@ -94,9 +97,9 @@ def timed_queries(fn, queries: list, rounds: int = 2) -> tuple[list, list[float]
 # -- one synthetic store, in its own process -------------------------------------------------
 
 
-def measure_store(store_path: str, queries_path: str, truth_queries: int) -> dict:
+def measure_store(store_path: str, queries_path: str, truth_queries: int, copies: bool) -> dict:
     from smartcli.models.registry import load_query_encoder
-    from smartcli.search.searcher import Searcher
+    from smartcli.search.searcher import Searcher, shortlist_size
     from smartcli.store.catalog import Store
 
     store = Store.open(store_path)
@@ -136,15 +139,17 @@ def measure_store(store_path: str, queries_path: str, truth_queries: int) -> dic
         truth.append(hits)
         truth_cpu.append(timing.cpu)
     pairs = [({h.item.item_id for h in a}, {h.item.item_id for h in b}) for a, b in zip(got, truth)]
-    # A synthetic page is a perturbed copy of a real one (the same text): the share of the
-    # two-stage hits whose real page is among the exhaustive hits' real pages, and how far the
-    # two-stage 10th score falls below the exhaustive 10th.
+    # Copies: a synthetic page is a perturbed copy of a real one (the same text): the share of
+    # the two-stage hits whose real page is among the exhaustive hits' real pages, and how far
+    # the two-stage 10th score falls below the exhaustive 10th.
     same_content = [len([h for h in a if h.item.text in {t.item.text for t in b}]) / max(len(a), 1) for a, b in zip(got, truth)]
+    same_content = same_content if copies else []
     shortfall = [b[-1].score - a[-1].score for a, b in zip(got, truth) if a and b]
     whole, segments = store_kb_per_page(Path(store_path), pages)
     return {
         "pages": pages,
         "queries": len(encoded),
+        "shortlist": shortlist_size(defaults.CANDIDATES, pages),
         "cpu_median": ms(cpu, 50),
         "cpu_p90": ms(cpu, 90),
         "wall_median": ms(wall, 50),
@@ -172,15 +177,17 @@ def measure_store(store_path: str, queries_path: str, truth_queries: int) -> dic
     }
 
 
-def synthetic_row(store: Path, args) -> dict:
+def synthetic_row(store: Path, pages: int, args) -> dict:
     """Build the store if missing, then measure it in a fresh process (its memory is its own)."""
     if not (store / "catalog.sqlite").exists():
-        pages = int(store.name[1:])
-        print(f"building {store} ({pages} pages) from {args.dev_store} …", file=sys.stderr, flush=True)
+        sources = args.source if args.mode == "mix" and args.source else [args.dev_store]
+        print(f"building {store} ({pages} pages, {args.mode}) from {', '.join(map(str, sources))} …", file=sys.stderr, flush=True)
         subprocess.run(
-            [sys.executable, str(HERE / "synthetic_store.py"), "--source", str(args.dev_store), "--pages", str(pages), "--out", str(store)]
+            [sys.executable, str(HERE / "synthetic_store.py"), "--mode", args.mode, "--pages", str(pages), "--out", str(store)]
+            + [a for source in sources for a in ("--source", str(source))]
             + (["--per-file", "50"] if args.smoke else []),
             check=True,
+            stdout=sys.stderr,
         )
     out = subprocess.run(
         [
@@ -192,7 +199,8 @@ def synthetic_row(store: Path, args) -> dict:
             str(args.queries),
             "--truth-queries",
             str(args.truth_queries),
-        ],
+        ]
+        + (["--mode", "copies"] if args.mode == "copies" else []),
         check=True,
         stdout=subprocess.PIPE,
         text=True,
@@ -200,15 +208,15 @@ def synthetic_row(store: Path, args) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def print_synthetic(row: dict) -> None:
+def print_synthetic(row: dict, mode: str) -> None:
     pages = row["pages"]
     target = TARGETS.get(pages)
     judged = f"target <= {target[1]:.0f} ms: {verdict(row['cpu_median'] <= target[1])}" if target else "no target at this size"
     print(
-        f"synthetic store, {pages:,} pages ({row['queries']} queries; {row['kb_per_page']:.1f} KB a page, segments {row['segment_kb_per_page']:.1f})"
+        f"synthetic store, {pages:,} pages, {mode} ({row['queries']} queries; {row['kb_per_page']:.1f} KB a page, segments {row['segment_kb_per_page']:.1f})"
     )
     print(
-        f"  two-stage search without encode: CPU median {row['cpu_median']:.1f} ms, p90 {row['cpu_p90']:.1f} "
+        f"  two-stage search without encode (shortlist K={row['shortlist']}, {defaults.RESCORED} scored exactly): CPU median {row['cpu_median']:.1f} ms, p90 {row['cpu_p90']:.1f} "
         f"(wall median {row['wall_median']:.1f}, p90 {row['wall_p90']:.1f})   {judged}"
     )
     print(
@@ -220,6 +228,7 @@ def print_synthetic(row: dict) -> None:
             f"  top 10 vs exhaustive SMART ({row['truth_queries']} queries, exhaustive CPU median {row['exhaustive_cpu_median']:.0f} ms): "
             f"overlap {row['overlap']:.3f}, equal on {row['equal']:.0%} of queries   target equal >= 95%: {verdict(row['equal'] >= 0.95)}"
         )
+    if row["same_content"] is not None:
         print(
             f"    same real page (a copy of an exhaustive hit's text): {row['same_content']:.3f}; exhaustive top 10 holds "
             f"{row['copies_in_truth']:.1f} copies of pages already in it; 10th score below the exhaustive 10th by {row['shortfall_median']:.4f} (median)"
@@ -326,13 +335,15 @@ def main() -> None:
     parser.add_argument("--queries", help="judged queries, JSON lines (the development set's)")
     parser.add_argument("--synthetic", help="where the synthetic stores are (built when missing)")
     parser.add_argument("--pages", default="10000,100000", help="synthetic store sizes, comma-separated")
+    parser.add_argument("--mode", choices=("mix", "copies"), default="mix", help="synthetic pages mixing real pages, or near-copies")
+    parser.add_argument("--source", action="append", default=[], help="a real store whose pages --mode mix mixes (repeatable)")
     parser.add_argument("--truth-queries", type=int, default=20, help="queries whose exhaustive top 10 is computed")
     parser.add_argument("--real-store", help="a real store of >= 10,000 pages for the first stage's recall")
     parser.add_argument("--smoke", action="store_true", help="sample_corpus/, 200 synthetic pages")
     parser.add_argument("--measure-store", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure_store:
-        print(json.dumps(measure_store(args.measure_store, args.queries, args.truth_queries)))
+        print(json.dumps(measure_store(args.measure_store, args.queries, args.truth_queries, args.mode == "copies")))
         return
     with tempfile.TemporaryDirectory() as tmp:
         if args.smoke:
@@ -344,7 +355,8 @@ def main() -> None:
         print(f"issue 24 targets; {machine()}; one thread per query (CPU time), pid {os.getpid()}", flush=True)
         development(args)
         for pages in [int(p) for p in args.pages.split(",") if p] if args.synthetic else []:
-            print_synthetic(synthetic_row(Path(args.synthetic) / f"s{pages}", args))
+            name = f"mix{pages}" if args.mode == "mix" else f"s{pages}"
+            print_synthetic(synthetic_row(Path(args.synthetic) / name, pages, args), args.mode)
             sys.stdout.flush()
         if args.real_store:
             real_recall(args)

@@ -12,6 +12,16 @@ LAMBDA_LATE = 5.0
 # Two-stage search: each query's top CANDIDATES pages by anchor cosine are scored with SMART
 # (K = 200 keeps every exhaustive top-10 hit on both collections; benchmarks/two_stage.py).
 CANDIDATES = 200
+# Above CANDIDATES_GROW_FROM pages the shortlist grows: K * sqrt(pages / CANDIDATES_GROW_FROM), at
+# most CANDIDATES_MAX (searcher.shortlist_size). Measured (benchmarks/RESULTS.md, issue 24): on
+# 10,628 real pages K=200 kept the exact top 10 on 92.2% of 90 queries, every miss a page outside
+# the shortlist (never one the Hamming estimate dropped); K=292 (this rule) 96.7%, K=600 100%.
+# On the development store K=200 already keeps all of it and K=300 cost 3 ms more a query. The
+# cap: on 100,000 mixed synthetic pages K=300 kept it on 70% of 20 queries at 22 ms CPU, K=1000
+# on 90% at 39 ms, past the 25 ms target (and the estimate's cost grows with K: at 1,000,000
+# pages it reads the shortlist's token rows from disk).
+CANDIDATES_GROW_FROM = 5_000
+CANDIDATES_MAX = 300
 TOP_K = 10
 # Of a shortlist, the pages scored exactly: the best RESCORED (at least twice k) by a SMART score
 # whose late term is estimated from popcounts of the query's signs (1-bit stores, warm processes).

@@ -45,7 +45,7 @@ CandidatesOption = typer.Option(
     defaults.CANDIDATES,
     "--candidates",
     min=1,
-    help="Two-stage search: rank every page by its pooled vector, then score the top K with SMART (only their token states are read).",
+    help="Two-stage search: rank every page by its pooled vector, then score the top K with SMART (only their token states are read; K grows on stores above 5,000 pages).",
 )
 ExhaustiveOption = typer.Option(False, "--exhaustive", help="Score every page with SMART (no first stage).")
 

@@ -358,8 +358,9 @@ class Searcher:
         first = self.first_stage()
         mask = None if len(admitted) == len(self) else np.isin(np.arange(len(self)), admitted)
         chosen, maxima = [], []
+        size = shortlist_size(self.shortlist, len(admitted))
         for query in encoded:
-            shortlist = first.shortlist(query, self.shortlist, mask)
+            shortlist = first.shortlist(query, size, mask)
             pages = self._rescored(query, weights, shortlist, k)
             chosen.append(pages)
             maxima.append(self._maxima(query.tokens, pages))
@@ -863,6 +864,17 @@ def query_threads(limit: bool = True):
     if not _THREADPOOLS:
         return contextlib.nullcontext()
     return _THREADPOOLS.limit(limits=defaults.QUERY_THREADS, user_api="blas")
+
+
+def shortlist_size(candidates: int, pages: int) -> int:
+    """The first stage's shortlist over ``pages`` pages for ``candidates`` (K): K up to
+    ``defaults.CANDIDATES_GROW_FROM`` pages, then K times the square root of how many times
+    larger the store is, at most ``defaults.CANDIDATES_MAX`` (or K, when larger): the first
+    stage's recall of the exact top 10 falls as a store grows, the estimate's cost grows with K."""
+    if pages <= defaults.CANDIDATES_GROW_FROM:
+        return candidates
+    grown = int(round(candidates * (pages / defaults.CANDIDATES_GROW_FROM) ** 0.5))
+    return max(candidates, min(grown, defaults.CANDIDATES_MAX))
 
 
 def _warn(text: str, stacklevel: int = 3) -> None:
