@@ -23,7 +23,7 @@ spans, vocabulary and text. At N pages each real page has N / 317 near-copies, s
 top 10 is a tie among copies broken by noise.
 
 Pages are written through the real store code (``writes.write_segment`` and ``commit_files``, as
-`smart index` commits them, segment format 3), ``--per-file`` pages per file and per segment.
+`smart index` commits them, the current segment format), ``--per-file`` pages per file and per segment.
 Sources must hold 1-bit token states (the default format) of one model.
 
 Sizes (the default model, ~650 token states a page): 100,000 pages take about 4 GB and 1,000,000
