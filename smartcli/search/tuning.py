@@ -511,7 +511,7 @@ def _hard_negatives(searcher, encoded: list[Encoded], positives: list[list[int]]
     the same negatives (measured: docs/experiments.md; mining had taken 85 of tune's 238 s on
     1,271 pages)."""
     weights = Weights(defaults.LAMBDA_ANCHOR, defaults.LAMBDA_LATE)
-    anchor = np.stack([e.pooled for e in encoded]) @ searcher.pooled.T  # [m, pages]
+    anchor = searcher.pooled.matmul(np.stack([e.pooled for e in encoded]))  # [m, pages]
     shortlists = _shortlists(searcher, anchor, weights)
     late = _late_on_shortlists(searcher, encoded, shortlists)
     out = []
