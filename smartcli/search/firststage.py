@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from smartcli.search.kernel import readonly
 from smartcli.search.pooled import PooledVectors
 from smartcli.search.scoring import top_k
 
@@ -158,7 +159,7 @@ class FirstStage:
             lists = (List(), List(), List(), List())
             for v in self.vocabularies:
                 for target, array in zip(lists, (v.ids, v.starts, v.rows, v.item_of_row)):
-                    target.append(_readonly(np.ascontiguousarray(array)))
+                    target.append(readonly(np.ascontiguousarray(array)))
             self._typed = lists
         return self._typed
 
@@ -169,13 +170,6 @@ def item_of_row(rows: int, live_rows: np.ndarray, items: np.ndarray) -> np.ndarr
     out = np.full(rows, -1, np.int64)
     out[live_rows[::-1]] = items[::-1]
     return out
-
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    if array.flags.writeable:
-        array = array.view()
-        array.flags.writeable = False
-    return array
 
 
 def _kernels():

@@ -119,12 +119,12 @@ class KernelParts:
         self.words = List() if self.kind == "binary" and real.data.shape[1] % 8 == 0 else None
         for part in parts:
             data = np.ascontiguousarray(real.data[:0] if part is None else part.data)
-            self.arrays.append(_readonly(data.view(np.uint16) if self.kind == "float16" else data))
+            self.arrays.append(readonly(data.view(np.uint16) if self.kind == "float16" else data))
             if self.scales is not None:
                 scale = real.scale[:0] if part is None else part.scale
-                self.scales.append(_readonly(np.ascontiguousarray(scale, dtype=np.float32)))
+                self.scales.append(readonly(np.ascontiguousarray(scale, dtype=np.float32)))
             if self.words is not None:
-                self.words.append(_readonly(data.view("<u8")))
+                self.words.append(readonly(data.view("<u8")))
 
 
 def typed_parts(parts: Sequence) -> KernelParts:
@@ -217,7 +217,7 @@ def hamming_late(q_tokens: np.ndarray, parts: KernelParts, part_of: np.ndarray, 
     return ((parts.dims - 2 * least[:, : q.shape[0]]) * scale).mean(axis=1).astype(np.float32)
 
 
-def _readonly(array: np.ndarray) -> np.ndarray:
+def readonly(array: np.ndarray) -> np.ndarray:
     """A read-only view: mapped files are read-only, and a typed list holds one array type."""
     if array.flags.writeable:
         array = array.view()

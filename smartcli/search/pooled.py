@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from smartcli.search.kernel import readonly
+
 
 class PooledVectors:
     """``[n, D]`` float32 anchors of the snapshot's items: ``pooled[items]`` (rows, float32),
@@ -40,7 +42,7 @@ class PooledVectors:
 
         typed = List()
         for array in words:
-            typed.append(_readonly(array))
+            typed.append(readonly(array))
         part_of = np.ascontiguousarray(part_of, dtype=np.int64)
         starts = np.ascontiguousarray(starts, dtype=np.int64)
         return cls(dims, mapped=(typed, part_of, starts), int8=(data, scale))
@@ -121,13 +123,6 @@ def quantize(pooled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale[scale == 0] = 1.0
     data = np.round(pooled / scale[:, None]).astype(np.int8)
     return data, scale.astype(np.float32)
-
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    if array.flags.writeable:
-        array = array.view()
-        array.flags.writeable = False
-    return array
 
 
 def _kernels():
