@@ -43,19 +43,22 @@ def test_a_piped_run_prints_plain_progress_whose_last_line_equals_the_summary(tm
     assert "\r" not in result.stderr and "\x1b" not in result.stderr  # plain lines, no bar drawing
 
 
+def index_a_120_page_pdf(tmp_path, *options):
+    """`smart index --json` of one 120-page PDF with ``options``: the run and its progress lines."""
+    from tests.corpus import make_pdf
+
+    (tmp_path / "docs").mkdir()
+    make_pdf(tmp_path / "docs" / "ledger.pdf", [f"page {i} of the harbor ledger: ships, grain and timber" for i in range(1, 121)])
+    result = run_smart_process("index", tmp_path / "docs", "--store", tmp_path / "store", "--ocr", "never", *options, "--json", env=FAST)
+    assert result.returncode == 0, result.stderr
+    return result, progress_lines(result.stderr)
+
+
 def test_progress_lines_during_a_long_file_show_its_pages_encoded_rising(tmp_path):
     """Issue 23 item 3: a long file's slices are encoded and written ahead of its commit, but were
     counted only at the commit: `0/703 pages done (0 encoded)` for 8 minutes, then a jump. Now pages
     count as they are encoded, a stall repeats no line, and the last line's rate is the average."""
-    from tests.corpus import make_pdf
-
-    (tmp_path / "docs").mkdir()
-    make_pdf(tmp_path / "docs" / "long.pdf", [f"page {i} of the harbor ledger: ships, grain and timber" for i in range(1, 121)])
-    result = run_smart_process(
-        "index", tmp_path / "docs", "--store", tmp_path / "store", "--ocr", "never", "--batch-pages", "8", "--json", env=FAST
-    )
-    assert result.returncode == 0, result.stderr
-    lines = progress_lines(result.stderr)
+    result, lines = index_a_120_page_pdf(tmp_path, "--batch-pages", "8")
     during = [encoded for done, total, encoded, files in lines if files == 0]  # before the file's commit
     assert len(set(during)) >= 3 and during == sorted(during) and during[-1] > 8, result.stderr
     assert all(done == 0 for done, _, _, files in lines if files == 0)  # done: committed, and nothing is yet
@@ -73,15 +76,7 @@ def test_progress_moves_within_a_batch_of_the_default_size(tmp_path):
     only once it was all encoded: a first run on 199 pages of manuals showed `0/172 pages done (0
     encoded)` for a minute, and a Ctrl-C in that minute kept nothing. Pages now count as each
     forward pass's worth is encoded."""
-    from tests.corpus import make_pdf
-
-    (tmp_path / "docs").mkdir()
-    make_pdf(tmp_path / "docs" / "ledger.pdf", [f"page {i} of the harbor ledger: ships, grain and timber" for i in range(1, 121)])
-    result = run_smart_process(
-        "index", tmp_path / "docs", "--store", tmp_path / "store", "--ocr", "never", "--batch-size", "2", "--json", env=FAST
-    )
-    assert result.returncode == 0, result.stderr
-    lines = progress_lines(result.stderr)
+    result, lines = index_a_120_page_pdf(tmp_path, "--batch-size", "2")
     during = [encoded for done, total, encoded, files in lines if files == 0]  # one batch, one slice: before its commit
     assert len(set(during) - {0}) >= 3 and during == sorted(during), result.stderr
     assert lines[-1] == (120, 120, 120, 1)
